@@ -1,0 +1,24 @@
+"""gpu_depth: Apple-compatible depth and disparity maps, converted in bulk and attached to photos."""
+
+from .api import attach_depth, read_depth
+from .convert import convert
+from .depthdata import CameraCalibration, DepthData, DepthMetadata
+from .errors import DepthError
+from .formats import PixelFormat, StoredFormat
+from .mapping import DepthMapping, Preset
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CameraCalibration",
+    "DepthData",
+    "DepthError",
+    "DepthMapping",
+    "DepthMetadata",
+    "PixelFormat",
+    "Preset",
+    "StoredFormat",
+    "attach_depth",
+    "convert",
+    "read_depth",
+]

@@ -1,0 +1,112 @@
+"""File-level API: read depth from a photo, attach depth to a photo (the ImageIO analogues)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from . import containers
+from .atomic import write_atomic
+from .depthdata import DepthData
+from .errors import DepthError
+
+#: Largest input file read (bytes); a bigger one is refused before it is read.
+MAX_FILE_BYTES = 1 << 30
+
+PathLike = str | os.PathLike
+
+
+def read_depth(path: PathLike, kind: str | None = None) -> DepthData | None:
+    """The depth/disparity map a HEIC, JPEG or DNG file carries, or None when it has none.
+
+    ``kind``: None returns the native format (as stored in the file's XMP); ``"disparity"`` or
+    ``"depth"`` converts to that quantity at the native precision.
+    """
+    if kind not in (None, "disparity", "depth"):
+        raise DepthError(f"kind must be 'disparity', 'depth' or None, got {kind!r}")
+    data = read_file(path)
+    module = _container_of(data, path)
+    try:
+        depth = module.read_depth(data)
+    except DepthError as exc:
+        raise DepthError(f"{path}: {exc}") from None
+    if depth is None or kind is None or depth.pixel_format.quantity == kind:
+        return depth
+    return depth.converting(depth.pixel_format.with_quantity(kind == "disparity"))
+
+
+def attach_depth(
+    photo: PathLike,
+    depth: DepthData,
+    out: PathLike,
+    *,
+    container: str | None = None,
+    replace: bool = False,
+    quality: int = 90,
+    encoder_preset: str = "medium",
+    **attach_options: Any,
+) -> Path:
+    """Write ``out``: ``photo`` with ``depth`` attached, written atomically.
+
+    ``container``: ``heic``, ``jpeg`` or ``dng``; by default the one ``out``'s suffix names, else the
+    photo's own.  A photo already in that container keeps its coded bytes; another is re-encoded
+    with ``quality`` (and, for HEIC, the x265 ``encoder_preset``).  ``replace`` allows replacing an
+    existing depth map.
+    """
+    if not isinstance(depth, DepthData):
+        raise DepthError(f"depth must be DepthData, got {type(depth).__name__}")
+    data = read_file(photo)
+    source = containers.sniff(data)
+    target = containers.plugin(container) if container else _by_suffix(out) or source
+    if target is None:
+        raise DepthError(f"{photo}: unknown photo format; name the output container")
+    try:
+        if source is not target:
+            data = target.encode_photo(_decode_photo(photo), quality=quality, encoder_preset=encoder_preset)
+        result = target.attach_depth(data, depth, replace=replace, **attach_options)
+    except DepthError as exc:
+        raise DepthError(f"{photo}: {exc}") from None
+    write_atomic(out, result, protect=(photo,))
+    return Path(out)
+
+
+def read_file(path: PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
+    """A file's bytes, refusing unreadable or oversized files with one clear line."""
+    try:
+        with open(path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size > limit:
+                raise DepthError(f"{path}: file of {size} bytes exceeds the {limit}-byte limit")
+            return stream.read()
+    except OSError as exc:
+        raise DepthError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _container_of(data: bytes, path: PathLike):
+    module = containers.sniff(data)
+    if module is None:
+        raise DepthError(f"{path}: not a HEIC, JPEG or DNG file")
+    return module
+
+
+def _by_suffix(path: PathLike):
+    suffix = Path(path).suffix.lower()
+    try:
+        return containers.plugin(suffix[1:]) if suffix else None
+    except DepthError:
+        return None
+
+
+def _decode_photo(path: PathLike):
+    """Open a photo of any format Pillow (with pillow-heif) reads, for re-encoding."""
+    from PIL import Image, UnidentifiedImageError
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    try:
+        image = Image.open(path)
+        image.load()
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise DepthError(f"{path}: cannot decode the photo: {exc}") from None
+    return image

@@ -1,0 +1,5 @@
+"""The one error type gpu_depth raises for bad input, parameters or files."""
+
+
+class DepthError(ValueError):
+    """Bad input, parameter or file; the message says what and where, on one line."""
