@@ -22,6 +22,7 @@ from ..quantize import StoredMap, round_bound
 from ..xmp import PixelDataInfo
 
 SOURCES = ("convert.cu", "quantize.cu", "resample.cu")
+HEADER = "common.cuh"
 #: Threads per block of every kernel.
 BLOCK = 256
 #: Every map of a batch starts on a multiple of this many bytes (whole memory transactions).
@@ -57,6 +58,13 @@ Launch = Callable[[str, tuple, tuple, tuple], None]
 def kernel_sources(directory: Path) -> dict[str, str]:
     """The kernel sources by file name, from the directory holding them."""
     return {name: (directory / name).read_text() for name in SOURCES}
+
+
+def module_source(directory: Path) -> str:
+    """All kernels as one self-contained source (the shared header inlined), for one RawModule."""
+    parts = [(directory / HEADER).read_text()]
+    parts += [text.replace(f'#include "{HEADER}"', "") for text in kernel_sources(directory).values()]
+    return "\n".join(parts)
 
 
 def kernel_names(source: str) -> list[str]:
@@ -104,6 +112,11 @@ class ConvertPlan:
     @property
     def count(self) -> int:
         return len(self.layout)
+
+    @property
+    def input_layout(self) -> np.ndarray:
+        """The layout whose in_* fields place each map in the packed input."""
+        return self.layout if self.values_layout is None else self.values_layout
 
     @property
     def nbytes(self) -> int:
@@ -164,7 +177,7 @@ def groups(maps: Sequence, size: tuple[int, int] | None) -> list[tuple[list[int]
 
 def pack(maps: Sequence, plan: ConvertPlan | QuantizePlan, buffer) -> None:
     """Copy each map into its place in the flat batch buffer (rows of ``in_pitch`` elements)."""
-    for values, entry in zip(maps, plan.layout, strict=True):
+    for values, entry in zip(maps, plan.input_layout, strict=True):
         offset, pitch, height = int(entry["in_offset"]), int(entry["in_pitch"]), int(entry["height"])
         target = buffer[offset : offset + height * pitch].reshape(height, pitch)
         target[:, : int(entry["width"])] = values
@@ -211,7 +224,7 @@ def run_convert(
     if plan.resize:
         stage_layout, stage_out = xp.asarray(plan.values_layout), xp.empty(plan.values_size, xp.float64)
     target = "float64" if plan.resize else fmt.dtype.name
-    grid = grid_for_rows(plan.values_layout if plan.resize else plan.layout, blocks)
+    grid = grid_for_rows(plan.input_layout, blocks)
     if plan.dtype.kind == "u":
         launch(f"gather_{source}_{target}", grid, (BLOCK,), (d_in, table, stage_out, stage_layout))
     else:
@@ -225,7 +238,9 @@ def run_convert(
         scratch = xp.empty(plan.scratch_size, xp.float64)
         width, out_height = int(plan.layout["width"].max()), int(plan.layout["out_height"].max())
         launch("area_columns", _grid_for_lines(width, count), (BLOCK,), (stage_out, scratch, layout, flags))
-        launch(f"area_rows_{fmt.dtype.name}", _grid_for_lines(out_height, count), (BLOCK,), (scratch, d_out, layout, flags))
+        launch(
+            f"area_rows_{fmt.dtype.name}", _grid_for_lines(out_height, count), (BLOCK,), (scratch, d_out, layout, flags)
+        )
     return flags
 
 
@@ -267,6 +282,10 @@ class QuantizePlan:
     layout: np.ndarray
     in_size: int
     out_size: int
+
+    @property
+    def input_layout(self) -> np.ndarray:
+        return self.layout
 
 
 def plan_quantize(shapes: Sequence[tuple[int, int, int]], fmt: PixelFormat, stored: StoredFormat) -> QuantizePlan:
