@@ -61,16 +61,23 @@ class HostKernels:
         return _SCALARS[arg.dtype](arg.item())
 
 
-def host_convert(kernels: HostKernels, maps, mapping, fmt, row_alignment=1, size=None) -> list[np.ndarray]:
-    """The CuPy backend's convert, run on the CPU: rows of each map (fresh arrays)."""
+def host_convert(kernels: HostKernels, maps, mapping, fmt, row_alignment=1, size=None, packed=False) -> list:
+    """The CuPy backend's convert, run on the CPU: rows of each map (fresh arrays).
+
+    ``packed``: hand each group over as one back-to-back buffer, as a contiguous device batch is used.
+    """
     fmt = PixelFormat.parse(fmt)
     kp.check_batch(maps, fmt, row_alignment, size)
     rows: list = [None] * len(maps)
     for indices, dtype, resize in kp.groups(maps, size):
         members = [maps[i] for i in indices]
-        plan = kp.plan_convert([m.shape for m in members], dtype, fmt, row_alignment, size if resize else None)
-        d_in = np.zeros(plan.in_size, dtype)
-        kp.pack(members, plan, d_in)
+        target = size if resize else None
+        plan = kp.plan_convert([m.shape for m in members], dtype, fmt, row_alignment, target, packed)
+        if packed:
+            d_in = np.concatenate([m.ravel() for m in members])
+        else:
+            d_in = np.zeros(plan.in_size, dtype)
+            kp.pack(members, plan.input_layout, d_in)
         d_out = np.full(plan.out_size * fmt.bytes_per_pixel, 0x55, np.uint8).view(fmt.dtype)  # the kernels zero padding
         table = kp.device_table(mapping, dtype, fmt, resize)
         flags = kp.run_convert(kernels.launch, np, plan, mapping, table, d_in, d_out, BLOCKS)
@@ -88,7 +95,7 @@ def host_quantize(kernels: HostKernels, depths: list[DepthData], stored=StoredFo
     shapes = [(d.height, d.width, d.bytes_per_row // fmt.bytes_per_pixel) for d in depths]
     plan = kp.plan_quantize(shapes, fmt, stored)
     d_in = np.zeros(plan.in_size, fmt.dtype)
-    kp.pack([d.array for d in depths], plan, d_in)
+    kp.pack([d.array for d in depths], plan.input_layout, d_in)
     keys, layout = kp.run_finite_range(kernels.launch, np, plan, d_in, BLOCKS)
     params, ranges = kp.quantize_params(depths, keys, stored)
     d_out = np.zeros(plan.out_size, stored.dtype)

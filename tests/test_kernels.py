@@ -44,10 +44,10 @@ def outcome(convert) -> list[bytes] | str:
         return f"DepthError: {exc}"
 
 
-def same_as_numpy(host, maps, mapping, fmt, alignment=1, size=None) -> list[bytes] | str:
+def same_as_numpy(host, maps, mapping, fmt, alignment=1, size=None, packed=False) -> list[bytes] | str:
     fmt = PixelFormat.parse(fmt)
     expected = outcome(lambda: NumpyBackend().convert(maps, mapping, fmt, alignment, size))
-    assert outcome(lambda: host_convert(host, maps, mapping, fmt, alignment, size)) == expected
+    assert outcome(lambda: host_convert(host, maps, mapping, fmt, alignment, size, packed)) == expected
     return expected
 
 
@@ -68,18 +68,30 @@ def test_kernels_compile_with_nvcc(source, arch, tmp_path):
     ptx = tmp_path / "out.ptx"
     subprocess.run([nvcc, "-ptx", f"-arch={arch}", str(path), "-o", str(ptx)], check=True, cwd=tmp_path)
     text = ptx.read_text()
-    assert names and {n for n in names} <= set(re.findall(r"\.entry (\w+)\(", text))
+    assert names and set(names) <= set(re.findall(r"\.entry (\w+)\(", text))
     assert "fma.rn.f64" not in text  # no contraction: every double operation rounds on its own
 
 
-def test_kernels_compile_with_nvrtc():
-    compiler = pytest.importorskip("cupy.cuda.compiler")
+@pytest.mark.parametrize("arch", ["compute_80", "compute_90"])
+def test_kernels_compile_with_nvrtc(arch):
+    """The module source through NVRTC, as cupy.RawModule compiles it (needs libnvrtc, no GPU)."""
+    pytest.importorskip("cupy")
     try:
-        ptx = compiler.compile_using_nvrtc(kp.module_source(KERNELS), options=("-std=c++17",), arch="80")
-    except Exception as exc:  # no libnvrtc on this machine
-        pytest.skip(f"NVRTC is not usable: {str(exc).splitlines()[0]}")
-    text = ptx.decode() if isinstance(ptx, bytes) else ptx
-    assert ".entry gather_uint8_float16(" in text
+        from cupy.cuda import nvrtc
+
+        nvrtc.getVersion()
+    except Exception as exc:  # CuPy is installed but libnvrtc is not
+        pytest.skip(f"NVRTC is not available: {str(exc).splitlines()[0]}")
+    program = nvrtc.createProgram(kp.module_source(KERNELS), "gpu_depth.cu", [], [])
+    try:
+        nvrtc.compileProgram(program, ["-std=c++17", f"-arch={arch}", "-DGD_DEFAULT_NAN=0x7FF8000000000000ULL"])
+        ptx = nvrtc.getPTX(program).decode()
+        assert nvrtc.getProgramLog(program).strip("\x00\n ") == ""  # not even a warning
+    finally:
+        nvrtc.destroyProgram(program)
+    names = [n for text in kp.kernel_sources(KERNELS).values() for n in kp.kernel_names(text)]
+    assert set(names) <= set(re.findall(r"\.entry (\w+)\(", ptx))
+    assert "fma.rn.f64" not in ptx
 
 
 # ---- conversion, exhaustive over integer codes -----------------------------------------------------------
@@ -257,8 +269,9 @@ def test_ragged_batch_with_mixed_dtypes_and_sizes(host):
         rng.integers(0, 256, (20, 10), dtype=np.uint8),
     ]
     for size in (None, (10, 20)):
-        result = same_as_numpy(host, maps, RANGED["apple-gray"], "hdis", 64, size)
-        assert len(result) == len(maps)
+        for packed in (False, True):  # staged with aligned offsets, or a contiguous batch used in place
+            result = same_as_numpy(host, maps, RANGED["apple-gray"], "hdis", 64, size, packed)
+            assert len(result) == len(maps)
 
 
 # ---- storage quantisation ---------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def kernel_sources(directory: Path) -> dict[str, str]:
 
 def module_source(directory: Path) -> str:
     """All kernels as one self-contained source (the shared header inlined), for one RawModule."""
-    parts = [(directory / HEADER).read_text()]
+    parts = [(directory / HEADER).read_text().replace("#pragma once", "")]
     parts += [text.replace(f'#include "{HEADER}"', "") for text in kernel_sources(directory).values()]
     return "\n".join(parts)
 
@@ -135,8 +135,12 @@ def plan_convert(
     fmt: PixelFormat,
     row_alignment: int,
     size: tuple[int, int] | None,
+    packed: bool = False,
 ) -> ConvertPlan:
-    """The layout of maps of one dtype, each resampled to ``size`` (width, height) or none of them."""
+    """The layout of maps of one dtype, each resampled to ``size`` (width, height) or none of them.
+
+    ``packed``: the maps already lie back to back in one buffer (a C-contiguous batch), used in place.
+    """
     dtype = np.dtype(dtype)
     resize = size is not None
     layout = np.zeros(len(shapes), LAYOUT)
@@ -155,7 +159,7 @@ def plan_convert(
             entry["in_offset"], entry["tmp_offset"] = values_size, scratch_size
             values_size += _aligned(width * height, 8)
             scratch_size += _aligned(2 * out_height * width, 8)
-        in_size += _aligned(width * height, dtype.itemsize)
+        in_size += width * height if packed else _aligned(width * height, dtype.itemsize)
         out_size += _aligned(out_height * pitch, fmt.bytes_per_pixel)
         rows_shapes.append((out_height, pitch))
     return ConvertPlan(dtype, fmt, resize, layout, rows_shapes, in_size, out_size, values, values_size, scratch_size)
@@ -175,9 +179,9 @@ def groups(maps: Sequence, size: tuple[int, int] | None) -> list[tuple[list[int]
     return runs
 
 
-def pack(maps: Sequence, plan: ConvertPlan | QuantizePlan, buffer) -> None:
-    """Copy each map into its place in the flat batch buffer (rows of ``in_pitch`` elements)."""
-    for values, entry in zip(maps, plan.input_layout, strict=True):
+def pack(maps: Sequence, layout: np.ndarray, buffer) -> None:
+    """Copy each map into its place (a plan's ``input_layout``) in the flat batch buffer."""
+    for values, entry in zip(maps, layout, strict=True):
         offset, pitch, height = int(entry["in_offset"]), int(entry["in_pitch"]), int(entry["height"])
         target = buffer[offset : offset + height * pitch].reshape(height, pitch)
         target[:, : int(entry["width"])] = values
@@ -219,10 +223,10 @@ def run_convert(
     """
     count, fmt, source = plan.count, plan.fmt, plan.dtype.name
     flags = xp.zeros(count, xp.int32)
-    layout = xp.asarray(plan.layout)
+    layout = xp.asarray(plan.layout.view(np.int64))
     stage_layout, stage_out = layout, d_out
     if plan.resize:
-        stage_layout, stage_out = xp.asarray(plan.values_layout), xp.empty(plan.values_size, xp.float64)
+        stage_layout, stage_out = xp.asarray(plan.values_layout.view(np.int64)), xp.empty(plan.values_size, xp.float64)
     target = "float64" if plan.resize else fmt.dtype.name
     grid = grid_for_rows(plan.input_layout, blocks)
     if plan.dtype.kind == "u":
@@ -303,7 +307,7 @@ def run_finite_range(launch: Launch, xp, plan: QuantizePlan, d_in, blocks: int):
     """Device keys (min, max) per map of the finite samples; see :func:`bounds`."""
     keys = xp.zeros(2 * plan.layout.size, xp.uint64)
     keys[0::2] = NO_MIN
-    layout = xp.asarray(plan.layout)
+    layout = xp.asarray(plan.layout.view(np.int64))
     launch(f"finite_range_{plan.fmt.dtype.name}", grid_for_rows(plan.layout, blocks), (BLOCK,), (d_in, layout, keys))
     return keys, layout
 
