@@ -168,8 +168,10 @@ def test_float_maps_convert_like_numpy(host, name, dtype, fmt, alignment):
 
 def tame(values: np.ndarray) -> np.ndarray:
     """The map without the huge and tiny values whose depth or disparity overflows."""
-    values[np.abs(values) > 1e30] = 1.0
-    values[(values > 0) & (values < 1e-30)] = 2.0
+    with np.errstate(invalid="ignore"):  # signalling NaN
+        wide = values.astype(np.float64)
+    values[np.abs(wide) > 1e30] = 1.0
+    values[(wide > 0) & (wide < 1e-30)] = 2.0
     return values
 
 

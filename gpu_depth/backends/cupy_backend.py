@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ MEMORY_FRACTION = 0.5
 BATCH_BYTES = 256 << 20
 #: Blocks per launch for each streaming multiprocessor (enough to hide memory latency).
 BLOCKS_PER_SM = 8
+#: Lookup tables kept on the device (each at most 512 KiB).
+TABLES = 64
 #: DLPack device types of CUDA memory (kDLCUDA, kDLCUDAManaged).
 CUDA_DLPACK_DEVICES = (2, 13)
 
@@ -69,8 +72,9 @@ def as_array(values: object) -> np.ndarray | cupy.ndarray:
         return values
     if hasattr(values, "__cuda_array_interface__"):
         return cupy.asarray(values)
-    if hasattr(values, "__dlpack_device__") and values.__dlpack_device__()[0] in CUDA_DLPACK_DEVICES:
-        return cupy.from_dlpack(values)
+    if hasattr(values, "__dlpack_device__"):
+        on_device = values.__dlpack_device__()[0] in CUDA_DLPACK_DEVICES
+        return cupy.from_dlpack(values) if on_device else np.from_dlpack(values)
     return np.asarray(values)
 
 
@@ -123,18 +127,32 @@ class _Slot:
         return self.device_in[:nbytes].view(dtype)
 
 
+class _DeviceState:
+    """What every backend on one device shares across calls: streams, buffers, kernels and tables."""
+
+    def __init__(self) -> None:
+        self.device = cupy.cuda.Device()
+        self.blocks = BLOCKS_PER_SM * self.device.attributes["MultiProcessorCount"]
+        self.slots = (_Slot(), _Slot())
+        self.functions: dict[str, cupy.RawKernel] = {}
+        self.tables: dict[tuple, cupy.ndarray | None] = {}
+        self.packers = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="gpu-depth-pack")
+        self.lock = threading.Lock()  # one conversion at a time uses the slots
+
+
+@cupy.memoize(for_each_device=True)
+def _device_state() -> _DeviceState:
+    return _DeviceState()
+
+
 class CupyBackend:
-    """Converts batches on the current CUDA device; an instance keeps its streams and buffers."""
+    """Converts batches on the current CUDA device, reusing that device's streams and buffers."""
 
     name = "cupy"
 
     def __init__(self) -> None:
-        self.device = cupy.cuda.Device()
-        self._blocks = BLOCKS_PER_SM * self.device.attributes["MultiProcessorCount"]
-        self._slots = (_Slot(), _Slot())
-        self._functions: dict[str, cupy.RawKernel] = {}
-        self._tables: dict[tuple, cupy.ndarray | None] = {}
-        self._packers = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="gpu-depth-pack")
+        self._state = _device_state()
+        self.device = self._state.device
 
     def convert(
         self,
@@ -163,6 +181,18 @@ class CupyBackend:
     def _run(self, maps, mapping, fmt, row_alignment, size, to_host: bool) -> list:
         maps = [as_array(m) for m in maps]
         kp.check_batch(maps, fmt, row_alignment, size)
+        with self._state.lock:
+            self._after_caller()
+            return self._pipeline(maps, mapping, fmt, row_alignment, size, to_host)
+
+    def _after_caller(self) -> None:
+        """Make both streams wait for the caller's stream, which produced any device maps."""
+        ready = cupy.cuda.Event(disable_timing=True)
+        ready.record(cupy.cuda.get_current_stream())
+        for slot in self._state.slots:
+            slot.stream.wait_event(ready)
+
+    def _pipeline(self, maps, mapping, fmt, row_alignment, size, to_host: bool) -> list:
         rows: list = [None] * len(maps)
 
         def finish(slot: _Slot) -> None:
@@ -171,17 +201,17 @@ class CupyBackend:
         number = 0
         try:
             for number, batch in enumerate(self._batches(maps, fmt, row_alignment, size), start=1):
-                slot, previous = self._slots[number % 2], self._slots[(number + 1) % 2]
+                slot, previous = self._state.slots[number % 2], self._state.slots[(number + 1) % 2]
                 finish(slot)  # batch number − 2: its buffers become free
                 try:
                     self._start(slot, *batch, mapping, to_host)
                 except DepthError:
                     finish(previous)  # an earlier batch's error comes first, as in the NumPy path
                     raise
-            finish(self._slots[(number + 1) % 2])
-            finish(self._slots[number % 2])
+            finish(self._state.slots[(number + 1) % 2])
+            finish(self._state.slots[number % 2])
         finally:
-            for slot in self._slots:
+            for slot in self._state.slots:
                 slot.stream.synchronize()
                 slot.batch = None
         return rows
@@ -222,7 +252,7 @@ class CupyBackend:
                 d_in = slot.input_view(plan.in_size, plan.dtype)
                 self._upload(slot, members, plan, d_in)
             d_out = cupy.empty(plan.out_size, plan.fmt.dtype)
-            flags = kp.run_convert(self._launch, cupy, plan, mapping, table, d_in, d_out, self._blocks)
+            flags = kp.run_convert(self._launch, cupy, plan, mapping, table, d_in, d_out, self._state.blocks)
             host_flags = slot.flags[: plan.count]
             flags.get(stream=slot.stream, out=host_flags, blocking=False)
             out = d_out
@@ -237,7 +267,7 @@ class CupyBackend:
         layout = plan.input_layout
         if all(isinstance(m, np.ndarray) for m in members):
             staging = slot.staging_view(plan.in_size, plan.dtype)
-            jobs = [self._packers.submit(kp.pack, [m], layout[i : i + 1], staging) for i, m in enumerate(members)]
+            jobs = [self._state.packers.submit(kp.pack, [m], layout[i : i + 1], staging) for i, m in enumerate(members)]
             for job in jobs:
                 job.result()
             d_in.set(staging, stream=slot.stream)
@@ -258,10 +288,13 @@ class CupyBackend:
 
     def _table(self, mapping: DepthMapping, plan: kp.ConvertPlan) -> cupy.ndarray | None:
         key = (mapping, plan.dtype, plan.fmt, plan.resize)
-        if key not in self._tables:
+        if key not in self._state.tables:
             table = kp.device_table(mapping, plan.dtype, plan.fmt, plan.resize)
-            self._tables[key] = None if table is None else cupy.asarray(np.ascontiguousarray(table))
-        return self._tables[key]
+            if len(self._state.tables) >= TABLES:
+                self._state.tables.clear()
+            self._state.tables[key] = None if table is None else cupy.asarray(np.ascontiguousarray(table))
+            cupy.cuda.get_current_stream().synchronize()  # uploaded before the slot streams read it
+        return self._state.tables[key]
 
     def _launch(self, name: str, grid: tuple, block: tuple, args: tuple) -> None:
         """Launch after checking what CuPy does not: contiguous arrays on this device, typed scalars, grid."""
@@ -275,9 +308,9 @@ class CupyBackend:
                 raise TypeError(f"{name}: argument {position} must be a CuPy array or a typed NumPy scalar")
         if not (grid[0] > 0 and 0 < grid[1] <= kp.MAX_MAPS and block == (kp.BLOCK,)):
             raise ValueError(f"{name}: bad launch grid {grid} block {block}")
-        if name not in self._functions:
-            self._functions[name] = kernel_module().get_function(name)
-        self._functions[name](grid, block, args)
+        if name not in self._state.functions:
+            self._state.functions[name] = kernel_module().get_function(name)
+        self._state.functions[name](grid, block, args)
 
     # ---- storage quantisation ----
 
@@ -293,10 +326,10 @@ class CupyBackend:
             )
             d_in = cupy.zeros(plan.in_size, fmt.dtype)
             kp.pack([cupy.asarray(d.array) for d in members], plan.input_layout, d_in)
-            keys, layout = kp.run_finite_range(self._launch, cupy, plan, d_in, self._blocks)
+            keys, layout = kp.run_finite_range(self._launch, cupy, plan, d_in, self._state.blocks)
             params, ranges = kp.quantize_params(members, keys.get(), stored)
             d_out = cupy.empty(plan.out_size, stored.dtype)
-            kp.run_quantize(self._launch, cupy, plan, d_in, layout, params, d_out, self._blocks)
+            kp.run_quantize(self._launch, cupy, plan, d_in, layout, params, d_out, self._state.blocks)
             pixels = d_out.get()
             for index, entry, bounds in zip(indices, plan.layout, ranges, strict=True):
                 depth = depths[index]
