@@ -5,14 +5,28 @@
 #include "common.cuh"
 
 // Integer codes: out = table[code], the exact table of DepthMapping.lookup_table (bit patterns).
+// Each thread loads GD_UNROLL codes a block width apart before using any of them, so enough bytes
+// are in flight to cover memory latency with 1- or 2-byte loads (coalesced across the warp).
+#define GD_UNROLL 8
 template <typename In, typename Out>
 GD_DEV void gather(const In* in, const Out* table, Out* out, const MapLayout* maps) {
     const MapLayout m = maps[blockIdx.y];
+    const i64 step = blockDim.x;
     for (i64 row = blockIdx.x; row < m.out_height; row += gridDim.x) {
         const In* source = in + m.in_offset + row * m.in_pitch;
         Out* target = out + m.out_offset + row * m.out_pitch;
-        for (i64 col = threadIdx.x; col < m.out_pitch; col += blockDim.x) {
-            target[col] = col < m.out_width ? __ldg(table + source[col]) : (Out)0;
+        for (i64 first = threadIdx.x; first < m.out_pitch; first += GD_UNROLL * step) {
+            In codes[GD_UNROLL];
+#pragma unroll
+            for (int k = 0; k < GD_UNROLL; ++k) {
+                const i64 col = first + k * step;
+                codes[k] = col < m.out_width ? source[col] : (In)0;
+            }
+#pragma unroll
+            for (int k = 0; k < GD_UNROLL; ++k) {
+                const i64 col = first + k * step;
+                if (col < m.out_pitch) target[col] = col < m.out_width ? __ldg(table + codes[k]) : (Out)0;
+            }
         }
     }
 }
