@@ -89,7 +89,8 @@ def mapping_args(mapping: DepthMapping, fmt: PixelFormat) -> tuple:
     return np.int32(kind), reciprocal, np.float64(a), np.float64(b), np.float64(0)
 
 
-def _aligned(count: int, itemsize: int) -> int:
+def _aligned(count, itemsize: int):
+    """``count`` elements rounded up to whole ALIGN-byte blocks (ints or NumPy arrays)."""
     step = ALIGN // itemsize
     return -(-count // step) * step
 
@@ -141,28 +142,36 @@ def plan_convert(
 
     ``packed``: the maps already lie back to back in one buffer (a C-contiguous batch), used in place.
     """
-    dtype = np.dtype(dtype)
-    resize = size is not None
-    layout = np.zeros(len(shapes), LAYOUT)
-    values = np.zeros(len(shapes), LAYOUT) if resize else None
-    in_size = out_size = values_size = scratch_size = 0
-    rows_shapes = []
-    for index, (height, width) in enumerate(shapes):
-        out_width, out_height = size if resize else (width, height)
-        pitch = row_bytes(fmt, out_width, row_alignment) // fmt.bytes_per_pixel
-        entry = layout[index]
-        entry["in_offset"], entry["in_pitch"], entry["width"], entry["height"] = in_size, width, width, height
-        entry["out_offset"], entry["out_pitch"] = out_size, pitch
-        entry["out_width"], entry["out_height"] = out_width, out_height
-        if resize:
-            values[index] = (in_size, width, width, height, values_size, width, width, height, 0)
-            entry["in_offset"], entry["tmp_offset"] = values_size, scratch_size
-            values_size += _aligned(width * height, 8)
-            scratch_size += _aligned(2 * out_height * width, 8)
-        in_size += width * height if packed else _aligned(width * height, dtype.itemsize)
-        out_size += _aligned(out_height * pitch, fmt.bytes_per_pixel)
-        rows_shapes.append((out_height, pitch))
+    dtype, resize = np.dtype(dtype), size is not None
+    height, width = np.array(shapes, np.int64).reshape(-1, 2).T
+    out_width, out_height = (np.full_like(width, size[0]), np.full_like(height, size[1])) if resize else (width, height)
+    unit = fmt.bytes_per_pixel
+    step = row_bytes(fmt, 1, row_alignment)  # validates the alignment; BytesPerRow is a multiple of it
+    pitch = -(-out_width * unit // step) * step // unit if row_alignment > 1 else out_width
+    in_sizes = width * height if packed else _aligned(width * height, dtype.itemsize)
+    out_sizes = _aligned(out_height * pitch, unit)
+    layout = np.zeros(len(width), LAYOUT)
+    for name, column in (("in_offset", _starts(in_sizes)), ("in_pitch", width), ("width", width), ("height", height)):
+        layout[name] = column
+    for name, column in (("out_offset", _starts(out_sizes)), ("out_pitch", pitch)):
+        layout[name] = column
+    layout["out_width"], layout["out_height"] = out_width, out_height
+    values, values_size, scratch_size = None, 0, 0
+    if resize:  # evaluate into tight float64 maps, then resample from them
+        values = layout.copy()
+        values_sizes, scratch_sizes = _aligned(width * height, 8), _aligned(2 * out_height * width, 8)
+        values["out_offset"], values["out_pitch"] = _starts(values_sizes), width
+        values["out_width"], values["out_height"] = width, height
+        layout["in_offset"], layout["tmp_offset"] = values["out_offset"], _starts(scratch_sizes)
+        values_size, scratch_size = int(values_sizes.sum()), int(scratch_sizes.sum())
+    rows_shapes = list(zip(out_height.tolist(), pitch.tolist(), strict=True))
+    in_size, out_size = int(in_sizes.sum()), int(out_sizes.sum())
     return ConvertPlan(dtype, fmt, resize, layout, rows_shapes, in_size, out_size, values, values_size, scratch_size)
+
+
+def _starts(sizes: np.ndarray) -> np.ndarray:
+    """Offsets of consecutive blocks of ``sizes`` elements."""
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
 
 
 def groups(maps: Sequence, size: tuple[int, int] | None) -> list[tuple[list[int], np.dtype, bool]]:
