@@ -1,6 +1,8 @@
 // NaN-aware area (box) downscale, gpu_depth.resample.area_resize to the bit: the same sequential
 // cumulative sums (NumPy's add.accumulate adds in order), the same edge interpolation and the same
-// choice between the NaN-free and the NaN-aware formula per map.
+// choice between the NaN-free and the NaN-aware formula per map.  So no ulp of tolerance is needed:
+// each line's prefix sum runs in one thread in NumPy's order (a parallel tree sum would be faster for
+// a single map but would round differently); the parallelism is across columns, rows and maps.
 //
 // Pass 1 (area_columns): one thread per input column integrates down the column (reads coalesced
 // across threads) into out_height spans of valid sums and valid counts, stored transposed in the

@@ -108,21 +108,22 @@ class _Slot:
     def __init__(self) -> None:
         self.stream = cupy.cuda.Stream(non_blocking=True)
         self.done = cupy.cuda.Event(disable_timing=True)
-        self.staging = cupyx.empty_pinned(0, np.uint8)
-        self.device_in = cupy.empty(0, cupy.uint8)
+        self.staging: np.ndarray | None = None
+        self.device_in: cupy.ndarray | None = None
         self.flags = cupyx.empty_pinned(kp.MAX_MAPS, np.int32)
         self.batch: _Batch | None = None
 
     def staging_view(self, count: int, dtype: np.dtype) -> np.ndarray:
         nbytes = count * dtype.itemsize
-        if self.staging.nbytes < nbytes:
+        if self.staging is None or self.staging.nbytes < nbytes:
+            self.staging = None  # back to the pinned pool first
             self.staging = cupyx.empty_pinned(nbytes, np.uint8)
         return self.staging[:nbytes].view(dtype)
 
     def input_view(self, count: int, dtype: np.dtype) -> cupy.ndarray:
         nbytes = count * dtype.itemsize
-        if self.device_in.nbytes < nbytes:
-            self.device_in = cupy.empty(0, cupy.uint8)  # back to the pool before the larger allocation
+        if self.device_in is None or self.device_in.nbytes < nbytes:
+            self.device_in = None  # back to the pool before the larger allocation
             self.device_in = cupy.empty(nbytes, cupy.uint8)
         return self.device_in[:nbytes].view(dtype)
 
@@ -325,7 +326,7 @@ class CupyBackend:
                 [(d.height, d.width, d.bytes_per_row // fmt.bytes_per_pixel) for d in members], fmt, stored
             )
             d_in = cupy.zeros(plan.in_size, fmt.dtype)
-            kp.pack([cupy.asarray(d.array) for d in members], plan.input_layout, d_in)
+            kp.pack([cupy.asarray(np.ascontiguousarray(d.array)) for d in members], plan.input_layout, d_in)
             keys, layout = kp.run_finite_range(self._launch, cupy, plan, d_in, self._state.blocks)
             params, ranges = kp.quantize_params(members, keys.get(), stored)
             d_out = cupy.empty(plan.out_size, stored.dtype)
