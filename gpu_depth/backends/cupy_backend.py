@@ -35,6 +35,8 @@ MEMORY_FRACTION = 0.5
 BATCH_BYTES = 256 << 20
 #: Blocks per launch for each streaming multiprocessor (enough to hide memory latency).
 BLOCKS_PER_SM = 8
+#: Threads that pack host maps into pinned memory (NumPy copies release the GIL).
+PACKERS = min(8, os.cpu_count() or 1)
 #: Lookup tables kept on the device (each at most 512 KiB).
 TABLES = 64
 #: DLPack device types of CUDA memory (kDLCUDA, kDLCUDAManaged).
@@ -137,7 +139,7 @@ class _DeviceState:
         self.slots = (_Slot(), _Slot())
         self.functions: dict[str, cupy.RawKernel] = {}
         self.tables: dict[tuple, cupy.ndarray | None] = {}
-        self.packers = ThreadPoolExecutor(os.cpu_count() or 1, thread_name_prefix="gpu-depth-pack")
+        self.packers = ThreadPoolExecutor(PACKERS, thread_name_prefix="gpu-depth-pack")
         self.lock = threading.Lock()  # one conversion at a time uses the slots
 
 
@@ -268,7 +270,10 @@ class CupyBackend:
         layout = plan.input_layout
         if all(isinstance(m, np.ndarray) for m in members):
             staging = slot.staging_view(plan.in_size, plan.dtype)
-            jobs = [self._state.packers.submit(kp.pack, [m], layout[i : i + 1], staging) for i, m in enumerate(members)]
+            share = -(-len(members) // PACKERS)  # maps per packing thread
+            starts = range(0, len(members), share)
+            pack = self._state.packers.submit
+            jobs = [pack(kp.pack, members[i : i + share], layout[i : i + share], staging) for i in starts]
             for job in jobs:
                 job.result()
             d_in.set(staging, stream=slot.stream)
