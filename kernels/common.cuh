@@ -87,29 +87,41 @@ GD_DEV double gd_from_f16(u16 h) {
 }
 
 // ---- narrowing conversions: round once to nearest even; NaN keeps sign and top payload bits ----
+// Integer code only: CuPy compiles with -ftz=true, which would flush float32 subnormals in a
+// hardware double→float conversion.
+
+// |x| (finite, as double bits) rounded to a binary format with `bits` fraction bits and exponent
+// bias `bias`: the result's exponent and fraction fields, all-ones exponent (infinity) on overflow.
+GD_DEV u64 gd_narrow(u64 magnitude, int bits, int bias) {
+    const u64 infinity = (u64)(2 * bias + 1) << bits;
+    const int exponent = (int)(magnitude >> 52) - 1023, smallest = 1 - bias;
+    const u64 mantissa = (magnitude & 0xFFFFFFFFFFFFFULL) | (1ULL << 52);
+    if (exponent > bias) return infinity;
+    // Normal results keep bits + 1 significant bits; subnormal ones count units of 2^(smallest − bits).
+    const int shift = 52 - bits + (exponent >= smallest ? 0 : smallest - exponent);
+    if (shift > 54) return 0;  // below half the smallest subnormal
+    u64 kept = mantissa >> shift;
+    const u64 rest = mantissa & ((1ULL << shift) - 1), half = 1ULL << (shift - 1);
+    if (rest > half || (rest == half && (kept & 1))) kept += 1;
+    // The implicit bit lands in the exponent field; a carry out of the fraction moves it up, up to infinity.
+    const u64 result = exponent >= smallest ? ((u64)(exponent + bias - 1) << bits) + kept : kept;
+    return result >= infinity ? infinity : result;
+}
 
 GD_DEV u32 gd_to_f32(double x) {
-    u64 bits = gd_bits(x);
-    if (gd_isnan(x)) return (u32)(bits >> 32 & 0x80000000u) | 0x7F800000u | (u32)((bits >> 29) & 0x7FFFFF) | 0x400000u;
-    return __float_as_uint(__double2float_rn(x));
+    const u64 bits = gd_bits(x), magnitude = bits & GD_ABS_MASK;
+    const u32 sign = (u32)(bits >> 32) & 0x80000000u;
+    if (magnitude > GD_INF_BITS) return sign | 0x7FC00000u | (u32)((magnitude >> 29) & 0x7FFFFF);
+    if (magnitude == GD_INF_BITS) return sign | 0x7F800000u;
+    return sign | (u32)gd_narrow(magnitude, 23, 127);
 }
 
 GD_DEV u16 gd_to_f16(double x) {
-    u64 bits = gd_bits(x), magnitude = bits & GD_ABS_MASK;
-    u16 sign = (u16)((bits >> 48) & 0x8000);
+    const u64 bits = gd_bits(x), magnitude = bits & GD_ABS_MASK;
+    const u16 sign = (u16)((bits >> 48) & 0x8000);
     if (magnitude > GD_INF_BITS) return sign | 0x7E00 | (u16)((magnitude >> 42) & 0x3FF);
-    if (magnitude >= GD_INF_BITS) return sign | 0x7C00;
-    int exponent = (int)(magnitude >> 52) - 1023;
-    u64 mantissa = (magnitude & 0xFFFFFFFFFFFFFULL) | (1ULL << 52);
-    if (exponent > 15) return sign | 0x7C00;
-    // Normal halves keep 11 significant bits; subnormal ones count units of 2^-24.
-    int shift = exponent >= -14 ? 42 : 28 - exponent;
-    if (shift > 54) return sign;  // below half the smallest subnormal: rounds to zero
-    u64 kept = mantissa >> shift, rest = mantissa & ((1ULL << shift) - 1), half = 1ULL << (shift - 1);
-    if (rest > half || (rest == half && (kept & 1))) kept += 1;
-    // A carry out of the significand moves into the exponent field, up to infinity (0x7C00).
-    u64 result = exponent >= -14 ? ((u64)(exponent + 14) << 10) + kept : kept;
-    return sign | (u16)(result >= 0x7C00 ? 0x7C00 : result);
+    if (magnitude == GD_INF_BITS) return sign | 0x7C00;
+    return sign | (u16)gd_narrow(magnitude, 10, 15);
 }
 
 GD_DEV bool gd_f16_is_inf(u16 h) { return (h & 0x7FFF) == 0x7C00; }

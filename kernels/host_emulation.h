@@ -31,17 +31,11 @@ static inline double __longlong_as_double(long long bits) {
     std::memcpy(&x, &bits, sizeof x);
     return x;
 }
-static inline unsigned __float_as_uint(float x) {
-    unsigned bits;
-    std::memcpy(&bits, &x, sizeof bits);
-    return bits;
-}
 // SSE2 doubles round each operation to nearest even; -ffp-contract=off keeps a·b + c unfused.
 static inline double __dadd_rn(double a, double b) { return a + b; }
 static inline double __dsub_rn(double a, double b) { return a - b; }
 static inline double __dmul_rn(double a, double b) { return a * b; }
 static inline double __ddiv_rn(double a, double b) { return a / b; }
-static inline float __double2float_rn(double x) { return static_cast<float>(x); }
 using std::floor;
 using std::rint;
 

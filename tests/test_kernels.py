@@ -66,10 +66,12 @@ def test_kernels_compile_with_nvcc(source, arch, tmp_path):
         path = KERNELS / source
         names = kp.kernel_names(path.read_text())
     ptx = tmp_path / "out.ptx"
-    subprocess.run([nvcc, "-ptx", f"-arch={arch}", str(path), "-o", str(ptx)], check=True, cwd=tmp_path)
+    # -ftz=true as CuPy always adds it: no instruction may flush subnormals
+    subprocess.run([nvcc, "-ptx", f"-arch={arch}", "-ftz=true", str(path), "-o", str(ptx)], check=True, cwd=tmp_path)
     text = ptx.read_text()
     assert names and set(names) <= set(re.findall(r"\.entry (\w+)\(", text))
     assert "fma.rn.f64" not in text  # no contraction: every double operation rounds on its own
+    assert ".ftz" not in text
 
 
 @pytest.mark.parametrize("arch", ["compute_80", "compute_90"])
@@ -84,14 +86,15 @@ def test_kernels_compile_with_nvrtc(arch):
         pytest.skip(f"NVRTC is not available: {str(exc).splitlines()[0]}")
     program = nvrtc.createProgram(kp.module_source(KERNELS), "gpu_depth.cu", [], [])
     try:
-        nvrtc.compileProgram(program, ["-std=c++17", f"-arch={arch}", "-DGD_DEFAULT_NAN=0x7FF8000000000000ULL"])
+        options = ["-std=c++17", f"-arch={arch}", "-ftz=true", "-DGD_DEFAULT_NAN=0x7FF8000000000000ULL"]
+        nvrtc.compileProgram(program, options)
         ptx = nvrtc.getPTX(program).decode()
         assert nvrtc.getProgramLog(program).strip("\x00\n ") == ""  # not even a warning
     finally:
         nvrtc.destroyProgram(program)
     names = [n for text in kp.kernel_sources(KERNELS).values() for n in kp.kernel_names(text)]
     assert set(names) <= set(re.findall(r"\.entry (\w+)\(", ptx))
-    assert "fma.rn.f64" not in ptx
+    assert "fma.rn.f64" not in ptx and ".ftz" not in ptx
 
 
 # ---- conversion, exhaustive over integer codes -----------------------------------------------------------
