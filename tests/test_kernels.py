@@ -76,8 +76,8 @@ def test_kernels_compile_with_nvcc(source, arch, tmp_path):
 
 @pytest.mark.parametrize("arch", ["compute_80", "compute_90"])
 def test_kernels_compile_with_nvrtc(arch):
-    """The module source through NVRTC, as cupy.RawModule compiles it (needs libnvrtc, no GPU)."""
-    pytest.importorskip("cupy")
+    """The module source through NVRTC with the options cupy.RawModule uses (needs libnvrtc, no GPU)."""
+    backend = pytest.importorskip("gpu_depth.backends.cupy_backend")
     try:
         from cupy.cuda import nvrtc
 
@@ -86,8 +86,8 @@ def test_kernels_compile_with_nvrtc(arch):
         pytest.skip(f"NVRTC is not available: {str(exc).splitlines()[0]}")
     program = nvrtc.createProgram(kp.module_source(KERNELS), "gpu_depth.cu", [], [])
     try:
-        options = ["-std=c++17", f"-arch={arch}", "-ftz=true", "-DGD_DEFAULT_NAN=0x7FF8000000000000ULL"]
-        nvrtc.compileProgram(program, options)
+        cupy_adds = [f"-arch={arch}", "-ftz=true", "--device-as-default-execution-space"]
+        nvrtc.compileProgram(program, [*backend.module_options(), *cupy_adds])
         ptx = nvrtc.getPTX(program).decode()
         assert nvrtc.getProgramLog(program).strip("\x00\n ") == ""  # not even a warning
     finally:

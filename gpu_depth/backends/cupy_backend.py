@@ -61,11 +61,15 @@ def host_default_nan() -> str:
     return f"0x{int(nan.view(np.uint64)[0]):016X}ULL"
 
 
+def module_options() -> tuple[str, ...]:
+    """NVRTC options of the kernel module (CuPy adds -arch, -ftz=true and --device-as-default-execution-space)."""
+    return ("-std=c++17", f"-DGD_DEFAULT_NAN={host_default_nan()}")
+
+
 @cupy.memoize(for_each_device=True)
 def kernel_module() -> cupy.RawModule:
     """All kernels in one module, compiled once per process and device."""
-    options = ("-std=c++17", f"-DGD_DEFAULT_NAN={host_default_nan()}")
-    return cupy.RawModule(code=kp.module_source(kernel_directory()), options=options)
+    return cupy.RawModule(code=kp.module_source(kernel_directory()), options=module_options())
 
 
 def as_array(values: object) -> np.ndarray | cupy.ndarray:
