@@ -45,8 +45,9 @@ def convert(
     rows: list = [None] * len(batch)
     for target in dict.fromkeys(sizes):  # one backend call per distinct target size
         members = [i for i, s in enumerate(sizes) if s == target]
-        for i, converted in zip(members, engine.convert([batch[i] for i in members], mapping, fmt, row_alignment,
-                                                        target), strict=True):
+        for i, converted in zip(
+            members, engine.convert([batch[i] for i in members], mapping, fmt, row_alignment, target), strict=True
+        ):
             rows[i] = converted
     results = []
     for index, (values, map_rows, target) in enumerate(zip(batch, rows, sizes, strict=True)):

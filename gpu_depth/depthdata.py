@@ -188,8 +188,10 @@ class DepthData:
     __hash__ = None  # type: ignore[assignment]
 
     def __reduce__(self) -> tuple:
-        return (DepthData, (self.pixel_format, self.width, self.height, self.bytes_per_row, bytes(self.data),
-                            self.metadata))
+        return (
+            DepthData,
+            (self.pixel_format, self.width, self.height, self.bytes_per_row, bytes(self.data), self.metadata),
+        )
 
 
 def row_bytes(pixel_format: PixelFormat, width: int, row_alignment: int = 1) -> int:

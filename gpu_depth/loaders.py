@@ -57,8 +57,13 @@ def _load_image(data: bytes, max_pixels: int) -> np.ndarray:
             if image.width * image.height > max_pixels:
                 raise DepthError(f"{image.width}x{image.height} exceeds the {max_pixels}-pixel limit")
             image.load()
-    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombWarning,
-            Image.DecompressionBombError) as exc:
+    except (
+        OSError,
+        UnidentifiedImageError,
+        SyntaxError,
+        Image.DecompressionBombWarning,
+        Image.DecompressionBombError,
+    ) as exc:
         raise DepthError(f"cannot decode the depth map ({exc})") from None
     if image.mode not in ("L", "I;16", "I;16B", "I;16L", "I", "F"):
         raise DepthError(f"depth map must be grayscale, got mode {image.mode}")
