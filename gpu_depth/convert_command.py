@@ -9,6 +9,7 @@ from pathlib import Path
 from .errors import DepthError
 from .geometry import parse_size
 from .jobs import Job, pair_folders, parse_shard, read_manifest, shard, shard_from_environment
+from .mapping import DepthMapping
 from .pipeline import Options, run
 from .report import Progress, Report
 
@@ -59,6 +60,8 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         near, far = NEAR, FAR
     if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
         raise DepthError("--batch-size and --workers must be at least 1")
+    if not args.manifest:  # a manifest may give near/far per item; otherwise check them now
+        DepthMapping(args.preset, near, far)
     return Options(
         out=out,
         container=args.container,

@@ -269,10 +269,9 @@ def _stored_orientation(depth: DepthData, orientation: int) -> DepthData:
 
 
 def _mapping(job: Job, options: Options) -> DepthMapping:
-    ranged = options.preset in ("apple-gray", "inverted-gray", "inverse-gray", "relative-disparity")
     near = job.near if job.near is not None else options.near
     far = job.far if job.far is not None else options.far
-    return DepthMapping(options.preset, near, far) if ranged else DepthMapping(options.preset)
+    return DepthMapping(options.preset, near, far)
 
 
 def _photo_size(path: Path) -> tuple[int, int]:
