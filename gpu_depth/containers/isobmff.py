@@ -600,6 +600,15 @@ def rebuild(heif: HeifFile, meta: Meta, appended: bytes = b"", new_items: frozen
     return b"".join(out)
 
 
+def new_file(file_type: FileType, meta: Meta, payload: bytes) -> bytes:
+    """A new file: ``ftyp``, ``meta`` and one ``mdat`` holding ``payload``, which every extent points into."""
+    head = file_type.to_bytes()
+    data = head + full_box_bytes("meta", 0, 0, b"")
+    boxes = [Box("ftyp", 0, HEADER, len(head)), Box("meta", len(head), HEADER, len(data))]
+    stub = HeifFile(data, boxes, file_type, boxes[1], meta)
+    return rebuild(stub, meta, payload, frozenset(meta.locations))
+
+
 def _explicit(data: bytes | memoryview, box: Box) -> bytes:
     """A top-level box's bytes, with an explicit size where it had size 0 ("to the end of file")."""
     if struct.unpack_from(">I", data, box.offset)[0] != 0:
