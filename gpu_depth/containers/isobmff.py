@@ -404,9 +404,7 @@ def _parse_iprp(meta: Meta, reader: Reader, depth: int) -> None:
     for item_id, entries in meta.associations.items():
         for index, _ in entries:
             if index > len(meta.properties):
-                raise reader.fail(
-                    f"ipma: item {item_id} property index {index} beyond the {len(meta.properties)} in ipco"
-                )
+                raise reader.fail(f"ipma: item {item_id} property {index} is beyond the {len(meta.properties)} in ipco")
 
 
 def _parse_ipma(meta: Meta, reader: Reader) -> None:
