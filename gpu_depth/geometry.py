@@ -33,6 +33,16 @@ def to_stored(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(_TO_STORED[orientation](array))
 
 
+def orientation_of(steps: list[tuple[str, int]]) -> int:
+    """The Exif orientation equal to HEIF transforms applied in order: ``("irot", quarter turns
+    anticlockwise)`` and ``("imir", axis)`` where axis 0 mirrors left-right, 1 top-bottom."""
+    probe = np.arange(6).reshape(2, 3)
+    shown = probe
+    for kind, value in steps:
+        shown = np.rot90(shown, value) if kind == "irot" else (np.flipud(shown) if value else np.fliplr(shown))
+    return next(code for code, undo in _TO_STORED.items() if np.array_equal(undo(shown), probe))
+
+
 def displayed_size(width: int, height: int, orientation: int) -> tuple[int, int]:
     """(width, height) after applying ``orientation`` to a stored width × height image."""
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)

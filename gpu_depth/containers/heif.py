@@ -263,3 +263,20 @@ def encode_photo(image, *, quality: int = 90, encoder_preset: str = "medium") ->
     except (OSError, ValueError, RuntimeError) as exc:
         raise DepthError(f"pillow-heif cannot encode the photo: {exc}") from None
     return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------- geometry
+
+
+def orientation(data: bytes) -> int:
+    """The Exif orientation (1-8) equivalent to the primary item's ``irot``/``imir``, in ipma order."""
+    from ..geometry import orientation_of
+
+    meta = isobmff.parse_file(memoryview(data)).meta
+    steps = []
+    for kind, raw, _ in meta.item_properties(meta.primary):
+        box = isobmff.read_boxes(raw, 0, len(raw), parent=f"item {meta.primary} properties")[0]
+        if kind in ("irot", "imir"):
+            value = isobmff.Reader(raw, box).uint(1, kind) & 3
+            steps.append((kind, value))
+    return orientation_of(steps)

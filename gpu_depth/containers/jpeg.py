@@ -247,3 +247,15 @@ def _splice(data: bytes, end: int, edits: list[tuple[int, int, bytes]], marked: 
         pos = hi
     pieces.append(data[pos:end])
     return b"".join(pieces), found
+
+
+def orientation(data: bytes) -> int:
+    """The Exif Orientation (1-8) of the primary image; 1 when absent or out of range."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            value = image.getexif().get(0x0112, 1)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise DepthError(f"cannot read the photo's Exif orientation: {exc}") from None
+    return value if value in range(1, 9) else 1
