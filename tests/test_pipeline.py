@@ -191,3 +191,48 @@ def test_example_converts_and_reads_back(tmp_path, container):
         depth = read_depth(path)
         assert depth.pixel_format.fourcc == "hdis" and (depth.width, depth.height) == (1024, 768)
         assert 1 / 9.0 - 0.01 < np.nanmin(depth.array) and np.nanmax(depth.array) < 1 / 1.4
+
+
+PEAK_RSS = """
+import resource, sys
+from gpu_depth.cli import main
+code = main(sys.argv[1:])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(code)
+"""
+
+
+def test_memory_stays_flat_with_dataset_size(tmp_path):
+    make_dataset(tmp_path, 2000, size=(32, 24))
+    peaks = {}
+    for count in (200, 2000):
+        manifest = tmp_path / f"m{count}.csv"
+        manifest.write_text(
+            "photo,depth\n" + "".join(f"photos/p{i:04d}.jpg,depth/p{i:04d}.png\n" for i in range(count))
+        )
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                PEAK_RSS,
+                "convert",
+                "--quiet",
+                "--workers",
+                "2",
+                "--near",
+                "0.5",
+                "--far",
+                "10",
+                "--manifest",
+                str(manifest),
+                "--out",
+                str(tmp_path / f"out{count}"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peaks[count] = [int(v) for v in run.stdout.split()]
+    assert len(list((tmp_path / "out2000").glob("*.jpg"))) == 2000
+    assert peaks[2000][0] <= 1.5 * peaks[200][0], peaks  # the driver process
+    assert peaks[2000][1] <= 1.5 * peaks[200][1], peaks  # the largest worker
