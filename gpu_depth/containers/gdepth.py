@@ -33,6 +33,9 @@ GUID_SIZE = 32
 #: Full length and offset of the chunk an Extended XMP segment carries.
 CHUNK_HEADER = struct.Struct(">II")
 MAX_CHUNK = MAX_SEGMENT_PAYLOAD - len(EXTENSION_ID) - GUID_SIZE - CHUNK_HEADER.size
+#: The packet wrapper XMP readers expect around a main XMP packet (the extended one goes without).
+XPACKET_BEGIN = b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+XPACKET_END = b'<?xpacket end="w"?>'
 FORMATS = ("RangeInverse", "RangeLinear")
 #: Largest GDepth image decoded (pixels), against decompression bombs.
 MAX_PIXELS = 1 << 26
@@ -106,7 +109,7 @@ def gdepth_edit(photo: bytes, primary: JpegImage, depth: DepthData, form: str, b
         start, stop, packet = main[0].offset, main[0].end, _merged(photo, main[0], description)
     else:
         start = stop = primary.after_leading_apps()
-        packet = _packet(description)
+        packet = XPACKET_BEGIN + _packet(description) + XPACKET_END
     chunks = [
         EXTENSION_ID + guid.encode() + CHUNK_HEADER.pack(len(extended), at) + extended[at : at + MAX_CHUNK]
         for at in range(0, len(extended), MAX_CHUNK)
