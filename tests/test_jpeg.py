@@ -21,7 +21,11 @@ from gpu_depth.containers import jpeg
 from gpu_depth.mapping import round_to_format
 from gpu_depth.quantize import quantize
 
-XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:CreatorTool="gpu_depth tests"/>'
+    b"</rdf:RDF></x:xmpmeta>"
+)
 
 
 def make_photo(width: int = 320, height: int = 240, **options) -> bytes:

@@ -41,6 +41,7 @@ FORMATS = ("RangeInverse", "RangeLinear")
 MAX_PIXELS = 1 << 26
 
 _GUID = re.compile(r"[0-9A-F]{32}")
+_EMPTY_RDF = re.compile(rb"(<rdf:RDF\b[^>]*?)\s*/>")
 
 
 def encode(depth: DepthData, form: str = "RangeInverse", bits: int = 16) -> dict[str, str]:
@@ -139,9 +140,12 @@ def _merged(photo: bytes, main: Segment, description: bytes) -> bytes:
     if existing:
         raise DepthError(f"the XMP at offset {main.offset} already has GDepth or Extended XMP")
     close = packet.rfind(b"</rdf:RDF>")
-    if close < 0:
-        raise DepthError(f"the XMP at offset {main.offset} has no </rdf:RDF> to add GDepth to")
-    return packet[:close] + description + packet[close:]
+    if close >= 0:
+        return packet[:close] + description + packet[close:]
+    empty = _EMPTY_RDF.search(packet)
+    if empty is None:
+        raise DepthError(f"the XMP at offset {main.offset} has no rdf:RDF element to add GDepth to")
+    return packet[: empty.start()] + empty[1] + b">" + description + b"</rdf:RDF>" + packet[empty.end() :]
 
 
 def _description(props: dict[str, str], guid: str | None = None) -> bytes:
@@ -222,7 +226,7 @@ def _image(props: dict[str, str]) -> tuple[np.ndarray, int]:
     if mime not in ("image/png", "image/jpeg"):
         raise DepthError(f"GDepth:Mime {mime!r} is neither image/png nor image/jpeg")
     try:
-        blob = base64.b64decode(props["Data"], validate=True)
+        blob = base64.b64decode("".join(props["Data"].split()), validate=True)  # writers wrap lines
         image = Image.open(io.BytesIO(blob), formats=["PNG", "JPEG"])
         if image.width * image.height > MAX_PIXELS:
             raise DepthError(f"GDepth image of {image.size} exceeds {MAX_PIXELS} pixels")
