@@ -113,7 +113,8 @@ def attach_depth(
         edits.append((at, at, placeholder))
     else:
         edits.append((mpf_segment.offset, mpf_segment.end, placeholder))
-    head, mpf_at = _splice(photo, primary.end, edits, placeholder)
+    head, placed = _splice(photo, primary.end, edits)
+    mpf_at = placed[-1]
     tiff_at = mpf_at + 4 + len(mpf.MPF_ID)
 
     depth_jpeg = depth_image(depth, count)
@@ -166,7 +167,7 @@ def encode_photo(image, *, quality: int = 90, encoder_preset: str | None = None,
 
 
 def _secondaries(data: bytes, primary: JpegImage) -> tuple[Segment | None, int, list[_Secondary]]:
-    """The primary's MPF segment (or None), its MP attribute and the JPEG images listed after it."""
+    """The primary's MPF segment (or None), its MP attribute and the images listed after it."""
     found = primary.applications(data, APP2, mpf.MPF_ID)
     if not found:
         return None, mpf.PRIMARY_TYPE, []
@@ -183,13 +184,14 @@ def _secondaries(data: bytes, primary: JpegImage) -> tuple[Segment | None, int, 
                 f"MPF at offset {tiff_at}: MP entry {number} puts {entry.size} bytes at offset {start}, "
                 f"outside the data after the primary image ({primary.end}..{len(data)})"
             )
-        if not entry.attribute & _FORMAT_BITS:
-            images.append(_Secondary(number, entry, start, end))
+        images.append(_Secondary(number, entry, start, end))
     return mpf_segment, index.entries[0].attribute, images
 
 
 def _depth_xmp(data: bytes, image: _Secondary):
-    """(PixelDataInfo, metadata) of a secondary image whose XMP describes a depth or disparity map, else None."""
+    """(PixelDataInfo, metadata) of a secondary JPEG whose XMP describes a depth or disparity map, else None."""
+    if image.entry.attribute & _FORMAT_BITS:
+        return None
     parsed = parse_jpeg(data, image.start, image.end)
     for xmp in parsed.applications(data, APP1, XMP_ID):
         info, metadata = parse_depth_xmp(xmp.payload(data)[len(XMP_ID) :])
@@ -236,14 +238,16 @@ def _without(data: bytes, start: int, images: list[_Secondary], removed: list[_S
     return kept, b"".join(pieces)
 
 
-def _splice(data: bytes, end: int, edits: list[tuple[int, int, bytes]], marked: bytes) -> tuple[bytes, int]:
-    """``data[:end]`` with each (start, stop, replacement) applied, and where ``marked`` landed."""
-    pieces, pos, found = [], 0, -1
-    for lo, hi, replacement in sorted(edits, key=lambda e: (e[0], e[1])):
-        pieces.append(data[pos:lo])
-        if replacement is marked:
-            found = sum(map(len, pieces))
-        pieces.append(replacement)
+def _splice(data: bytes, end: int, edits: list[tuple[int, int, bytes]]) -> tuple[bytes, list[int]]:
+    """``data[:end]`` with each (start, stop, replacement) applied, and where each replacement landed."""
+    order = sorted(range(len(edits)), key=lambda i: edits[i][:2])
+    pieces, pos, size, placed = [], 0, 0, [0] * len(edits)
+    for i in order:
+        lo, hi, replacement = edits[i]
+        size += lo - pos
+        placed[i] = size
+        pieces += [data[pos:lo], replacement]
+        size += len(replacement)
         pos = hi
     pieces.append(data[pos:end])
-    return b"".join(pieces), found
+    return b"".join(pieces), placed
