@@ -8,10 +8,12 @@ import io
 import re
 import struct
 import subprocess
+import warnings
 
 import numpy as np
 import pytest
 from conftest import tool
+from PIL import Image
 from test_jpeg import exiftool_binary, exiftool_json, exiftool_json_bytes, make_photo, smooth_depth
 
 import gpu_depth
@@ -63,8 +65,6 @@ def test_exiftool_reads_our_gdepth_and_reassembles_the_extended_xmp(written):
     assert {(guid, total) for guid, total, *_ in chunks} == {(tags["XMP-xmpNote:HasExtendedXMP"].encode(), len(packet))}
     assert tags["XMP-xmpNote:HasExtendedXMP"] == hashlib.md5(packet).hexdigest().upper()
     png = exiftool_binary(path, "DepthImage")  # only in the Extended XMP: exiftool reassembled it
-    from PIL import Image
-
     codes = np.asarray(Image.open(io.BytesIO(png))).astype(np.float64)
     expected = np.rint(normalised(depth.array.astype(np.float64), "RangeInverse", near, far) * 65535)
     np.testing.assert_array_equal(codes, expected)
@@ -81,6 +81,10 @@ def test_the_primary_keeps_its_coded_data(written):
     scan = photo.find(b"\xff\xdb")  # everything from the quantisation tables on is kept
     assert out.find(photo[scan:]) > 0
     assert jpeg.read_depth(out).pixel_format is PixelFormat.FDEP  # Apple's MPF depth wins over GDepth
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with Image.open(path) as image:
+            assert image.n_frames == 2
 
 
 @pytest.mark.parametrize("form", ["RangeInverse", "RangeLinear"])
@@ -99,8 +103,6 @@ def test_our_reader_gets_the_map_back_within_half_a_code(form, bits):
 def test_we_read_gdepth_that_exiftool_wrote(tmp_path):
     rng = np.random.default_rng(5)
     codes = rng.integers(0, 65536, (200, 240), dtype=np.uint16)
-    from PIL import Image
-
     Image.fromarray(codes).save(tmp_path / "depth.png")
     path = tmp_path / "photo.jpg"
     path.write_bytes(make_photo())
@@ -139,8 +141,6 @@ def gdepth_jpeg(description: str, extension: bytes = b"") -> bytes:
 
 
 def png_base64(codes: np.ndarray) -> str:
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(codes).save(buffer, "PNG")
     return base64.b64encode(buffer.getvalue()).decode()

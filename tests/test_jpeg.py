@@ -338,3 +338,36 @@ def test_mutated_files_never_leak_other_errors(good, data):
         jpeg.read_depth(mutant)
     except DepthError as exc:
         assert "\n" not in str(exc)
+
+
+def matte_jpeg() -> bytes:
+    """A portrait-effects matte as iPhones store it: a gray JPEG whose XMP says depth + portraiteffectsmatte."""
+    from gpu_depth.xmp import PixelDataInfo, build_depth_xmp
+
+    code = 1278226488  # 'L008'
+    info = PixelDataInfo("depth", code, code, 0, 255, 0.0, 1.0, subtype="portraiteffectsmatte")
+    xmp = b"http://ns.adobe.com/xap/1.0/\0" + build_depth_xmp(info, DepthMetadata())
+    buffer = io.BytesIO()
+    Image.new("L", (40, 30), 200).save(buffer, "JPEG")
+    return b"\xff\xd8\xff\xe1" + struct.pack(">H", len(xmp) + 2) + xmp + buffer.getvalue()[2:]
+
+
+def test_mattes_are_skipped_and_kept(tmp_path):
+    from gpu_depth.containers import mpf
+
+    photo, matte = make_photo(), matte_jpeg()
+    size = 4 + mpf.index_size(2)
+    primary_length = len(photo) + size
+    index = mpf.build_index(
+        [mpf.Entry(mpf.PRIMARY_TYPE, primary_length, 0), mpf.Entry(0, len(matte), primary_length - 10)]
+    )
+    with_matte = photo[:2] + b"\xff\xe2" + struct.pack(">H", size - 2) + index + photo[2:] + matte
+    assert jpeg.read_depth(with_matte) is None  # a matte is not a depth map
+    depth = smooth_depth("hdis")
+    path = tmp_path / "out.jpg"
+    path.write_bytes(jpeg.attach_depth(with_matte, depth))  # no replace needed: the matte stays
+    tags = exiftool_json(path)
+    assert tags["MPF0:NumberOfImages"] == 3
+    assert exiftool_binary(path, "MPImage2") == matte
+    back = jpeg.read_depth(path.read_bytes())
+    assert (back.pixel_format, back.width, back.height) == (PixelFormat.HDIS, depth.width, depth.height)
