@@ -228,13 +228,19 @@ def _image(props: dict[str, str]) -> tuple[np.ndarray, int]:
     try:
         blob = base64.b64decode("".join(props["Data"].split()), validate=True)  # writers wrap lines
         image = Image.open(io.BytesIO(blob), formats=["PNG", "JPEG"])
-        if image.width * image.height > MAX_PIXELS:
-            raise DepthError(f"GDepth image of {image.size} exceeds {MAX_PIXELS} pixels")
-        image.load()
-    except (binascii.Error, OSError, SyntaxError, UnidentifiedImageError, ValueError) as exc:
-        if isinstance(exc, DepthError):
-            raise
+        if image.width * image.height <= MAX_PIXELS:
+            image.load()
+    except (
+        binascii.Error,
+        OSError,
+        SyntaxError,
+        UnidentifiedImageError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as exc:
         raise DepthError(f"GDepth:Data is not a readable {mime} image: {exc}") from None
+    if image.width * image.height > MAX_PIXELS:
+        raise DepthError(f"GDepth image of {image.size} exceeds {MAX_PIXELS} pixels")
     if image.mode.startswith("I"):
         return np.clip(np.asarray(image), 0, 65535).astype(np.uint16), 65535
     return np.asarray(image.convert("L")), 255

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from ..xmp import build_depth_xmp, parse_depth_xmp
 from . import mpf
 from .gdepth import gdepth_edit, read_gdepth
 from .segments import APP0, APP1, APP2, JpegImage, Segment, parse_jpeg, segment
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 NAME = "jpeg"
 EXTENSIONS = (".jpg", ".jpeg")
@@ -34,28 +38,7 @@ MAX_DEPTH_PIXELS = 1 << 26
 #: MP entry attribute bits 24-26: image data format (0 = JPEG).
 _FORMAT_BITS = 7 << 24
 #: Exif tags of a TIFF photo's own layout, dropped when its IFD0 becomes a JPEG's Exif.
-_TIFF_LAYOUT_TAGS = (
-    254,
-    256,
-    257,
-    258,
-    259,
-    262,
-    273,
-    277,
-    278,
-    279,
-    284,
-    317,
-    322,
-    323,
-    324,
-    325,
-    338,
-    339,
-    700,
-    34675,
-)
+_TIFF_LAYOUT_TAGS = (254, 256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 322, 323, 324, 325, 338, 339, 700)
 
 
 def accept(prefix: bytes) -> bool:
@@ -143,7 +126,7 @@ def depth_image(depth: DepthData, count: int) -> bytes:
     return b"\xff\xd8" + segment(APP1, XMP_ID + xmp) + segment(APP2, mpf.build_version(count)) + coded[rest:]
 
 
-def encode_photo(image, *, quality: int = 90, encoder_preset: str | None = None, **_: object) -> bytes:
+def encode_photo(image: Image.Image, *, quality: int = 90, encoder_preset: str | None = None) -> bytes:
     """``image`` (a decoded PNG, TIFF or HEIC) as a JPEG of ``quality``, keeping Exif, ICC profile, orientation.
 
     ``encoder_preset`` (an HEVC setting) does not apply to JPEG and is ignored.
@@ -207,13 +190,12 @@ def _decode_map(data: bytes, image: _Secondary, info, metadata) -> DepthData:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             decoder = JpegImagePlugin.JpegImageFile(io.BytesIO(data[image.start : image.end]))
-            if decoder.width * decoder.height > MAX_DEPTH_PIXELS:
-                raise DepthError(f"depth image at offset {image.start} of {decoder.size} exceeds {MAX_DEPTH_PIXELS} px")
-            decoder.load()
+            if decoder.width * decoder.height <= MAX_DEPTH_PIXELS:
+                decoder.load()
     except (OSError, SyntaxError, UnidentifiedImageError, ValueError, Warning) as exc:
-        if isinstance(exc, DepthError):
-            raise
         raise DepthError(f"depth image at offset {image.start} cannot be decoded: {exc}") from None
+    if decoder.width * decoder.height > MAX_DEPTH_PIXELS:
+        raise DepthError(f"depth image at offset {image.start} of {decoder.size} exceeds {MAX_DEPTH_PIXELS} pixels")
     if decoder.mode != "L":
         raise DepthError(f"depth image at offset {image.start} is {decoder.mode}, expected 8-bit gray")
     return dequantize(np.asarray(decoder), info, metadata)
