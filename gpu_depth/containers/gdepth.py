@@ -33,11 +33,15 @@ GUID_SIZE = 32
 #: Full length and offset of the chunk an Extended XMP segment carries.
 CHUNK_HEADER = struct.Struct(">II")
 MAX_CHUNK = MAX_SEGMENT_PAYLOAD - len(EXTENSION_ID) - GUID_SIZE - CHUNK_HEADER.size
+#: The packet wrapper XMP readers expect around a main XMP packet (the extended one goes without).
+XPACKET_BEGIN = b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+XPACKET_END = b'<?xpacket end="w"?>'
 FORMATS = ("RangeInverse", "RangeLinear")
 #: Largest GDepth image decoded (pixels), against decompression bombs.
 MAX_PIXELS = 1 << 26
 
 _GUID = re.compile(r"[0-9A-F]{32}")
+_EMPTY_RDF = re.compile(rb"(<rdf:RDF\b[^>]*?)\s*/>")
 
 
 def encode(depth: DepthData, form: str = "RangeInverse", bits: int = 16) -> dict[str, str]:
@@ -106,7 +110,7 @@ def gdepth_edit(photo: bytes, primary: JpegImage, depth: DepthData, form: str, b
         start, stop, packet = main[0].offset, main[0].end, _merged(photo, main[0], description)
     else:
         start = stop = primary.after_leading_apps()
-        packet = _packet(description)
+        packet = XPACKET_BEGIN + _packet(description) + XPACKET_END
     chunks = [
         EXTENSION_ID + guid.encode() + CHUNK_HEADER.pack(len(extended), at) + extended[at : at + MAX_CHUNK]
         for at in range(0, len(extended), MAX_CHUNK)
@@ -136,9 +140,12 @@ def _merged(photo: bytes, main: Segment, description: bytes) -> bytes:
     if existing:
         raise DepthError(f"the XMP at offset {main.offset} already has GDepth or Extended XMP")
     close = packet.rfind(b"</rdf:RDF>")
-    if close < 0:
-        raise DepthError(f"the XMP at offset {main.offset} has no </rdf:RDF> to add GDepth to")
-    return packet[:close] + description + packet[close:]
+    if close >= 0:
+        return packet[:close] + description + packet[close:]
+    empty = _EMPTY_RDF.search(packet)
+    if empty is None:
+        raise DepthError(f"the XMP at offset {main.offset} has no rdf:RDF element to add GDepth to")
+    return packet[: empty.start()] + empty[1] + b">" + description + b"</rdf:RDF>" + packet[empty.end() :]
 
 
 def _description(props: dict[str, str], guid: str | None = None) -> bytes:
@@ -219,15 +226,21 @@ def _image(props: dict[str, str]) -> tuple[np.ndarray, int]:
     if mime not in ("image/png", "image/jpeg"):
         raise DepthError(f"GDepth:Mime {mime!r} is neither image/png nor image/jpeg")
     try:
-        blob = base64.b64decode(props["Data"], validate=True)
+        blob = base64.b64decode("".join(props["Data"].split()), validate=True)  # writers wrap lines
         image = Image.open(io.BytesIO(blob), formats=["PNG", "JPEG"])
-        if image.width * image.height > MAX_PIXELS:
-            raise DepthError(f"GDepth image of {image.size} exceeds {MAX_PIXELS} pixels")
-        image.load()
-    except (binascii.Error, OSError, SyntaxError, UnidentifiedImageError, ValueError) as exc:
-        if isinstance(exc, DepthError):
-            raise
+        if image.width * image.height <= MAX_PIXELS:
+            image.load()
+    except (
+        binascii.Error,
+        OSError,
+        SyntaxError,
+        UnidentifiedImageError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as exc:
         raise DepthError(f"GDepth:Data is not a readable {mime} image: {exc}") from None
+    if image.width * image.height > MAX_PIXELS:
+        raise DepthError(f"GDepth image of {image.size} exceeds {MAX_PIXELS} pixels")
     if image.mode.startswith("I"):
         return np.clip(np.asarray(image), 0, 65535).astype(np.uint16), 65535
     return np.asarray(image.convert("L")), 255

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from ..xmp import build_depth_xmp, parse_depth_xmp
 from . import mpf
 from .gdepth import gdepth_edit, read_gdepth
 from .segments import APP0, APP1, APP2, JpegImage, Segment, parse_jpeg, segment
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 NAME = "jpeg"
 EXTENSIONS = (".jpg", ".jpeg")
@@ -34,28 +38,7 @@ MAX_DEPTH_PIXELS = 1 << 26
 #: MP entry attribute bits 24-26: image data format (0 = JPEG).
 _FORMAT_BITS = 7 << 24
 #: Exif tags of a TIFF photo's own layout, dropped when its IFD0 becomes a JPEG's Exif.
-_TIFF_LAYOUT_TAGS = (
-    254,
-    256,
-    257,
-    258,
-    259,
-    262,
-    273,
-    277,
-    278,
-    279,
-    284,
-    317,
-    322,
-    323,
-    324,
-    325,
-    338,
-    339,
-    700,
-    34675,
-)
+_TIFF_LAYOUT_TAGS = (254, 256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 322, 323, 324, 325, 338, 339, 700)
 
 
 def accept(prefix: bytes) -> bool:
@@ -113,7 +96,8 @@ def attach_depth(
         edits.append((at, at, placeholder))
     else:
         edits.append((mpf_segment.offset, mpf_segment.end, placeholder))
-    head, mpf_at = _splice(photo, primary.end, edits, placeholder)
+    head, placed = _splice(photo, primary.end, edits)
+    mpf_at = placed[-1]
     tiff_at = mpf_at + 4 + len(mpf.MPF_ID)
 
     depth_jpeg = depth_image(depth, count)
@@ -142,7 +126,7 @@ def depth_image(depth: DepthData, count: int) -> bytes:
     return b"\xff\xd8" + segment(APP1, XMP_ID + xmp) + segment(APP2, mpf.build_version(count)) + coded[rest:]
 
 
-def encode_photo(image, *, quality: int = 90, encoder_preset: str | None = None, **_: object) -> bytes:
+def encode_photo(image: Image.Image, *, quality: int = 90, encoder_preset: str | None = None) -> bytes:
     """``image`` (a decoded PNG, TIFF or HEIC) as a JPEG of ``quality``, keeping Exif, ICC profile, orientation.
 
     ``encoder_preset`` (an HEVC setting) does not apply to JPEG and is ignored.
@@ -166,7 +150,7 @@ def encode_photo(image, *, quality: int = 90, encoder_preset: str | None = None,
 
 
 def _secondaries(data: bytes, primary: JpegImage) -> tuple[Segment | None, int, list[_Secondary]]:
-    """The primary's MPF segment (or None), its MP attribute and the JPEG images listed after it."""
+    """The primary's MPF segment (or None), its MP attribute and the images listed after it."""
     found = primary.applications(data, APP2, mpf.MPF_ID)
     if not found:
         return None, mpf.PRIMARY_TYPE, []
@@ -183,13 +167,14 @@ def _secondaries(data: bytes, primary: JpegImage) -> tuple[Segment | None, int, 
                 f"MPF at offset {tiff_at}: MP entry {number} puts {entry.size} bytes at offset {start}, "
                 f"outside the data after the primary image ({primary.end}..{len(data)})"
             )
-        if not entry.attribute & _FORMAT_BITS:
-            images.append(_Secondary(number, entry, start, end))
+        images.append(_Secondary(number, entry, start, end))
     return mpf_segment, index.entries[0].attribute, images
 
 
 def _depth_xmp(data: bytes, image: _Secondary):
-    """(PixelDataInfo, metadata) of a secondary image whose XMP describes a depth or disparity map, else None."""
+    """(PixelDataInfo, metadata) of a secondary JPEG whose XMP describes a depth or disparity map, else None."""
+    if image.entry.attribute & _FORMAT_BITS:
+        return None
     parsed = parse_jpeg(data, image.start, image.end)
     for xmp in parsed.applications(data, APP1, XMP_ID):
         info, metadata = parse_depth_xmp(xmp.payload(data)[len(XMP_ID) :])
@@ -205,13 +190,12 @@ def _decode_map(data: bytes, image: _Secondary, info, metadata) -> DepthData:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             decoder = JpegImagePlugin.JpegImageFile(io.BytesIO(data[image.start : image.end]))
-            if decoder.width * decoder.height > MAX_DEPTH_PIXELS:
-                raise DepthError(f"depth image at offset {image.start} of {decoder.size} exceeds {MAX_DEPTH_PIXELS} px")
-            decoder.load()
+            if decoder.width * decoder.height <= MAX_DEPTH_PIXELS:
+                decoder.load()
     except (OSError, SyntaxError, UnidentifiedImageError, ValueError, Warning) as exc:
-        if isinstance(exc, DepthError):
-            raise
         raise DepthError(f"depth image at offset {image.start} cannot be decoded: {exc}") from None
+    if decoder.width * decoder.height > MAX_DEPTH_PIXELS:
+        raise DepthError(f"depth image at offset {image.start} of {decoder.size} exceeds {MAX_DEPTH_PIXELS} pixels")
     if decoder.mode != "L":
         raise DepthError(f"depth image at offset {image.start} is {decoder.mode}, expected 8-bit gray")
     return dequantize(np.asarray(decoder), info, metadata)
@@ -236,17 +220,19 @@ def _without(data: bytes, start: int, images: list[_Secondary], removed: list[_S
     return kept, b"".join(pieces)
 
 
-def _splice(data: bytes, end: int, edits: list[tuple[int, int, bytes]], marked: bytes) -> tuple[bytes, int]:
-    """``data[:end]`` with each (start, stop, replacement) applied, and where ``marked`` landed."""
-    pieces, pos, found = [], 0, -1
-    for lo, hi, replacement in sorted(edits, key=lambda e: (e[0], e[1])):
-        pieces.append(data[pos:lo])
-        if replacement is marked:
-            found = sum(map(len, pieces))
-        pieces.append(replacement)
+def _splice(data: bytes, end: int, edits: list[tuple[int, int, bytes]]) -> tuple[bytes, list[int]]:
+    """``data[:end]`` with each (start, stop, replacement) applied, and where each replacement landed."""
+    order = sorted(range(len(edits)), key=lambda i: edits[i][:2])
+    pieces, pos, size, placed = [], 0, 0, [0] * len(edits)
+    for i in order:
+        lo, hi, replacement = edits[i]
+        size += lo - pos
+        placed[i] = size
+        pieces += [data[pos:lo], replacement]
+        size += len(replacement)
         pos = hi
     pieces.append(data[pos:end])
-    return b"".join(pieces), found
+    return b"".join(pieces), placed
 
 
 def orientation(data: bytes) -> int:
