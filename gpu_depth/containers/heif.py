@@ -45,8 +45,8 @@ XMP_MIME = "application/rdf+xml"
 #: Properties of the photo's primary item the depth item shares (same ipco index), as iPhones do.
 SHARED_PROPERTIES = ("irot", "imir")
 #: Properties of pillow-heif's depth encoding carried over to the depth item (its colr is dropped).
-CODING_PROPERTIES = ("hvcC", "ispe", "pixi")
-ESSENTIAL = frozenset({"hvcC", "irot", "imir", "auxC"})
+CODING_PROPERTIES = ("hvcC", "ispe", "clap", "pixi")
+ESSENTIAL = frozenset({"hvcC", "clap", "irot", "imir", "auxC"})
 #: Largest depth item decoded (bytes of coded data).
 MAX_DEPTH_ITEM_BYTES = 64 << 20
 
@@ -206,10 +206,11 @@ def attach_depth(
     depth_id = meta.next_item_id()
     xmp_id = depth_id + 1
     shared = [(i, e) for i, e in meta.associations.get(primary, []) if meta.property_type(i) in SHARED_PROPERTIES]
-    added = {kind: meta.add_property(raw) for kind, raw in coding}
-    associations = [(added["hvcC"], True), (added["ispe"], False), *shared]
-    associations += [(added[k], k in ESSENTIAL) for k in added if k not in ("hvcC", "ispe")]
-    associations.append((meta.add_property(auxc), True))
+    added = {kind: (meta.add_property(raw), kind in ESSENTIAL) for kind, raw in coding}
+    added["auxC"] = (meta.add_property(auxc), True)
+    # iPhone order; a crop (clap, for sizes x265 pads) must come before the shared rotation
+    associations = [added[k] for k in ("hvcC", "ispe", "clap") if k in added] + shared
+    associations += [added[k] for k in ("pixi", "auxC") if k in added]
     meta.associations[depth_id] = associations
     meta.items += [ItemInfo(depth_id, "hvc1", flags=1), ItemInfo(xmp_id, "mime", 1, content_type=XMP_MIME)]
     meta.locations[depth_id] = Location(depth_id, extents=[isobmff.Extent(0, len(coded))])
@@ -248,18 +249,20 @@ def _encode_map(pixels: np.ndarray, quality: int, preset: str) -> tuple[list[tup
 
 
 def encode_photo(image, *, quality: int = 90, encoder_preset: str = "medium") -> bytes:
-    """A PIL image re-encoded as HEIC by pillow-heif, keeping Exif, ICC profile and orientation (as irot)."""
+    """A PIL image re-encoded as HEIC by pillow-heif, keeping Exif, ICC profile and orientation.
+
+    The pixels keep their stored orientation; the Exif orientation becomes the primary's
+    ``irot``/``imir`` (pillow-heif's Pillow plugin), as iPhones write it.
+    """
     import pillow_heif
 
+    pillow_heif.register_heif_opener()
     if image.mode not in ("RGB", "RGBA", "L", "LA", "I;16", "I;16L"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     extra = {key: image.info[key] for key in ("exif", "icc_profile", "xmp") if image.info.get(key)}
-    if "exif" not in extra and len(image.getexif()):
-        extra["exif"] = image.getexif().tobytes()
     buffer = io.BytesIO()
     try:
-        heif = pillow_heif.from_pillow(image)
-        heif.save(buffer, quality=quality, enc_params={"preset": encoder_preset}, **extra)
-    except (OSError, ValueError, RuntimeError) as exc:
+        image.save(buffer, format="HEIF", quality=quality, enc_params={"preset": encoder_preset}, **extra)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise DepthError(f"pillow-heif cannot encode the photo: {exc}") from None
     return buffer.getvalue()
