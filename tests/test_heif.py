@@ -318,3 +318,43 @@ def test_hostile_sei(subtype, message):
 def test_unrepresentable_sei_bound():
     with pytest.raises(DepthError, match="not representable"):
         build_aux_subtype(DepthRepresentation(1, d_min=0.1, d_max=1.0))
+
+
+# ----------------------------------------------------------------------------------------------- wide tables
+
+
+def test_attach_past_127_properties_switches_to_15_bit_indices(photo, monkeypatch):
+    monkeypatch.setattr(pillow_heif.options, "DISABLE_SECURITY_LIMITS", True)  # libheif allows 100 in ipco
+    parsed = isobmff.parse_file(photo)
+    for index in range(isobmff.SHORT_INDEX_MAX - len(parsed.meta.properties)):
+        parsed.meta.add_property(isobmff.full_box_bytes("udes", 0, 0, b"\0\0\0" + bytes([index])))
+    crowded = isobmff.rebuild(parsed, parsed.meta)
+    out = heif.attach_depth(crowded, depth_map())
+    meta = isobmff.parse_file(out).meta
+    assert len(meta.properties) > isobmff.SHORT_INDEX_MAX
+    assert max(index for index, _ in meta.associations[heif.find_depth_item(meta)]) > isobmff.SHORT_INDEX_MAX
+    result = decode(out)
+    assert np.array_equal(np.asarray(result), np.asarray(decode(photo)))
+    assert np.array_equal(np.asarray(result.info["depth_images"][0]), quantize(depth_map()).pixels)
+
+
+def test_attach_with_32_bit_item_ids(grid_photo):
+    parsed = isobmff.parse_file(grid_photo)
+    meta, shift = parsed.meta, 100_000
+    for item in meta.items:
+        item.item_id, item.raw = item.item_id + shift, None
+    meta.primary += shift
+    meta.locations = {
+        i + shift: isobmff.Location(i + shift, loc.method, 0, loc.extents) for i, loc in meta.locations.items()
+    }
+    meta.associations = {i + shift: entries for i, entries in meta.associations.items()}
+    for ref in meta.references:
+        ref.from_id, ref.to_ids = ref.from_id + shift, [i + shift for i in ref.to_ids]
+    wide = isobmff.rebuild(parsed, meta)
+    out = heif.attach_depth(wide, depth_map())
+    parsed_out = isobmff.parse_file(out)
+    depth_id = heif.find_depth_item(parsed_out.meta)
+    assert depth_id > isobmff.U16_MAX and parsed_out.meta.referenced("auxl", depth_id) == [meta.primary]
+    result = decode(out)
+    assert np.array_equal(np.asarray(result), np.asarray(decode(grid_photo)))
+    assert heif.read_depth(out) == heif.read_depth(heif.attach_depth(grid_photo, depth_map()))
