@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pillow_heif
 
 from ..depthdata import DepthData
 from ..errors import DepthError
@@ -69,20 +70,19 @@ def read_depth(data: bytes) -> DepthData | None:
     depth_id = find_depth_item(meta)
     if depth_id is None:
         return None
-    representation = _representation(meta, depth_id)
     info, metadata = None, None
     xmp_id = _xmp_item(meta, depth_id)
     if xmp_id is not None:
         info, metadata = parse_depth_xmp(isobmff.item_data(heif, xmp_id))
     pixels = decode_item(heif, depth_id)
     if info is None or not info.is_depth_map:
-        info = _info_from_sei(representation, pixels.dtype, depth_id)
+        info = _info_from_sei(_representation(meta, depth_id), pixels.dtype, depth_id)
     return dequantize(pixels, info, metadata)
 
 
 def find_depth_item(meta: Meta) -> int | None:
     """The depth item: an auxC depth URN, preferring one ``auxl`` to the primary; mattes never match."""
-    candidates = [item.item_id for item in meta.items if _aux_type(meta, item.item_id)[0] in DEPTH_URNS]
+    candidates = depth_items(meta)
     for item_id in candidates:
         if meta.primary in meta.referenced("auxl", item_id):
             return item_id
@@ -90,6 +90,7 @@ def find_depth_item(meta: Meta) -> int | None:
 
 
 def depth_items(meta: Meta) -> list[int]:
+    """Every item whose auxC names a depth URN."""
     return [item.item_id for item in meta.items if _aux_type(meta, item.item_id)[0] in DEPTH_URNS]
 
 
@@ -147,8 +148,6 @@ def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
         if kind not in ("auxC", *SHARED_PROPERTIES)
     ]
     standalone = _standalone(coded, properties)
-    import pillow_heif
-
     try:
         image = pillow_heif.open_heif(io.BytesIO(standalone), convert_hdr_to_8bit=False)
         pixels = np.asarray(image)
@@ -228,9 +227,7 @@ def _sei(info: PixelDataInfo) -> DepthRepresentation:
 
 
 def _encode_map(pixels: np.ndarray, quality: int, preset: str) -> tuple[list[tuple[str, bytes]], bytes]:
-    """pillow-heif's monochrome HEVC coding of the map: its (hvcC, ispe, pixi) properties and coded bytes."""
-    import pillow_heif
-
+    """pillow-heif's monochrome HEVC coding of the map: its hvcC, ispe, clap (if padded), pixi and coded bytes."""
     if not (quality == -1 or 0 <= quality <= 100):
         raise DepthError(f"depth_quality must be -1 (lossless) or 0-100, got {quality}")
     height, width = pixels.shape
@@ -254,8 +251,6 @@ def encode_photo(image, *, quality: int = 90, encoder_preset: str = "medium") ->
     The pixels keep their stored orientation; the Exif orientation becomes the primary's
     ``irot``/``imir`` (pillow-heif's Pillow plugin), as iPhones write it.
     """
-    import pillow_heif
-
     pillow_heif.register_heif_opener()
     if image.mode not in ("RGB", "RGBA", "L", "LA", "I;16", "I;16L"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
