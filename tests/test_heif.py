@@ -122,6 +122,9 @@ def test_depth_item_matches_the_iphone_item_graph(grid_photo):
 
     def shape(meta: isobmff.Meta, depth_id: int) -> tuple:
         item = meta.item(depth_id)
+        (hvcc,) = [raw[8:] for kind, raw, _ in meta.item_properties(depth_id) if kind == "hvcC"]
+        (pixi,) = [raw[12:] for kind, raw, _ in meta.item_properties(depth_id) if kind == "pixi"]
+        coding = (hvcc[1] & 0x1F, hvcc[16] & 3, (hvcc[17] & 7) + 8, pixi)  # profile 4, 4:0:0, 8 bit, [8]
         (xmp_id,) = meta.referencing("cdsc", depth_id)
         xmp = meta.item(xmp_id)
         refs = sorted(
@@ -132,6 +135,7 @@ def test_depth_item_matches_the_iphone_item_graph(grid_photo):
         return (
             item.item_type,
             item.flags,
+            coding,
             [(kind, essential) for kind, _, essential in meta.item_properties(depth_id)],
             heif._aux_type(meta, depth_id)[0],
             refs,
@@ -358,3 +362,25 @@ def test_attach_with_32_bit_item_ids(grid_photo):
     result = decode(out)
     assert np.array_equal(np.asarray(result), np.asarray(decode(grid_photo)))
     assert heif.read_depth(out) == heif.read_depth(heif.attach_depth(grid_photo, depth_map()))
+
+
+def test_lossy_depth_like_the_iphone(photo):
+    depth = depth_map()
+    lossless = heif.attach_depth(photo, depth)
+    lossy = heif.attach_depth(photo, depth, depth_quality=50)
+    assert len(lossy) < len(lossless)
+    codes = np.asarray(decode(lossy).info["depth_images"][0]).astype(int)
+    assert np.abs(codes - quantize(depth).pixels).mean() < 2
+    with pytest.raises(DepthError, match="depth_quality must be -1"):
+        heif.attach_depth(photo, depth, depth_quality=101)
+
+
+def test_png_with_alpha_keeps_its_alpha_aux_item_apart_from_depth(tmp_path):
+    src = tmp_path / "photo.png"
+    noise(64, 48, 4).convert("RGBA").save(src)
+    out = gpu_depth.attach_depth(src, depth_map(), tmp_path / "out.heic", quality=70, encoder_preset="ultrafast")
+    meta = isobmff.parse_file(out.read_bytes()).meta
+    aux = {heif._aux_type(meta, item.item_id)[0] for item in meta.items} - {None}
+    assert len(aux) == 2 and heif.DEPTH_URN in aux  # the alpha plane and the depth
+    assert decode(out.read_bytes()).has_alpha
+    assert gpu_depth.read_depth(out) == heif.read_depth(heif.attach_depth(encode(noise(64, 48)), depth_map()))
