@@ -9,6 +9,8 @@ import numpy as np
 import pillow_heif
 import pytest
 from conftest import sample
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 import gpu_depth
@@ -277,6 +279,21 @@ def test_hostile_heic_bytes(photo):
     hostile = isobmff.rebuild(parsed, parsed.meta, b"", frozenset({depth_id}))
     with pytest.raises(DepthError, match=rf"iloc: item {depth_id} extent \d+\+1099511627776 runs past the end"):
         heif.read_depth(hostile)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_mutated_heic_raises_only_depth_error(photo, data):
+    original = heif.attach_depth(photo, depth_map("hdis", 32, 24))
+    mutated = bytearray(original)
+    tables_end = original.index(b"mdat")
+    for _ in range(data.draw(st.integers(1, 3))):
+        mutated[data.draw(st.integers(0, tables_end))] = data.draw(st.integers(0, 255))
+    try:
+        heif.read_depth(bytes(mutated))
+        heif.attach_depth(bytes(mutated), depth_map("hdis", 32, 24), replace=True)
+    except DepthError:
+        pass
 
 
 def test_accept():

@@ -150,8 +150,10 @@ def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
     standalone = _standalone(coded, properties)
     try:
         image = pillow_heif.open_heif(io.BytesIO(standalone), convert_hdr_to_8bit=False)
+        if not len(image):
+            raise ValueError("no decodable image")
         pixels = np.asarray(image)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as exc:
         raise DepthError(f"depth item {item_id}: pillow-heif cannot decode it: {exc}") from None
     if pixels.ndim == 3:
         pixels = pixels[..., 0]
@@ -235,7 +237,7 @@ def _encode_map(pixels: np.ndarray, quality: int, preset: str) -> tuple[list[tup
     try:
         image = pillow_heif.from_bytes("L", (width, height), np.ascontiguousarray(pixels, np.uint8).tobytes())
         image.save(buffer, quality=quality, enc_params={"preset": preset}, save_nclx_profile=False)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as exc:
         raise DepthError(f"pillow-heif cannot encode the {width}x{height} depth map: {exc}") from None
     encoded = isobmff.parse_file(buffer.getvalue())
     item_id = encoded.meta.primary
