@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pillow_heif
 
 from ..depthdata import DepthData
 from ..errors import DepthError
@@ -45,8 +46,8 @@ XMP_MIME = "application/rdf+xml"
 #: Properties of the photo's primary item the depth item shares (same ipco index), as iPhones do.
 SHARED_PROPERTIES = ("irot", "imir")
 #: Properties of pillow-heif's depth encoding carried over to the depth item (its colr is dropped).
-CODING_PROPERTIES = ("hvcC", "ispe", "pixi")
-ESSENTIAL = frozenset({"hvcC", "irot", "imir", "auxC"})
+CODING_PROPERTIES = ("hvcC", "ispe", "clap", "pixi")
+ESSENTIAL = frozenset({"hvcC", "clap", "irot", "imir", "auxC"})
 #: Largest depth item decoded (bytes of coded data).
 MAX_DEPTH_ITEM_BYTES = 64 << 20
 
@@ -69,20 +70,19 @@ def read_depth(data: bytes) -> DepthData | None:
     depth_id = find_depth_item(meta)
     if depth_id is None:
         return None
-    representation = _representation(meta, depth_id)
     info, metadata = None, None
     xmp_id = _xmp_item(meta, depth_id)
     if xmp_id is not None:
         info, metadata = parse_depth_xmp(isobmff.item_data(heif, xmp_id))
     pixels = decode_item(heif, depth_id)
     if info is None or not info.is_depth_map:
-        info = _info_from_sei(representation, pixels.dtype, depth_id)
+        info = _info_from_sei(_representation(meta, depth_id), pixels.dtype, depth_id)
     return dequantize(pixels, info, metadata)
 
 
 def find_depth_item(meta: Meta) -> int | None:
     """The depth item: an auxC depth URN, preferring one ``auxl`` to the primary; mattes never match."""
-    candidates = [item.item_id for item in meta.items if _aux_type(meta, item.item_id)[0] in DEPTH_URNS]
+    candidates = depth_items(meta)
     for item_id in candidates:
         if meta.primary in meta.referenced("auxl", item_id):
             return item_id
@@ -90,6 +90,7 @@ def find_depth_item(meta: Meta) -> int | None:
 
 
 def depth_items(meta: Meta) -> list[int]:
+    """Every item whose auxC names a depth URN."""
     return [item.item_id for item in meta.items if _aux_type(meta, item.item_id)[0] in DEPTH_URNS]
 
 
@@ -147,12 +148,12 @@ def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
         if kind not in ("auxC", *SHARED_PROPERTIES)
     ]
     standalone = _standalone(coded, properties)
-    import pillow_heif
-
     try:
         image = pillow_heif.open_heif(io.BytesIO(standalone), convert_hdr_to_8bit=False)
+        if not len(image):
+            raise ValueError("no decodable image")
         pixels = np.asarray(image)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as exc:
         raise DepthError(f"depth item {item_id}: pillow-heif cannot decode it: {exc}") from None
     if pixels.ndim == 3:
         pixels = pixels[..., 0]
@@ -206,10 +207,11 @@ def attach_depth(
     depth_id = meta.next_item_id()
     xmp_id = depth_id + 1
     shared = [(i, e) for i, e in meta.associations.get(primary, []) if meta.property_type(i) in SHARED_PROPERTIES]
-    added = {kind: meta.add_property(raw) for kind, raw in coding}
-    associations = [(added["hvcC"], True), (added["ispe"], False), *shared]
-    associations += [(added[k], k in ESSENTIAL) for k in added if k not in ("hvcC", "ispe")]
-    associations.append((meta.add_property(auxc), True))
+    added = {kind: (meta.add_property(raw), kind in ESSENTIAL) for kind, raw in coding}
+    added["auxC"] = (meta.add_property(auxc), True)
+    # iPhone order; a crop (clap, for sizes x265 pads) must come before the shared rotation
+    associations = [added[k] for k in ("hvcC", "ispe", "clap") if k in added] + shared
+    associations += [added[k] for k in ("pixi", "auxC") if k in added]
     meta.associations[depth_id] = associations
     meta.items += [ItemInfo(depth_id, "hvc1", flags=1), ItemInfo(xmp_id, "mime", 1, content_type=XMP_MIME)]
     meta.locations[depth_id] = Location(depth_id, extents=[isobmff.Extent(0, len(coded))])
@@ -227,9 +229,7 @@ def _sei(info: PixelDataInfo) -> DepthRepresentation:
 
 
 def _encode_map(pixels: np.ndarray, quality: int, preset: str) -> tuple[list[tuple[str, bytes]], bytes]:
-    """pillow-heif's monochrome HEVC coding of the map: its (hvcC, ispe, pixi) properties and coded bytes."""
-    import pillow_heif
-
+    """pillow-heif's monochrome HEVC coding of the map: its hvcC, ispe, clap (if padded), pixi and coded bytes."""
     if not (quality == -1 or 0 <= quality <= 100):
         raise DepthError(f"depth_quality must be -1 (lossless) or 0-100, got {quality}")
     height, width = pixels.shape
@@ -237,7 +237,7 @@ def _encode_map(pixels: np.ndarray, quality: int, preset: str) -> tuple[list[tup
     try:
         image = pillow_heif.from_bytes("L", (width, height), np.ascontiguousarray(pixels, np.uint8).tobytes())
         image.save(buffer, quality=quality, enc_params={"preset": preset}, save_nclx_profile=False)
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as exc:
         raise DepthError(f"pillow-heif cannot encode the {width}x{height} depth map: {exc}") from None
     encoded = isobmff.parse_file(buffer.getvalue())
     item_id = encoded.meta.primary
@@ -248,19 +248,19 @@ def _encode_map(pixels: np.ndarray, quality: int, preset: str) -> tuple[list[tup
 
 
 def encode_photo(image, *, quality: int = 90, encoder_preset: str = "medium") -> bytes:
-    """A PIL image re-encoded as HEIC by pillow-heif, keeping Exif, ICC profile and orientation (as irot)."""
-    import pillow_heif
+    """A PIL image re-encoded as HEIC by pillow-heif, keeping Exif, ICC profile and orientation.
 
+    The pixels keep their stored orientation; the Exif orientation becomes the primary's
+    ``irot``/``imir`` (pillow-heif's Pillow plugin), as iPhones write it.
+    """
+    pillow_heif.register_heif_opener()
     if image.mode not in ("RGB", "RGBA", "L", "LA", "I;16", "I;16L"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     extra = {key: image.info[key] for key in ("exif", "icc_profile", "xmp") if image.info.get(key)}
-    if "exif" not in extra and len(image.getexif()):
-        extra["exif"] = image.getexif().tobytes()
     buffer = io.BytesIO()
     try:
-        heif = pillow_heif.from_pillow(image)
-        heif.save(buffer, quality=quality, enc_params={"preset": encoder_preset}, **extra)
-    except (OSError, ValueError, RuntimeError) as exc:
+        image.save(buffer, format="HEIF", quality=quality, enc_params={"preset": encoder_preset}, **extra)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise DepthError(f"pillow-heif cannot encode the photo: {exc}") from None
     return buffer.getvalue()
 

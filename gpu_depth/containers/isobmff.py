@@ -586,7 +586,7 @@ def rebuild(heif: HeifFile, meta: Meta, appended: bytes = b"", new_items: frozen
     for offset_size in (4, 8):
         try:
             meta_size = len(meta_bytes(meta, offset_size, offset_size))  # the size depends on field sizes only
-            moved = _moved(heif, meta, new_items, meta_size)
+            moved = _moved(heif, meta, new_items, meta_size, len(appended))
             raw = meta_bytes(moved, offset_size, offset_size)
             break
         except OverflowError:
@@ -614,7 +614,7 @@ def _explicit(data: bytes | memoryview, box: Box) -> bytes:
     return box_bytes(box.type, bytes(data[box.start : box.end]))
 
 
-def _moved(heif: HeifFile, meta: Meta, new_items: frozenset[int], meta_size: int) -> Meta:
+def _moved(heif: HeifFile, meta: Meta, new_items: frozenset[int], meta_size: int, appended: int) -> Meta:
     """A copy of ``meta`` whose file-offset extents are absolute offsets in the rebuilt file."""
     shifts, position = [], 0
     for box in heif.boxes:
@@ -622,7 +622,7 @@ def _moved(heif: HeifFile, meta: Meta, new_items: frozenset[int], meta_size: int
         if box is not heif.meta_box:
             shifts.append((box, position + size - box.end))
         position += size
-    appended_start = position + HEADER
+    appended_start = position + (HEADER if HEADER + appended <= U32_MAX else LARGE_HEADER)
     locations = {}
     for item_id, loc in meta.locations.items():
         extents = loc.extents
