@@ -19,14 +19,20 @@ def run_convert(args: argparse.Namespace) -> int:
     if out is None:
         raise DepthError("name the output folder (OUT or --out)")
     options = _options(args, out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DepthError(f"{out}: cannot create the output folder: {exc.strerror or exc}") from None
     jobs, unmatched = _jobs(args, out)
     selected = _shard(args)
     if selected:
         jobs = shard(jobs, *selected)
+    try:
+        report = Report(args.report or out / _report_name(selected))
+    except OSError as exc:
+        raise DepthError(f"cannot write the report in {out}: {exc.strerror or exc}") from None
     for line in unmatched:
         print(f"gpu-depth: unmatched: {line}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    report = Report(args.report or out / _report_name(selected))
     progress = Progress(len(jobs), options.backend, enabled=False if args.quiet else None)
 
     def on_result(line: dict) -> None:
