@@ -203,14 +203,18 @@ class TiffFile:
         return decode(self.format, entry)
 
     def walk(self) -> list[Ifd]:
-        """Every IFD: the IFD0 chain and the SubIFDs trees below them, in file order of discovery."""
+        """Every IFD: the IFD0 chain and the SubIFDs trees below them, in order of discovery.
+
+        Names: ``IFD0``, ``IFD1`` … along the main chain, ``IFD0.SubIFD1`` for IFD0's second SubIFD and
+        ``IFD0.SubIFD1+1`` for the IFD that one chains to.
+        """
         seen: set[int] = set()
         return list(self._chain(self.first_offset, "IFD", 0, seen))
 
-    def _chain(self, offset: int, prefix: str, depth: int, seen: set[int]) -> Iterator[Ifd]:
+    def _chain(self, offset: int, base: str, depth: int, seen: set[int]) -> Iterator[Ifd]:
         index = 0
         while offset:
-            name = f"{prefix}{index}"
+            name = f"{base}{index}" if depth == 0 else base + (f"+{index}" if index else "")
             if offset in seen:
                 raise DepthError(f"{name} at offset {offset} was already read: the IFDs form a loop")
             if len(seen) >= MAX_IFDS:
@@ -222,7 +226,7 @@ class TiffFile:
                 if depth >= MAX_DEPTH:
                     raise DepthError(f"{name}: SubIFDs nested deeper than {MAX_DEPTH} levels")
                 for number, child in enumerate(self.integers(ifd, SUBIFDS)):
-                    yield from self._chain(child, f"{name}.SubIFD{number}.", depth + 1, seen)
+                    yield from self._chain(child, f"{name}.SubIFD{number}", depth + 1, seen)
             offset, index = ifd.next_offset, index + 1
 
 
