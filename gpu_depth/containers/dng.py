@@ -176,7 +176,7 @@ def quantise(depth: DepthData) -> tuple[np.ndarray, int, tuple[int, int], tuple[
         if high <= 0:
             raise DepthError("disparity map has no positive value: its nearest distance would be infinite")
         form, near = INVERSE, to_rational(1.0 / high, up=False)
-        far = to_rational(1.0 / low, up=True) if 0 < 1.0 / low <= RATIONAL_MAX else INFINITY
+        far = to_rational(1.0 / low, up=True) if low > 0 and 1.0 / low <= RATIONAL_MAX else INFINITY
         if near[0] == 0:
             raise DepthError(f"disparity {high:g} is too large: DepthNear 1/{high:g} m rounds to 0")
         first, last = _ratio(near, inverse=True), _ratio(far, inverse=True)
@@ -347,11 +347,11 @@ def _chunks(tiff: TiffFile, ifd: Ifd, offsets_tag: int, counts_tag: int, expecte
 
 
 def _chunk(tiff: TiffFile, ifd: Ifd, index: int, offset: int, count: int, needed: int) -> bytes:
-    if count < needed or offset + needed > tiff.size:
-        raise DepthError(
-            f"{ifd.name}: strip/tile {index} at offset {offset} holds {count} of {needed} bytes "
-            f"or runs past the end of the {tiff.size}-byte file"
-        )
+    where = f"{ifd.name}: strip/tile {index} at offset {offset}"
+    if count < needed:
+        raise DepthError(f"{where} holds {count} bytes, fewer than the {needed} its samples need")
+    if offset + count > tiff.size:
+        raise DepthError(f"{where}: its {count} bytes run past the end of the {tiff.size}-byte file")
     return tiff.data[offset : offset + needed]
 
 

@@ -203,30 +203,33 @@ class TiffFile:
         return decode(self.format, entry)
 
     def walk(self) -> list[Ifd]:
-        """Every IFD: the IFD0 chain and the SubIFDs trees below them, in order of discovery.
+        """Every IFD once: the IFD0 chain and the SubIFDs trees (and their chains) below it.
 
         Names: ``IFD0``, ``IFD1`` … along the main chain, ``IFD0.SubIFD1`` for IFD0's second SubIFD and
-        ``IFD0.SubIFD1+1`` for the IFD that one chains to.
+        ``IFD0.SubIFD1+1`` for the IFD that one chains to.  An IFD reached twice by different routes
+        (tifffile chains sibling SubIFDs) is listed once; one that leads back to itself is a loop.
         """
-        seen: set[int] = set()
-        return list(self._chain(self.first_offset, "IFD", 0, seen))
+        return list(self._chain(self.first_offset, "IFD", frozenset(), set()))
 
-    def _chain(self, offset: int, base: str, depth: int, seen: set[int]) -> Iterator[Ifd]:
-        index = 0
+    def _chain(self, offset: int, base: str, above: frozenset[int], seen: set[int]) -> Iterator[Ifd]:
+        path, index = set(above), 0
         while offset:
-            name = f"{base}{index}" if depth == 0 else base + (f"+{index}" if index else "")
+            name = base + (f"+{index}" if index else "") if above else f"{base}{index}"
+            if offset in path:
+                raise DepthError(f"{name} at offset {offset} leads back to itself: the IFDs form a loop")
             if offset in seen:
-                raise DepthError(f"{name} at offset {offset} was already read: the IFDs form a loop")
+                return
             if len(seen) >= MAX_IFDS:
                 raise DepthError(f"more than {MAX_IFDS} IFDs; refusing {name}")
             seen.add(offset)
+            path.add(offset)
             ifd = self.ifd(offset, name)
             yield ifd
             if SUBIFDS in ifd:
-                if depth >= MAX_DEPTH:
+                if len(above) >= MAX_DEPTH:
                     raise DepthError(f"{name}: SubIFDs nested deeper than {MAX_DEPTH} levels")
                 for number, child in enumerate(self.integers(ifd, SUBIFDS)):
-                    yield from self._chain(child, f"{name}.SubIFD{number}", depth + 1, seen)
+                    yield from self._chain(child, f"{name}.SubIFD{number}", frozenset(path), seen)
             offset, index = ifd.next_offset, index + 1
 
 
