@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import tifffile
 from conftest import tool
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import gpu_depth
 from gpu_depth import DepthData, DepthError, DepthMetadata
@@ -393,3 +395,35 @@ def test_the_api_refuses_to_turn_a_jpeg_into_a_dng(tmp_path):
     Image.new("RGB", (8, 8)).save(photo)
     with pytest.raises(DepthError):
         gpu_depth.attach_depth(photo, depth_map(), tmp_path / "out.dng")
+
+
+@pytest.fixture(scope="module")
+def attached() -> tuple[bytes, list[int]]:
+    """A DNG with a depth map, and the byte positions of its header and of every IFD's entries."""
+    data = dng.attach_depth(make_dng("cfa-and-preview-subifds", ">"), depth_map())
+    positions = list(range(8))
+    for ifd in TiffFile(data).walk():
+        positions += range(ifd.offset, ifd.offset + 2 + 12 * len(ifd.entries) + 4)
+    return data, positions
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_mutated_ifds_raise_only_depth_error(attached, data):
+    original, positions = attached
+    mutated = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 6))):
+        mutated[data.draw(st.sampled_from(positions))] = data.draw(st.integers(0, 255))
+    for call in (dng.read_depth, lambda b: dng.attach_depth(b, depth_map(shape=(4, 4)), replace=True)):
+        try:
+            call(bytes(mutated))
+        except DepthError:
+            pass
+
+
+def test_padded_rows_are_stored_without_their_padding():
+    depth = DepthData.from_array(depth_map(shape=(48, 60)).array.astype(np.float64), "fdep", row_alignment=256)
+    assert depth.bytes_per_row > depth.width * 4
+    back = dng.read_depth(dng.attach_depth(make_dng(), depth))
+    assert back.bytes_per_row == depth.width * 4
+    assert np.allclose(back.array, depth.array, rtol=1e-4)
