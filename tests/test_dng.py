@@ -92,9 +92,11 @@ def exiftool_json(path: Path, *args: str) -> dict:
 
 
 def validation_warnings(path: Path) -> set[str]:
-    info = exiftool_json(path, "-validate", "-warning", "-a")
-    found = info.get("Warning", [])
-    return {found} if isinstance(found, str) else set(found)
+    """The warnings of ``exiftool -validate`` (its text output: JSON keeps only one of repeated tags)."""
+    args = [tool("exiftool"), "-s", "-validate", "-warning", "-a", str(path)]
+    lines = subprocess.run(args, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert any(line.startswith("Validate ") for line in lines), lines
+    return {line.split(":", 1)[1].strip() for line in lines if line.startswith("Warning ")}
 
 
 def exiftool_version() -> tuple[int, ...]:
