@@ -32,6 +32,7 @@ from .tiff import (
     BIGTIFF_MAGIC,
     BYTE,
     CLASSIC_MAGIC,
+    HEADER_SIZE,
     LONG,
     RATIONAL,
     SHORT,
@@ -118,9 +119,9 @@ def attach_depth(
     codes, form, near, far = quantise(depth)
     fmt = tiff.format
 
-    out = bytearray(photo)
-    strip_offsets, strip_counts, rows_per_strip = _append_strips(out, codes.astype(fmt.byteorder + "u2"))
-    depth_offset = _align(out)
+    tail = _Tail(len(photo))
+    strip_offsets, strip_counts, rows_per_strip = _append_strips(tail, codes.astype(fmt.byteorder + "u2"))
+    depth_offset = tail.align()
     depth_entries = [
         make_entry(fmt, NEW_SUBFILE_TYPE, LONG, [DEPTH_MAP]),
         make_entry(fmt, IMAGE_WIDTH, LONG, [depth.width]),
@@ -135,7 +136,7 @@ def attach_depth(
         make_entry(fmt, PLANAR_CONFIGURATION, SHORT, [1]),
         make_entry(fmt, SAMPLE_FORMAT, SHORT, [1]),
     ]
-    out += pack_ifd(fmt, depth_entries, depth_offset)
+    tail.data += pack_ifd(fmt, depth_entries, depth_offset)
 
     entries = dict(ifd0.entries)
     subifd_type = ifd0.entries[SUBIFDS].type if SUBIFDS in ifd0 else LONG
@@ -149,12 +150,11 @@ def attach_depth(
         (DEPTH_MEASURE_TYPE, SHORT, measure_type),
     ):
         entries[tag] = make_entry(fmt, tag, type_, [value])
-    ifd0_offset = _align(out)
-    out += pack_ifd(fmt, entries.values(), ifd0_offset, ifd0.next_offset)
-    if len(out) >= MAX_CLASSIC_SIZE:
-        raise DepthError(f"the DNG with its depth map would be {len(out)} bytes, beyond classic TIFF's 4 GiB")
-    out[4:8] = fmt.pack("I", ifd0_offset)
-    return bytes(out)
+    ifd0_offset = tail.align()
+    tail.data += pack_ifd(fmt, entries.values(), ifd0_offset, ifd0.next_offset)
+    if tail.end >= MAX_CLASSIC_SIZE:
+        raise DepthError(f"the DNG with its depth map would be {tail.end} bytes, beyond classic TIFF's 4 GiB")
+    return b"".join((fmt.header(ifd0_offset), memoryview(photo)[HEADER_SIZE:], tail.data))
 
 
 def encode_photo(image: Any, **options: Any) -> bytes:
@@ -270,21 +270,32 @@ def _version_entries(tiff: TiffFile, ifd0: Ifd) -> dict[int, Entry]:
     return entries
 
 
-def _align(out: bytearray) -> int:
-    out += b"\0" * (-len(out) % 4)
-    return len(out)
+class _Tail:
+    """Bytes appended after the input file, which starts ``base`` bytes before them."""
+
+    def __init__(self, base: int) -> None:
+        self.base, self.data = base, bytearray()
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.data)
+
+    def align(self) -> int:
+        """Pad to a 4-byte boundary and return the file offset of the next byte."""
+        self.data += b"\0" * (-self.end % 4)
+        return self.end
 
 
-def _append_strips(out: bytearray, samples: np.ndarray) -> tuple[list[int], list[int], int]:
+def _append_strips(tail: _Tail, samples: np.ndarray) -> tuple[list[int], list[int], int]:
     height, width = samples.shape
     row_bytes = width * samples.itemsize
     rows_per_strip = max(1, min(height, STRIP_BYTES // row_bytes))
     offsets, counts = [], []
     for top in range(0, height, rows_per_strip):
         chunk = samples[top : top + rows_per_strip].tobytes()
-        offsets.append(_align(out))
+        offsets.append(tail.align())
         counts.append(len(chunk))
-        out += chunk
+        tail.data += chunk
     return offsets, counts, rows_per_strip
 
 
