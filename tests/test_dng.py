@@ -429,3 +429,12 @@ def test_padded_rows_are_stored_without_their_padding():
     back = dng.read_depth(dng.attach_depth(make_dng(), depth))
     assert back.bytes_per_row == depth.width * 4
     assert np.allclose(back.array, depth.array, rtol=1e-4)
+
+
+def test_the_api_names_a_plain_tiff_as_not_a_dng(tmp_path):
+    photo = tmp_path / "scan.tif"
+    tifffile.imwrite(photo, np.zeros((4, 4), np.uint8))
+    with pytest.raises(DepthError, match=r"scan\.tif: a TIFF without DNGVersion in IFD0 is not a DNG"):
+        gpu_depth.read_depth(photo)
+    with pytest.raises(DepthError, match="not a DNG"):
+        gpu_depth.attach_depth(photo, depth_map(), tmp_path / "out.tif")

@@ -85,10 +85,10 @@ def accept(prefix: bytes) -> bool:
 def read_depth(data: bytes) -> DepthData | None:
     """The DNG's depth map in its native quantity (``fdep`` for linear, ``fdis`` for inverse), or None."""
     tiff, ifds = _open_dng(data)
-    depth_ifd = _find_depth_ifd(tiff, ifds)
-    if depth_ifd is None:
+    found = _depth_ifds(tiff, ifds)
+    if not found:
         return None
-    codes = _read_samples(tiff, depth_ifd)
+    codes = _read_samples(tiff, found[0])
     form, near, far = _depth_range(tiff, ifds[0])
     fraction = codes.astype(np.float64) / float(np.iinfo(codes.dtype).max)
     if form == LINEAR:
@@ -106,6 +106,7 @@ def attach_depth(
     """``photo`` with ``depth`` attached as a DNG 1.5 depth map, every input byte kept in place.
 
     ``measure_type``: DepthMeasureType, 0 unknown, 1 along the optical axis, 2 along the optical ray.
+    ``replace``: drop an existing depth map from IFD0's SubIFDs (its bytes stay, unreferenced).
     """
     if options:
         raise DepthError(f"unknown DNG option(s): {', '.join(sorted(options))}")
@@ -202,6 +203,7 @@ def to_rational(value: float, up: bool) -> tuple[int, int]:
 
 
 def _ratio(pair: tuple[int, int], inverse: bool = False) -> float:
+    """A RATIONAL distance as a float, or its reciprocal (0 for the infinite 1/0)."""
     numerator, denominator = pair
     if inverse:
         return 0.0 if numerator and not denominator else denominator / numerator
@@ -232,30 +234,23 @@ def _scalar(tiff: TiffFile, ifd: Ifd, tag: int, default: int | None = None) -> i
     return values[0]
 
 
-def _find_depth_ifd(tiff: TiffFile, ifds: list[Ifd]) -> Ifd | None:
-    """The full-resolution depth IFD (NewSubFileType 8), else a reduced one (9), else None."""
-    kinds = {id(ifd): _scalar(tiff, ifd, NEW_SUBFILE_TYPE, 0) for ifd in ifds}
-    for wanted in (DEPTH_MAP, REDUCED_DEPTH_MAP):
-        found = next((ifd for ifd in ifds if kinds[id(ifd)] == wanted), None)
-        if found is not None:
-            return found
-    return None
+def _depth_ifds(tiff: TiffFile, ifds: list[Ifd]) -> list[Ifd]:
+    """The depth map IFDs, full-resolution ones (NewSubFileType 8) before reduced ones (9)."""
+    kinds = [(_scalar(tiff, ifd, NEW_SUBFILE_TYPE, 0), ifd) for ifd in ifds]
+    return [ifd for wanted in (DEPTH_MAP, REDUCED_DEPTH_MAP) for kind, ifd in kinds if kind == wanted]
 
 
 def _kept_subifds(tiff: TiffFile, ifds: list[Ifd], replace: bool) -> list[int]:
     """IFD0's SubIFDs offsets, less an existing depth map's when ``replace`` allows dropping it."""
     ifd0 = ifds[0]
     subifds = list(tiff.integers(ifd0, SUBIFDS)) if SUBIFDS in ifd0 else []
-    existing = _find_depth_ifd(tiff, ifds)
-    if existing is None:
-        return subifds
-    if not replace:
-        raise DepthError(f"the DNG already has a depth map ({existing.name}); pass replace=True to replace it")
-    depth_ifds = [ifd for ifd in ifds if _scalar(tiff, ifd, NEW_SUBFILE_TYPE, 0) in (DEPTH_MAP, REDUCED_DEPTH_MAP)]
-    stray = [ifd.name for ifd in depth_ifds if ifd.offset not in subifds]
+    existing = _depth_ifds(tiff, ifds)
+    if existing and not replace:
+        raise DepthError(f"the DNG already has a depth map ({existing[0].name}); pass replace=True to replace it")
+    stray = [ifd.name for ifd in existing if ifd.offset not in subifds]
     if stray:
         raise DepthError(f"cannot replace the depth map {stray[0]}: it is not one of IFD0's SubIFDs")
-    dropped = {ifd.offset for ifd in depth_ifds}
+    dropped = {ifd.offset for ifd in existing}
     return [offset for offset in subifds if offset not in dropped]
 
 
