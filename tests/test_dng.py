@@ -262,14 +262,23 @@ def test_dng_version_raised_to_1_5_keeping_the_backward_version(version, backwar
     assert (tiff.integers(ifd0, dng.DNG_VERSION), tiff.integers(ifd0, dng.DNG_BACKWARD_VERSION)) == expected
 
 
-def test_existing_subifds_are_kept_and_the_depth_map_appended():
-    source = make_dng("cfa-and-preview-subifds", ">")
-    tiff = TiffFile(source)
+@pytest.mark.parametrize("subifd_type", [4, 13], ids=["LONG", "IFD"])
+def test_existing_subifds_are_kept_and_the_depth_map_appended(subifd_type, tmp_path):
+    source = bytearray(make_dng("cfa-and-preview-subifds", ">"))
+    tiff = TiffFile(bytes(source))
+    source[entry_position(tiff.walk()[0], 330) + 2 : entry_position(tiff.walk()[0], 330) + 4] = struct.pack(
+        ">H", subifd_type
+    )
+    tiff = TiffFile(bytes(source))
     before = tiff.integers(tiff.walk()[0], 330)
-    out = TiffFile(dng.attach_depth(source, depth_map()))
+    out = TiffFile(dng.attach_depth(bytes(source), depth_map()))
     after = out.integers(out.walk()[0], 330)
     assert len(before) == 2 and after[:2] == before and after[2] == depth_ifd(out.data)[1].offset
-    assert out.walk()[0].entries[330].type == tiff.walk()[0].entries[330].type
+    assert out.walk()[0].entries[330].type == subifd_type
+    (tmp_path / "in.dng").write_bytes(source)
+    (tmp_path / "out.dng").write_bytes(out.data)
+    new = validation_warnings(tmp_path / "out.dng") - validation_warnings(tmp_path / "in.dng")
+    assert new <= (OLD_EXIFTOOL_DEPTH_WARNINGS if exiftool_version() < (12, 69) else set())
 
 
 @pytest.mark.parametrize("tile", [(16, 16), (32, 48)])
