@@ -366,7 +366,7 @@ def put(out: bytearray, position: int, code: str, value: int) -> None:
         (lambda out, t, f: put(out, entry_position(f, 273) + 4, "I", 2), "2 offsets and 1 byte counts for 1 strips"),
         (lambda out, t, f: put(out, entry_position(f, 259) + 8, "H", 7), r"259 \(Compression\) 7 are not supported"),
         (lambda out, t, f: put(out, entry_position(f, 258) + 8, "H", 12), "must be 8 or 16 bits"),
-        (lambda out, t, f: put(out, entry_position(f, 257) + 8, "I", 1 << 20), "cannot fit"),
+        (lambda out, t, f: put(out, entry_position(f, 257) + 8, "I", 1 << 20), "cannot be stored"),
         (lambda out, t, f: put(out, entry_position(f, 278) + 8, "I", 0), "RowsPerStrip is 0"),
         (lambda out, t, f: put(out, entry_position(t.walk()[0], 0xC7E9) + 8, "H", 0), "DepthFormat 0 gives no"),
         (lambda out, t, f: put(out, entry_position(f, 254) + 2, "H", 99), "unknown field type 99"),
@@ -447,3 +447,46 @@ def test_the_api_names_a_plain_tiff_as_not_a_dng(tmp_path):
         gpu_depth.read_depth(photo)
     with pytest.raises(DepthError, match="not a DNG"):
         gpu_depth.attach_depth(photo, depth_map(), tmp_path / "out.tif")
+
+
+def tifffile_depth_dng(byteorder: str, codes: np.ndarray, **options) -> bytes:
+    """A DNG whose depth IFD tifffile wrote (DepthFormat linear, 0.5 m to 5 m)."""
+    depth_tags = [(51177, "H", 1, 1, True), (51178, "2I", 1, (1, 2), True), (51179, "2I", 1, (5, 1), True)]
+    stream = io.BytesIO()
+    with tifffile.TiffWriter(stream, byteorder=byteorder) as tif:
+        tags = [(50706, "B", 4, (1, 5, 0, 0), True), *depth_tags]
+        tif.write(np.zeros((8, 8, 3), np.uint8), photometric="rgb", subfiletype=1, subifds=1, extratags=tags)
+        tif.write(codes, photometric=51177, subfiletype=8, **options)
+    return stream.getvalue()
+
+
+@pytest.mark.parametrize("byteorder", ["<", ">"])
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"compression": "zlib"}, {"compression": "zlib", "predictor": True}, {"tile": (16, 32)}],
+    ids=["plain", "deflate", "deflate-predictor", "tiled"],
+)
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+def test_depth_maps_written_by_tifffile_are_read(byteorder, options, dtype):
+    top = np.iinfo(dtype).max
+    codes = (np.random.default_rng(3).integers(0, top + 1, (40, 72))).astype(dtype)
+    back = dng.read_depth(tifffile_depth_dng(byteorder, codes, **options))
+    assert back.pixel_format.fourcc == "fdep"
+    assert np.allclose(back.array, 0.5 + codes / top * 4.5, rtol=1e-6)
+
+
+def test_bad_deflate_data_is_refused():
+    data = bytearray(tifffile_depth_dng("<", np.zeros((40, 72), np.uint16), compression="zlib"))
+    _, found = depth_ifd(bytes(data))
+    (offset,) = TiffFile(bytes(data)).integers(found, 273)
+    data[offset : offset + 4] = b"\xff\xff\xff\xff"
+    with pytest.raises(DepthError, match="bad Deflate data"):
+        dng.read_depth(bytes(data))
+
+
+def test_deflate_stops_at_the_size_the_map_needs():
+    codes = np.zeros((40, 72), np.uint16)
+    data = bytearray(tifffile_depth_dng("<", codes, compression="zlib"))
+    _, found = depth_ifd(bytes(data))
+    put(data, entry_position(found, 257) + 8, "I", 20)  # the strip inflates to twice what 20 rows need
+    assert dng.read_depth(bytes(data)).height == 20

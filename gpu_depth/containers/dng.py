@@ -15,11 +15,15 @@ map's finite extremes rounded outwards to RATIONALs, in the map's native quantit
 
 So the codes are evenly spaced in the quantity the map was made in and reading gives it back within
 half a code step.  DNG allows no holes in a depth map: NaN and ±inf pixels are stored as the far end.
+
+Reading takes 8- or 16-bit depth IFDs in strips or tiles, uncompressed or Deflate (predictor none or
+horizontal); lossless JPEG (Compression 7) is refused with a DepthError.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from fractions import Fraction
 from typing import Any
 
@@ -74,7 +78,11 @@ MAX_CLASSIC_SIZE = 1 << 32
     STRIP_BYTE_COUNTS,
     PLANAR_CONFIGURATION,
 ) = 256, 257, 258, 259, 262, 273, 277, 278, 279, 284
-TILE_WIDTH, TILE_LENGTH, TILE_OFFSETS, TILE_BYTE_COUNTS, SAMPLE_FORMAT = 322, 323, 324, 325, 339
+TILE_WIDTH, TILE_LENGTH, TILE_OFFSETS, TILE_BYTE_COUNTS, SAMPLE_FORMAT, PREDICTOR = 322, 323, 324, 325, 339, 317
+UNCOMPRESSED, DEFLATE = 1, 8
+NO_PREDICTOR, HORIZONTAL_DIFFERENCING = 1, 2
+#: Most samples a depth map read may have (a 64 Mpix map; iPhones store 0.4 Mpix).
+MAX_DEPTH_SAMPLES = 1 << 26
 
 
 def accept(prefix: bytes) -> bool:
@@ -324,69 +332,96 @@ def _rational(tiff: TiffFile, ifd0: Ifd, tag: int) -> float | None:
 
 
 def _read_samples(tiff: TiffFile, ifd: Ifd) -> np.ndarray:
-    """The depth IFD's 8- or 16-bit uncompressed samples as a (height, width) array."""
+    """The depth IFD's 8- or 16-bit samples (uncompressed or Deflate) as a (height, width) array."""
     width, height = _scalar(tiff, ifd, IMAGE_WIDTH), _scalar(tiff, ifd, IMAGE_LENGTH)
     bits = set(tiff.integers(ifd, BITS_PER_SAMPLE)) if BITS_PER_SAMPLE in ifd else {1}
-    for tag in (COMPRESSION, SAMPLES_PER_PIXEL, SAMPLE_FORMAT):
+    for tag, allowed in (
+        (SAMPLES_PER_PIXEL, (1,)),
+        (SAMPLE_FORMAT, (1,)),
+        (COMPRESSION, (UNCOMPRESSED, DEFLATE)),
+        (PREDICTOR, (NO_PREDICTOR, HORIZONTAL_DIFFERENCING)),
+    ):
         value = _scalar(tiff, ifd, tag, 1)
-        if value != 1:
-            raise DepthError(f"{ifd.name}: depth maps with {tag_name(tag)} {value} are not supported (only 1)")
+        if value not in allowed:
+            raise DepthError(f"{ifd.name}: depth maps with {tag_name(tag)} {value} are not supported")
     if bits not in ({8}, {16}):
         raise DepthError(f"{ifd.name}: depth samples must be 8 or 16 bits, not {sorted(bits)}")
-    dtype = np.dtype(f"{tiff.format.byteorder}u{bits.pop() // 8}")
     if width <= 0 or height <= 0:
         raise DepthError(f"{ifd.name}: bad depth map size {width}x{height}")
+    decoder = _Decoder(tiff, ifd, np.dtype(f"{tiff.format.byteorder}u{bits.pop() // 8}"))
     if TILE_OFFSETS in ifd:
-        return _read_tiles(tiff, ifd, width, height, dtype)
-    return _read_strips(tiff, ifd, width, height, dtype)
+        return _read_tiles(decoder, width, height)
+    return _read_strips(decoder, width, height)
 
 
-def _chunks(tiff: TiffFile, ifd: Ifd, offsets_tag: int, counts_tag: int, expected: int) -> list[tuple[int, int]]:
-    if offsets_tag not in ifd or counts_tag not in ifd:
-        raise DepthError(f"{ifd.name} lacks {tag_name(offsets_tag)} or {tag_name(counts_tag)}")
-    offsets, counts = tiff.integers(ifd, offsets_tag), tiff.integers(ifd, counts_tag)
-    if len(offsets) != expected or len(counts) != expected:
-        raise DepthError(
-            f"{ifd.name}: {len(offsets)} offsets and {len(counts)} byte counts for {expected} strips or tiles"
-        )
-    return list(zip(offsets, counts, strict=True))
+class _Decoder:
+    """Turns the strips or tiles of one depth IFD into sample arrays, checking every size first."""
+
+    def __init__(self, tiff: TiffFile, ifd: Ifd, dtype: np.dtype) -> None:
+        self.tiff, self.ifd, self.dtype = tiff, ifd, dtype
+        self.deflate = _scalar(tiff, ifd, COMPRESSION, UNCOMPRESSED) == DEFLATE
+        self.differencing = _scalar(tiff, ifd, PREDICTOR, NO_PREDICTOR) == HORIZONTAL_DIFFERENCING
+
+    def check_total(self, samples: int) -> None:
+        """Refuse maps larger than the bound, or than the file can hold uncompressed."""
+        size = samples * self.dtype.itemsize
+        if samples > MAX_DEPTH_SAMPLES or (not self.deflate and size > self.tiff.size):
+            raise DepthError(f"{self.ifd.name}: {samples} samples cannot be stored in the {self.tiff.size}-byte file")
+
+    def chunks(self, offsets_tag: int, counts_tag: int, expected: int) -> list[tuple[int, int]]:
+        ifd = self.ifd
+        if offsets_tag not in ifd or counts_tag not in ifd:
+            raise DepthError(f"{ifd.name} lacks {tag_name(offsets_tag)} or {tag_name(counts_tag)}")
+        offsets, counts = self.tiff.integers(ifd, offsets_tag), self.tiff.integers(ifd, counts_tag)
+        if len(offsets) != expected or len(counts) != expected:
+            raise DepthError(
+                f"{ifd.name}: {len(offsets)} offsets and {len(counts)} byte counts for {expected} strips or tiles"
+            )
+        return list(zip(offsets, counts, strict=True))
+
+    def decode(self, index: int, offset: int, count: int, shape: tuple[int, int]) -> np.ndarray:
+        where = f"{self.ifd.name}: strip/tile {index} at offset {offset}"
+        needed = shape[0] * shape[1] * self.dtype.itemsize
+        if offset + count > self.tiff.size:
+            raise DepthError(f"{where}: its {count} bytes run past the end of the {self.tiff.size}-byte file")
+        raw = self.tiff.data[offset : offset + (count if self.deflate else min(count, needed))]
+        if self.deflate:
+            try:
+                raw = zlib.decompressobj().decompress(raw, needed)
+            except zlib.error as exc:
+                raise DepthError(f"{where}: bad Deflate data ({exc})") from None
+        if len(raw) < needed:
+            raise DepthError(f"{where} holds {len(raw)} bytes, fewer than the {needed} its samples need")
+        samples = np.frombuffer(raw, self.dtype).reshape(shape)
+        if self.differencing:
+            native = self.dtype.newbyteorder("=")
+            samples = np.cumsum(samples.astype(native), axis=1, dtype=native)
+        return samples
 
 
-def _chunk(tiff: TiffFile, ifd: Ifd, index: int, offset: int, count: int, needed: int) -> bytes:
-    where = f"{ifd.name}: strip/tile {index} at offset {offset}"
-    if count < needed:
-        raise DepthError(f"{where} holds {count} bytes, fewer than the {needed} its samples need")
-    if offset + count > tiff.size:
-        raise DepthError(f"{where}: its {count} bytes run past the end of the {tiff.size}-byte file")
-    return tiff.data[offset : offset + needed]
-
-
-def _read_strips(tiff: TiffFile, ifd: Ifd, width: int, height: int, dtype: np.dtype) -> np.ndarray:
-    row_bytes = width * dtype.itemsize
-    if height * row_bytes > tiff.size:
-        raise DepthError(f"{ifd.name}: a {width}x{height} map cannot fit in the {tiff.size}-byte file")
-    rows_per_strip = min(_scalar(tiff, ifd, ROWS_PER_STRIP, height), height)
+def _read_strips(decoder: _Decoder, width: int, height: int) -> np.ndarray:
+    decoder.check_total(width * height)
+    rows_per_strip = min(_scalar(decoder.tiff, decoder.ifd, ROWS_PER_STRIP, height), height)
     if rows_per_strip <= 0:
-        raise DepthError(f"{ifd.name}: RowsPerStrip is 0")
-    strips = _chunks(tiff, ifd, STRIP_OFFSETS, STRIP_BYTE_COUNTS, -(-height // rows_per_strip))
-    parts = [
-        _chunk(tiff, ifd, index, offset, count, min(rows_per_strip, height - index * rows_per_strip) * row_bytes)
-        for index, (offset, count) in enumerate(strips)
-    ]
-    return np.frombuffer(b"".join(parts), dtype).reshape(height, width)
+        raise DepthError(f"{decoder.ifd.name}: RowsPerStrip is 0")
+    strips = decoder.chunks(STRIP_OFFSETS, STRIP_BYTE_COUNTS, -(-height // rows_per_strip))
+    return np.concatenate(
+        [
+            decoder.decode(index, offset, count, (min(rows_per_strip, height - index * rows_per_strip), width))
+            for index, (offset, count) in enumerate(strips)
+        ]
+    )
 
 
-def _read_tiles(tiff: TiffFile, ifd: Ifd, width: int, height: int, dtype: np.dtype) -> np.ndarray:
-    tile_width, tile_length = _scalar(tiff, ifd, TILE_WIDTH), _scalar(tiff, ifd, TILE_LENGTH)
+def _read_tiles(decoder: _Decoder, width: int, height: int) -> np.ndarray:
+    tile_width, tile_length = (_scalar(decoder.tiff, decoder.ifd, tag) for tag in (TILE_WIDTH, TILE_LENGTH))
     if tile_width <= 0 or tile_length <= 0:
-        raise DepthError(f"{ifd.name}: bad tile size {tile_width}x{tile_length}")
+        raise DepthError(f"{decoder.ifd.name}: bad tile size {tile_width}x{tile_length}")
     across, down = -(-width // tile_width), -(-height // tile_length)
-    needed = tile_width * tile_length * dtype.itemsize
-    if across * down * needed > tiff.size:
-        raise DepthError(f"{ifd.name}: {across}x{down} tiles of {needed} bytes cannot fit in the {tiff.size}-byte file")
-    image = np.empty((down * tile_length, across * tile_width), dtype)
-    for index, (offset, count) in enumerate(_chunks(tiff, ifd, TILE_OFFSETS, TILE_BYTE_COUNTS, across * down)):
-        tile = np.frombuffer(_chunk(tiff, ifd, index, offset, count, needed), dtype).reshape(tile_length, tile_width)
+    decoder.check_total(across * tile_width * down * tile_length)
+    image = np.empty((down * tile_length, across * tile_width), decoder.dtype)
+    for index, (offset, count) in enumerate(decoder.chunks(TILE_OFFSETS, TILE_BYTE_COUNTS, across * down)):
         row, column = divmod(index, across)
+        tile = decoder.decode(index, offset, count, (tile_length, tile_width))
         image[row * tile_length : (row + 1) * tile_length, column * tile_width : (column + 1) * tile_width] = tile
     return image[:height, :width]
