@@ -384,7 +384,7 @@ class _Decoder:
         needed = shape[0] * shape[1] * self.dtype.itemsize
         if offset + count > self.tiff.size:
             raise DepthError(f"{where}: its {count} bytes run past the end of the {self.tiff.size}-byte file")
-        raw = self.tiff.data[offset : offset + (count if self.deflate else min(count, needed))]
+        raw = self.tiff.view[offset : offset + (count if self.deflate else min(count, needed))]
         if self.deflate:
             try:
                 raw = zlib.decompressobj().decompress(raw, needed)

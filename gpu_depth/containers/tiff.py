@@ -116,7 +116,7 @@ class Entry:
     tag: int
     type: int
     count: int
-    value: bytes
+    value: bytes | memoryview
     field: bytes | None = None
 
     @property
@@ -146,6 +146,7 @@ class TiffFile:
 
     def __init__(self, data: bytes) -> None:
         self.data = data
+        self.view = memoryview(data)  # entry values and strips are sliced without copying
         if data[:4] in BIGTIFF_MAGIC:
             raise DepthError("BigTIFF (64-bit offsets) is not supported; only classic TIFF/DNG files")
         if len(data) < HEADER_SIZE or data[:4] not in CLASSIC_MAGIC:
@@ -189,7 +190,7 @@ class TiffFile:
                 f"{where}: {count} {TYPES[type_].name} values at offset {start} run past the end of the "
                 f"{self.size}-byte file"
             )
-        return Entry(tag, type_, count, self.data[start : start + size], field)
+        return Entry(tag, type_, count, self.view[start : start + size], field)
 
     def values(self, ifd: Ifd, tag: int) -> tuple:
         """The decoded values of an entry (rationals as (numerator, denominator) pairs)."""
