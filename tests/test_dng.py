@@ -301,6 +301,15 @@ def test_a_second_depth_map_needs_replace():
     assert dng.read_depth(twice).pixel_format.fourcc == "fdis"
 
 
+@pytest.mark.parametrize("value", [1, 6, 8, 0, 9])
+def test_orientation_is_ifd0s(value):
+    data = bytearray(make_dng("linear-raw-in-ifd0", ">"))
+    tiff = TiffFile(bytes(data))
+    position = entry_position(tiff.walk()[0], 274) + 8
+    data[position : position + 2] = struct.pack(">H", value)
+    assert dng.orientation(bytes(data)) == (value if 1 <= value <= 8 else 1)
+
+
 def test_no_depth_map_reads_as_none():
     assert dng.read_depth(make_dng()) is None
 

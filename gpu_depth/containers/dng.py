@@ -78,6 +78,7 @@ MAX_CLASSIC_SIZE = 1 << 32
     STRIP_BYTE_COUNTS,
     PLANAR_CONFIGURATION,
 ) = 256, 257, 258, 259, 262, 273, 277, 278, 279, 284
+ORIENTATION = 274
 TILE_WIDTH, TILE_LENGTH, TILE_OFFSETS, TILE_BYTE_COUNTS, SAMPLE_FORMAT, PREDICTOR = 322, 323, 324, 325, 339, 317
 UNCOMPRESSED, DEFLATE = 1, 8
 NO_PREDICTOR, HORIZONTAL_DIFFERENCING = 1, 2
@@ -164,6 +165,13 @@ def attach_depth(
     if tail.end >= MAX_CLASSIC_SIZE:
         raise DepthError(f"the DNG with its depth map would be {tail.end} bytes, beyond classic TIFF's 4 GiB")
     return b"".join((fmt.header(ifd0_offset), memoryview(photo)[HEADER_SIZE:], tail.data))
+
+
+def orientation(data: bytes) -> int:
+    """IFD0's Orientation (1-8), which DNG requires and which the depth map shares; 1 when absent or invalid."""
+    tiff, ifds = _open_dng(data)
+    value = _scalar(tiff, ifds[0], ORIENTATION, 1)
+    return value if 1 <= value <= 8 else 1
 
 
 def encode_photo(image: Any, **options: Any) -> bytes:
