@@ -59,7 +59,7 @@ def measure(photos: Path, depths: Path, out: Path, workers: int, depth_size) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=24)
+    parser.add_argument("--count", type=int, default=48)
     parser.add_argument("--size", default="4032x3024")
     parser.add_argument("--depth-input", default="1008x756")
     parser.add_argument("--depth-size", default="768x576")
@@ -75,7 +75,8 @@ def main() -> None:
             rate, share = measure(photos, depths, Path(folder) / f"out{workers}", workers, parse_size(args.depth_size))
             rates[workers] = rate
             print(
-                f"{args.count} {args.container} photos {args.size}, depth {args.depth_size}, {workers} worker(s): "
+                f"{args.count} {args.container} photos {args.size}, depth {args.depth_input} stored at "
+                f"{args.depth_size}, {workers} worker(s): "
                 f"{rate:.2f} items/s, conversion stage {share:.1%} of wall time"
             )
         print(f"scaling 2 vs 1 workers: {rates[2] / rates[1]:.2f}x")
