@@ -16,7 +16,7 @@ from .containers.jpeg import XMP_ID
 from .containers.segments import APP1, APP2, JpegImage, parse_jpeg
 from .errors import DepthError
 from .verify import Findings, check_depth_xmp, check_size, xmp_text
-from .xmp import APDI
+from .xmp import APDI, parse_xml
 
 #: Start-of-frame markers (all but DHT, JPG and DAC in 0xC0-0xCF) and the lossless ones.
 SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -56,7 +56,7 @@ def check(data: bytes, findings: Findings) -> None:
             unlabelled,
             "a one-component image without an apdi depth XMP: Apple readers do not take it for depth",
         )
-    else:
+    elif not any(finding.rule == "jpeg.mpf-offset" for finding in findings):  # else that error says it all
         google = " (it has Google GDepth, which Apple readers ignore)" if _has_gdepth(data, primary) else ""
         findings.error("jpeg.depth-missing", "APP2 MPF", f"no MP image is a depth map with Apple's XMP{google}")
 
@@ -145,18 +145,32 @@ def _number_of_images(tiff: bytes) -> int | None:
 
 
 def _classify(data: bytes, image: JpegImage) -> str:
-    """``depth``, a matte's subtype, another apdi type, ``mono`` (one component, no apdi) or ``image``."""
+    """``depth``, a matte's subtype, another apdi type, ``mono`` (one component, no apdi) or ``image``.
+
+    A one-component image whose XMP does not parse counts as ``depth``, for the XMP rules to report.
+    """
+    one_component = (_frame(data, image) or (0, 0, 0, 0))[3] == 1
     for xmp in _xmps(data, image):
         kind = xmp_text(xmp, APDI, "AuxiliaryImageType")
         if kind is not None:
             subtype = xmp_text(xmp, APDI, "AuxiliaryImageSubType")
             return subtype or ("depth" if kind in ("depth", "disparity") else kind)
-    frame = _frame(data, image)
-    return "mono" if frame is not None and frame[3] == 1 else "image"
+        if one_component and not _parses(xmp):
+            return "depth"
+    return "mono" if one_component else "image"
+
+
+def _parses(xmp: bytes) -> bool:
+    try:
+        parse_xml(xmp)
+    except DepthError:
+        return False
+    return True
 
 
 def _check_depth(data: bytes, image: JpegImage, where: str, photo: tuple[int, int], findings: Findings) -> None:
-    xmp = next(x for x in _xmps(data, image) if xmp_text(x, APDI, "AuxiliaryImageType") is not None)
+    xmps = _xmps(data, image)
+    xmp = next((x for x in xmps if xmp_text(x, APDI, "AuxiliaryImageType") is not None), xmps[0])
     info = check_depth_xmp(findings, xmp, "jpeg", where)
     frame = _frame(data, image)
     if frame is None:
