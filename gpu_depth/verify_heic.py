@@ -19,7 +19,7 @@ from .containers.depth_sei import (
     DepthRepresentation,
     parse_aux_subtype,
 )
-from .containers.heif import DEPTH_URN, DEPTH_URNS, XMP_MIME
+from .containers.heif import DEPTH_URN, DEPTH_URNS, MAX_DEPTH_ITEM_BYTES, XMP_MIME
 from .containers.isobmff import Meta
 from .errors import DepthError
 from .verify import Findings, check_depth_xmp, check_size, close
@@ -29,8 +29,9 @@ from .xmp import PixelDataInfo
 APPLE_PRIVATE_DEPTH = "urn:com:apple:photo:2018:aux:depth"
 #: AVIF's (MPEG-B) depth URN: libheif takes it for depth, but iPhones never write it in HEIC.
 AVIF_DEPTH_URN = DEPTH_URNS[1]
-#: Bytes of hvcC up to bitDepthChromaMinus8.
+#: Bytes of hvcC up to lengthSizeMinusOne; NAL unit types from here on are not picture data (VCL).
 HVCC_HEAD = 23
+FIRST_NON_VCL = 32
 #: Where the SEI types put FloatMin/FloatMax: quantity and (low, high) bounds.
 _SEI_BOUNDS = {
     UNIFORM_DISPARITY: ("disparity", lambda r: (r.d_min, r.d_max)),
@@ -58,7 +59,9 @@ def check(data: bytes, findings: Findings) -> None:
             f"item {depth_id} infe",
             "the depth item is not hidden (infe flags bit 0): readers may list it as a photo of its own",
         )
-    _check_codec(meta, depth_id, findings)
+    length_size = _check_codec(meta, depth_id, findings)
+    if length_size:
+        _check_data(heif, depth_id, length_size, findings)
     _check_auxl(meta, depth_id, findings)
     representation = _check_sei(urn, subtype, where_auxc, findings) if urn != AVIF_DEPTH_URN else None
     info = _check_xmp(heif, depth_id, findings)
@@ -122,8 +125,8 @@ def _depth_item(meta: Meta, auxiliary: dict, findings: Findings) -> int | None:
     return depth_id
 
 
-def _check_codec(meta: Meta, depth_id: int, findings: Findings) -> None:
-    """``heic.depth-codec`` (not HEVC) and ``heic.depth-hvcc`` (not monochrome 8-bit)."""
+def _check_codec(meta: Meta, depth_id: int, findings: Findings) -> int | None:
+    """``heic.depth-codec`` (not HEVC) and ``heic.depth-hvcc`` (not monochrome 8-bit); the NAL length size."""
     item_type = meta.item(depth_id).item_type
     hvcc = _property(meta, depth_id, "hvcC")
     if item_type != "hvc1" or hvcc is None:
@@ -132,13 +135,13 @@ def _check_codec(meta: Meta, depth_id: int, findings: Findings) -> None:
             f"item {depth_id} infe",
             f"the depth item is {item_type!r}{'' if hvcc else ' without hvcC'}; iPhones store an hvc1 image",
         )
-        return
+        return None
     index, raw = hvcc
     where = f"item {depth_id} hvcC (property {index})"
     payload = raw[8:]
     if len(payload) < HVCC_HEAD:
         findings.error("heic.depth-codec", where, f"hvcC of {len(payload)} bytes is truncated")
-        return
+        return None
     chroma, bits = payload[16] & 3, (payload[17] & 7) + 8
     if chroma != 0 or bits != 8:
         formats = {0: "monochrome", 1: "4:2:0", 2: "4:2:2", 3: "4:4:4"}
@@ -147,6 +150,31 @@ def _check_codec(meta: Meta, depth_id: int, findings: Findings) -> None:
             where,
             f"the depth map is coded {formats[chroma]} {bits}-bit; iPhones store monochrome 8-bit "
             "(heif-convert 1.15 drops deeper maps)",
+        )
+    return (payload[21] & 3) + 1
+
+
+def _check_data(heif: isobmff.HeifFile, depth_id: int, length_size: int, findings: Findings) -> None:
+    """``heic.depth-data``: the item's bytes lie in the file and are length-prefixed NAL units with a picture."""
+    where = f"item {depth_id} iloc"
+    try:
+        coded = isobmff.item_data(heif, depth_id, MAX_DEPTH_ITEM_BYTES)
+    except DepthError as exc:
+        findings.error("heic.depth-data", where, str(exc))
+        return
+    pos, types = 0, []
+    while pos + length_size < len(coded):  # each step moves on by at least length_size + 2 bytes
+        size = int.from_bytes(coded[pos : pos + length_size], "big")
+        if size < 2 or size > len(coded) - pos - length_size:
+            break
+        types.append(coded[pos + length_size] >> 1 & 63)
+        pos += length_size + size
+    if pos != len(coded) or not any(kind < FIRST_NON_VCL for kind in types):
+        findings.error(
+            "heic.depth-data",
+            where,
+            f"the {len(coded)} bytes of the depth item are not {length_size}-byte length-prefixed HEVC NAL units "
+            "holding a picture",
         )
 
 

@@ -193,6 +193,10 @@ def no_cdsc(meta, *_):
     meta.references = [ref for ref in meta.references if ref.kind != "cdsc"]
 
 
+def depth_data_is_xmp(meta, depth_id, xmp_id):
+    meta.locations[depth_id] = meta.locations[xmp_id]
+
+
 def no_depth(meta, depth_id, xmp_id):
     meta.remove_items({depth_id, xmp_id})
 
@@ -286,6 +290,7 @@ HEIC_CASES = {
     "xmp-malformed": (lambda *_: None, "malformed", "error", "heic.xmp-fields", "item {x} (XMP, cdsc → {d})"),
     "xmp-metadata": (lambda *_: None, "Quality", "warning", "heic.xmp-metadata", "item {x} (XMP, cdsc → {d})"),
     "codec": (as_av01, None, "error", "heic.depth-codec", "item {d} infe"),
+    "data": (depth_data_is_xmp, None, "error", "heic.depth-data", "item {d} iloc"),
     "hvcc-420": (
         lambda m, d, x: set_property(m, d, "hvcC", patched(hvcc_of_depth(ours("heic")), 24, b"\xfd")),
         None,
