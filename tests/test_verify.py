@@ -82,28 +82,55 @@ def test_our_outputs_verify_clean(container, pixel_format, orientation):
     assert [f.rule for f in findings] == [f"{container}.depth-found"]
 
 
-def test_pipeline_outputs_verify_clean(tmp_path):
+def pipeline_outputs(folder: Path, photos: list[tuple[str, int]], container: str) -> list[Path]:
+    """``gpu-depth convert`` of photos given as (suffix, Exif orientation), depth maps as displayed."""
     import pillow_heif
 
-    photos, depths = tmp_path / "photos", tmp_path / "depth"
-    photos.mkdir()
-    depths.mkdir()
-    for index, suffix in enumerate(("jpg", "heic")):
-        rgb, _ = render(*PHOTO, shift=index / 2)
-        if suffix == "jpg":
-            Image.fromarray(rgb).save(photos / f"p{index}.jpg", quality=85)
-        else:
-            pillow_heif.from_pillow(Image.fromarray(rgb)).save(
-                photos / f"p{index}.heic", enc_params={"preset": "ultrafast"}
+    (folder / "photos").mkdir()
+    (folder / "depth").mkdir()
+    for index, (suffix, orientation) in enumerate(photos):
+        image = Image.fromarray(render(*PHOTO, shift=index / 3)[0])
+        if suffix == "heic":
+            pillow_heif.from_pillow(image).save(
+                folder / "photos" / f"p{index}.heic", enc_params={"preset": "ultrafast"}
             )
-        Image.fromarray(gray_depth(render(*MAP, shift=index / 2)[1])).save(depths / f"p{index}.png")
-    out = tmp_path / "out"
-    args = ["--photos", photos, "--depth", depths, "--near", NEAR, "--far", FAR, "--out", out]
+        else:
+            exif = image.getexif()
+            exif[0x0112] = orientation
+            image.save(folder / "photos" / f"p{index}.jpg", quality=85, exif=exif)
+        shown = MAP if orientation == 1 else MAP[::-1]
+        Image.fromarray(gray_depth(render(*shown, shift=index / 3)[1])).save(folder / "depth" / f"p{index}.png")
+    args = ["--photos", folder / "photos", "--depth", folder / "depth", "--near", NEAR, "--far", FAR]
+    args += ["--out", folder / "out", "--container", container, "--encoder-preset", "ultrafast"]
     assert main(["convert", "--quiet", "--workers", "1", *map(str, args)]) == 0
-    outputs = sorted(out.glob("p*.*"))
-    assert [p.suffix for p in outputs] == [".jpg", ".heic"]
+    return sorted((folder / "out").glob("p*.*"))
+
+
+@pytest.mark.parametrize("container", ["same", "heic", "jpeg"])
+def test_pipeline_outputs_verify_clean(tmp_path, container):
+    outputs = pipeline_outputs(tmp_path, [("jpg", 1), ("heic", 1)], container)
+    assert len(outputs) == 2
     for path in outputs:
         assert problems(verify(path)) == [], path
+
+
+@pytest.mark.parametrize(
+    "container",
+    [
+        "same",
+        pytest.param(
+            "heic",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="heif.encode_photo of an Exif-rotated JPEG shows the photo turned (pillow-heif bakes the "
+                "rotation in and writes irot too), so the depth map no longer lines up",
+            ),
+        ),
+    ],
+)
+def test_pipeline_outputs_of_rotated_photos_verify_clean(tmp_path, container):
+    (output,) = pipeline_outputs(tmp_path, [("jpg", 6)], container)
+    assert problems(verify(output)) == []
 
 
 @pytest.mark.xfail(strict=True, reason="heif.attach_depth drops the clap of pillow-heif's 64-row-padded depth coding")
