@@ -204,6 +204,6 @@ def check_size(findings: Findings, container: str, where: str, depth: tuple[int,
         )
 
 
-def close(a: float, b: float) -> bool:
+def same_value(a: float, b: float) -> bool:
     """Equal as far as Apple's six-decimal XMP floats tell."""
     return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6)

@@ -22,7 +22,7 @@ from .containers.depth_sei import (
 from .containers.heif import DEPTH_URN, DEPTH_URNS, MAX_DEPTH_ITEM_BYTES, XMP_MIME
 from .containers.isobmff import Meta
 from .errors import DepthError
-from .verify import Findings, check_depth_xmp, check_size, close
+from .verify import Findings, check_depth_xmp, check_size, same_value
 from .xmp import PixelDataInfo
 
 #: The depth URN some tools copy from Apple's private aux types: readers do not take it for depth.
@@ -248,7 +248,7 @@ def _check_sei_against_xmp(rep: DepthRepresentation, info: PixelDataInfo, where:
         )
         return
     low, high = bounds(rep)
-    if low is None or high is None or not (close(low, info.float_min) and close(high, info.float_max)):
+    if low is None or high is None or not (same_value(low, info.float_min) and same_value(high, info.float_max)):
         findings.warning(
             "heic.sei-range",
             where,

@@ -57,15 +57,16 @@ def check(data: bytes, findings: Findings) -> None:
             "a one-component image without an apdi depth XMP: Apple readers do not take it for depth",
         )
     elif not any(finding.rule == "jpeg.mpf-offset" for finding in findings):  # else that error says it all
-        google = " (it has Google GDepth, which Apple readers ignore)" if _has_gdepth(data, primary) else ""
-        findings.error("jpeg.depth-missing", "APP2 MPF", f"no MP image is a depth map with Apple's XMP{google}")
+        message = f"no MP image is a depth map with Apple's XMP{_google_note(data, primary)}"
+        findings.error("jpeg.depth-missing", "APP2 MPF", message)
 
 
 def _listed_images(data: bytes, primary: JpegImage, findings: Findings) -> list[tuple[int, JpegImage]] | None:
     """The JPEG images MP entries 1… list, after ``jpeg.mpf-*`` rules; None when there is no usable index."""
     segments = primary.applications(data, APP2, mpf.MPF_ID)
     if not segments:
-        findings.error("jpeg.mpf-missing", "primary image", "no APP2 MPF segment: Apple readers find no depth image")
+        message = f"no APP2 MPF segment: Apple readers find no depth image{_google_note(data, primary)}"
+        findings.error("jpeg.mpf-missing", "primary image", message)
         return None
     segment = segments[0]
     tiff_at = segment.offset + 4 + len(mpf.MPF_ID)
@@ -210,5 +211,7 @@ def _frame(data: bytes, image: JpegImage) -> tuple[int, int, int, int, int] | No
     return None
 
 
-def _has_gdepth(data: bytes, image: JpegImage) -> bool:
-    return any(GDEPTH.encode() in xmp for xmp in _xmps(data, image))
+def _google_note(data: bytes, primary: JpegImage) -> str:
+    if any(GDEPTH.encode() in xmp for xmp in _xmps(data, primary)):
+        return " (the photo has Google GDepth, which Apple readers ignore)"
+    return ""
