@@ -38,7 +38,12 @@ _SEI_BOUNDS = {
     UNIFORM_Z: ("depth", lambda r: (r.z_near, r.z_far)),
     UNIFORM_INVERSE_Z: ("disparity", lambda r: (_inverse(r.z_far), _inverse(r.z_near))),
 }
-_SEI_NAMES = {0: "uniform inverse Z", 1: "uniform disparity", 2: "uniform Z", NONUNIFORM_DISPARITY: "nonuniform"}
+_SEI_NAMES = {
+    UNIFORM_INVERSE_Z: "uniform inverse Z",
+    UNIFORM_DISPARITY: "uniform disparity",
+    UNIFORM_Z: "uniform Z",
+    NONUNIFORM_DISPARITY: "nonuniform disparity",
+}
 
 
 def check(data: bytes, findings: Findings) -> None:

@@ -577,8 +577,9 @@ def test_unreadable_files_raise_depth_error(tmp_path):
     Image.new("L", (4, 4)).save(png)
     with pytest.raises(DepthError, match="not a HEIC, JPEG or DNG file"):
         verify(png)
-    truncated = tmp_path / "truncated.heic"
-    truncated.write_bytes(ours("heic")[:200])
-    with pytest.raises(DepthError, match=r"truncated\.heic"):
-        verify(truncated)
-    assert main(["verify", str(truncated)]) == 2
+    for container in ("heic", "jpeg"):
+        truncated = tmp_path / f"truncated.{container}"
+        truncated.write_bytes(ours(container)[:200])
+        with pytest.raises(DepthError, match=rf"truncated\.{container}: "):
+            verify(truncated)
+        assert main(["verify", str(truncated)]) == 2
