@@ -546,6 +546,18 @@ def test_jpeg_matte_is_info():
     assert matte.severity == "info" and "portraiteffectsmatte" in matte.message and "MP entry 2" in matte.where
 
 
+def test_jpeg_other_images_are_info():
+    primary, (depth,) = split_jpeg(ours("jpeg"))
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 24), "white").save(buffer, "JPEG")
+    depth3 = replace_app(depth, APP2, mpf.MPF_ID, mpf.build_version(3))
+    findings = verify_bytes(assemble(primary, [buffer.getvalue(), depth3]))
+    assert problems(findings) == []
+    other = next(f for f in findings if f.rule == "jpeg.aux-image")
+    assert other.severity == "info" and "MP entry 1" in other.where
+    assert "MP entry 2" in next(f for f in findings if f.rule == "jpeg.depth-found").where
+
+
 # ----------------------------------------------------------------------------------------------- CLI
 
 
