@@ -22,6 +22,7 @@ EPILOG = """examples:
   gpu-depth convert --photos photos/ --depth depth/ --depth-suffix _depth --near 0.3 --far 12 --out out/
   gpu-depth convert --manifest pairs.csv --preset kitti --container heic --depth-size 768x576 --out out/
   gpu-depth inspect out/*.heic
+  gpu-depth verify out/*.heic out/*.jpg
 """
 
 
@@ -57,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--out", type=Path, help="default: FILE's name with -preview.png")
     preview.set_defaults(run=_preview)
     commands.add_parser("info", help="backend, GPU and library versions").set_defaults(run=_info)
+    verify = commands.add_parser("verify", help="why a photo's depth will or will not show on Apple devices")
+    verify.add_argument("files", nargs="+", type=Path)
+    verify.add_argument("--json", action="store_true", help="one JSON object per file")
+    verify.set_defaults(run=_verify)
     return parser
 
 
@@ -174,6 +179,29 @@ def _info(args: argparse.Namespace) -> int:
 
     print(describe())
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """Exit 0: no file has an error; 1: some file has; 2: some file cannot be read."""
+    from .verify import describe, has_errors, verify
+
+    status = 0
+    for path in args.files:
+        try:
+            findings = verify(path)
+        except DepthError as exc:
+            print(f"gpu-depth: {exc}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"file": str(path), "error": str(exc)}))
+            status = 2
+            continue
+        status = max(status, int(has_errors(findings)))
+        if args.json:
+            items = [finding.to_dict() for finding in findings]
+            print(json.dumps({"file": str(path), "ok": not has_errors(findings), "findings": items}))
+        else:
+            print(describe(path, findings))
+    return status
 
 
 if __name__ == "__main__":
