@@ -11,7 +11,6 @@ from gpu_depth.containers import dng
 from gpu_depth.containers.tiff import TiffFile
 from gpu_depth.verify import verify_bytes
 
-
 #: A depth map of each layout's raw aspect ratio (CFA 96x64, LinearRaw 56x40).
 SHAPES = {"linear-raw-in-ifd0": (30, 42)}
 
