@@ -3,8 +3,8 @@
 The rules compare a file with what iPhones write (``depth-formats.md``) and return :class:`Finding` s:
 ``error`` (an Apple reader will not see the depth), ``warning`` (it will, but not as it sees an
 iPhone's), ``info``.  Each container's rules are their own module with one function
-``check(data, findings)``: :mod:`gpu_depth.verify_heic`, :mod:`gpu_depth.verify_jpeg`; DNG's
-(Depth* tags against the depth IFD) slot in as ``gpu_depth.verify_dng`` beside the DNG plugin.
+``check(data, findings)``: :mod:`gpu_depth.verify_heic`, :mod:`gpu_depth.verify_jpeg` and
+:mod:`gpu_depth.verify_dng` (Depth* tags against the depth IFD).
 This module holds what they share: findings, the depth XMP rules and the size rules.
 """
 
@@ -66,7 +66,7 @@ class Findings(list):
 
 
 def verify(path: PathLike) -> list[Finding]:
-    """The findings for a HEIC, JPEG (or, with its rules, DNG) file; DepthError when it cannot be read."""
+    """The findings for a HEIC, JPEG or DNG file; DepthError when it cannot be read."""
     data = read_file(path)
     try:
         return verify_bytes(data)
@@ -79,13 +79,7 @@ def verify_bytes(data: bytes) -> list[Finding]:
     module = containers.sniff(data)
     if module is None:
         raise DepthError("not a HEIC, JPEG or DNG file")
-    name = f"{__package__}.verify_{module.NAME}"
-    try:
-        rules = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        raise DepthError(f"verify has no rules for {module.NAME.upper()} files yet") from None
+    rules = importlib.import_module(f"{__package__}.verify_{module.NAME}")
     findings = Findings()
     rules.check(data, findings)
     return list(findings)
