@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from .errors import DepthError
 
-#: Prefix of the temporary files written beside their targets (a killed run may leave one).
-TEMP_PREFIX = ".gpu-depth-"
+#: Suffix of the temporary file written beside each target (``.NAME.gpu-depth-tmp``).
+TEMP_SUFFIX = ".gpu-depth-tmp"
+
+
+def temp_path(target: str | os.PathLike) -> Path:
+    """The temporary file ``write_atomic`` uses for ``target``; a killed run may leave it behind."""
+    target = Path(target)
+    return target.with_name(f".{target.name}{TEMP_SUFFIX}")
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | memoryview, *, protect: tuple = ()) -> None:
@@ -22,8 +27,10 @@ def write_atomic(path: str | os.PathLike, data: bytes | memoryview, *, protect: 
     for source in protect:
         if target.exists() and Path(source).exists() and os.path.samefile(target, source):
             raise DepthError(f"{target}: refusing to overwrite the input file {source}")
+    temp = temp_path(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
     try:
-        handle, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=target.parent or ".")
+        handle = os.open(temp, flags, 0o644)
     except OSError as exc:
         raise DepthError(f"{target}: cannot write in {target.parent}: {exc.strerror}") from None
     try:
@@ -33,8 +40,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | memoryview, *, protect: 
             os.fsync(stream.fileno())
         os.replace(temp, target)
     except OSError as exc:
-        os.unlink(temp)
+        temp.unlink(missing_ok=True)
         raise DepthError(f"{target}: write failed: {exc.strerror or exc}") from None
     except BaseException:
-        os.unlink(temp)
+        temp.unlink(missing_ok=True)
         raise

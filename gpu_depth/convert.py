@@ -21,14 +21,15 @@ def convert(
     mapping: DepthMapping,
     *,
     row_alignment: int = 1,
-    size: tuple[int, int] | None = None,
+    size: tuple[int, int] | Sequence[tuple[int, int] | None] | None = None,
     metadata: DepthMetadata | None = None,
     backend: str = "auto",
 ) -> DepthData | list[DepthData]:
     """Convert one map (2-D) or a batch (a sequence, or a 3-D array) to DepthData.
 
     ``pixel_format``: ``hdis`` ``fdis`` ``hdep`` ``fdep``.  ``row_alignment``: BytesPerRow is padded to a
-    multiple of it (1 = tight rows; padding is zero).  ``size``: (width, height) to area-resample to.
+    multiple of it (1 = tight rows; padding is zero).  ``size``: (width, height) to area-resample to,
+    or a list with one size (or None) per map.
     Every value is the correctly rounded float16/float32 of the float64 result of ``mapping``;
     invalid pixels are NaN.  A map with no valid pixel is an error.
     """
@@ -39,16 +40,32 @@ def convert(
     batch = [maps] if single else list(_split(maps))
     for index, values in enumerate(batch):
         _check_map(values, index)
-    if size is not None:
-        size = _check_size(size)
+    sizes = _sizes(size, batch)
     engine = select_backend(backend)
-    rows = engine.convert(batch, mapping, fmt, row_alignment, size)
+    rows: list = [None] * len(batch)
+    for target in dict.fromkeys(sizes):  # one backend call per distinct target size
+        members = [i for i, s in enumerate(sizes) if s == target]
+        for i, converted in zip(
+            members, engine.convert([batch[i] for i in members], mapping, fmt, row_alignment, target), strict=True
+        ):
+            rows[i] = converted
     results = []
-    for index, (values, map_rows) in enumerate(zip(batch, rows, strict=True)):
-        width = size[0] if size else values.shape[1]
+    for index, (values, map_rows, target) in enumerate(zip(batch, rows, sizes, strict=True)):
+        width = target[0] if target else values.shape[1]
         _check_valid(map_rows, width, values.dtype, mapping, fmt, index)
         results.append(DepthData.from_rows(map_rows, fmt, width, metadata))
     return results[0] if single else results
+
+
+def _sizes(size: object, batch: list) -> list[tuple[int, int] | None]:
+    """One target size (or None) per map, from one (width, height) for all or a list of them."""
+    if size is None:
+        return [None] * len(batch)
+    if len(size) == 2 and all(isinstance(v, int | np.integer) for v in size):
+        return [_check_size(size)] * len(batch)
+    if len(size) != len(batch):
+        raise DepthError(f"got {len(size)} sizes for {len(batch)} maps")
+    return [None if s is None else _check_size(s) for s in size]
 
 
 def _split(maps: object) -> Iterable:

@@ -187,6 +187,12 @@ class DepthData:
 
     __hash__ = None  # type: ignore[assignment]
 
+    def __reduce__(self) -> tuple:
+        return (
+            DepthData,
+            (self.pixel_format, self.width, self.height, self.bytes_per_row, bytes(self.data), self.metadata),
+        )
+
 
 def row_bytes(pixel_format: PixelFormat, width: int, row_alignment: int = 1) -> int:
     """BytesPerRow of a row of ``width`` samples padded to a multiple of ``row_alignment`` bytes."""

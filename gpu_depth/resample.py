@@ -33,15 +33,18 @@ def area_resize(values: np.ndarray, width: int, height: int) -> np.ndarray:
 def _integrate(values: np.ndarray, axis: int, size: int) -> np.ndarray:
     """Integral of the piecewise-constant ``values`` over each of ``size`` equal spans of ``axis``.
 
-    Linear interpolation of the cumulative sum gives exact fractional coverage in O(n).
+    Each span touches at most ``ceil(length / size) + 1`` pixels; tap k adds, for every span at
+    once, its k-th pixel times the length of that pixel inside the span (pixels in ascending order).
     """
     values = np.moveaxis(values, axis, 0)
     length = values.shape[0]
-    cumulative = np.empty((length + 1, *values.shape[1:]))
-    cumulative[0] = 0.0
-    np.cumsum(values, axis=0, out=cumulative[1:])
     edges = np.arange(size + 1, dtype=np.float64) * (length / size)
-    whole = np.minimum(np.floor(edges).astype(np.intp), length - 1)
-    fraction = (edges - whole).reshape((-1,) + (1,) * (values.ndim - 1))
-    at_edges = cumulative[whole] + fraction * values[whole]
-    return np.moveaxis(np.diff(at_edges, axis=0), 0, axis)
+    start = np.floor(edges[:-1]).astype(np.intp)
+    shape = (-1,) + (1,) * (values.ndim - 1)
+    total = np.zeros((size, *values.shape[1:]))
+    for tap in range(-(-length // size) + 1):
+        pixel = start + tap
+        covered = np.clip(np.minimum(edges[1:], pixel + 1) - np.maximum(edges[:-1], pixel), 0.0, None)
+        covered[pixel >= length] = 0.0
+        total += covered.reshape(shape) * values[np.minimum(pixel, length - 1)]
+    return np.moveaxis(total, 0, axis)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ..depthdata import empty_rows
@@ -38,10 +42,30 @@ def convert_map(
         result = area_resize(mapping.evaluate(values, pixel_format.is_disparity), width, height)
     elif values.dtype.kind == "u":
         rows = empty_rows(pixel_format, width, height, row_alignment)
-        np.take(mapping.lookup_table(values.dtype, pixel_format), values, out=rows[:, :width], mode="clip")
+        gather(mapping.lookup_table(values.dtype, pixel_format), values, rows[:, :width])
         return rows
     else:
         result = mapping.evaluate(values, pixel_format.is_disparity)
     rows = empty_rows(pixel_format, width, height, row_alignment)
     rows[:, :width] = round_to_format(result, pixel_format)
     return rows
+
+
+#: Maps smaller than this many pixels are gathered on the calling thread.
+PARALLEL_PIXELS = 1 << 20
+WORKERS = os.cpu_count() or 1
+
+
+def gather(table: np.ndarray, codes: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = table[codes]``, split into row bands across threads (NumPy releases the GIL)."""
+    if codes.size < PARALLEL_PIXELS:
+        np.take(table, codes, out=out, mode="clip")
+        return
+    band = -(-codes.shape[0] // (4 * WORKERS))
+    starts = range(0, codes.shape[0], band)
+    list(_pool().map(lambda s: np.take(table, codes[s : s + band], out=out[s : s + band], mode="clip"), starts))
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(WORKERS, thread_name_prefix="gpu-depth-gather")

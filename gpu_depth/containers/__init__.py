@@ -5,8 +5,11 @@
 - ``read_depth(data: bytes) -> DepthData | None``: the file's depth/disparity map in its native format;
 - ``attach_depth(photo: bytes, depth: DepthData, *, replace: bool = False, **options) -> bytes``:
   the photo (already in this container) with the depth attached, its own coded bytes kept;
-- ``encode_photo(image: PIL.Image.Image, **options) -> bytes``: a photo of another container
-  re-encoded into this one (Exif, ICC profile and orientation kept), ready for ``attach_depth``.
+- ``encode_photo(image: PIL.Image.Image, *, quality: int, encoder_preset: str) -> bytes``: a photo of
+  another container re-encoded into this one (Exif, ICC profile and orientation kept), ready for
+  ``attach_depth`` (DNG refuses: a raw cannot be made from a picture);
+- ``orientation(data: bytes) -> int``: the Exif-style orientation (1-8) the photo is displayed with,
+  so depth maps can be stored in the photo's stored orientation as iPhones do.
 
 Everything works on bytes in memory; the public functions in :mod:`gpu_depth.api` do the file I/O.
 """
@@ -38,11 +41,4 @@ def sniff(prefix: bytes) -> ModuleType | None:
 
 
 def _modules() -> list[ModuleType]:
-    modules = []
-    for name in PLUGINS:
-        try:
-            modules.append(importlib.import_module(f"{__name__}.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    return modules
+    return [importlib.import_module(f"{__name__}.{name}") for name in PLUGINS]

@@ -1,0 +1,86 @@
+"""Items/s of the local pipeline with 1 and 2 encoder processes on the same data.
+
+Shows whether the encoders scale with cores and what share of wall time the conversion stage
+takes (it runs in the driver while workers encode).  Photos are the procedural example scene at
+iPhone size; depth maps are 16-bit PNGs at a quarter of that, as depth models output them, stored
+at 768x576 as iPhones store them.
+Run: python bench/bench_pipeline.py [--count 24 --size 4032x3024 --depth-input 1008x756 --container heic]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from common import machine
+from PIL import Image
+from pillow_heif import from_pillow
+
+from gpu_depth.example import FAR, NEAR, gray_depth, render
+from gpu_depth.geometry import parse_size
+from gpu_depth.jobs import pair_folders
+from gpu_depth.pipeline import Options, run
+
+
+def dataset(
+    folder: Path, count: int, size: tuple[int, int], depth_input: tuple[int, int], container: str
+) -> tuple[Path, Path]:
+    photos, depths = folder / "photos", folder / "depth"
+    photos.mkdir(parents=True)
+    depths.mkdir()
+    rgb, _ = render(*size)
+    _, depth = render(*depth_input)
+    image = Image.fromarray(rgb)
+    if container == "heic":
+        from_pillow(image).save(photos / "p0000.heic", quality=80, enc_params={"preset": "ultrafast"})
+    else:
+        image.save(photos / "p0000.jpg", quality=90)
+    Image.fromarray(gray_depth(depth)).save(depths / "p0000.png")
+    source = next(photos.iterdir())
+    for index in range(1, count):
+        (photos / f"p{index:04d}{source.suffix}").write_bytes(source.read_bytes())
+        (depths / f"p{index:04d}.png").write_bytes((depths / "p0000.png").read_bytes())
+    return photos, depths
+
+
+def measure(photos: Path, depths: Path, out: Path, workers: int, depth_size) -> tuple[float, float]:
+    jobs, _ = pair_folders(photos, depths)
+    lines = []
+    options = Options(out=out, near=NEAR, far=FAR, workers=workers, backend="numpy", depth_size=depth_size)
+    start = time.perf_counter()
+    summary = run(jobs, options, lines.append)
+    wall = time.perf_counter() - start
+    assert summary["ok"] == len(jobs), json.dumps(lines[:3])
+    return len(jobs) / wall, sum(line.get("convert_s", 0) for line in lines) / wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=48)
+    parser.add_argument("--size", default="4032x3024")
+    parser.add_argument("--depth-input", default="1008x756")
+    parser.add_argument("--depth-size", default="768x576")
+    parser.add_argument("--container", choices=("heic", "jpeg"), default="heic")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as folder:
+        photos, depths = dataset(
+            Path(folder), args.count, parse_size(args.size), parse_size(args.depth_input), args.container
+        )
+        rates = {}
+        for workers in (1, 2):
+            rate, share = measure(photos, depths, Path(folder) / f"out{workers}", workers, parse_size(args.depth_size))
+            rates[workers] = rate
+            print(
+                f"{args.count} {args.container} photos {args.size}, depth {args.depth_input} stored at "
+                f"{args.depth_size}, {workers} worker(s): "
+                f"{rate:.2f} items/s, conversion stage {share:.1%} of wall time"
+            )
+        print(f"scaling 2 vs 1 workers: {rates[2] / rates[1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Helpers shared by the benchmarks: best-of-N timing and a one-line machine description."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+
+def best_of(func: Callable[[], object], repeat: int = 5) -> float:
+    """Smallest wall time of ``repeat`` calls, in seconds (after one warm-up call)."""
+    func()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def median_of(func: Callable[[], object], repeat: int = 5, warmup: bool = True) -> float:
+    """Median wall time of ``repeat`` calls, in seconds (after one warm-up call unless told not to)."""
+    if warmup:
+        func()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def machine() -> str:
+    """CPU model, core count and Python version, for RESULTS.md."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            model = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"

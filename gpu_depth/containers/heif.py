@@ -1,0 +1,282 @@
+"""HEIC/HEIF container: depth attached as iPhones store it, the photo's coded bytes untouched.
+
+The stored 8-bit map is encoded by pillow-heif as a monochrome (4:0:0) HEVC image; its ``hvcC``,
+``ispe``, ``pixi`` and coded bytes become a hidden ``hvc1`` item of the photo with an essential
+``auxC`` (``urn:mpeg:hevc:2015:auxid:2`` + depth_representation_info SEI), the primary's
+``irot``/``imir`` (same property), ``iref auxl`` depth → primary and a hidden XMP ``mime`` item with
+``iref cdsc`` → depth.  The SEI carries the map's FloatMin/FloatMax: disparity as type 1 (uniform
+disparity, d_min/d_max), depth as type 2 (uniform Z, z_near/z_far), code 0 ↦ FloatMin in both.
+
+Depth maps are in the photo's stored (coded) orientation, as Apple stores them: the shared
+``irot``/``imir`` turns both the same way on display.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pillow_heif
+
+from ..depthdata import DepthData
+from ..errors import DepthError
+from ..formats import PixelFormat, StoredFormat
+from ..quantize import dequantize, quantize
+from ..xmp import PixelDataInfo, build_depth_xmp, parse_depth_xmp
+from . import isobmff
+from .depth_sei import (
+    UNIFORM_DISPARITY,
+    UNIFORM_INVERSE_Z,
+    UNIFORM_Z,
+    DepthRepresentation,
+    build_aux_subtype,
+    parse_aux_subtype,
+)
+from .isobmff import HeifFile, ItemInfo, Location, Meta, Reference
+
+NAME = "heic"
+EXTENSIONS = (".heic", ".heif", ".hif")
+
+#: ftyp brands of HEVC-coded HEIF files (and the generic image brands they list).
+BRANDS = frozenset({"heic", "heix", "heim", "heis", "hevc", "hevx", "hevm", "hevs", "mif1", "msf1", "mif2"})
+#: auxC types readers treat as depth: HEIF's HEVC depth, and the AVIF/MPEG-B one.
+DEPTH_URN = "urn:mpeg:hevc:2015:auxid:2"
+DEPTH_URNS = (DEPTH_URN, "urn:mpeg:mpegB:cicp:systems:auxiliary:depth")
+XMP_MIME = "application/rdf+xml"
+#: Properties of the photo's primary item the depth item shares (same ipco index), as iPhones do.
+SHARED_PROPERTIES = ("irot", "imir")
+#: Properties of pillow-heif's depth encoding carried over to the depth item (its colr is dropped).
+CODING_PROPERTIES = ("hvcC", "ispe", "clap", "pixi")
+ESSENTIAL = frozenset({"hvcC", "clap", "irot", "imir", "auxC"})
+#: Largest depth item decoded (bytes of coded data).
+MAX_DEPTH_ITEM_BYTES = 64 << 20
+
+
+def accept(prefix: bytes) -> bool:
+    """An ISOBMFF file whose ftyp names an HEVC HEIF brand within the first bytes."""
+    if prefix[4:8] != b"ftyp":
+        return False
+    brands = [prefix[8:12], *(prefix[i : i + 4] for i in range(16, len(prefix) - 3, 4))]
+    return any(brand.decode("latin-1") in BRANDS for brand in brands)
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def read_depth(data: bytes) -> DepthData | None:
+    """The depth/disparity map of a HEIC (ours or an iPhone's) in its native format, or None."""
+    heif = isobmff.parse_file(memoryview(data))
+    meta = heif.meta
+    depth_id = find_depth_item(meta)
+    if depth_id is None:
+        return None
+    info, metadata = None, None
+    xmp_id = _xmp_item(meta, depth_id)
+    if xmp_id is not None:
+        info, metadata = parse_depth_xmp(isobmff.item_data(heif, xmp_id))
+    pixels = decode_item(heif, depth_id)
+    if info is None or not info.is_depth_map:
+        info = _info_from_sei(_representation(meta, depth_id), pixels.dtype, depth_id)
+    return dequantize(pixels, info, metadata)
+
+
+def find_depth_item(meta: Meta) -> int | None:
+    """The depth item: an auxC depth URN, preferring one ``auxl`` to the primary; mattes never match."""
+    candidates = depth_items(meta)
+    for item_id in candidates:
+        if meta.primary in meta.referenced("auxl", item_id):
+            return item_id
+    return candidates[0] if candidates else None
+
+
+def depth_items(meta: Meta) -> list[int]:
+    """Every item whose auxC names a depth URN."""
+    return [item.item_id for item in meta.items if _aux_type(meta, item.item_id)[0] in DEPTH_URNS]
+
+
+def _aux_type(meta: Meta, item_id: int) -> tuple[str | None, bytes]:
+    """(URN, subtype) of an item's auxC, or (None, b"")."""
+    for kind, raw, _ in meta.item_properties(item_id):
+        if kind == "auxC":
+            box = isobmff.read_boxes(raw, 0, len(raw), parent=f"item {item_id} properties")[0]
+            reader = isobmff.Reader(raw, box)
+            reader.full_box()
+            urn = reader.cstring("aux_type")
+            return urn, reader.take(reader.remaining)
+    return None, b""
+
+
+def _representation(meta: Meta, item_id: int) -> DepthRepresentation | None:
+    urn, subtype = _aux_type(meta, item_id)
+    return parse_aux_subtype(subtype) if urn == DEPTH_URN else None
+
+
+def _xmp_item(meta: Meta, depth_id: int) -> int | None:
+    for item_id in meta.referencing("cdsc", depth_id):
+        item = meta.item(item_id)
+        if item is not None and item.item_type == "mime" and item.content_type == XMP_MIME:
+            return item_id
+    return None
+
+
+def _info_from_sei(rep: DepthRepresentation | None, dtype: np.dtype, item_id: int) -> PixelDataInfo:
+    """The map's range from its SEI when no Apple XMP describes it."""
+    if rep is None:
+        raise DepthError(f"depth item {item_id} has neither an Apple depth XMP nor a depth SEI with its range")
+    if rep.kind == UNIFORM_DISPARITY and None not in (rep.d_min, rep.d_max):
+        fmt, low, high = PixelFormat.HDIS, rep.d_min, rep.d_max
+    elif rep.kind == UNIFORM_Z and None not in (rep.z_near, rep.z_far):
+        fmt, low, high = PixelFormat.HDEP, rep.z_near, rep.z_far
+    elif rep.kind == UNIFORM_INVERSE_Z and rep.z_near and rep.z_far:
+        fmt, low, high = PixelFormat.HDIS, 1 / rep.z_far, 1 / rep.z_near
+    else:
+        raise DepthError(f"depth item {item_id}: SEI representation type {rep.kind} without its range is unsupported")
+    stored = StoredFormat.L016 if np.dtype(dtype).itemsize == 2 else StoredFormat.L008
+    return PixelDataInfo(fmt.quantity, fmt.code, stored.code, 0, stored.max_code, low, high)
+
+
+def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
+    """Decode one hvc1 item with pillow-heif by extracting it into a standalone HEIF (no rotation)."""
+    item = heif.meta.item(item_id)
+    if item is None or item.item_type != "hvc1":
+        kind = item.item_type if item else "missing"
+        raise DepthError(f"depth item {item_id} is {kind!r}; only hvc1 depth items are supported")
+    coded = isobmff.item_data(heif, item_id, MAX_DEPTH_ITEM_BYTES)
+    properties = [
+        (raw, essential)
+        for kind, raw, essential in heif.meta.item_properties(item_id)
+        if kind not in ("auxC", *SHARED_PROPERTIES)
+    ]
+    standalone = _standalone(coded, properties)
+    try:
+        image = pillow_heif.open_heif(io.BytesIO(standalone), convert_hdr_to_8bit=False)
+        if not len(image):
+            raise ValueError("no decodable image")
+        pixels = np.asarray(image)
+    except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as exc:
+        raise DepthError(f"depth item {item_id}: pillow-heif cannot decode it: {exc}") from None
+    if pixels.ndim == 3:
+        pixels = pixels[..., 0]
+    return pixels
+
+
+def _standalone(coded: bytes, properties: list[tuple[bytes, bool]]) -> bytes:
+    """A one-item HEIF holding ``coded`` with ``properties``."""
+    meta = Meta(
+        order=[_hdlr(), "pitm", "iinf", "iprp", "iloc"],
+        iprp_order=["ipco", "ipma"],
+        primary=1,
+        items=[ItemInfo(1, "hvc1")],
+        locations={1: Location(1, extents=[isobmff.Extent(0, len(coded))])},
+        properties=[raw for raw, _ in properties],
+        associations={1: [(index + 1, essential) for index, (_, essential) in enumerate(properties)]},
+    )
+    return isobmff.new_file(isobmff.FileType("heic", 0, ("mif1", "heic")), meta, coded)
+
+
+def _hdlr() -> bytes:
+    return isobmff.full_box_bytes("hdlr", 0, 0, b"\0\0\0\0pict" + bytes(12) + b"\0")
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+def attach_depth(
+    photo: bytes, depth: DepthData, *, replace: bool = False, depth_quality: int = -1, depth_preset: str = "medium"
+) -> bytes:
+    """The HEIC ``photo`` with ``depth`` attached; the photo's own items keep their bytes.
+
+    ``depth_quality``: -1 (default) stores the 8-bit map losslessly, 0-100 lossy as iPhones do.
+    An existing depth item is an error unless ``replace`` (then it and its XMP item are removed).
+    """
+    heif = isobmff.parse_file(memoryview(photo))
+    meta = heif.meta
+    primary = meta.primary
+    if primary is None or meta.item(primary) is None:
+        raise DepthError("meta: the photo has no primary item (pitm)")
+    existing = depth_items(meta)
+    if existing and not replace:
+        raise DepthError(f"the photo already has a depth item ({existing[0]}); pass replace=True to replace it")
+    meta.remove_items({*existing, *(x for d in existing if (x := _xmp_item(meta, d)) is not None)})
+
+    stored = quantize(depth)
+    coding, coded = _encode_map(stored.pixels, depth_quality, depth_preset)
+    xmp = build_depth_xmp(stored.info, stored.metadata)
+    auxc = isobmff.full_box_bytes("auxC", 0, 0, DEPTH_URN.encode() + b"\0" + build_aux_subtype(_sei(stored.info)))
+
+    depth_id = meta.next_item_id()
+    xmp_id = depth_id + 1
+    shared = [(i, e) for i, e in meta.associations.get(primary, []) if meta.property_type(i) in SHARED_PROPERTIES]
+    added = {kind: (meta.add_property(raw), kind in ESSENTIAL) for kind, raw in coding}
+    added["auxC"] = (meta.add_property(auxc), True)
+    # iPhone order; a crop (clap, for sizes x265 pads) must come before the shared rotation
+    associations = [added[k] for k in ("hvcC", "ispe", "clap") if k in added] + shared
+    associations += [added[k] for k in ("pixi", "auxC") if k in added]
+    meta.associations[depth_id] = associations
+    meta.items += [ItemInfo(depth_id, "hvc1", flags=1), ItemInfo(xmp_id, "mime", 1, content_type=XMP_MIME)]
+    meta.locations[depth_id] = Location(depth_id, extents=[isobmff.Extent(0, len(coded))])
+    meta.locations[xmp_id] = Location(xmp_id, extents=[isobmff.Extent(len(coded), len(xmp))])
+    meta.references += [Reference("auxl", depth_id, [primary]), Reference("cdsc", xmp_id, [depth_id])]
+    if "iref" not in meta.order:
+        meta.order.insert(meta.order.index("iinf") + 1, "iref")
+    return isobmff.rebuild(heif, meta, coded + xmp, frozenset({depth_id, xmp_id}))
+
+
+def _sei(info: PixelDataInfo) -> DepthRepresentation:
+    if info.image_type == "disparity":
+        return DepthRepresentation(UNIFORM_DISPARITY, d_min=info.float_min, d_max=info.float_max)
+    return DepthRepresentation(UNIFORM_Z, z_near=info.float_min, z_far=info.float_max)
+
+
+def _encode_map(pixels: np.ndarray, quality: int, preset: str) -> tuple[list[tuple[str, bytes]], bytes]:
+    """pillow-heif's monochrome HEVC coding of the map: its hvcC, ispe, clap (if padded), pixi and coded bytes."""
+    if not (quality == -1 or 0 <= quality <= 100):
+        raise DepthError(f"depth_quality must be -1 (lossless) or 0-100, got {quality}")
+    height, width = pixels.shape
+    buffer = io.BytesIO()
+    try:
+        image = pillow_heif.from_bytes("L", (width, height), np.ascontiguousarray(pixels, np.uint8).tobytes())
+        image.save(buffer, quality=quality, enc_params={"preset": preset}, save_nclx_profile=False)
+    except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as exc:
+        raise DepthError(f"pillow-heif cannot encode the {width}x{height} depth map: {exc}") from None
+    encoded = isobmff.parse_file(buffer.getvalue())
+    item_id = encoded.meta.primary
+    coding = [(kind, raw) for kind, raw, _ in encoded.meta.item_properties(item_id) if kind in CODING_PROPERTIES]
+    if [kind for kind, _ in coding][:2] != ["hvcC", "ispe"]:
+        raise DepthError(f"pillow-heif's depth encoding has unexpected properties {[k for k, _ in coding]}")
+    return coding, isobmff.item_data(encoded, item_id)
+
+
+def encode_photo(image, *, quality: int = 90, encoder_preset: str = "medium") -> bytes:
+    """A PIL image re-encoded as HEIC by pillow-heif, keeping Exif, ICC profile and orientation.
+
+    The pixels keep their stored orientation; the Exif orientation becomes the primary's
+    ``irot``/``imir`` (pillow-heif's Pillow plugin), as iPhones write it.
+    """
+    pillow_heif.register_heif_opener()
+    if image.mode not in ("RGB", "RGBA", "L", "LA", "I;16", "I;16L"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    extra = {key: image.info[key] for key in ("exif", "icc_profile", "xmp") if image.info.get(key)}
+    buffer = io.BytesIO()
+    try:
+        image.save(buffer, format="HEIF", quality=quality, enc_params={"preset": encoder_preset}, **extra)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise DepthError(f"pillow-heif cannot encode the photo: {exc}") from None
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------- geometry
+
+
+def orientation(data: bytes) -> int:
+    """The Exif orientation (1-8) equivalent to the primary item's ``irot``/``imir``, in ipma order."""
+    from ..geometry import orientation_of
+
+    meta = isobmff.parse_file(memoryview(data)).meta
+    steps = []
+    for kind, raw, _ in meta.item_properties(meta.primary):
+        box = isobmff.read_boxes(raw, 0, len(raw), parent=f"item {meta.primary} properties")[0]
+        if kind in ("irot", "imir"):
+            value = isobmff.Reader(raw, box).uint(1, kind) & 3
+            steps.append((kind, value))
+    return orientation_of(steps)

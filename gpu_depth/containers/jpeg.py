@@ -1,0 +1,247 @@
+"""JPEG container: Apple's depth map as a Multi-Picture (MPF) secondary JPEG, as iPhones write it.
+
+Attaching keeps the primary image's bytes and inserts one APP2 ``MPF`` segment (after the APP0/APP1
+run, where iPhones put it) or extends the existing one; the depth map follows the primary's EOI as
+an 8-bit single-component baseline JPEG with Apple's depth XMP in APP1 and its own small MPF APP2.
+Reading accepts any MPF JPEG and ignores the size of MP entry 0, which Apple writes wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..depthdata import DepthData
+from ..errors import DepthError
+from ..quantize import dequantize, quantize
+from ..xmp import build_depth_xmp, parse_depth_xmp
+from . import mpf
+from .gdepth import gdepth_edit, read_gdepth
+from .segments import APP0, APP1, APP2, JpegImage, Segment, parse_jpeg, segment
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+NAME = "jpeg"
+EXTENSIONS = (".jpg", ".jpeg")
+
+#: Identifier that opens an APP1 XMP payload.
+XMP_ID = b"http://ns.adobe.com/xap/1.0/\0"
+#: Quality of the depth JPEG (libjpeg's 100 moves at most one code by ±1 in a small share of pixels).
+DEPTH_QUALITY = 100
+#: Largest depth image decoded (pixels), against decompression bombs.
+MAX_DEPTH_PIXELS = 1 << 26
+#: MP entry attribute bits 24-26: image data format (0 = JPEG).
+_FORMAT_BITS = 7 << 24
+#: Exif tags of a TIFF photo's own layout, dropped when its IFD0 becomes a JPEG's Exif.
+_TIFF_LAYOUT_TAGS = (254, 256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 322, 323, 324, 325, 338, 339, 700)
+
+
+def accept(prefix: bytes) -> bool:
+    return prefix[:3] == b"\xff\xd8\xff"
+
+
+@dataclass(frozen=True)
+class _Secondary:
+    """An image an MP entry lists after the primary: entry number, entry, bounds in the file."""
+
+    number: int
+    entry: mpf.Entry
+    start: int
+    end: int
+
+
+def read_depth(data: bytes) -> DepthData | None:
+    """The disparity/depth map of an MPF JPEG (else of its GDepth XMP), or None."""
+    primary = parse_jpeg(data)
+    for image in _secondaries(data, primary)[2]:
+        found = _depth_xmp(data, image)
+        if found is not None:
+            return _decode_map(data, image, *found)
+    return read_gdepth(data, primary)
+
+
+def attach_depth(
+    photo: bytes,
+    depth: DepthData,
+    *,
+    replace: bool = False,
+    gdepth: bool = False,
+    gdepth_format: str = "RangeInverse",
+    gdepth_bits: int = 16,
+) -> bytes:
+    """``photo`` with ``depth`` appended as an MPF secondary JPEG, the primary's coded bytes kept.
+
+    ``gdepth`` also writes Google's GDepth (``gdepth_format`` RangeInverse or RangeLinear, a
+    ``gdepth_bits``-bit PNG) into the primary's XMP and Extended XMP.
+    """
+    primary = parse_jpeg(photo)
+    mpf_segment, primary_attribute, others = _secondaries(photo, primary)
+    old = [image for image in others if _depth_xmp(photo, image) is not None]
+    if old and not replace:
+        raise DepthError(
+            f"already has a depth map (MP image {old[0].number + 1} at offset {old[0].start}); use replace"
+        )
+    kept, tail = _without(photo, primary.end, others, old)
+    count = len(kept) + 2
+
+    edits = [gdepth_edit(photo, primary, depth, gdepth_format, gdepth_bits)] if gdepth else []
+    placeholder = segment(APP2, bytes(mpf.index_size(count)))
+    if mpf_segment is None:
+        at = primary.after_leading_apps()
+        edits.append((at, at, placeholder))
+    else:
+        edits.append((mpf_segment.offset, mpf_segment.end, placeholder))
+    head, placed = _splice(photo, primary.end, edits)
+    mpf_at = placed[-1]
+    tiff_at = mpf_at + 4 + len(mpf.MPF_ID)
+
+    depth_jpeg = depth_image(depth, count)
+    shift = len(head) - primary.end
+    entries = [mpf.Entry(primary_attribute, len(head), 0)]
+    entries += [mpf.Entry(e.entry.attribute, e.entry.size, e.start + shift - tiff_at, e.entry.dependents) for e in kept]
+    entries.append(mpf.Entry(mpf.UNDEFINED_TYPE, len(depth_jpeg), len(head) + len(tail) - tiff_at))
+    out = bytearray(head)
+    out[mpf_at + 4 : mpf_at + len(placeholder)] = mpf.build_index(entries)
+    if len(out) + len(tail) + len(depth_jpeg) >= 1 << 32:
+        raise DepthError("the result would exceed the 4 GiB that MPF offsets reach")
+    return bytes(out + tail + depth_jpeg)
+
+
+def depth_image(depth: DepthData, count: int) -> bytes:
+    """Apple's depth JPEG: SOI, APP1 depth XMP, APP2 MPF {version, ``count``}, then the coded 8-bit map."""
+    from PIL import Image
+
+    stored = quantize(depth)
+    buffer = io.BytesIO()
+    Image.fromarray(stored.pixels).save(buffer, "JPEG", quality=DEPTH_QUALITY)
+    coded = buffer.getvalue()
+    first = parse_jpeg(coded).segments[0]
+    rest = first.end if first.marker == APP0 and coded.startswith(b"JFIF\0", first.offset + 4) else 2
+    xmp = build_depth_xmp(stored.info, depth.metadata)
+    return b"\xff\xd8" + segment(APP1, XMP_ID + xmp) + segment(APP2, mpf.build_version(count)) + coded[rest:]
+
+
+def encode_photo(image: Image.Image, *, quality: int = 90, encoder_preset: str | None = None) -> bytes:
+    """``image`` (a decoded PNG, TIFF or HEIC) as a JPEG of ``quality``, keeping Exif, ICC profile, orientation.
+
+    ``encoder_preset`` (an HEVC setting) does not apply to JPEG and is ignored.
+    """
+    from PIL import Image
+
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise DepthError(f"JPEG quality must be an integer in 1..100, got {quality!r}")
+    exif = image.getexif()
+    if image.format == "TIFF":
+        for tag in _TIFF_LAYOUT_TAGS:
+            exif.pop(tag, None)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = Image.fromarray((np.asarray(image, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8), "L")
+    elif image.mode not in ("L", "RGB", "CMYK"):
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    options = {"icc_profile": image.info.get("icc_profile")} if image.info.get("icc_profile") else {}
+    image.save(buffer, "JPEG", quality=quality, exif=exif.tobytes() if len(exif) else b"", **options)
+    return buffer.getvalue()
+
+
+def _secondaries(data: bytes, primary: JpegImage) -> tuple[Segment | None, int, list[_Secondary]]:
+    """The primary's MPF segment (or None), its MP attribute and the images listed after it."""
+    found = primary.applications(data, APP2, mpf.MPF_ID)
+    if not found:
+        return None, mpf.PRIMARY_TYPE, []
+    mpf_segment = found[0]
+    tiff_at = mpf_segment.offset + 4 + len(mpf.MPF_ID)
+    index = mpf.parse_index(data[tiff_at : mpf_segment.end], tiff_at)
+    if index.extra_ifd:
+        raise DepthError(f"MPF at offset {tiff_at}: MP Attribute IFDs (stereo or panorama MPO) are not supported")
+    images = []
+    for number, entry in enumerate(index.entries[1:], 1):
+        start, end = tiff_at + entry.offset, tiff_at + entry.offset + entry.size
+        if start < primary.end or end > len(data):
+            raise DepthError(
+                f"MPF at offset {tiff_at}: MP entry {number} puts {entry.size} bytes at offset {start}, "
+                f"outside the data after the primary image ({primary.end}..{len(data)})"
+            )
+        images.append(_Secondary(number, entry, start, end))
+    return mpf_segment, index.entries[0].attribute, images
+
+
+def _depth_xmp(data: bytes, image: _Secondary):
+    """(PixelDataInfo, metadata) of a secondary JPEG whose XMP describes a depth or disparity map, else None."""
+    if image.entry.attribute & _FORMAT_BITS:
+        return None
+    parsed = parse_jpeg(data, image.start, image.end)
+    for xmp in parsed.applications(data, APP1, XMP_ID):
+        info, metadata = parse_depth_xmp(xmp.payload(data)[len(XMP_ID) :])
+        if info is not None and info.is_depth_map:
+            return info, metadata
+    return None
+
+
+def _decode_map(data: bytes, image: _Secondary, info, metadata) -> DepthData:
+    from PIL import JpegImagePlugin, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            decoder = JpegImagePlugin.JpegImageFile(io.BytesIO(data[image.start : image.end]))
+            if decoder.width * decoder.height <= MAX_DEPTH_PIXELS:
+                decoder.load()
+    except (OSError, SyntaxError, UnidentifiedImageError, ValueError, Warning) as exc:
+        raise DepthError(f"depth image at offset {image.start} cannot be decoded: {exc}") from None
+    if decoder.width * decoder.height > MAX_DEPTH_PIXELS:
+        raise DepthError(f"depth image at offset {image.start} of {decoder.size} exceeds {MAX_DEPTH_PIXELS} pixels")
+    if decoder.mode != "L":
+        raise DepthError(f"depth image at offset {image.start} is {decoder.mode}, expected 8-bit gray")
+    return dequantize(np.asarray(decoder), info, metadata)
+
+
+def _without(data: bytes, start: int, images: list[_Secondary], removed: list[_Secondary]):
+    """The images kept (at their old offsets less the removed bytes before them) and the trailing bytes."""
+    cuts = sorted((image.start, image.end) for image in removed)
+    kept = []
+    for image in images:
+        if image in removed:
+            continue
+        if any(lo < image.end and image.start < hi for lo, hi in cuts):
+            raise DepthError(f"MP image {image.number + 1} at offset {image.start} overlaps the depth image")
+        before = sum(hi - lo for lo, hi in cuts if hi <= image.start)
+        kept.append(_Secondary(image.number, image.entry, image.start - before, image.end - before))
+    pieces, pos = [], start
+    for lo, hi in cuts:
+        pieces.append(data[pos:lo])
+        pos = max(pos, hi)
+    pieces.append(data[pos:])
+    return kept, b"".join(pieces)
+
+
+def _splice(data: bytes, end: int, edits: list[tuple[int, int, bytes]]) -> tuple[bytes, list[int]]:
+    """``data[:end]`` with each (start, stop, replacement) applied, and where each replacement landed."""
+    order = sorted(range(len(edits)), key=lambda i: edits[i][:2])
+    pieces, pos, size, placed = [], 0, 0, [0] * len(edits)
+    for i in order:
+        lo, hi, replacement = edits[i]
+        size += lo - pos
+        placed[i] = size
+        pieces += [data[pos:lo], replacement]
+        size += len(replacement)
+        pos = hi
+    pieces.append(data[pos:end])
+    return b"".join(pieces), placed
+
+
+def orientation(data: bytes) -> int:
+    """The Exif Orientation (1-8) of the primary image; 1 when absent or out of range."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            value = image.getexif().get(0x0112, 1)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise DepthError(f"cannot read the photo's Exif orientation: {exc}") from None
+    return value if value in range(1, 9) else 1

@@ -1,0 +1,60 @@
+"""The JSON Lines report of a conversion run, and the progress line on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+
+class Report:
+    """Appends one JSON line per item (flushed at once, so a killed run keeps what it did)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stream: IO[str] = path.open("a", encoding="utf-8")
+
+    def write(self, line: dict) -> None:
+        self._stream.write(json.dumps(line, sort_keys=False) + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class Progress:
+    """``done/total, rate, ETA, backend`` redrawn on one stderr line; silent when not a terminal."""
+
+    def __init__(self, total: int, backend: str, enabled: bool | None = None, stream: IO[str] = sys.stderr) -> None:
+        self.total, self.backend, self.stream = total, backend, stream
+        self.enabled = stream.isatty() if enabled is None else enabled
+        self.done = 0
+        self.start = time.perf_counter()
+
+    def advance(self) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.start
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - self.done) / rate if rate else 0.0
+        self.stream.write(
+            f"\r{self.done}/{self.total} items  {rate:.1f}/s  ETA {eta:.0f}s  backend {self.backend}{_gpu_memory()}   "
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.done:
+            self.stream.write("\n")
+
+
+def _gpu_memory() -> str:
+    """``  GPU 1.2/80 GiB`` when CuPy sees a device, else nothing."""
+    if "cupy" not in sys.modules:
+        return ""
+    import cupy
+
+    free, total = cupy.cuda.runtime.memGetInfo()
+    return f"  GPU {(total - free) / 2**30:.1f}/{total / 2**30:.0f} GiB"

@@ -1,0 +1,373 @@
+"""JPEG container: Apple depth as an MPF secondary image, checked by exiftool, Pillow and the iPhone X sample."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import subprocess
+import warnings
+
+import numpy as np
+import pytest
+from conftest import sample, tool
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageCms, ImageOps
+
+import gpu_depth
+from gpu_depth import DepthData, DepthError, DepthMetadata, PixelFormat
+from gpu_depth.containers import jpeg
+from gpu_depth.mapping import round_to_format
+from gpu_depth.quantize import quantize
+
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:CreatorTool="gpu_depth tests"/>'
+    b"</rdf:RDF></x:xmpmeta>"
+)
+
+
+def make_photo(width: int = 320, height: int = 240, **options) -> bytes:
+    """A JPEG with Exif (orientation 6), XMP and an ICC profile, as cameras write them."""
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([x * 255 // width, y * 255 // height, (x + y) % 256], axis=-1).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "JPEG", quality=90, exif=exif, icc_profile=icc, xmp=XMP, **options)
+    return buffer.getvalue()
+
+
+def smooth_depth(fmt: str, width: int = 96, height: int = 72) -> DepthData:
+    """A smooth disparity (1/m) or depth (m) field over 0.4 … 5 m."""
+    y, x = np.mgrid[0:height, 0:width] / max(width, height)
+    metres = 0.4 + 4.6 * (0.5 + 0.5 * np.sin(3 * x) * np.cos(2 * y))
+    values = 1.0 / metres if PixelFormat.parse(fmt).is_disparity else metres
+    return DepthData.from_array(values, fmt, metadata=DepthMetadata(accuracy="absolute"))
+
+
+def exiftool_json(path, *args: str) -> dict:
+    out = subprocess.run([tool("exiftool"), "-j", "-G1", "-n", *args, str(path)], capture_output=True, check=True)
+    return json.loads(out.stdout)[0]
+
+
+def exiftool_binary(path, tag: str) -> bytes:
+    return subprocess.run([tool("exiftool"), "-b", f"-{tag}", str(path)], capture_output=True, check=True).stdout
+
+
+def app2_mpf(data: bytes) -> tuple[int, int]:
+    """Offset and total size of the first APP2 MPF segment, found by a plain byte search."""
+    at = data.find(b"\xff\xe2\x00")
+    while at >= 0 and data[at + 4 : at + 8] != b"MPF\0":
+        at = data.find(b"\xff\xe2", at + 2)
+    assert at >= 0, "no APP2 MPF segment"
+    return at, 2 + struct.unpack(">H", data[at + 2 : at + 4])[0]
+
+
+@pytest.fixture(params=["baseline-rst", "progressive"])
+def photo(request) -> bytes:
+    if request.param == "progressive":
+        return make_photo(progressive=True)
+    return make_photo(restart_marker_rows=1)
+
+
+@pytest.fixture
+def attached(photo, tmp_path):
+    depth = smooth_depth("hdis")
+    path = tmp_path / "out.jpg"
+    path.write_bytes(jpeg.attach_depth(photo, depth))
+    return photo, depth, path
+
+
+def test_primary_differs_only_by_the_inserted_app2(attached):
+    photo, _, path = attached
+    out = path.read_bytes()
+    assert b"MPF\0" not in photo
+    at, size = app2_mpf(out)
+    primary_length = exiftool_json(path)["MPImage1:MPImageLength"]
+    assert out[:at] + out[at + size : primary_length] == photo
+    # placed where iPhones put it: after the APP1 Exif and XMP, before the APP2 ICC profile
+    assert out.rfind(b"http://ns.adobe.com/xap/1.0/\0", 0, at) > out.rfind(b"Exif\0\0", 0, at) > 0
+    assert out.find(b"ICC_PROFILE\0", at) == at + size + 4
+
+
+def test_exiftool_reads_the_mp_index(attached):
+    photo, _, path = attached
+    out = path.read_bytes()
+    tags = exiftool_json(path)
+    assert tags["MPF0:MPFVersion"] == "0100"
+    assert tags["MPF0:NumberOfImages"] == 2
+    assert tags["MPImage1:MPImageStart"] == 0
+    assert tags["MPImage1:MPImageLength"] == len(photo) + app2_mpf(out)[1]
+    assert tags["MPImage2:MPImageStart"] == tags["MPImage1:MPImageLength"]
+    assert tags["MPImage2:MPImageLength"] == len(out) - tags["MPImage2:MPImageStart"]
+    assert tags["MPImage2:MPImageType"] == 0  # Undefined, as Apple writes for depth
+    validate = ("-validate", "-warning", "-a")
+    assert exiftool_json(path, *validate) == {
+        **exiftool_json_bytes(photo, path.parent, *validate),
+        "SourceFile": str(path),
+    }
+
+
+def test_exiftool_extracts_our_depth_jpeg(attached, tmp_path):
+    _, depth, path = attached
+    extracted = exiftool_binary(path, "MPImage2")
+    assert extracted == path.read_bytes()[-len(extracted) :]
+    (tmp_path / "depth.jpg").write_bytes(extracted)
+    tags = exiftool_json(tmp_path / "depth.jpg")
+    stored = quantize(depth)
+    assert (tags["File:ColorComponents"], tags["File:EncodingProcess"], tags["File:BitsPerSample"]) == (1, 0, 8)
+    assert (tags["File:ImageWidth"], tags["File:ImageHeight"]) == (depth.width, depth.height)
+    assert tags["XMP-apdi:AuxiliaryImageType"] == "disparity"
+    assert tags["XMP-apdi:NativeFormat"] == PixelFormat.HDIS.code
+    assert tags["XMP-apdi:StoredFormat"] == 1278226488  # 'L008'
+    assert (tags["XMP-apdi:IntMinValue"], tags["XMP-apdi:IntMaxValue"]) == (0, 255)
+    assert tags["XMP-apdi:FloatMinValue"] == pytest.approx(stored.info.float_min, rel=1e-12)
+    assert tags["XMP-apdi:FloatMaxValue"] == pytest.approx(stored.info.float_max, rel=1e-12)
+    assert tags["MPF0:MPFVersion"] == "0100" and tags["MPF0:NumberOfImages"] == 2
+    assert "JFIF:JFIFVersion" not in tags  # segments as iPhone: SOI, APP1 XMP, APP2 MPF, then the coded map
+    app1_end = 4 + struct.unpack(">H", extracted[4:6])[0]
+    assert extracted[2:4] == b"\xff\xe1" and extracted[6:35] == b"http://ns.adobe.com/xap/1.0/\0"
+    assert extracted[app1_end : app1_end + 2] == b"\xff\xe2" and extracted[app1_end + 4 : app1_end + 8] == b"MPF\0"
+
+
+def test_pillow_opens_both_frames_without_warning(attached):
+    _, depth, path = attached
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with Image.open(path) as image:
+            assert image.n_frames == 2
+            image.seek(1)
+            assert (image.mode, image.size) == ("L", (depth.width, depth.height))
+            codes = np.asarray(image).astype(int)
+    assert np.abs(codes - quantize(depth).pixels).max() <= 1  # libjpeg quality 100
+
+
+def test_reads_the_iphone_x_sample():
+    path = sample("iphoneX-image-with-depth.jpg")
+    depth = gpu_depth.read_depth(path)
+    assert depth.pixel_format is PixelFormat.HDIS
+    assert (depth.width, depth.height) == (576, 768)
+    with Image.open(path) as image:  # Pillow finds the second image through the MP index itself
+        image.seek(1)
+        codes = np.asarray(image).astype(np.float64)
+    expected = (0.650879 + codes * (2.509766 - 0.650879) / 255).astype(np.float16)
+    np.testing.assert_array_equal(depth.array, expected)
+    assert depth.metadata.version == 65538 and depth.metadata.calibration is not None
+
+
+@pytest.mark.parametrize("fmt", ["hdis", "fdis", "hdep", "fdep"])
+def test_round_trip_in_every_format(fmt, tmp_path):
+    depth = smooth_depth(fmt)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(make_photo())
+    out = gpu_depth.attach_depth(photo, depth, tmp_path / "out.jpg")
+    back = gpu_depth.read_depth(out)
+    assert (back.pixel_format, back.width, back.height, back.metadata) == (
+        depth.pixel_format,
+        depth.width,
+        depth.height,
+        depth.metadata,
+    )
+    with Image.open(out) as image:  # the codes an independent decoder finds in the second image
+        image.seek(1)
+        codes = np.asarray(image)
+    stored = quantize(depth)
+    low, high = stored.info.float_min, stored.info.float_max
+    step = (high - low) / 255
+    np.testing.assert_array_equal(back.array, round_to_format(low + codes * step, depth.pixel_format))
+    # baseline JPEG at quality 100 moves some codes by one; where it keeps them, half a step is the bound
+    assert np.abs(codes.astype(int) - stored.pixels).max() <= 1
+    kept = codes == stored.pixels
+    assert kept.mean() > 0.8
+    resolution = float(np.finfo(depth.pixel_format.dtype).eps) * high
+    error = np.abs(back.array.astype(np.float64) - depth.array)
+    assert error[kept].max() <= step / 2 + resolution
+    assert error.max() <= 1.5 * step + resolution
+
+
+def test_noisy_maps_move_by_at_most_one_jpeg_code(tmp_path):
+    rng = np.random.default_rng(7)
+    depth = DepthData.from_array(rng.uniform(0.2, 2.0, (60, 80)), "fdis")
+    back = jpeg.read_depth(jpeg.attach_depth(make_photo(), depth))
+    info = quantize(depth).info
+    step = (info.float_max - info.float_min) / 255
+    error = np.abs(back.array.astype(np.float64) - depth.array)
+    assert error.max() <= 1.5 * step + 1e-6
+    assert np.mean(error > step / 2 + 1e-6) < 0.2
+
+
+def test_existing_depth_needs_replace_and_is_replaced():
+    original = sample("iphoneX-image-with-depth.jpg").read_bytes()
+    depth = smooth_depth("hdep")
+    with pytest.raises(DepthError, match=r"already has a depth map \(MP image 2 at offset 2570521\)"):
+        jpeg.attach_depth(original, depth)
+    out = jpeg.attach_depth(original, depth, replace=True)
+    at, size = app2_mpf(out)
+    assert (at, size) == app2_mpf(original)
+    assert out[:at] == original[:at] and out[at + size : 2570521] == original[at + size : 2570521]
+    back = jpeg.read_depth(out)
+    assert back.pixel_format is PixelFormat.HDEP and (back.width, back.height) == (depth.width, depth.height)
+
+
+def test_an_existing_mp_index_is_extended(tmp_path):
+    first, second = Image.open(io.BytesIO(make_photo())), Image.new("RGB", (64, 48), "gray")
+    buffer = io.BytesIO()
+    first.save(buffer, "MPO", save_all=True, append_images=[second])
+    mpo = buffer.getvalue()
+    path = tmp_path / "out.jpg"
+    path.write_bytes(jpeg.attach_depth(mpo, smooth_depth("fdis")))
+    tags = exiftool_json(path)
+    assert tags["MPF0:NumberOfImages"] == 3
+    out = path.read_bytes()
+    second_start, second_length = tags["MPImage2:MPImageStart"], tags["MPImage2:MPImageLength"]
+    old = exiftool_json_bytes(mpo, tmp_path)
+    kept = mpo[old["MPImage2:MPImageStart"] : old["MPImage2:MPImageStart"] + old["MPImage2:MPImageLength"]]
+    assert out[second_start : second_start + second_length] == kept
+    assert tags["MPImage3:MPImageStart"] + tags["MPImage3:MPImageLength"] == len(out)
+    assert jpeg.read_depth(out).pixel_format is PixelFormat.FDIS
+
+
+def exiftool_json_bytes(data: bytes, folder, *args: str) -> dict:
+    path = folder / "input.jpg"
+    path.write_bytes(data)
+    return exiftool_json(path, *args)
+
+
+def test_photo_without_depth_reads_none():
+    assert jpeg.read_depth(make_photo()) is None
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tiff", ".heic"])
+def test_other_photos_become_jpeg_with_exif_icc_orientation(suffix, tmp_path):
+    if suffix == ".heic":
+        pytest.importorskip("pillow_heif").register_heif_opener()
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    exif[0x010F] = "gpu_depth test"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    source = tmp_path / f"photo{suffix}"
+    Image.open(io.BytesIO(make_photo())).save(source, exif=exif, icc_profile=icc)
+    out = gpu_depth.attach_depth(source, smooth_depth("hdis"), tmp_path / "out.jpg", quality=95)
+    with Image.open(source) as original, Image.open(out) as image:
+        assert image.format == "MPO" and image.n_frames == 2
+        assert image.info.get("icc_profile") == original.info.get("icc_profile")
+        assert image.getexif().get(0x010F) == "gpu_depth test"
+        original.load()  # Pillow's TIFF reader applies the orientation on load
+        if suffix == ".png":
+            assert image.getexif().get(0x0112) == 8
+        shown, expected = ImageOps.exif_transpose(image), ImageOps.exif_transpose(original)
+        assert shown.size == expected.size
+        difference = np.abs(np.asarray(shown, dtype=int) - np.asarray(expected.convert("RGB"), dtype=int))
+        assert difference.mean() < 3
+    if suffix != ".heic":  # pillow-heif does not keep an ICC profile through its own writer
+        assert Image.open(out).info["icc_profile"] == icc
+    assert gpu_depth.read_depth(out).pixel_format is PixelFormat.HDIS
+
+
+def test_encode_photo_rejects_bad_quality():
+    with pytest.raises(DepthError, match="quality"):
+        jpeg.encode_photo(Image.new("RGB", (8, 8)), quality=0)
+
+
+# ---- hostile bytes: every defect is a DepthError that names where it is ----------------------------------------
+
+
+def patched(data: bytes, at: int, new: bytes) -> bytes:
+    return data[:at] + new + data[at + len(new) :]
+
+
+def mp_entry_offset(data: bytes, entry: int) -> int:
+    """File offset of an MP entry, for a big-endian index as we write it (IFD at 8, entries at 50)."""
+    return app2_mpf(data)[0] + 8 + 50 + 16 * entry
+
+
+@pytest.fixture(scope="module")
+def good() -> bytes:
+    return jpeg.attach_depth(make_photo(64, 48), smooth_depth("hdis", 16, 12))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d[:19], r"APP0 segment at offset 2 of length 16 runs past the end of the data at offset 19"),
+        (lambda d: d[:3], r"data ends at offset 3 inside a marker"),
+        (lambda d: patched(d, 4, b"\x00\x01"), r"APP0 segment at offset 2 has length 1"),
+        (lambda d: patched(d, 4, b"\xff\xf0"), r"APP0 segment at offset 2 of length 65520 runs past"),
+        (lambda d: patched(d, 2, b"\xff\x02"), r"unknown marker 0xFF02 at offset 2"),
+        (lambda d: patched(d, 2, b"\x00"), r"expected a marker at offset 2"),
+        (lambda d: d[: d.find(b"\xff\xd8\xff", 2) - 10], r"after the SOS at offset \d+ runs to offset"),
+        (lambda d: patched(d, mp_entry_offset(d, 1) + 8, b"\xff\xff\xff\x00"), r"MP entry 1 puts \d+ bytes at offset"),
+        (lambda d: patched(d, mp_entry_offset(d, 1) + 4, b"\x7f\xff\xff\xff"), r"MP entry 1 puts 2147483647 bytes"),
+        (lambda d: patched(d, app2_mpf(d)[0] + 8 + 30, b"\xff\xff\xff\xff"), r"MPF at offset \d+: NumberOfImages"),
+        (lambda d: patched(d, app2_mpf(d)[0] + 8 + 8, b"\xff\xff"), r"MPF at offset \d+: Index IFD of 65535 fields"),
+        (lambda d: patched(d, app2_mpf(d)[0] + 8 + 4, b"\x00\x01\x00\x00"), r"Index IFD offset 65536 is outside"),
+        (lambda d: patched(d, app2_mpf(d)[0] + 8 + 42, b"\x00\x00\xff\x00"), r"field 0xB002 at offset \d+ points"),
+    ],
+    ids=[
+        "truncated-segment",
+        "truncated-marker",
+        "length-below-2",
+        "length-past-end",
+        "unknown-marker",
+        "no-marker",
+        "scan-without-end",
+        "mp-offset-past-end",
+        "mp-size-huge",
+        "huge-image-count",
+        "huge-field-count",
+        "ifd-offset-past-end",
+        "entry-table-past-end",
+    ],
+)
+def test_hostile_bytes_raise_depth_error_naming_the_offset(good, mutate, message):
+    with pytest.raises(DepthError, match=message):
+        jpeg.read_depth(mutate(good))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_files_never_leak_other_errors(good, data):
+    at = data.draw(st.integers(0, len(good) - 1))
+    junk = data.draw(st.binary(min_size=1, max_size=4))
+    cut = data.draw(st.integers(at + 1, len(good)))
+    mutant = patched(good, at, junk)[:cut] if data.draw(st.booleans()) else patched(good, at, junk)
+    try:
+        jpeg.read_depth(mutant)
+    except DepthError as exc:
+        assert "\n" not in str(exc)
+
+
+def matte_jpeg() -> bytes:
+    """A portrait-effects matte as iPhones store it: a gray JPEG whose XMP says depth + portraiteffectsmatte."""
+    from gpu_depth.xmp import PixelDataInfo, build_depth_xmp
+
+    code = 1278226488  # 'L008'
+    info = PixelDataInfo("depth", code, code, 0, 255, 0.0, 1.0, subtype="portraiteffectsmatte")
+    xmp = b"http://ns.adobe.com/xap/1.0/\0" + build_depth_xmp(info, DepthMetadata())
+    buffer = io.BytesIO()
+    Image.new("L", (40, 30), 200).save(buffer, "JPEG")
+    return b"\xff\xd8\xff\xe1" + struct.pack(">H", len(xmp) + 2) + xmp + buffer.getvalue()[2:]
+
+
+def test_mattes_are_skipped_and_kept(tmp_path):
+    from gpu_depth.containers import mpf
+
+    photo, matte = make_photo(), matte_jpeg()
+    size = 4 + mpf.index_size(2)
+    primary_length = len(photo) + size
+    index = mpf.build_index(
+        [mpf.Entry(mpf.PRIMARY_TYPE, primary_length, 0), mpf.Entry(0, len(matte), primary_length - 10)]
+    )
+    with_matte = photo[:2] + b"\xff\xe2" + struct.pack(">H", size - 2) + index + photo[2:] + matte
+    assert jpeg.read_depth(with_matte) is None  # a matte is not a depth map
+    depth = smooth_depth("hdis")
+    path = tmp_path / "out.jpg"
+    path.write_bytes(jpeg.attach_depth(with_matte, depth))  # no replace needed: the matte stays
+    tags = exiftool_json(path)
+    assert tags["MPF0:NumberOfImages"] == 3
+    assert exiftool_binary(path, "MPImage2") == matte
+    back = jpeg.read_depth(path.read_bytes())
+    assert (back.pixel_format, back.width, back.height) == (PixelFormat.HDIS, depth.width, depth.height)
