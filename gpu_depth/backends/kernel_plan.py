@@ -211,8 +211,9 @@ def grid_for_rows(layout: np.ndarray, blocks: int) -> tuple[int, int]:
     return min(per_map, int(layout["out_height"].max()), int(layout["height"].max())), len(layout)
 
 
-def _grid_for_lines(count: int, maps: int) -> tuple[int, int]:
-    return -(-count // BLOCK), maps
+def _grid_for_items(items: int, maps: int, blocks: int) -> tuple[int, int]:
+    """Grid of the one-thread-per-item kernels: about ``blocks`` blocks in all (grid-stride beyond)."""
+    return max(1, min(-(-items // BLOCK), blocks // maps)), maps
 
 
 def run_convert(
@@ -249,11 +250,10 @@ def run_convert(
         launch(f"evaluate_{source}_{target}", grid, (BLOCK,), (d_in, stage_out, stage_layout, ranges, flags, *args))
     if plan.resize:
         scratch = xp.empty(plan.scratch_size, xp.float64)
-        width, out_height = int(plan.layout["width"].max()), int(plan.layout["out_height"].max())
-        launch("area_columns", _grid_for_lines(width, count), (BLOCK,), (stage_out, scratch, layout, flags))
-        launch(
-            f"area_rows_{fmt.dtype.name}", _grid_for_lines(out_height, count), (BLOCK,), (scratch, d_out, layout, flags)
-        )
+        spans = plan.layout["out_height"] * plan.layout["width"], plan.layout["out_height"] * plan.layout["out_width"]
+        columns, rows = (_grid_for_items(int(n.max()), count, blocks) for n in spans)
+        launch("area_columns", columns, (BLOCK,), (stage_out, scratch, layout, flags))
+        launch(f"area_rows_{fmt.dtype.name}", rows, (BLOCK,), (scratch, d_out, layout, flags))
     return flags
 
 
