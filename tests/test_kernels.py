@@ -304,3 +304,13 @@ def test_quantize_refuses_a_map_without_finite_values(host):
     with pytest.raises(DepthError) as got:
         host_quantize(host, [DepthData.from_array(np.ones((2, 2)), "hdis"), depth])
     assert str(got.value) == str(expected.value)
+
+
+def test_launch_groups_follow_dtype_resampling_and_grid_limit(monkeypatch):
+    monkeypatch.setattr(kp, "MAX_MAPS", 3)
+    maps = [
+        np.zeros(shape, dtype) for shape, dtype in [((4, 6), "uint8")] * 4 + [((5, 6), "uint8"), ((4, 6), "float32")]
+    ]
+    runs = [(indices, str(dtype), resize) for indices, dtype, resize in kp.groups(maps, (6, 4))]
+    assert runs == [([0, 1, 2], "uint8", False), ([3], "uint8", False), ([4], "uint8", True), ([5], "float32", False)]
+    assert [len(r[0]) for r in kp.groups(maps, None)] == [3, 2, 1]
