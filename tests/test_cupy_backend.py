@@ -175,3 +175,17 @@ def test_public_convert_on_the_cupy_backend(backend):
     on_gpu = gpu_depth.convert(maps, "fdis", MAPPINGS["kitti"], backend="cupy", row_alignment=64)
     on_cpu = gpu_depth.convert(maps, "fdis", MAPPINGS["kitti"], backend="numpy", row_alignment=64)
     assert on_gpu == on_cpu
+
+
+@pytest.mark.gpu
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_nan_rules_of_the_host_cpu_on_the_device(backend):
+    """The GPU makes canonical NaNs; the kernels give NumPy's: payloads kept, x86's default NaN for 0 · inf."""
+    codes = np.full((6, 8), 100, np.uint8)
+    codes[2, 7] = 0  # disparity +inf at zNear 0
+    result = same_as_numpy(backend, [codes], gpu_depth.DepthMapping("apple-gray", near=0.0, far=3.0), "fdis", 1, (4, 3))
+    assert not isinstance(result, str) and np.isnan(np.frombuffer(result[0], np.float32)).any()
+    payloads = [np.array([[0.5, np.nan]], np.float32), np.array([[0.25, 0.5]], np.float32)]
+    payloads[0].view(np.uint32)[0, 1] = 0xFFC12345
+    result = same_as_numpy(backend, payloads, RANGED["apple-gray"], "fdep")
+    assert np.frombuffer(result[0], np.uint32)[1] == 0xFFC12345
