@@ -194,3 +194,10 @@ def test_dlpack_and_array_like_inputs():
     assert convert(HostDLPack(gray), "hdis", mapping) == expected
     with pytest.raises(DepthError, match="map 0: unsupported dtype int64"):
         convert([gray.tolist()], "fdep", mapping)  # nested lists become int64
+
+
+def test_zero_disparity_has_no_finite_depth():
+    mapping = DepthMapping("relative-disparity", 0.5, math.inf)
+    assert convert(np.array([[0.0, 1.0]], np.float32), "fdis", mapping).array[0, 0] == 0
+    with pytest.raises(DepthError, match="a disparity of 0 has no finite depth"):
+        convert(np.array([[0.0, 1.0]], np.float32), "fdep", mapping)
