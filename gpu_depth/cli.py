@@ -116,21 +116,31 @@ def _inspect(args: argparse.Namespace) -> int:
             print(f"gpu-depth: {exc}", file=sys.stderr)
             failed += 1
             continue
-        summary = _describe(path, depth)
+        summary = {"file": str(path), **_location(path), **_describe(depth)}
         print(json.dumps(summary) if args.json else _table(summary))
     return 1 if failed else 0
 
 
-def _describe(path: Path, depth) -> dict:
+def _location(path: Path) -> dict:
+    """The container and where in it the depth is (item, MP entry, IFD), as verify finds it."""
+    from . import containers
+    from .api import read_file
+    from .verify import verify_bytes
+
+    data = read_file(path)
+    where = next((f.where for f in verify_bytes(data) if f.rule.endswith(".depth-found")), None)
+    return {"container": containers.sniff(data).NAME, "location": where}
+
+
+def _describe(depth) -> dict:
     if depth is None:
-        return {"file": str(path), "depth": None}
+        return {"depth": None}
     import numpy as np
 
     values = depth.array
     finite = values[np.isfinite(values)]
     meta = depth.metadata
     return {
-        "file": str(path),
         "pixel_format": depth.pixel_format.fourcc,
         "quantity": depth.pixel_format.quantity,
         "width": depth.width,
@@ -149,7 +159,7 @@ def _describe(path: Path, depth) -> dict:
 
 def _table(summary: dict) -> str:
     if summary.get("depth", True) is None:
-        return f"{summary['file']}: no depth"
+        return f"{summary['file']}: no depth ({summary['container']})"
     width = max(map(len, summary))
     return "\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()) + "\n"
 

@@ -236,3 +236,24 @@ def test_memory_stays_flat_with_dataset_size(tmp_path):
     assert len(list((tmp_path / "out2000").glob("*.jpg"))) == 2000
     assert peaks[2000][0] <= 1.5 * peaks[200][0], peaks  # the driver process
     assert peaks[2000][1] <= 1.5 * peaks[200][1], peaks  # the largest worker
+
+
+def test_inspect_extract_and_preview_an_iphone_file(tmp_path, capsys):
+    from conftest import sample
+
+    path = sample("iphone13pro-pug.heic")
+    assert main(["inspect", "--json", str(path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["container"], summary["location"], summary["pixel_format"]) == ("heic", "item 54", "hdis")
+    assert (summary["width"], summary["height"], summary["min"], summary["max"]) == (768, 576, 1.498046875, 4.3828125)
+    for suffix in (".npy", ".png", ".tif"):
+        assert main(["extract", str(path), "--out", str(tmp_path / f"d{suffix}")]) == 0
+    expected = read_depth(path).array.astype(np.float32)
+    assert np.array_equal(np.load(tmp_path / "d.npy"), expected)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "d.tif")), expected)
+    png = Image.open(tmp_path / "d.png")
+    low, high = float(png.text["gpu-depth:Code1"]), float(png.text["gpu-depth:Code65535"])
+    decoded = low + (np.asarray(png).astype(np.float64) - 1) / 65534 * (high - low)
+    assert np.abs(decoded - expected).max() <= (high - low) / 65534
+    assert main(["preview", str(path), "--out", str(tmp_path / "p.png")]) == 0
+    assert Image.open(tmp_path / "p.png").height == 512
