@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import DepthError
@@ -19,6 +21,7 @@ def run_convert(args: argparse.Namespace) -> int:
     if out is None:
         raise DepthError("name the output folder (OUT or --out)")
     options = _options(args, out)
+    engine = _engine(args)
     jobs, unmatched = _jobs(args, out)
     selected = _shard(args)
     if selected:
@@ -36,7 +39,7 @@ def run_convert(args: argparse.Namespace) -> int:
             print(f"gpu-depth: {line['photo']}: {line['error']}", file=sys.stderr)
 
     try:
-        summary = run(jobs, options, on_result)
+        summary = engine(jobs, options, on_result)
     finally:
         progress.close()
     summary["unmatched"] = len(unmatched)
@@ -98,6 +101,16 @@ def _jobs(args: argparse.Namespace, out: Path) -> tuple[list[Job], list[str]]:
     if args.photo:
         return [Job(args.photo, args.depth)], []
     return pair_folders(args.photos, args.depth, args.depth_suffix)
+
+
+def _engine(args: argparse.Namespace) -> Callable[[list[Job], Options, Callable[[dict], None]], dict]:
+    if args.engine == "local":
+        if args.ray_address:
+            raise DepthError("--ray-address needs --engine ray")
+        return run
+    from .distributed import run_ray
+
+    return functools.partial(run_ray, address=args.ray_address, num_cpus=args.workers)
 
 
 def _shard(args: argparse.Namespace) -> tuple[int, int] | None:
