@@ -21,9 +21,10 @@ from ..pipeline import Item, Options, StopFlag, convert_batch, decode, encode, p
 
 #: GPU share of one conversion actor: two actors per GPU overlap their transfers and kernels.
 GPU_SHARE = 0.5
-#: CPU share of one conversion actor without GPUs: the conversion is light next to decode and encode.
-#: (A share unlike the decode tasks' also keeps Ray from fusing decode into the few actors.)
-CPU_SHARE = 0.5
+#: CPU share of one conversion actor without GPUs: none, as the conversion is light next to decode and
+#: encode (like the local pipeline's, which converts beside its encoders).  A share unlike the decode
+#: tasks' also keeps Ray from fusing decode into the few actors.
+CPU_SHARE = 0
 
 
 def run_ray(
