@@ -39,7 +39,7 @@ def run_ray(
     Without ``address`` (and no ``RAY_ADDRESS``), a local Ray with ``num_cpus`` CPUs (default: all)
     is started and stopped again; a Ray already initialised in this process is used as it is.
     On SIGINT/SIGTERM no further result is taken and the summary says ``interrupted``; items in flight
-    may leave temporary files in ``--out``, which a run with ``--resume`` removes.
+    may leave temporary files in ``--out``, which the next run removes.
     """
     try:
         import ray
@@ -47,7 +47,11 @@ def run_ray(
         raise DepthError("--engine ray needs Ray: pip install 'gpu_depth[ray]'") from None
     started_here = not ray.is_initialized()
     if started_here:
-        ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False)
+        try:
+            ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False)
+        except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
+            where = f" at {address}" if address else ""
+            raise DepthError(f"cannot start or join Ray{where}: {_first_line(exc)}") from None
     try:
         return _run(jobs, options, on_result)
     finally:
@@ -125,6 +129,10 @@ def _encode_batch(batch: dict[str, np.ndarray], options: Options) -> dict[str, l
     items = (_unpack(packed) for packed in batch["item"])
     done = [item if item.status else encode(item, options) for item in items]
     return {"item": [_pack(item) for item in done], "backend": list(batch["backend"])}
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _pack(item: Item) -> bytes:
