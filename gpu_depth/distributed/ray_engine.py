@@ -8,6 +8,7 @@ Every node must see the inputs and ``--out`` at the same paths (a shared file sy
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 from collections.abc import Callable
@@ -47,10 +48,11 @@ def run_ray(
         raise DepthError("--engine ray needs Ray: pip install 'gpu_depth[ray]'") from None
     started_here = not ray.is_initialized()
     if started_here:
-        try:
-            ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False)
-        except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
-            where = f" at {address}" if address else ""
+        joining = address or os.environ.get("RAY_ADDRESS")
+        try:  # "local": a new local Ray, even where one was started by `ray start` (join it with "auto")
+            ray.init(address=joining or "local", num_cpus=None if joining else num_cpus, include_dashboard=False)
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
+            where = f" at {joining}" if joining else ""
             raise DepthError(f"cannot start or join Ray{where}: {_first_line(exc)}") from None
     try:
         return _run(jobs, options, on_result)
