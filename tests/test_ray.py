@@ -9,6 +9,8 @@ from PIL import Image
 from gpu_depth import read_depth
 from gpu_depth.atomic import TEMP_SUFFIX
 from gpu_depth.cli import main
+from gpu_depth.distributed.ray_engine import converter_resources
+from gpu_depth.errors import DepthError
 from gpu_depth.example import FAR, NEAR, write_example
 
 ray = pytest.importorskip("ray")
@@ -82,3 +84,21 @@ def test_ray_address_needs_the_ray_engine(tmp_path, capsys):
     photos, depths = tmp_path, tmp_path
     assert convert(photos, depths, tmp_path / "out", "--ray-address", "auto") == 2
     assert "--ray-address needs --engine ray" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("cluster", "backend", "expected"),
+    [
+        ({"CPU": 64.0, "GPU": 4.0}, "auto", ({"num_gpus": 0.5}, 8)),
+        ({"CPU": 64.0, "GPU": 1.0}, "cupy", ({"num_gpus": 0.5}, 2)),
+        ({"CPU": 64.0, "GPU": 4.0}, "numpy", ({"num_cpus": 0}, 16)),
+        ({"CPU": 2.0}, "auto", ({"num_cpus": 0}, 1)),
+    ],
+)
+def test_conversion_actors_share_the_gpus_or_use_no_reserved_cpu(cluster, backend, expected):
+    assert converter_resources(cluster, backend) == expected
+
+
+def test_cupy_backend_on_a_cluster_without_gpu_is_an_error():
+    with pytest.raises(DepthError, match="backend cupy needs a GPU"):
+        converter_resources({"CPU": 8.0}, "cupy")

@@ -90,13 +90,7 @@ def _dataset(rows: list[dict], options: Options):
     from ray.data import ActorPoolStrategy, DataContext
 
     DataContext.get_current().enable_progress_bars = False  # the command draws its own
-    resources = ray.cluster_resources()
-    if resources.get("GPU", 0) and options.backend != "numpy":
-        share, actors = {"num_gpus": GPU_SHARE}, int(resources["GPU"] / GPU_SHARE)
-    elif options.backend == "cupy":
-        raise DepthError("backend cupy needs a GPU, and the Ray cluster has none")
-    else:
-        share, actors = {"num_cpus": CPU_SHARE}, max(1, int(resources.get("CPU", 1)) // 4)
+    share, actors = converter_resources(ray.cluster_resources(), options.backend)
     return (
         ray.data.from_items(rows)
         .map_batches(_decode_batch, batch_size=options.batch_size, fn_kwargs={"options": options})
@@ -104,11 +98,20 @@ def _dataset(rows: list[dict], options: Options):
             Converter,
             batch_size=options.batch_size,
             fn_constructor_kwargs={"options": options},
-            compute=ActorPoolStrategy(min_size=1, max_size=max(1, actors)),
+            compute=ActorPoolStrategy(min_size=1, max_size=actors),
             **share,
         )
         .map_batches(_encode_batch, batch_size=1, fn_kwargs={"options": options})
     )
+
+
+def converter_resources(cluster: dict[str, float], backend: str) -> tuple[dict[str, float], int]:
+    """What each conversion actor asks for, and at most how many there are, on a cluster with these resources."""
+    if cluster.get("GPU", 0) and backend != "numpy":
+        return {"num_gpus": GPU_SHARE}, max(1, int(cluster["GPU"] / GPU_SHARE))
+    if backend == "cupy":
+        raise DepthError("backend cupy needs a GPU, and the Ray cluster has none")
+    return {"num_cpus": CPU_SHARE}, max(1, int(cluster.get("CPU", 1)) // 4)
 
 
 def _decode_batch(batch: dict[str, np.ndarray], options: Options) -> dict[str, list]:
