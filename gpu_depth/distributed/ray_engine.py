@@ -119,7 +119,8 @@ def _decode_batch(batch: dict[str, np.ndarray], options: Options) -> dict[str, l
 
 
 class Converter:
-    """An actor of the conversion pool: chooses (and, for CuPy, compiles) its backend once."""
+    """An actor of the conversion pool: picks its backend once; CuPy's compiled kernels and device
+    buffers stay cached in the actor's process from one batch to the next."""
 
     def __init__(self, options: Options) -> None:
         self.options = options
