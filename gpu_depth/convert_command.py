@@ -21,7 +21,6 @@ def run_convert(args: argparse.Namespace) -> int:
     if out is None:
         raise DepthError("name the output folder (OUT or --out)")
     options = _options(args, out)
-    engine = _engine(args)
     jobs, unmatched = _jobs(args, out)
     selected = _shard(args)
     if selected:
@@ -39,7 +38,7 @@ def run_convert(args: argparse.Namespace) -> int:
             print(f"gpu-depth: {line['photo']}: {line['error']}", file=sys.stderr)
 
     try:
-        summary = engine(jobs, options, on_result)
+        summary = _engine(args)(jobs, options, on_result)
     finally:
         progress.close()
     summary["unmatched"] = len(unmatched)
