@@ -95,7 +95,7 @@ def run(jobs: list[Job], options: Options, on_result: Callable[[dict], None]) ->
     """Convert every job; call ``on_result`` with each report line; return the summary."""
     options.out.mkdir(parents=True, exist_ok=True)
     backend = select_backend(options.backend)
-    stop = _StopFlag()
+    stop = StopFlag()
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     start = time.perf_counter()
 
@@ -109,30 +109,34 @@ def run(jobs: list[Job], options: Options, on_result: Callable[[dict], None]) ->
         ProcessPoolExecutor(options.workers, mp_context=spawn, initializer=_ignore_signals) as encoders,
     ):
         pending: set[Future] = set()
-        for batch in _batches(_decoded(_items(jobs, options, finish), decoders, options, stop), options):
-            for item in _convert_batch(batch, options, backend.name):
+        for batch in _batches(_decoded(plan(jobs, options, finish), decoders, options, stop), options):
+            for item in convert_batch(batch, options, backend.name):
                 if item.status:
                     finish(item)
                     continue
                 while len(pending) >= 2 * options.workers:
                     pending = _drain(pending, finish, FIRST_COMPLETED)
-                pending.add(encoders.submit(_encode, item, options))
+                pending.add(encoders.submit(encode, item, options))
             if stop.signalled:
                 break
         _drain(pending, finish, None)
     stop.restore()
-    elapsed = time.perf_counter() - start
+    return summary(counts, stop.signalled, backend.name, time.perf_counter() - start)
+
+
+def summary(counts: dict[str, int], interrupted: bool, backend: str, elapsed: float) -> dict:
+    """The run's last report line: counts by status, whether it was interrupted, backend, speed."""
     done = counts["ok"] + counts["failed"]
     return {
         **counts,
-        "interrupted": stop.signalled,
-        "backend": backend.name,
+        "interrupted": interrupted,
+        "backend": backend,
         "seconds": round(elapsed, 3),
         "items_per_second": round(done / elapsed, 3) if elapsed else 0.0,
     }
 
 
-def _items(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> Iterator[Item]:
+def plan(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> Iterator[Item]:
     """Items to do; duplicates and (with resume) valid existing outputs are reported, not done."""
     seen: dict[Path, Job] = {}
     for job in jobs:
@@ -154,20 +158,21 @@ def _items(jobs: list[Job], options: Options, finish: Callable[[Item], None]) ->
             yield item
 
 
-def _decoded(items: Iterator[Item], pool: ThreadPoolExecutor, options: Options, stop: _StopFlag) -> Iterator[Item]:
+def _decoded(items: Iterator[Item], pool: ThreadPoolExecutor, options: Options, stop: StopFlag) -> Iterator[Item]:
     """Decode depth maps ahead on threads, at most two batches in flight, in input order."""
     ahead: deque[Future] = deque()
     for item in items:
         if stop.signalled:
             break
-        ahead.append(pool.submit(_decode, item, options))
+        ahead.append(pool.submit(decode, item, options))
         if len(ahead) >= 2 * options.batch_size:
             yield ahead.popleft().result()
     while ahead:
         yield ahead.popleft().result()
 
 
-def _decode(item: Item, options: Options) -> Item:
+def decode(item: Item, options: Options) -> Item:
+    """Load the item's depth map and choose its stored size from the photo's header."""
     started = time.perf_counter()
     try:
         if item.job.photo.resolve() == item.output.resolve():
@@ -194,7 +199,7 @@ def _batches(items: Iterator[Item], options: Options) -> Iterator[list[Item]]:
         yield batch
 
 
-def _convert_batch(batch: list[Item], options: Options, backend: str) -> list[Item]:
+def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Item]:
     """Convert the batch's maps in as few backend calls as their mappings allow."""
     groups: dict[tuple, list[Item]] = {}
     for item in batch:
@@ -229,7 +234,7 @@ def _convert_one(item: Item, fmt: str, mapping: DepthMapping, backend: str) -> D
         return None
 
 
-def _encode(item: Item, options: Options) -> Item:
+def encode(item: Item, options: Options) -> Item:
     """Attach the converted depth to the photo and write it atomically (runs in a worker process)."""
     started = time.perf_counter()
     try:
@@ -302,7 +307,7 @@ def _drain(pending: set[Future], finish: Callable[[Item], None], until: str | No
     return set(rest)
 
 
-class _StopFlag:
+class StopFlag:
     """Set by SIGTERM/SIGINT (main thread only): no new item starts; items in flight finish."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -323,5 +328,5 @@ class _StopFlag:
 
 def _ignore_signals() -> None:
     """Workers leave SIGINT/SIGTERM to the parent, which lets them finish their item."""
-    for number in _StopFlag.SIGNALS:
+    for number in StopFlag.SIGNALS:
         signal.signal(number, signal.SIG_IGN)
