@@ -7,6 +7,7 @@ stays flat whatever the dataset size, and the conversion of one batch overlaps t
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import signal
@@ -280,17 +281,26 @@ def _mapping(job: Job, options: Options) -> DepthMapping:
 
 
 def _photo_size(path: Path) -> tuple[int, int]:
-    """The photo's displayed (width, height), from its header alone."""
-    from PIL import Image, UnidentifiedImageError
-    from pillow_heif import register_heif_opener
-
-    register_heif_opener()
+    """The photo's displayed (width, height): from its container, or Pillow for PNG and plain TIFF photos."""
+    data = read_file(path)
+    module = containers.sniff(data)
     try:
-        with Image.open(path) as image:
-            orientation = image.getexif().get(0x0112, 1) if image.format != "HEIF" else 1
+        return module.displayed_size(data) if module is not None else _pillow_size(data)
+    except DepthError as exc:
+        if module is None or module.NAME != "dng":  # plain TIFFs sniff as DNG; Pillow reads them
+            raise DepthError(f"{path}: cannot read the photo's size: {exc}") from None
+    return _pillow_size(data, path)
+
+
+def _pillow_size(data: bytes, path: Path | None = None) -> tuple[int, int]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            orientation = image.getexif().get(0x0112, 1)
             return displayed_size(image.width, image.height, orientation if orientation in range(1, 9) else 1)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        raise DepthError(f"{path}: cannot read the photo: {exc}") from None
+        raise DepthError(f"{path or 'photo'}: cannot read the photo's size: {exc}") from None
 
 
 def _valid_output(path: Path) -> bool:

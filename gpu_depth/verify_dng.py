@@ -34,9 +34,13 @@ def check(data: bytes, findings: Findings) -> None:
         findings.error("dng.depth-samples", depth.name, f"the depth samples cannot be read: {exc}")
         return
     size = (result.width, result.height)
-    raw = _raw_size(tiff, ifds)
+    try:
+        raw = dng.displayed_size(data)
+    except DepthError:
+        raw = None  # a DNG without a full-resolution IFD: nothing to compare the map with
     if raw is not None:
-        check_size(findings, "dng", depth.name, size, raw)
+        turned = dng.orientation(data) in (5, 6, 7, 8)
+        check_size(findings, "dng", depth.name, size, raw[::-1] if turned else raw)
     findings.info("dng.depth-found", depth.name, f"{size[0]}x{size[1]} {result.pixel_format.quantity} map")
 
 
@@ -80,11 +84,3 @@ def _check_range(tiff: TiffFile, ifd0: Ifd, findings: Findings) -> bool:
         findings.info("dng.depth-units", "IFD0 DepthUnits", "DepthUnits is not metres: distances are relative")
     findings.info("dng.depth-range", "IFD0", f"{FORMAT_NAMES[form]} DepthFormat, DepthNear {near:g}, DepthFar {far:g}")
     return True
-
-
-def _raw_size(tiff: TiffFile, ifds: list[Ifd]) -> tuple[int, int] | None:
-    """The full-resolution image's size (NewSubFileType 0, not the depth map), if any."""
-    for ifd in ifds:
-        if dng.scalar(tiff, ifd, dng.NEW_SUBFILE_TYPE, 0) == 0 and dng.IMAGE_WIDTH in ifd:
-            return dng.scalar(tiff, ifd, dng.IMAGE_WIDTH), dng.scalar(tiff, ifd, dng.IMAGE_LENGTH)
-    return None

@@ -8,9 +8,7 @@ subtype is a depth_representation_info SEI, ``iref auxl`` → the primary (not a
 
 from __future__ import annotations
 
-import struct
-
-from .containers import isobmff
+from .containers import heif, isobmff
 from .containers.depth_sei import (
     NONUNIFORM_DISPARITY,
     UNIFORM_DISPARITY,
@@ -263,28 +261,14 @@ def _check_sei_against_xmp(rep: DepthRepresentation, info: PixelDataInfo, where:
 
 
 def _check_size(meta: Meta, depth_id: int, findings: Findings) -> tuple[int, int] | None:
-    depth = _image_size(meta, depth_id)
+    depth = heif.image_size(meta, depth_id)
     if depth is None:
         findings.error("heic.depth-size", f"item {depth_id}", "the depth item has no readable ispe")
         return None
-    photo = _image_size(meta, meta.primary)
+    photo = heif.image_size(meta, meta.primary)
     if photo is not None:
         check_size(findings, "heic", f"item {depth_id} ispe", depth, photo)
     return depth
-
-
-def _image_size(meta: Meta, item_id: int) -> tuple[int, int] | None:
-    """An item's stored size: ``ispe``, cropped by ``clap`` when it has one; None without ispe."""
-    ispe = _property(meta, item_id, "ispe")
-    if ispe is None or len(ispe[1]) < 20:
-        return None
-    width, height = struct.unpack_from(">II", ispe[1], 12)
-    clap = _property(meta, item_id, "clap")
-    if clap is not None and len(clap[1]) >= 24:
-        num_w, den_w, num_h, den_h = struct.unpack_from(">IIII", clap[1], 8)
-        if den_w and den_h:
-            width, height = round(num_w / den_w), round(num_h / den_h)
-    return width, height
 
 
 def _check_orientation(meta: Meta, depth_id: int, findings: Findings) -> None:

@@ -257,3 +257,16 @@ def test_inspect_extract_and_preview_an_iphone_file(tmp_path, capsys):
     assert np.abs(decoded - expected).max() <= (high - low) / 65534
     assert main(["preview", str(path), "--out", str(tmp_path / "p.png")]) == 0
     assert Image.open(tmp_path / "p.png").height == 512
+
+
+def test_dng_and_plain_tiff_photos_are_measured_by_their_own_readers(tmp_path):
+    from test_dng import make_dng
+
+    from gpu_depth.pipeline import _photo_size
+
+    (tmp_path / "linear.dng").write_bytes(make_dng("linear-raw-in-ifd0"))  # Pillow cannot open this one
+    (tmp_path / "cfa.dng").write_bytes(make_dng())  # Pillow would read IFD0's 24x16 preview
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(tmp_path / "plain.tif")
+    assert _photo_size(tmp_path / "linear.dng") == (56, 40)
+    assert _photo_size(tmp_path / "cfa.dng") == (96, 64)
+    assert _photo_size(tmp_path / "plain.tif") == (50, 30)

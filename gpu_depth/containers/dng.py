@@ -174,6 +174,17 @@ def orientation(data: bytes) -> int:
     return value if 1 <= value <= 8 else 1
 
 
+def displayed_size(data: bytes) -> tuple[int, int]:
+    """The raw image's (width, height) as shown: the full-resolution IFD's size turned by Orientation."""
+    from ..geometry import displayed_size as turned
+
+    tiff, ifds = open_dng(data)
+    raw = next((ifd for ifd in ifds if scalar(tiff, ifd, NEW_SUBFILE_TYPE, 0) == 0 and IMAGE_WIDTH in ifd), None)
+    if raw is None:
+        raise DepthError("the DNG has no full-resolution image IFD (NewSubFileType 0)")
+    return turned(scalar(tiff, raw, IMAGE_WIDTH), scalar(tiff, raw, IMAGE_LENGTH), orientation(data))
+
+
 def encode_photo(image: Any, **options: Any) -> bytes:
     """Refused: a DNG holds camera raw data, which a decoded photo no longer has."""
     raise DepthError("a DNG is a camera raw file: a decoded photo cannot become one; write HEIC or JPEG instead")

@@ -14,6 +14,7 @@ Depth maps are in the photo's stored (coded) orientation, as Apple stores them: 
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pillow_heif
@@ -266,6 +267,30 @@ def encode_photo(image, *, quality: int = 90, encoder_preset: str = "medium") ->
 
 
 # ----------------------------------------------------------------------------------------------- geometry
+
+
+def image_size(meta: Meta, item_id: int) -> tuple[int, int] | None:
+    """An item's stored size: ``ispe``, cropped by ``clap`` when it has one; None without ispe."""
+    sizes = {kind: raw for kind, raw, _ in meta.item_properties(item_id) if kind in ("ispe", "clap")}
+    if len(sizes.get("ispe", b"")) < 20:
+        return None
+    width, height = struct.unpack_from(">II", sizes["ispe"], 12)
+    if len(sizes.get("clap", b"")) >= 24:
+        num_w, den_w, num_h, den_h = struct.unpack_from(">IIII", sizes["clap"], 8)
+        if den_w and den_h:
+            width, height = round(num_w / den_w), round(num_h / den_h)
+    return width, height
+
+
+def displayed_size(data: bytes) -> tuple[int, int]:
+    """The primary image's (width, height) as shown: its stored size turned by ``irot``/``imir``."""
+    from ..geometry import displayed_size as turned
+
+    meta = isobmff.parse_file(memoryview(data)).meta
+    size = image_size(meta, meta.primary)
+    if size is None:
+        raise DepthError(f"the primary item {meta.primary} has no ispe (image size)")
+    return turned(*size, orientation(data))
 
 
 def orientation(data: bytes) -> int:
