@@ -84,6 +84,7 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         resume=args.resume,
         quality=args.quality,
         encoder_preset=args.encoder_preset,
+        gdepth=args.gdepth,
         **extra,
     )
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import containers
-from .api import read_depth, read_file
+from .api import decode_photo, read_depth, read_file
 from .atomic import temp_path, write_atomic
 from .backends import select_backend
 from .convert import convert
@@ -52,6 +52,7 @@ class Options:
     resume: bool = False
     quality: int = 90
     encoder_preset: str = "medium"
+    gdepth: bool = False  # JPEG outputs also carry Google's GDepth
 
 
 @dataclass
@@ -245,13 +246,13 @@ def encode(item: Item, options: Options) -> Item:
         if target is None:
             raise DepthError(f"{item.job.photo}: not a HEIC, JPEG or DNG photo; choose --container")
         if source is not target:
-            from .api import _decode_photo
-
             photo = target.encode_photo(
-                _decode_photo(item.job.photo), quality=options.quality, encoder_preset=options.encoder_preset
+                decode_photo(item.job.photo), quality=options.quality, encoder_preset=options.encoder_preset
             )
         depth = _stored_orientation(item.depth, target.orientation(photo))
-        write_atomic(item.output, target.attach_depth(photo, depth), protect=(item.job.photo, item.job.depth))
+        extra = {"gdepth": True} if options.gdepth and target.NAME == "jpeg" else {}
+        result = target.attach_depth(photo, depth, **extra)
+        write_atomic(item.output, result, protect=(item.job.photo, item.job.depth))
     except DepthError as exc:
         return item.fail(exc)
     values = depth.array

@@ -270,3 +270,14 @@ def test_dng_and_plain_tiff_photos_are_measured_by_their_own_readers(tmp_path):
     assert _photo_size(tmp_path / "linear.dng") == (56, 40)
     assert _photo_size(tmp_path / "cfa.dng") == (96, 64)
     assert _photo_size(tmp_path / "plain.tif") == (50, 30)
+
+
+def test_gdepth_flag_adds_googles_depth_to_jpeg_outputs(tmp_path):
+    from gpu_depth.containers.gdepth import read_gdepth
+    from gpu_depth.containers.segments import parse_jpeg
+
+    photos, depths = make_dataset(tmp_path, 1)
+    assert convert("--photos", photos, "--depth", depths, "--gdepth", "--out", tmp_path / "out") == 0
+    data = (tmp_path / "out" / "p0000.jpg").read_bytes()
+    assert read_gdepth(data, parse_jpeg(data)) is not None
+    assert read_depth(tmp_path / "out" / "p0000.jpg").pixel_format.fourcc == "hdis"  # Apple's map comes first
