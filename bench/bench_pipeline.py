@@ -46,10 +46,21 @@ def dataset(
     return photos, depths
 
 
-def measure(photos: Path, depths: Path, out: Path, workers: int, depth_size) -> tuple[float, float]:
+def measure(
+    photos: Path, depths: Path, out: Path, workers: int, depth_size, output: str, threads: int | None
+) -> tuple[float, float]:
     jobs, _ = pair_folders(photos, depths)
     lines = []
-    options = Options(out=out, near=NEAR, far=FAR, workers=workers, backend="numpy", depth_size=depth_size)
+    options = Options(
+        out=out,
+        near=NEAR,
+        far=FAR,
+        workers=workers,
+        backend="numpy",
+        depth_size=depth_size,
+        container=output,
+        encoder_preset="ultrafast",
+    )
     start = time.perf_counter()
     summary = run(jobs, options, lines.append)
     wall = time.perf_counter() - start
@@ -63,7 +74,19 @@ def main() -> None:
     parser.add_argument("--size", default="4032x3024")
     parser.add_argument("--depth-input", default="1008x756")
     parser.add_argument("--depth-size", default="768x576")
-    parser.add_argument("--container", choices=("heic", "jpeg"), default="heic")
+    parser.add_argument("--container", choices=("heic", "jpeg"), default="heic", help="the photos' container")
+    parser.add_argument(
+        "--output",
+        choices=("same", "heic", "jpeg"),
+        default="same",
+        help="output container; another than the photos' re-encodes them (x265 ultrafast)",
+    )
+    parser.add_argument(
+        "--encoder-threads",
+        type=int,
+        default=1,
+        help="x265 threads per worker (1 measures process scaling; 0 = the pipeline's default)",
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as folder:
@@ -72,11 +95,13 @@ def main() -> None:
         )
         rates = {}
         for workers in (1, 2):
-            rate, share = measure(photos, depths, Path(folder) / f"out{workers}", workers, parse_size(args.depth_size))
+            out = Path(folder) / f"out{workers}"
+            threads = args.encoder_threads or None
+            rate, share = measure(photos, depths, out, workers, parse_size(args.depth_size), args.output, threads)
             rates[workers] = rate
             print(
-                f"{args.count} {args.container} photos {args.size}, depth {args.depth_input} stored at "
-                f"{args.depth_size}, {workers} worker(s): "
+                f"{args.count} {args.container} {args.size} -> {args.output}, depth {args.depth_input} "
+                f"stored at {args.depth_size}, {workers} worker(s) x {args.encoder_threads or 'auto'} x265 thread(s): "
                 f"{rate:.2f} items/s, conversion stage {share:.1%} of wall time"
             )
         print(f"scaling 2 vs 1 workers: {rates[2] / rates[1]:.2f}x")

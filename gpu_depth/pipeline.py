@@ -53,6 +53,7 @@ class Options:
     quality: int = 90
     encoder_preset: str = "medium"
     gdepth: bool = False  # JPEG outputs also carry Google's GDepth
+    encoder_threads: int | None = None  # x265 threads per worker; None: the cores shared out among workers
 
 
 @dataclass
@@ -108,7 +109,9 @@ def run(jobs: list[Job], options: Options, on_result: Callable[[dict], None]) ->
     spawn = multiprocessing.get_context("spawn")  # no fork of a process with threads or a CUDA context
     with (
         ThreadPoolExecutor(max(2, options.workers), thread_name_prefix="gpu-depth-decode") as decoders,
-        ProcessPoolExecutor(options.workers, mp_context=spawn, initializer=_ignore_signals) as encoders,
+        ProcessPoolExecutor(
+            options.workers, mp_context=spawn, initializer=_start_worker, initargs=(_encoder_threads(options),)
+        ) as encoders,
     ):
         pending: set[Future] = set()
         for batch in _batches(_decoded(plan(jobs, options, finish), decoders, options, stop), options):
@@ -337,7 +340,15 @@ class StopFlag:
             signal.signal(number, handler)
 
 
-def _ignore_signals() -> None:
-    """Workers leave SIGINT/SIGTERM to the parent, which lets them finish their item."""
+def _encoder_threads(options: Options) -> int:
+    return options.encoder_threads or max(1, (os.cpu_count() or 1) // options.workers)
+
+
+def _start_worker(encoder_threads: int) -> None:
+    """Workers leave SIGINT/SIGTERM to the parent, which lets them finish their item, and share out
+    the cores: each HEVC encode runs ``encoder_threads`` threads."""
+    from .containers import heif
+
+    heif.ENCODER_THREADS = encoder_threads
     for number in StopFlag.SIGNALS:
         signal.signal(number, signal.SIG_IGN)

@@ -49,6 +49,9 @@ SHARED_PROPERTIES = ("irot", "imir")
 #: Properties of pillow-heif's depth encoding carried over to the depth item (its colr is dropped).
 CODING_PROPERTIES = ("hvcC", "ispe", "clap", "pixi")
 ESSENTIAL = frozenset({"hvcC", "clap", "irot", "imir", "auxC"})
+#: x265 threads per encode; None keeps x265's default (one per core).  The pipeline's worker
+#: processes set it, so that N processes run N × ENCODER_THREADS threads rather than N × cores.
+ENCODER_THREADS: int | None = None
 #: Largest depth item decoded (bytes of coded data).
 MAX_DEPTH_ITEM_BYTES = 64 << 20
 
@@ -237,7 +240,7 @@ def _encode_map(pixels: np.ndarray, quality: int, preset: str) -> tuple[list[tup
     buffer = io.BytesIO()
     try:
         image = pillow_heif.from_bytes("L", (width, height), np.ascontiguousarray(pixels, np.uint8).tobytes())
-        image.save(buffer, quality=quality, enc_params={"preset": preset}, save_nclx_profile=False)
+        image.save(buffer, quality=quality, enc_params=_encoder_params(preset), save_nclx_profile=False)
     except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as exc:
         raise DepthError(f"pillow-heif cannot encode the {width}x{height} depth map: {exc}") from None
     encoded = isobmff.parse_file(buffer.getvalue())
@@ -246,6 +249,13 @@ def _encode_map(pixels: np.ndarray, quality: int, preset: str) -> tuple[list[tup
     if [kind for kind, _ in coding][:2] != ["hvcC", "ispe"]:
         raise DepthError(f"pillow-heif's depth encoding has unexpected properties {[k for k, _ in coding]}")
     return coding, isobmff.item_data(encoded, item_id)
+
+
+def _encoder_params(preset: str) -> dict[str, str]:
+    params = {"preset": preset}
+    if ENCODER_THREADS:
+        params["x265:pools"] = str(ENCODER_THREADS)
+    return params
 
 
 def encode_photo(image, *, quality: int = 90, encoder_preset: str = "medium") -> bytes:
@@ -260,7 +270,7 @@ def encode_photo(image, *, quality: int = 90, encoder_preset: str = "medium") ->
     extra = {key: image.info[key] for key in ("exif", "icc_profile", "xmp") if image.info.get(key)}
     buffer = io.BytesIO()
     try:
-        image.save(buffer, format="HEIF", quality=quality, enc_params={"preset": encoder_preset}, **extra)
+        image.save(buffer, format="HEIF", quality=quality, enc_params=_encoder_params(encoder_preset), **extra)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise DepthError(f"pillow-heif cannot encode the photo: {exc}") from None
     return buffer.getvalue()
