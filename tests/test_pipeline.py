@@ -17,6 +17,23 @@ from gpu_depth.cli import main
 from gpu_depth.example import gray_depth, render
 
 
+@pytest.fixture(autouse=True)
+def outputs_verify_clean(tmp_path):
+    """Every photo a test's pipeline run writes must verify with no error and no warning."""
+    yield
+    from gpu_depth.verify import verify
+
+    written = {
+        line["output"]
+        for report in tmp_path.rglob("report*.jsonl")
+        for line in report_lines(report)[0]
+        if line["status"] == "ok"
+    }
+    for path in sorted(written)[:300]:  # the 2,000-item run's outputs are alike: 300 are plenty
+        problems = [f for f in verify(path) if f.severity != "info"]
+        assert not problems, (path, problems)
+
+
 def make_dataset(folder, count, size=(64, 48)):
     """``count`` JPEG photos with 16-bit gray depth PNGs of the same scene."""
     photos, depths = folder / "photos", folder / "depth"
