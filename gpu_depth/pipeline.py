@@ -193,7 +193,7 @@ def decode(item: Item, options: Options) -> Item:
 
 
 def _batches(items: Iterator[Item], options: Options) -> Iterator[list[Item]]:
-    """Runs of up to ``batch_size`` decoded items; failed items pass through in their own runs."""
+    """Runs of up to ``batch_size`` decoded items (failed ones included; conversion skips them)."""
     batch: list[Item] = []
     for item in items:
         batch.append(item)
