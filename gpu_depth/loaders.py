@@ -9,17 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from .errors import DepthError
-
-#: Largest depth map accepted, in pixels (a decompression-bomb guard).
-MAX_PIXELS = 1 << 28
 
 SUFFIXES = (".png", ".tif", ".tiff", ".npy", ".pgm")
 
 
-def load_depth_map(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """A 2-D uint8, uint16 or float32 array from a depth map file; DepthError on anything else."""
+def load_depth_map(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
+    """A 2-D uint8, uint16 or float32 array from a depth map file; DepthError on anything else.
+
+    ``max_pixels``: the decompression-bomb limit, by default :func:`gpu_depth.limits.max_pixels`.
+    """
     path = Path(path)
+    max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -54,8 +56,7 @@ def _load_image(data: bytes, max_pixels: int) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            if image.width * image.height > max_pixels:
-                raise DepthError(f"{image.width}x{image.height} exceeds the {max_pixels}-pixel limit")
+            limits.check_pixels(image.width, image.height, "depth map", max_pixels)
             image.load()
     except (
         OSError,

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from xml.parsers import expat
 
+from . import limits
 from .depthdata import CameraCalibration, DepthMetadata
 from .errors import DepthError
 
@@ -18,9 +19,6 @@ RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 APDI = "http://ns.apple.com/pixeldatainfo/1.0/"
 DEPTH_DATA = "http://ns.apple.com/depthData/1.0/"
 PREFIXES = {X: "x", RDF: "rdf", APDI: "apdi", DEPTH_DATA: "depthData"}
-
-#: Largest XMP packet read, to bound memory on hostile files.
-MAX_XMP_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
@@ -77,8 +75,8 @@ def parse_xml(data: bytes | str) -> ET.Element:
     """Parse XML refusing DTDs and entity declarations; errors become one DepthError line."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if len(data) > MAX_XMP_BYTES:
-        raise DepthError(f"XMP packet of {len(data)} bytes exceeds the {MAX_XMP_BYTES}-byte limit")
+    if len(data) > (limit := limits.max_xmp_bytes()):
+        raise DepthError(f"XMP packet of {len(data)} bytes exceeds the {limit}-byte limit")
     builder = ET.TreeBuilder()
     parser = expat.ParserCreate(namespace_separator="}")
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import limits
 from ..depthdata import DepthData, DepthMetadata
 from ..errors import DepthError
 from ..formats import PixelFormat
@@ -82,8 +83,6 @@ ORIENTATION = 274
 TILE_WIDTH, TILE_LENGTH, TILE_OFFSETS, TILE_BYTE_COUNTS, SAMPLE_FORMAT, PREDICTOR = 322, 323, 324, 325, 339, 317
 UNCOMPRESSED, DEFLATE = 1, 8
 NO_PREDICTOR, HORIZONTAL_DIFFERENCING = 1, 2
-#: Most samples a depth map read may have (a 64 Mpix map; iPhones store 0.4 Mpix).
-MAX_DEPTH_SAMPLES = 1 << 26
 
 
 def accept(prefix: bytes) -> bool:
@@ -354,8 +353,7 @@ def _read_samples(tiff: TiffFile, ifd: Ifd) -> np.ndarray:
             raise DepthError(f"{ifd.name}: depth maps with {tag_name(tag)} {value} are not supported")
     if bits not in ({8}, {16}):
         raise DepthError(f"{ifd.name}: depth samples must be 8 or 16 bits, not {sorted(bits)}")
-    if width <= 0 or height <= 0:
-        raise DepthError(f"{ifd.name}: bad depth map size {width}x{height}")
+    limits.check_pixels(width, height, f"{ifd.name}: depth map")
     decoder = _Decoder(tiff, ifd, np.dtype(f"{tiff.format.byteorder}u{bits.pop() // 8}"))
     if TILE_OFFSETS in ifd:
         return _read_tiles(decoder, width, height)
@@ -373,7 +371,7 @@ class _Decoder:
     def check_total(self, samples: int) -> None:
         """Refuse maps larger than the bound, or than the file can hold uncompressed."""
         size = samples * self.dtype.itemsize
-        if samples > MAX_DEPTH_SAMPLES or (not self.deflate and size > self.tiff.size):
+        if samples > limits.max_pixels() or (not self.deflate and size > self.tiff.size):
             raise DepthError(f"{self.ifd.name}: {samples} samples cannot be stored in the {self.tiff.size}-byte file")
 
     def chunks(self, offsets_tag: int, counts_tag: int, expected: int) -> list[tuple[int, int]]:

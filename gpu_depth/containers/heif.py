@@ -18,6 +18,7 @@ import io
 import numpy as np
 import pillow_heif
 
+from .. import limits
 from ..depthdata import DepthData
 from ..errors import DepthError
 from ..formats import PixelFormat, StoredFormat
@@ -141,6 +142,8 @@ def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
     if item is None or item.item_type != "hvc1":
         kind = item.item_type if item else "missing"
         raise DepthError(f"depth item {item_id} is {kind!r}; only hvc1 depth items are supported")
+    width, height = image_size(heif.meta, item_id)
+    limits.check_pixels(width, height, f"depth item {item_id}")
     coded = isobmff.item_data(heif, item_id, MAX_DEPTH_ITEM_BYTES)
     properties = [
         (raw, essential)
@@ -152,12 +155,26 @@ def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
         image = pillow_heif.open_heif(io.BytesIO(standalone), convert_hdr_to_8bit=False)
         if not len(image):
             raise ValueError("no decodable image")
+        limits.check_pixels(*image.size, f"depth item {item_id} as decoded")
         pixels = np.asarray(image)
+    except DepthError:
+        raise
     except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as exc:
         raise DepthError(f"depth item {item_id}: pillow-heif cannot decode it: {exc}") from None
     if pixels.ndim == 3:
         pixels = pixels[..., 0]
     return pixels
+
+
+def image_size(meta: Meta, item_id: int) -> tuple[int, int]:
+    """(width, height) from an item's ``ispe``, which HEIF requires of every image item."""
+    for kind, raw, _ in meta.item_properties(item_id):
+        if kind == "ispe":
+            box = isobmff.read_boxes(raw, 0, len(raw), parent=f"item {item_id} properties")[0]
+            reader = isobmff.Reader(raw, box)
+            reader.full_box()
+            return reader.uint(4, "image_width"), reader.uint(4, "image_height")
+    raise DepthError(f"item {item_id} has no ispe (image size) property")
 
 
 def _standalone(coded: bytes, properties: list[tuple[bytes, bool]]) -> bytes:

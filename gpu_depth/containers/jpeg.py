@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import limits
 from ..depthdata import DepthData
 from ..errors import DepthError
 from ..quantize import dequantize, quantize
@@ -33,8 +34,6 @@ EXTENSIONS = (".jpg", ".jpeg")
 XMP_ID = b"http://ns.adobe.com/xap/1.0/\0"
 #: Quality of the depth JPEG (libjpeg's 100 moves at most one code by ±1 in a small share of pixels).
 DEPTH_QUALITY = 100
-#: Largest depth image decoded (pixels), against decompression bombs.
-MAX_DEPTH_PIXELS = 1 << 26
 #: MP entry attribute bits 24-26: image data format (0 = JPEG).
 _FORMAT_BITS = 7 << 24
 #: Exif tags of a TIFF photo's own layout, dropped when its IFD0 becomes a JPEG's Exif.
@@ -190,12 +189,12 @@ def _decode_map(data: bytes, image: _Secondary, info, metadata) -> DepthData:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             decoder = JpegImagePlugin.JpegImageFile(io.BytesIO(data[image.start : image.end]))
-            if decoder.width * decoder.height <= MAX_DEPTH_PIXELS:
-                decoder.load()
+            limits.check_pixels(decoder.width, decoder.height, f"depth image at offset {image.start}")
+            decoder.load()
+    except DepthError:
+        raise
     except (OSError, SyntaxError, UnidentifiedImageError, ValueError, Warning) as exc:
         raise DepthError(f"depth image at offset {image.start} cannot be decoded: {exc}") from None
-    if decoder.width * decoder.height > MAX_DEPTH_PIXELS:
-        raise DepthError(f"depth image at offset {image.start} of {decoder.size} exceeds {MAX_DEPTH_PIXELS} pixels")
     if decoder.mode != "L":
         raise DepthError(f"depth image at offset {image.start} is {decoder.mode}, expected 8-bit gray")
     return dequantize(np.asarray(decoder), info, metadata)

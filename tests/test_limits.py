@@ -1,0 +1,101 @@
+"""The one configurable decompression-bomb limit, applied by every reader before it decodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gpu_depth import DepthData, DepthError, limits
+from gpu_depth.containers import dng, heif, jpeg
+from gpu_depth.loaders import load_depth_map
+from gpu_depth.xmp import parse_depth_xmp
+
+
+def depth(shape=(24, 32)) -> DepthData:
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return DepthData.from_array(0.2 + x / shape[1] + y / shape[0], "hdis")
+
+
+def photo(format_: str) -> bytes:
+    image = Image.fromarray(np.full((32, 48, 3), 128, np.uint8))
+    if format_ == "heic":
+        return heif.encode_photo(image, quality=50, encoder_preset="ultrafast")
+    return jpeg.encode_photo(image, quality=80)
+
+
+@pytest.fixture
+def small_limit(monkeypatch):
+    """A pixel limit below the 24x32 maps the tests attach (768 pixels)."""
+    monkeypatch.setattr(limits, "MAX_PIXELS", 700)
+
+
+def test_defaults_and_environment(monkeypatch):
+    monkeypatch.delenv("GPU_DEPTH_MAX_PIXELS", raising=False)
+    assert limits.max_pixels() == limits.DEFAULT_MAX_PIXELS
+    monkeypatch.setenv("GPU_DEPTH_MAX_PIXELS", "0x1000")
+    assert limits.max_pixels() == 4096
+    monkeypatch.setattr(limits, "MAX_PIXELS", 99)
+    assert limits.max_pixels() == 99
+    monkeypatch.setattr(limits, "MAX_PIXELS", None)
+    monkeypatch.setenv("GPU_DEPTH_MAX_PIXELS", "lots")
+    with pytest.raises(DepthError, match="GPU_DEPTH_MAX_PIXELS='lots' is not an integer"):
+        limits.max_pixels()
+    monkeypatch.setenv("GPU_DEPTH_MAX_PIXELS", "-5")
+    with pytest.raises(DepthError, match="must be a positive integer"):
+        limits.max_pixels()
+
+
+def test_heic_depth_item_is_refused_before_decoding(small_limit):
+    """The ispe of the 32x24 map: x265 codes it padded to 64x64 and crops with clap."""
+    attached = heif.attach_depth(photo("heic"), depth())
+    with pytest.raises(DepthError, match=r"depth item \d+ of 64x64 exceeds the 700-pixel limit"):
+        heif.read_depth(attached)
+
+
+def test_heic_depth_item_without_ispe_is_refused():
+    attached = bytearray(heif.attach_depth(photo("heic"), depth()))
+    meta = heif.isobmff.parse_file(bytes(attached)).meta
+    depth_id = heif.find_depth_item(meta)
+    ispe = next(raw for kind, raw, _ in meta.item_properties(depth_id) if kind == "ispe")
+    at = bytes(attached).rindex(ispe)  # the depth item's own, added after the photo's
+    attached[at + 4 : at + 8] = b"xxxx"  # the property is no longer an ispe
+    with pytest.raises(DepthError, match=rf"item {depth_id} has no ispe"):
+        heif.read_depth(bytes(attached))
+
+
+def test_jpeg_mpf_depth_image(small_limit):
+    with pytest.raises(DepthError, match=r"depth image at offset \d+ of 32x24 exceeds the 700-pixel limit"):
+        jpeg.read_depth(jpeg.attach_depth(photo("jpeg"), depth()))
+
+
+def test_gdepth_image(small_limit):
+    attached = jpeg.attach_depth(photo("jpeg"), depth(), gdepth=True)
+    primary = jpeg.parse_jpeg(attached)
+    with pytest.raises(DepthError, match="GDepth image of 32x24 exceeds the 700-pixel limit"):
+        jpeg.read_gdepth(attached, primary)
+
+
+def test_dng_depth_ifd(small_limit):
+    from test_dng import make_dng
+
+    with pytest.raises(DepthError, match="depth map of 32x24 exceeds the 700-pixel limit"):
+        dng.read_depth(dng.attach_depth(make_dng(), depth().converting("fdep")))
+
+
+def test_depth_map_files(small_limit, tmp_path):
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(tmp_path / "map.png")
+    with pytest.raises(DepthError, match="exceeds the 700-pixel limit"):
+        load_depth_map(tmp_path / "map.png")
+
+
+def test_xmp_packets(monkeypatch):
+    monkeypatch.setattr(limits, "MAX_XMP_BYTES", 100)
+    with pytest.raises(DepthError, match="XMP packet of 101 bytes exceeds the 100-byte limit"):
+        parse_depth_xmp(b"<x/>" + b" " * 96 + b"x")
+
+
+def test_the_limit_itself_is_allowed():
+    limits.check_pixels(32, 24, "map", limit=768)
+    with pytest.raises(DepthError, match="map has no pixels"):
+        limits.check_pixels(0, 24, "map")
