@@ -58,8 +58,11 @@ def _load_image(data: bytes, max_pixels: int) -> np.ndarray:
             image = Image.open(io.BytesIO(data))
             limits.check_pixels(image.width, image.height, "depth map", max_pixels)
             image.load()
+    except DepthError:
+        raise
     except (
         OSError,
+        ValueError,  # Pillow's PNG, PPM and TIFF plugins raise it on broken headers (truncated IHDR, bad maxval …)
         UnidentifiedImageError,
         SyntaxError,
         Image.DecompressionBombWarning,

@@ -1,9 +1,13 @@
+import io
+import struct
+
 import numpy as np
 import pytest
 import tifffile
 from PIL import Image
 
 from gpu_depth import DepthError
+from gpu_depth.containers.tiff import TiffFile
 from gpu_depth.loaders import load_depth_map
 
 
@@ -49,3 +53,42 @@ def test_pixel_limit(tmp_path):
     Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "big.png")
     with pytest.raises(DepthError, match="exceeds the 5000-pixel limit"):
         load_depth_map(tmp_path / "big.png", max_pixels=5000)
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        # IHDR's length field says 4 bytes: Pillow raises ValueError("Truncated IHDR chunk")
+        ("ihdr.png", _png(np.zeros((4, 4), np.uint8))[:8] + b"\0\0\0\4IHDR" + _png(np.zeros((4, 4), np.uint8))[16:]),
+        ("maxval.pgm", b"P5\n4 4\n1e999\n" + bytes(16)),  # ValueError from int()
+        ("token.pgm", b"P5\n4 4\n" + b"9" * 20 + b"\n" + bytes(16)),  # ValueError: token too long
+    ],
+    ids=["png-ihdr-length", "pgm-maxval", "pgm-long-token"],
+)
+def test_headers_pillow_rejects_with_value_error_are_depth_errors(tmp_path, name, data):
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(DepthError, match=rf"{name}: cannot decode the depth map"):
+        load_depth_map(tmp_path / name)
+
+
+def test_tiff_with_a_float_width_is_a_depth_error(tmp_path):
+    data = bytearray(_tiff(np.zeros((4, 5), np.uint16)))
+    tiff = TiffFile(bytes(data))
+    (ifd,) = tiff.walk()
+    type_at = ifd.offset + 2 + 12 * list(ifd.entries).index(256) + 2
+    struct.pack_into("<H", data, type_at, 11)  # a FLOAT ImageWidth: Pillow's ValueError("Invalid dimensions")
+    (tmp_path / "zero.tif").write_bytes(bytes(data))
+    with pytest.raises(DepthError, match=r"zero\.tif: cannot decode the depth map"):
+        load_depth_map(tmp_path / "zero.tif")
+
+
+def _tiff(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array)
+    return buffer.getvalue()
