@@ -92,3 +92,35 @@ def _tiff(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, array)
     return buffer.getvalue()
+
+
+def _npy(header: str, body: bytes = b"") -> bytes:
+    """A version 1.0 .npy file with this header dict text, padded as numpy pads it."""
+    text = header.encode("latin-1")
+    text += b" " * (-(10 + len(text) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + body
+
+
+@pytest.mark.parametrize(
+    ("header", "body", "message"),
+    [
+        # numpy's header tokenizer raises tokenize.TokenError on an unclosed bracket
+        ("{'descr': '<u2', 'fortran_order': False, 'shape': (4, 4", bytes(32), "not a valid .npy array"),
+        # np.load would allocate 256 GiB for this shape before finding the data missing
+        ("{'descr': '<f4', 'fortran_order': False, 'shape': (262144, 262144), }", bytes(32), "exceeds the"),
+        ("{'descr': '<u2', 'fortran_order': False, 'shape': (40, 40), }", bytes(32), "needs 3200"),
+        ("{'descr': '<u2', 'fortran_order': False, 'shape': (4, 4, 3), }", bytes(96), "got shape"),
+        ("{'descr': '|O', 'fortran_order': False, 'shape': (2, 2), }", bytes(32), "unsupported .npy dtype"),
+    ],
+    ids=["unclosed-header", "huge-shape", "truncated-data", "3-d", "object"],
+)
+def test_npy_headers_are_checked_before_allocating(tmp_path, header, body, message):
+    (tmp_path / "map.npy").write_bytes(_npy(header, body))
+    with pytest.raises(DepthError, match=message):
+        load_depth_map(tmp_path / "map.npy")
+
+
+def test_fortran_ordered_npy_keeps_its_values(tmp_path):
+    array = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))
+    np.save(tmp_path / "map.npy", array)
+    assert np.array_equal(load_depth_map(tmp_path / "map.npy"), array)
