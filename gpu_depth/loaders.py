@@ -71,6 +71,9 @@ def _load_image(data: bytes, max_pixels: int) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             limits.check_pixels(image.width, image.height, "depth map", max_pixels)
+            covered = sum((box[2] - box[0]) * (box[3] - box[1]) for _, box, *_ in image.tile if box)
+            if covered < image.width * image.height:  # Pillow would leave the rest zero
+                raise DepthError(f"the {image.width}x{image.height} depth map's strips cover only {covered} pixels")
             image.load()
     except DepthError:
         raise

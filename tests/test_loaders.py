@@ -124,3 +124,13 @@ def test_fortran_ordered_npy_keeps_its_values(tmp_path):
     array = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))
     np.save(tmp_path / "map.npy", array)
     assert np.array_equal(load_depth_map(tmp_path / "map.npy"), array)
+
+
+def test_tiff_whose_strips_do_not_cover_its_size_is_refused(tmp_path):
+    """ImageLength raised from 4 to 100000 rows: Pillow would return 99996 rows of zeros as a valid map."""
+    data = bytearray(_tiff(np.ones((4, 5), np.uint16)))
+    (ifd,) = TiffFile(bytes(data)).walk()
+    struct.pack_into("<I", data, ifd.offset + 2 + 12 * list(ifd.entries).index(257) + 8, 100_000)
+    (tmp_path / "tall.tif").write_bytes(bytes(data))
+    with pytest.raises(DepthError, match=r"tall\.tif: the 5x100000 depth map's strips cover only 20 pixels"):
+        load_depth_map(tmp_path / "tall.tif")
