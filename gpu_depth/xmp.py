@@ -128,19 +128,18 @@ def _pixel_data_info(props: dict) -> PixelDataInfo | None:
         int_max=_number(props, APDI, "IntMaxValue", int, 255),
         float_min=_number(props, APDI, "FloatMinValue", float, 0.0),
         float_max=_number(props, APDI, "FloatMaxValue", float, 0.0),
-        subtype=props.get((APDI, "AuxiliaryImageSubType")) or None,
+        subtype=_text(props, APDI, "AuxiliaryImageSubType", None),
     )
 
 
 def _metadata(props: dict) -> DepthMetadata:
-    get = props.get
     calibration = None
     if (DEPTH_DATA, "IntrinsicMatrix") in props:
         calibration = _calibration(props)
     return DepthMetadata(
-        accuracy=get((DEPTH_DATA, "Accuracy"), "relative"),
-        filtered=get((DEPTH_DATA, "Filtered"), "True").lower() == "true",
-        quality=get((DEPTH_DATA, "Quality"), "high"),
+        accuracy=_text(props, DEPTH_DATA, "Accuracy", "relative"),
+        filtered=_text(props, DEPTH_DATA, "Filtered", "True").lower() == "true",
+        quality=_text(props, DEPTH_DATA, "Quality", "high"),
         version=_number(props, DEPTH_DATA, "DepthDataVersion", int, 65541),
         calibration=calibration,
     )
@@ -241,14 +240,17 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _text(props: dict, ns: str, name: str) -> str:
+_MISSING = object()
+
+
+def _text(props: dict, ns: str, name: str, default: object = _MISSING):
+    """A simple text property; ``default`` when missing or empty, else it is required."""
     value = props.get((ns, name))
+    if value in (None, "") and default is not _MISSING:
+        return default
     if not isinstance(value, str) or not value:
         raise DepthError(f"XMP: {PREFIXES[ns]}:{name} is missing or not text")
     return value
-
-
-_MISSING = object()
 
 
 def _number(props: dict, ns: str, name: str, kind: type, default: object = _MISSING):

@@ -89,3 +89,21 @@ def test_dtds_and_entities_are_refused(packet):
 def test_bad_xmp_values(packet, message):
     with pytest.raises(DepthError, match=message):
         parse_depth_xmp(packet)
+
+
+SEQ = b"<rdf:Seq><rdf:li>True</rdf:li></rdf:Seq>"
+
+
+@pytest.mark.parametrize("name", ["Filtered", "Accuracy", "Quality"])
+def test_text_properties_given_as_a_seq_are_refused(name):
+    """A Seq where Apple writes text: ``.lower()`` on the list raised AttributeError (fuzz finding)."""
+    packet = build_depth_xmp(PixelDataInfo("disparity", 1, 2, 0, 255, 0, 1), DepthMetadata())
+    packet = re.sub(rf"(<depthData:{name}>)[^<]*(<)".encode(), rb"\1" + SEQ + rb"\2", packet)
+    with pytest.raises(DepthError, match=f"depthData:{name} is missing or not text"):
+        parse_depth_xmp(packet)
+
+
+def test_empty_optional_text_takes_its_default():
+    packet = build_depth_xmp(PixelDataInfo("disparity", 1, 2, 0, 255, 0, 1), DepthMetadata(quality="low"))
+    _, metadata = parse_depth_xmp(packet.replace(b">low<", b"><"))
+    assert metadata.quality == "high"
