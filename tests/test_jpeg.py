@@ -371,3 +371,20 @@ def test_mattes_are_skipped_and_kept(tmp_path):
     assert exiftool_binary(path, "MPImage2") == matte
     back = jpeg.read_depth(path.read_bytes())
     assert (back.pixel_format, back.width, back.height) == (PixelFormat.HDIS, depth.width, depth.height)
+
+
+def test_orientation_of_a_photo_pillow_would_refuse_to_open():
+    """SOF0 says 20000x12000 (240 Mpix, over Pillow's bomb limit): Image.open raised DecompressionBombError."""
+    data = bytearray(make_photo(64, 48))
+    sof = next(s for s in jpeg.parse_jpeg(bytes(data)).segments if s.marker == 0xC0)
+    struct.pack_into(">HH", data, sof.offset + 5, 12000, 20000)
+    assert jpeg.orientation(bytes(data)) == 6
+
+
+def test_orientation_from_broken_or_missing_exif():
+    data = make_photo(64, 48)
+    (exif,) = jpeg.parse_jpeg(data).applications(data, jpeg.APP1, jpeg.EXIF_ID)
+    broken = data[: exif.offset + 10] + b"XX" + data[exif.offset + 12 :]  # the TIFF byte order mark
+    with pytest.raises(DepthError, match=rf"Exif at offset {exif.offset}: cannot read its Orientation"):
+        jpeg.orientation(broken)
+    assert jpeg.orientation(data[:2] + data[exif.end :]) == 1

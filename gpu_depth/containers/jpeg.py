@@ -9,6 +9,7 @@ Reading accepts any MPF JPEG and ignores the size of MP entry 0, which Apple wri
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,8 +31,10 @@ if TYPE_CHECKING:
 NAME = "jpeg"
 EXTENSIONS = (".jpg", ".jpeg")
 
-#: Identifier that opens an APP1 XMP payload.
+#: Identifiers that open an APP1 XMP and an APP1 Exif payload; the Exif Orientation tag.
 XMP_ID = b"http://ns.adobe.com/xap/1.0/\0"
+EXIF_ID = b"Exif\0\0"
+ORIENTATION = 0x0112
 #: Quality of the depth JPEG (libjpeg's 100 moves at most one code by ±1 in a small share of pixels).
 DEPTH_QUALITY = 100
 #: MP entry attribute bits 24-26: image data format (0 = JPEG).
@@ -235,12 +238,20 @@ def _splice(data: bytes, end: int, edits: list[tuple[int, int, bytes]]) -> tuple
 
 
 def orientation(data: bytes) -> int:
-    """The Exif Orientation (1-8) of the primary image; 1 when absent or out of range."""
-    from PIL import Image, UnidentifiedImageError
+    """The Exif Orientation (1-8) of the primary image; 1 when absent or out of range.
 
+    Only the primary's APP1 Exif is parsed (by Pillow's Exif reader): the image itself is not opened,
+    so its size (Pillow refuses "decompression bombs" on open) does not matter.
+    """
+    from PIL import Image
+
+    found = parse_jpeg(data).applications(data, APP1, EXIF_ID)
+    if not found:
+        return 1
+    exif = Image.Exif()
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            value = image.getexif().get(0x0112, 1)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        raise DepthError(f"cannot read the photo's Exif orientation: {exc}") from None
-    return value if value in range(1, 9) else 1
+        exif.load(found[0].payload(data))
+        value = exif.get(ORIENTATION, 1)
+    except (SyntaxError, struct.error, ValueError, OSError) as exc:
+        raise DepthError(f"Exif at offset {found[0].offset}: cannot read its Orientation: {exc}") from None
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
