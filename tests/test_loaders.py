@@ -134,3 +134,15 @@ def test_tiff_whose_strips_do_not_cover_its_size_is_refused(tmp_path):
     (tmp_path / "tall.tif").write_bytes(bytes(data))
     with pytest.raises(DepthError, match=r"tall\.tif: the 5x100000 depth map's strips cover only 20 pixels"):
         load_depth_map(tmp_path / "tall.tif")
+
+
+@pytest.mark.parametrize(("type_", "value"), [(5, 8), (2, 0x00414141), (4, 1 << 30)], ids=["rational", "ascii", "far"])
+def test_tiff_strip_offsets_must_be_integers_inside_the_file(tmp_path, type_, value):
+    """StripOffsets as RATIONAL or ASCII made Pillow raise TypeError on load (fuzz finding)."""
+    data = bytearray(_tiff(np.ones((4, 5), np.uint16)))
+    (ifd,) = TiffFile(bytes(data)).walk()
+    at = ifd.offset + 2 + 12 * list(ifd.entries).index(273)
+    struct.pack_into("<HII", data, at + 2, type_, 1 if type_ != 2 else 4, value)
+    (tmp_path / "strip.tif").write_bytes(bytes(data))
+    with pytest.raises(DepthError, match=r"strip\.tif: image data offset .* is outside the \d+-byte file"):
+        load_depth_map(tmp_path / "strip.tif")
