@@ -27,6 +27,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import signal
 import struct
 import sys
@@ -117,9 +118,18 @@ def heif_seeds() -> list[Seed]:
         Seed("heic-no-depth", photo),
         *_samples(".heic"),
     ]
+    for seed in seeds[:2]:  # the same without the depth XMP item: the range comes from the auxC SEI
+        seeds.append(Seed(seed.name + "-sei-only", _without_xmp(seed.data)))
     for seed in seeds:
         seed.fields = isobmff_fields(seed.data)
     return seeds
+
+
+def _without_xmp(data: bytes) -> bytes:
+    parsed = isobmff.parse_file(data)
+    depth_id = heif.find_depth_item(parsed.meta)
+    parsed.meta.remove_items({heif._xmp_item(parsed.meta, depth_id)})
+    return isobmff.rebuild(parsed, parsed.meta)
 
 
 def jpeg_seeds() -> list[Seed]:
@@ -490,7 +500,12 @@ def run_isobmff(data: bytes, seed: Seed) -> None:
 
 
 def run_jpeg(data: bytes, seed: Seed) -> None:
-    _calls(lambda: jpeg.read_depth(data), lambda: jpeg.orientation(data))
+    """read_depth returns the MPF map when there is one; GDepth is read on its own too."""
+    _calls(
+        lambda: jpeg.read_depth(data),
+        lambda: jpeg.orientation(data),
+        lambda: jpeg.read_gdepth(data, parse_jpeg(data)),
+    )
 
 
 def run_dng(data: bytes, seed: Seed) -> None:
@@ -501,13 +516,14 @@ def run_xmp(data: bytes, seed: Seed) -> None:
     parse_depth_xmp(data)
 
 
-_SCRATCH: list[Path] = []
+#: The folder run_loaders writes each case's file to (the loader reads paths); each worker makes its own.
+SCRATCH: list[Path] = []
 
 
 def run_loaders(data: bytes, seed: Seed) -> None:
-    if not _SCRATCH:
-        _SCRATCH.append(Path(tempfile.mkdtemp(prefix="gpu-depth-fuzz-")))
-    path = _SCRATCH[0] / f"map{seed.suffix}"
+    if not SCRATCH:
+        SCRATCH.append(Path(tempfile.mkdtemp(prefix="gpu-depth-fuzz-")))
+    path = SCRATCH[0] / f"map{seed.suffix}"
     path.write_bytes(data)
     load_depth_map(path)
 
@@ -559,6 +575,8 @@ def _worker(
         if trace and len(traces) < 3:
             traces.append(trace)
     started[slot] = 0.0
+    for folder in SCRATCH:
+        shutil.rmtree(folder, ignore_errors=True)
     conn.send((dict(counts), slowest, traces, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 
 
@@ -616,6 +634,7 @@ def fuzz(
 
     def finish(slot: int) -> None:
         proc, conn, _, _ = workers[slot]
+        proc.join(5)
         proc.kill()
         proc.join()
         conn.close()
