@@ -19,6 +19,9 @@ RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 APDI = "http://ns.apple.com/pixeldatainfo/1.0/"
 DEPTH_DATA = "http://ns.apple.com/depthData/1.0/"
 PREFIXES = {X: "x", RDF: "rdf", APDI: "apdi", DEPTH_DATA: "depthData"}
+#: Deepest element nesting parsed (Apple's packets nest 6 deep), so walking the tree stays linear.
+MAX_XML_DEPTH = 64
+_LIST_TAGS = frozenset(f"{{{RDF}}}{kind}" for kind in ("Seq", "Bag", "Alt"))
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ def parse_metadata_xmp(data: bytes | str) -> DepthMetadata:
 
 
 def parse_xml(data: bytes | str) -> ET.Element:
-    """Parse XML refusing DTDs and entity declarations; errors become one DepthError line."""
+    """Parse XML refusing DTDs, entity declarations and nesting beyond MAX_XML_DEPTH; errors are one DepthError line."""
     if isinstance(data, str):
         data = data.encode("utf-8")
     if len(data) > (limit := limits.max_xmp_bytes()):
@@ -85,8 +88,24 @@ def parse_xml(data: bytes | str) -> ET.Element:
 
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
-    parser.StartElementHandler = lambda tag, attrs: builder.start(_clark(tag), {_clark(k): v for k, v in attrs.items()})
-    parser.EndElementHandler = lambda tag: builder.end(_clark(tag))
+    depth = 0
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_XML_DEPTH:
+            raise DepthError(
+                f"XMP: elements nested deeper than {MAX_XML_DEPTH} levels (line {parser.CurrentLineNumber})"
+            )
+        builder.start(_clark(tag), {_clark(k): v for k, v in attrs.items()})
+
+    def end(tag: str) -> None:
+        nonlocal depth
+        depth -= 1
+        builder.end(_clark(tag))
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
     parser.CharacterDataHandler = builder.data
     try:
         parser.Parse(data.rstrip(b"\0 \t\r\n"), True)
@@ -106,8 +125,8 @@ def _properties(root: ET.Element) -> dict[tuple[str, str], str | list[str]]:
         for key, value in desc.attrib.items():
             if key.startswith("{") and not key.startswith(f"{{{RDF}}}"):
                 props[_split(key)] = value
-        for child in desc:
-            items = [li.text or "" for li in child.iter(f"{{{RDF}}}li")]
+        for child in desc:  # a list value is property > rdf:Seq/Bag/Alt > rdf:li
+            items = [li.text or "" for seq in child if seq.tag in _LIST_TAGS for li in seq if li.tag == f"{{{RDF}}}li"]
             props[_split(child.tag)] = items if items else (child.text or "").strip()
     return props
 
