@@ -15,6 +15,10 @@ from ..errors import DepthError
 
 #: Deepest box nesting followed (file → meta → iprp → ipco → property is 4).
 MAX_DEPTH = 8
+#: Most entries of one kind a file may list: boxes in one parent, and the items, extents, property
+#: associations and references of the item tables (an iPhone HEIC has about 50 items).  Entries can
+#: take no bytes at all (iloc extents with 0-byte fields), so box sizes alone do not bound them.
+MAX_ENTRIES = 1 << 16
 #: Box header sizes: 32-bit size + type, and with the 64-bit ``largesize``.
 HEADER = 8
 LARGE_HEADER = 16
@@ -87,11 +91,16 @@ class Reader:
         self.pos += 0 if stop < 0 else 1
         return raw.decode("utf-8", "replace")
 
-    def count(self, size: int, entry_bytes: int, what: str) -> int:
-        """An entry count, refused when its entries cannot fit in what is left of the box."""
+    def count(self, size: int, entry_bytes: int, what: str, budget: list[int] | None = None) -> int:
+        """An entry count, refused when its entries cannot fit in what is left of the box, or when
+        it takes ``budget`` (a one-element running total of a table's entries) past MAX_ENTRIES."""
         value = self.uint(size, what)
         if value * entry_bytes > self.remaining:
             raise self.fail(f"{what} {value} needs more than the {self.remaining} bytes left")
+        if budget is not None:
+            budget[0] += value
+            if budget[0] > MAX_ENTRIES:
+                raise self.fail(f"{what} {value} takes the table past {MAX_ENTRIES} entries")
         return value
 
     def children(self, depth: int) -> list[Box]:
@@ -121,6 +130,8 @@ def read_boxes(data: bytes | memoryview, start: int, end: int, depth: int = 0, p
             raise DepthError(f"{kind!r} box at offset {pos}: size {size} is smaller than its header")
         if size > end - pos:
             raise DepthError(f"{kind!r} box at offset {pos}: size {size} runs past the end of {parent} at {end}")
+        if len(boxes) == MAX_ENTRIES:
+            raise DepthError(f"{parent}: more than {MAX_ENTRIES} boxes")
         boxes.append(Box(kind, pos, header, pos + size))
         pos += size
     return boxes
@@ -354,8 +365,9 @@ def _parse_iloc(meta: Meta, reader: Reader, depth: int) -> None:
     meta.iloc_index_size = index_size
     id_size = 4 if version == 2 else 2
     entry_min = id_size + (2 if version else 0) + 2 + base_size + 2
-    count = reader.count(2 if version < 2 else 4, entry_min, "iloc item_count")
+    count = reader.count(2 if version < 2 else 4, entry_min, "iloc item_count", [0])
     extent_bytes = index_size + offset_size + length_size
+    extents_seen = [0]
     for _ in range(count):
         item_id = reader.uint(id_size, "item_ID")
         method = reader.uint(2, "construction_method") & 15 if version else FILE_OFFSET
@@ -364,7 +376,7 @@ def _parse_iloc(meta: Meta, reader: Reader, depth: int) -> None:
         data_reference = reader.uint(2, "data_reference_index")
         base = reader.uint(base_size, "base_offset")
         extents = []
-        for _ in range(reader.count(2, extent_bytes, "extent_count")):
+        for _ in range(reader.count(2, extent_bytes, "extent_count", extents_seen)):
             index = reader.uint(index_size, "extent_index")
             offset = base + reader.uint(offset_size, "extent_offset")
             extents.append(Extent(offset, reader.uint(length_size, "extent_length"), index))
@@ -376,10 +388,11 @@ def _parse_iloc(meta: Meta, reader: Reader, depth: int) -> None:
 def _parse_iref(meta: Meta, reader: Reader, depth: int) -> None:
     version, _ = reader.full_box()
     id_size = 2 if version == 0 else 4
+    references = [0]
     for box in reader.children(depth + 1):
         ref = Reader(reader.data, box)
         from_id = ref.uint(id_size, "from_item_ID")
-        count = ref.count(2, id_size, "reference_count")
+        count = ref.count(2, id_size, "reference_count", references)
         meta.references.append(Reference(box.type, from_id, [ref.uint(id_size, "to_item_ID") for _ in range(count)]))
         if ref.remaining:
             raise ref.fail(f"{ref.remaining} unexpected bytes after the references")
@@ -411,11 +424,12 @@ def _parse_ipma(meta: Meta, reader: Reader) -> None:
     version, flags = reader.full_box()
     id_size = 2 if version == 0 else 4
     wide = flags & 1
-    count = reader.count(4, id_size + 1, "ipma entry_count")
+    count = reader.count(4, id_size + 1, "ipma entry_count", [0])
+    associations = [0]
     for _ in range(count):
         item_id = reader.uint(id_size, "item_ID")
         entries = []
-        for _ in range(reader.count(1, 1 + wide, "association_count")):
+        for _ in range(reader.count(1, 1 + wide, "association_count", associations)):
             value = reader.uint(1 + wide, "property index")
             top = 0x8000 if wide else 0x80
             if value & (top - 1):
