@@ -110,7 +110,7 @@ def parse_xml(data: bytes | str) -> ET.Element:
     try:
         parser.Parse(data.rstrip(b"\0 \t\r\n"), True)
         return builder.close()
-    except expat.ExpatError as exc:
+    except (expat.ExpatError, LookupError) as exc:  # LookupError: an encoding declaration Python does not know
         raise DepthError(f"XMP: malformed XML ({exc})") from None
 
 

@@ -127,3 +127,9 @@ def test_list_items_are_read_from_the_seq_only():
     assert metadata.calibration == CALIBRATION
     stray = packet.replace(b"<rdf:Seq>", b"<rdf:Seq><rdf:Description><rdf:li>9</rdf:li></rdf:Description>", 1)
     assert parse_depth_xmp(stray)[1].calibration == CALIBRATION
+
+
+def test_unknown_declared_encoding_is_malformed_xml():
+    """expat looks a declared encoding up with Python's codecs: LookupError leaked (fuzz finding)."""
+    with pytest.raises(DepthError, match=r"XMP: malformed XML .*unknown encoding: utf-65536"):
+        parse_depth_xmp(b"<?xml version='1.0' encoding='utf-65536'?><x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
