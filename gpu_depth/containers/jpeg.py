@@ -12,6 +12,7 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -170,6 +171,13 @@ def _secondaries(data: bytes, primary: JpegImage) -> tuple[Segment | None, int, 
                 f"outside the data after the primary image ({primary.end}..{len(data)})"
             )
         images.append(_Secondary(number, entry, start, end))
+    ordered = sorted(images, key=lambda image: image.start)
+    for before, after in pairwise(ordered):
+        if after.start < before.end:  # each image is read once, so reading stays linear in the file size
+            raise DepthError(
+                f"MPF at offset {tiff_at}: MP entry {after.number} at offset {after.start} overlaps "
+                f"MP entry {before.number} ({before.start}..{before.end})"
+            )
     return mpf_segment, index.entries[0].attribute, images
 
 
