@@ -401,3 +401,19 @@ def test_png_with_alpha_keeps_its_alpha_aux_item_apart_from_depth(tmp_path):
     assert len(aux) == 2 and heif.DEPTH_URN in aux  # the alpha plane and the depth
     assert decode(out.read_bytes()).has_alpha
     assert gpu_depth.read_depth(out) == heif.read_depth(heif.attach_depth(encode(noise(64, 48)), depth_map()))
+
+
+def sei_subtype(payload_type: bytes, payload_size: bytes, payload: bytes) -> bytes:
+    nal = bytes((39 << 1, 1)) + payload_type + payload_size + payload
+    return struct.pack(">II", 4 + len(nal), len(nal)) + nal
+
+
+def test_sei_header_runs_of_0xff_are_counted_in_one_step():
+    """payloadType/payloadSize are 0xFF runs plus a last byte; a run may fill the box (was a Python loop)."""
+    rep = DepthRepresentation(1, d_min=0.5, d_max=2.0)
+    payload = build_aux_subtype(rep)[12:]
+    padded = payload + bytes(300 - len(payload))  # payloadSize 300 = 0xFF 0x2D
+    assert parse_aux_subtype(sei_subtype(b"\xb1", b"\xff\x2d", padded)) == rep
+    assert parse_aux_subtype(sei_subtype(b"\xff" * 5_000_000 + b"\x01", b"\x00", b"")) is None
+    with pytest.raises(DepthError, match="truncated payload header"):
+        parse_aux_subtype(sei_subtype(b"\xb1", b"\xff" * 1000, b""))
