@@ -42,6 +42,7 @@ from .tiff import (
     RATIONAL,
     SHORT,
     SUBIFDS,
+    TYPES,
     Entry,
     Ifd,
     TiffFile,
@@ -232,9 +233,9 @@ def _open_dng(data: bytes) -> tuple[TiffFile, list[Ifd]]:
         raise DepthError("the TIFF file has no IFD0")
     if DNG_VERSION not in ifds[0]:
         raise DepthError("a TIFF without DNGVersion in IFD0 is not a DNG; depth maps are attached to DNG raws only")
-    version = tiff.integers(ifds[0], DNG_VERSION)
-    if ifds[0].entries[DNG_VERSION].type != BYTE or len(version) != 4:
-        raise DepthError(f"IFD0 tag DNGVersion must be 4 BYTEs, got {version!r}")
+    entry = ifds[0].entries[DNG_VERSION]
+    if entry.type != BYTE or entry.count != 4:
+        raise DepthError(f"IFD0 tag DNGVersion must be 4 BYTEs, got {entry.count} {TYPES[entry.type].name}")
     return tiff, ifds
 
 
@@ -243,10 +244,8 @@ def _scalar(tiff: TiffFile, ifd: Ifd, tag: int, default: int | None = None) -> i
         if default is None:
             raise DepthError(f"{ifd.name} lacks tag {tag_name(tag)}")
         return default
-    values = tiff.integers(ifd, tag)
-    if len(values) != 1:
-        raise DepthError(f"{ifd.name} tag {tag_name(tag)} must hold 1 value, not {len(values)}")
-    return values[0]
+    (value,) = tiff.integers(ifd, tag, most=1)
+    return value
 
 
 def _depth_ifds(tiff: TiffFile, ifds: list[Ifd]) -> list[Ifd]:
@@ -341,7 +340,7 @@ def _rational(tiff: TiffFile, ifd0: Ifd, tag: int) -> float | None:
 def _read_samples(tiff: TiffFile, ifd: Ifd) -> np.ndarray:
     """The depth IFD's 8- or 16-bit samples (uncompressed or Deflate) as a (height, width) array."""
     width, height = _scalar(tiff, ifd, IMAGE_WIDTH), _scalar(tiff, ifd, IMAGE_LENGTH)
-    bits = set(tiff.integers(ifd, BITS_PER_SAMPLE)) if BITS_PER_SAMPLE in ifd else {1}
+    bits = set(tiff.integers(ifd, BITS_PER_SAMPLE, most=4)) if BITS_PER_SAMPLE in ifd else {1}
     for tag, allowed in (
         (SAMPLES_PER_PIXEL, (1,)),
         (SAMPLE_FORMAT, (1,)),
@@ -378,12 +377,12 @@ class _Decoder:
         ifd = self.ifd
         if offsets_tag not in ifd or counts_tag not in ifd:
             raise DepthError(f"{ifd.name} lacks {tag_name(offsets_tag)} or {tag_name(counts_tag)}")
-        offsets, counts = self.tiff.integers(ifd, offsets_tag), self.tiff.integers(ifd, counts_tag)
-        if len(offsets) != expected or len(counts) != expected:
+        found = ifd.entries[offsets_tag].count, ifd.entries[counts_tag].count
+        if found != (expected, expected):  # checked before decoding the values
             raise DepthError(
-                f"{ifd.name}: {len(offsets)} offsets and {len(counts)} byte counts for {expected} strips or tiles"
+                f"{ifd.name}: {found[0]} offsets and {found[1]} byte counts for {expected} strips or tiles"
             )
-        return list(zip(offsets, counts, strict=True))
+        return list(zip(self.tiff.integers(ifd, offsets_tag), self.tiff.integers(ifd, counts_tag), strict=True))
 
     def decode(self, index: int, offset: int, count: int, shape: tuple[int, int]) -> np.ndarray:
         where = f"{self.ifd.name}: strip/tile {index} at offset {offset}"
