@@ -99,3 +99,10 @@ def test_the_limit_itself_is_allowed():
     limits.check_pixels(32, 24, "map", limit=768)
     with pytest.raises(DepthError, match="map has no pixels"):
         limits.check_pixels(0, 24, "map")
+
+
+def test_heic_xmp_item_is_capped_before_it_is_copied(monkeypatch):
+    attached = heif.attach_depth(photo("heic"), depth())
+    monkeypatch.setattr(limits, "MAX_XMP_BYTES", 100)
+    with pytest.raises(DepthError, match=r"iloc: item \d+ is larger than 100 bytes"):
+        heif.read_depth(attached)

@@ -74,7 +74,7 @@ def read_depth(data: bytes) -> DepthData | None:
     info, metadata = None, None
     xmp_id = _xmp_item(meta, depth_id)
     if xmp_id is not None:
-        info, metadata = parse_depth_xmp(isobmff.item_data(heif, xmp_id))
+        info, metadata = parse_depth_xmp(isobmff.item_data(heif, xmp_id, limits.max_xmp_bytes()))
     pixels = decode_item(heif, depth_id)
     if info is None or not info.is_depth_map:
         info = _info_from_sei(_representation(meta, depth_id), pixels.dtype, depth_id)
