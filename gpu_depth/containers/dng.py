@@ -244,8 +244,10 @@ def _scalar(tiff: TiffFile, ifd: Ifd, tag: int, default: int | None = None) -> i
         if default is None:
             raise DepthError(f"{ifd.name} lacks tag {tag_name(tag)}")
         return default
-    (value,) = tiff.integers(ifd, tag, most=1)
-    return value
+    count = ifd.entries[tag].count
+    if count != 1:  # checked before decoding: a count of millions is not read
+        raise DepthError(f"{ifd.name} tag {tag_name(tag)} must hold 1 value, not {count}")
+    return tiff.integers(ifd, tag)[0]
 
 
 def _depth_ifds(tiff: TiffFile, ifds: list[Ifd]) -> list[Ifd]:
