@@ -538,10 +538,10 @@ RUNNERS = {
 }
 
 
-def run_case(reader: str, seeds: list[Seed], run_seed: int, index: int) -> tuple[str, float, str | None]:
-    """(outcome, seconds, traceback): outcome is ``ok``, ``DepthError`` or the leaked exception's type."""
+def run_case(reader: str, seeds: list[Seed], run_seed: int, index: int) -> tuple[str, float, float, str | None]:
+    """(outcome, wall seconds, CPU seconds, traceback): outcome is ``ok``, ``DepthError`` or the leaked type."""
     seed, data, ops = make_case(reader, seeds, run_seed, index)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         RUNNERS[reader][1](data, seed)
         outcome, trace = "ok", None
@@ -550,7 +550,7 @@ def run_case(reader: str, seeds: list[Seed], run_seed: int, index: int) -> tuple
     except Exception as exc:
         outcome = type(exc).__name__
         trace = f"case {index} (seed {seed.name}, {'+'.join(ops)}):\n{traceback.format_exc()}"
-    return outcome, time.perf_counter() - start, trace
+    return outcome, time.perf_counter() - start, time.process_time() - cpu, trace
 
 
 # ----------------------------------------------------------------------------------------------- workers
@@ -566,24 +566,26 @@ def _worker(
     if memory:
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     reader, begin, end = task
-    counts, slowest, traces = Counter(), (0.0, begin), []
+    counts, slowest, busiest, traces = Counter(), (0.0, begin), (0.0, begin), []
     for index in range(begin, end):
         current[slot], started[slot] = index, time.time()
-        outcome, seconds, trace = run_case(reader, seeds[reader], run_seed, index)
+        outcome, seconds, cpu, trace = run_case(reader, seeds[reader], run_seed, index)
         counts[outcome] += 1
-        slowest = max(slowest, (seconds, index))
+        slowest, busiest = max(slowest, (seconds, index)), max(busiest, (cpu, index))
         if trace and len(traces) < 3:
             traces.append(trace)
     started[slot] = 0.0
     for folder in SCRATCH:
         shutil.rmtree(folder, ignore_errors=True)
-    conn.send((dict(counts), slowest, traces, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    conn.send((dict(counts), slowest, busiest, traces, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 
 
 class Stats:
     def __init__(self) -> None:
         self.counts: Counter = Counter()
-        self.slowest = (0.0, -1)
+        self.slowest = (0.0, -1)  # (wall seconds, case) of the slowest case
+        self.busiest = (0.0, -1)  # (CPU seconds, case) of the case that used most CPU
+        self.replayed = 0.0  # wall seconds of the slowest case run again alone after the run
         self.traces: list[str] = []
         self.rss = 0
         self.seconds = 0.0
@@ -661,7 +663,7 @@ def fuzz(
             for conn in wait(list(conns), timeout=1.0):
                 slot = conns[conn]
                 try:
-                    counts, slowest, traces, rss = conn.recv()
+                    counts, slowest, busiest, traces, rss = conn.recv()
                 except (EOFError, OSError):
                     workers[slot][0].join()
                     lost(slot, f"crash (exit {workers[slot][0].exitcode})")
@@ -669,7 +671,7 @@ def fuzz(
                 reader = workers[slot][2][0]
                 entry = stats[reader]
                 entry.counts.update(counts)
-                entry.slowest = max(entry.slowest, slowest)
+                entry.slowest, entry.busiest = max(entry.slowest, slowest), max(entry.busiest, busiest)
                 entry.traces += traces[: 3 - len(entry.traces)]
                 entry.rss = max(entry.rss, rss)
                 entry.seconds += time.perf_counter() - workers[slot][3]
@@ -697,6 +699,11 @@ def fuzz(
                 finish(slot)
         if progress:
             _save(progress, stats, run_seed, time.perf_counter() - begun)
+    for reader, entry in stats.items():  # a slow case on a shared machine may be a stall: time it again alone
+        if entry.slowest[1] >= 0:
+            entry.replayed = run_case(reader, seeds[reader], run_seed, entry.slowest[1])[1]
+    if progress:
+        _save(progress, stats, run_seed, time.perf_counter() - begun)
     return stats
 
 
@@ -707,6 +714,9 @@ def _save(path: Path, stats: dict[str, Stats], run_seed: int, elapsed: float) ->
             "outcomes": dict(s.counts),
             "max_case_s": s.slowest[0],
             "slowest_case": s.slowest[1],
+            "slowest_replayed_s": s.replayed,
+            "max_case_cpu_s": s.busiest[0],
+            "busiest_case": s.busiest[1],
             "peak_rss_mib": s.rss / 1024,
             "traces": s.traces,
         }
@@ -717,13 +727,14 @@ def _save(path: Path, stats: dict[str, Stats], run_seed: int, elapsed: float) ->
 
 def table(stats: dict[str, Stats]) -> str:
     lines = [
-        "| reader | cases | ok | DepthError | other exceptions | max case (s) | slowest case | peak RSS (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| reader | cases | ok | DepthError | other exceptions | max case wall (s) [case] | that case alone (s) "
+        "| max case CPU (s) | peak RSS (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for reader, s in stats.items():
         lines.append(
             f"| {reader} | {s.cases} | {s.counts['ok']} | {s.counts['DepthError']} | {s.other} | "
-            f"{s.slowest[0]:.3f} | {s.slowest[1]} | {s.rss / 1024:.0f} |"
+            f"{s.slowest[0]:.3f} [{s.slowest[1]}] | {s.replayed:.3f} | {s.busiest[0]:.3f} | {s.rss / 1024:.0f} |"
         )
     return "\n".join(lines)
 
@@ -750,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
         seed, data, ops = make_case(readers[0], seeds, args.seed, args.replay)
         if args.save:
             args.save.write_bytes(data)
-        outcome, seconds, trace = run_case(readers[0], seeds, args.seed, args.replay)
+        outcome, seconds, _, trace = run_case(readers[0], seeds, args.seed, args.replay)
         print(
             f"{readers[0]} case {args.replay}: seed {seed.name}, {'+'.join(ops)}, {len(data)} bytes: "
             f"{outcome} in {seconds:.3f} s"
@@ -766,7 +777,11 @@ def main(argv: list[str] | None = None) -> int:
     for reader, s in stats.items():
         for trace in s.traces:
             print(f"\n--- {reader} {trace}")
-    bad = [r for r, s in stats.items() if s.other or s.slowest[0] >= 1.0]
+    print(
+        "\nA case's wall time includes stalls of a shared machine; 'that case alone' reruns the slowest case "
+        "after the run, and CPU time counts the case's own work."
+    )
+    bad = [r for r, s in stats.items() if s.other or min(s.slowest[0], s.replayed) >= 1.0 or s.busiest[0] >= 1.0]
     return 1 if bad else 0
 
 

@@ -35,7 +35,7 @@ def scratch(tmp_path, monkeypatch):
 def test_mutated_inputs_raise_nothing_but_depth_error(seeds, reader):
     outcomes, traces = Counter(), []
     for index in range(CASES):
-        outcome, _, trace = fuzz.run_case(reader, seeds[reader], SEED, index)
+        outcome, _, _, trace = fuzz.run_case(reader, seeds[reader], SEED, index)
         outcomes[outcome] += 1
         if trace:
             traces.append(trace)
@@ -63,5 +63,5 @@ def test_a_leaked_exception_is_reported_with_its_traceback(seeds, monkeypatch):
         raise KeyError("boom")
 
     monkeypatch.setitem(fuzz.RUNNERS, "xmp", (fuzz.xmp_seeds, leaky))
-    outcome, _, trace = fuzz.run_case("xmp", seeds["xmp"], SEED, 3)
+    outcome, _, _, trace = fuzz.run_case("xmp", seeds["xmp"], SEED, 3)
     assert outcome == "KeyError" and "case 3" in trace and "boom" in trace
