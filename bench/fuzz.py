@@ -634,24 +634,24 @@ def fuzz(
             child.close()
             workers[slot] = (proc, parent, task, time.perf_counter())
 
-    def finish(slot: int) -> None:
+    def finish(slot: int, grace: float = 5.0) -> None:
         proc, conn, _, _ = workers[slot]
-        proc.join(5)
+        proc.join(grace)  # a worker that sent its results exits by itself
         proc.kill()
         proc.join()
         conn.close()
 
     def lost(slot: int, why: str) -> None:
-        """A worker died or hung on case current[slot]: record it, skip that case, queue the rest of the chunk."""
+        """A worker died or hung on case current[slot]: record it, and queue the chunk's other cases again
+        (the results of those it had run died with it)."""
         _, _, (reader, begin, end), since = workers[slot]
         index = current[slot] if begin <= current[slot] < end else begin
         stats[reader].counts[why] += 1
         if len(stats[reader].traces) < 3:
             stats[reader].traces.append(f"case {index}: worker {why}")
         stats[reader].seconds += time.perf_counter() - since
-        finish(slot)
-        if index + 1 < end:
-            tasks.append((reader, index + 1, end))
+        finish(slot, grace=0.0)
+        tasks.extend(task for task in ((reader, begin, index), (reader, index + 1, end)) if task[1] < task[2])
         feed(slot)
 
     for slot in range(jobs):

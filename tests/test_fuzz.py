@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -65,3 +67,25 @@ def test_a_leaked_exception_is_reported_with_its_traceback(seeds, monkeypatch):
     monkeypatch.setitem(fuzz.RUNNERS, "xmp", (fuzz.xmp_seeds, leaky))
     outcome, _, _, trace = fuzz.run_case("xmp", seeds["xmp"], SEED, 3)
     assert outcome == "KeyError" and "case 3" in trace and "boom" in trace
+
+
+def test_worker_crashes_and_hangs_are_counted_and_the_run_goes_on(monkeypatch):
+    """A reader that kills its process (as a C decoder's segfault would) or never returns is a finding too."""
+    crash, hang = 7, 13
+
+    def hostile(data: bytes, seed: fuzz.Seed) -> None:
+        if len(data) % crash == 0:
+            os._exit(70)
+        if len(data) % hang == 0:
+            time.sleep(60)
+
+    monkeypatch.setitem(fuzz.RUNNERS, "xmp", (fuzz.xmp_seeds, hostile))
+    seeds = fuzz.xmp_seeds()
+    sizes = [len(fuzz.make_case("xmp", seeds, SEED, index)[1]) for index in range(60)]
+    crashes = sum(size % crash == 0 for size in sizes)
+    hangs = sum(size % crash != 0 and size % hang == 0 for size in sizes)
+    stats = fuzz.fuzz(["xmp"], 60, SEED, jobs=2, chunk=20, hang=0.5, memory=0, progress=None)["xmp"]
+    assert crashes and hangs
+    assert stats.cases == 60
+    assert stats.counts["crash (exit 70)"] == crashes and stats.counts["hang (> 0.5 s)"] == hangs
+    assert stats.counts["ok"] == 60 - crashes - hangs
