@@ -417,3 +417,23 @@ def test_sei_header_runs_of_0xff_are_counted_in_one_step():
     assert parse_aux_subtype(sei_subtype(b"\xff" * 5_000_000 + b"\x01", b"\x00", b"")) is None
     with pytest.raises(DepthError, match="truncated payload header"):
         parse_aux_subtype(sei_subtype(b"\xb1", b"\xff" * 1000, b""))
+
+
+@pytest.mark.parametrize("container", ["ipco", "iinf"])
+def test_a_last_box_of_size_0_keeps_what_attach_adds_after_it(photo, container):
+    """A size-0 box runs to the end of its parent: kept verbatim, it swallowed the property or item info
+    attach_depth appends after it, and the file written did not read back (attach fuzz finding)."""
+    data = bytearray(photo)
+    heif_file = isobmff.parse_file(bytes(data))
+    parent = next(b for b in _all_boxes(bytes(data), heif_file.meta_box) if b.type == container)
+    last = isobmff.read_boxes(bytes(data), parent.start + (6 if container == "iinf" else 0), parent.end)[-1]
+    struct.pack_into(">I", data, last.offset, 0)
+    depth = DepthData.from_array(np.linspace(0.5, 2.0, 12).reshape(3, 4), "hdis")
+    back = heif.read_depth(heif.attach_depth(bytes(data), depth))
+    assert back is not None and (back.width, back.height) == (4, 3)
+
+
+def _all_boxes(data: bytes, meta: isobmff.Box) -> list[isobmff.Box]:
+    children = isobmff.read_boxes(data, meta.start + 4, meta.end)
+    iprp = next(b for b in children if b.type == "iprp")
+    return children + isobmff.read_boxes(data, iprp.start, iprp.end)

@@ -302,8 +302,7 @@ def parse_meta(data: bytes | memoryview, box: Box, depth: int = 1) -> Meta:
     for child in reader.children(depth + 1):
         parser = _META_PARSERS.get(child.type)
         if parser is None:
-            raw = bytes(data[child.offset : child.end])
-            meta.order.append(raw)
+            meta.order.append(_explicit(data, child))
             if child.type == "idat":
                 if meta.idat is not None:
                     raise DepthError(f"{child}: second idat in meta")
@@ -337,7 +336,7 @@ def _parse_iinf(meta: Meta, reader: Reader, depth: int) -> None:
 
 def _parse_infe(reader: Reader) -> ItemInfo:
     version, flags = reader.full_box()
-    raw = bytes(reader.data[reader.box.offset : reader.box.end])
+    raw = _explicit(reader.data, reader.box)
     if version < 2:
         item_id = reader.uint(2, "item_ID")
         return ItemInfo(item_id, "", flags, raw=raw)
@@ -403,7 +402,7 @@ def _parse_iprp(meta: Meta, reader: Reader, depth: int) -> None:
         if box.type == "ipco" and "ipco" not in meta.iprp_order:
             meta.iprp_order.append("ipco")
             sub = Reader(reader.data, box)
-            meta.properties = [bytes(reader.data[p.offset : p.end]) for p in sub.children(depth + 2)]
+            meta.properties = [_explicit(reader.data, p) for p in sub.children(depth + 2)]
         elif box.type == "ipma":
             if "ipma" not in meta.iprp_order:
                 meta.iprp_order.append("ipma")
@@ -411,7 +410,7 @@ def _parse_iprp(meta: Meta, reader: Reader, depth: int) -> None:
         elif box.type == "ipco":
             raise DepthError(f"{box}: second ipco in iprp")
         else:
-            meta.iprp_order.append(bytes(reader.data[box.offset : box.end]))
+            meta.iprp_order.append(_explicit(reader.data, box))
     if "ipco" not in meta.iprp_order:
         raise reader.fail("iprp lacks ipco")
     for item_id, entries in meta.associations.items():
@@ -622,7 +621,8 @@ def new_file(file_type: FileType, meta: Meta, payload: bytes) -> bytes:
 
 
 def _explicit(data: bytes | memoryview, box: Box) -> bytes:
-    """A top-level box's bytes, with an explicit size where it had size 0 ("to the end of file")."""
+    """A box's bytes, with an explicit size where it had size 0 ("to the end of the parent"), so that
+    boxes written after it, in the file or in its parent, stay boxes of their own."""
     if struct.unpack_from(">I", data, box.offset)[0] != 0:
         return bytes(data[box.offset : box.end])
     return box_bytes(box.type, bytes(data[box.start : box.end]))
