@@ -437,3 +437,13 @@ def _all_boxes(data: bytes, meta: isobmff.Box) -> list[isobmff.Box]:
     children = isobmff.read_boxes(data, meta.start + 4, meta.end)
     iprp = next(b for b in children if b.type == "iprp")
     return children + isobmff.read_boxes(data, iprp.start, iprp.end)
+
+
+def test_attach_to_a_meta_without_iprp_writes_the_depth_items_properties(photo):
+    """Without an iprp in the photo the new properties were never written (attach fuzz finding)."""
+    data = bytearray(photo)
+    iprp = next(b for b in _all_boxes(bytes(data), isobmff.parse_file(bytes(data)).meta_box) if b.type == "iprp")
+    data[iprp.offset + 4 : iprp.offset + 8] = b"free"
+    depth = DepthData.from_array(np.linspace(0.5, 2.0, 12).reshape(3, 4), "hdis")
+    back = heif.read_depth(heif.attach_depth(bytes(data), depth))
+    assert back is not None and (back.width, back.height) == (4, 3)

@@ -236,6 +236,8 @@ def attach_depth(
     meta.references += [Reference("auxl", depth_id, [primary]), Reference("cdsc", xmp_id, [depth_id])]
     if "iref" not in meta.order:
         meta.order.insert(meta.order.index("iinf") + 1, "iref")
+    if "iprp" not in meta.order:  # a photo without item properties: the depth item's need one
+        meta.order.append("iprp")
     return isobmff.rebuild(heif, meta, coded + xmp, frozenset({depth_id, xmp_id}))
 
 

@@ -514,7 +514,8 @@ def _iref_bytes(meta: Meta) -> bytes:
 
 
 def _iprp_bytes(meta: Meta) -> bytes:
-    order = meta.iprp_order if "ipma" in meta.iprp_order else [*meta.iprp_order, "ipma"]
+    order = [*(["ipco"] if "ipco" not in meta.iprp_order else []), *meta.iprp_order]
+    order += [] if "ipma" in order else ["ipma"]
     parts = {"ipco": box_bytes("ipco", b"".join(meta.properties)), "ipma": _ipma_bytes(meta)}
     return box_bytes("iprp", b"".join(parts[c] if isinstance(c, str) else c for c in order))
 
