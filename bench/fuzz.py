@@ -45,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpu_depth import DepthData, DepthError, DepthMetadata
-from gpu_depth.containers import dng, heif, isobmff, jpeg
+from gpu_depth.containers import dng, heif, isobmff, jpeg, sniff
 from gpu_depth.containers.depth_sei import parse_aux_subtype
 from gpu_depth.containers.segments import APP1, APP2, parse_jpeg
 from gpu_depth.containers.tiff import TYPES, TiffFile
@@ -54,7 +54,7 @@ from gpu_depth.loaders import load_depth_map
 from gpu_depth.xmp import parse_depth_xmp
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-READERS = ("heif", "isobmff", "jpeg", "dng", "xmp", "loaders")
+READERS = ("heif", "isobmff", "jpeg", "dng", "xmp", "loaders", "attach")
 #: Values written into 16/32-bit length, count and offset fields.
 INTERESTING = (0, 1, 2, 3, 4, 7, 8, 12, 16, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000)
 INTERESTING32 = (0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF, 0x01000000, 0x00FFFFFF)
@@ -512,6 +512,65 @@ def run_dng(data: bytes, seed: Seed) -> None:
     _calls(lambda: dng.read_depth(data), lambda: dng.orientation(data))
 
 
+def attach_seeds() -> list[Seed]:
+    return heif_seeds() + jpeg_seeds() + dng_seeds()
+
+
+_SMALL_MAP = np.linspace(0.25, 4.0, 12).reshape(3, 4)
+
+
+def run_attach(data: bytes, seed: Seed) -> None:
+    """Attach a small map to the (mutated) photo: what attach_depth writes must read back with that map
+    and keep the photo's own coded bytes (HEIF items, the JPEG primary's scans, every DNG byte)."""
+    module = sniff(data)
+    if module is None:
+        raise DepthError("not a HEIC, JPEG or DNG file")
+    depth = DepthData.from_array(_SMALL_MAP, "fdep" if module is dng else "hdis")
+    out = module.attach_depth(data, depth, replace=True)
+    try:
+        back = module.read_depth(out)
+    except DepthError as exc:
+        raise AssertionError(f"attach_depth wrote a {module.NAME} file read_depth refuses: {exc}") from None
+    if back is None or (back.width, back.height) != (depth.width, depth.height):
+        raise AssertionError(f"attach_depth wrote a {module.NAME} file whose depth map reads back as {back}")
+    lost = {heif: _heif_items_lost, jpeg: _jpeg_scans_lost, dng: _dng_bytes_lost}[module](data, out)
+    if lost:
+        raise AssertionError(f"attach_depth lost part of the {module.NAME} photo: {lost}")
+
+
+def _heif_items_lost(photo: bytes, out: bytes) -> str:
+    before, after = isobmff.parse_file(photo), isobmff.parse_file(out)
+    dropped = set(heif.depth_items(before.meta))
+    dropped |= {x for d in dropped if (x := heif._xmp_item(before.meta, d)) is not None}
+    for item in before.meta.items:
+        if item.item_id in dropped:
+            continue
+        try:
+            kept = isobmff.item_data(before, item.item_id)
+        except DepthError:
+            continue  # an item the photo itself cannot deliver
+        if isobmff.item_data(after, item.item_id) != kept:
+            return f"item {item.item_id} ({item.item_type}) changed"
+    return ""
+
+
+def _jpeg_scans_lost(photo: bytes, out: bytes) -> str:
+    def scans(data: bytes) -> bytes:
+        image = parse_jpeg(data)
+        return (
+            data[image.segments[len(image.header)].offset : image.end]
+            if len(image.header) < len(image.segments)
+            else b""
+        )
+
+    return "" if scans(photo) == scans(out) else "the primary image's scans changed"
+
+
+def _dng_bytes_lost(photo: bytes, out: bytes) -> str:
+    same = out[:4] == photo[:4] and out[8 : len(photo)] == photo[8:]
+    return "" if same else "bytes other than the first IFD offset changed"
+
+
 def run_xmp(data: bytes, seed: Seed) -> None:
     parse_depth_xmp(data)
 
@@ -535,6 +594,7 @@ RUNNERS = {
     "dng": (dng_seeds, run_dng),
     "xmp": (xmp_seeds, run_xmp),
     "loaders": (loader_seeds, run_loaders),
+    "attach": (attach_seeds, run_attach),
 }
 
 
