@@ -2,19 +2,21 @@
 
 Readers: ``heif`` (heif.read_depth + orientation), ``isobmff`` (box/item tables, every item's data, auxC
 SEI, rebuild), ``jpeg`` (jpeg.read_depth incl. MPF and GDepth/Extended XMP + orientation), ``dng``
-(dng.read_depth + orientation), ``xmp`` (xmp.parse_depth_xmp) and ``loaders`` (loaders.load_depth_map
-on PNG, TIFF, PGM and .npy files).  Seeds are files made here at start (photos converted and
-attached by gpu_depth, a GDepth JPEG, DNGs written with tifffile) plus ``../shared/samples/*``.
+(dng.read_depth + orientation), ``xmp`` (xmp.parse_depth_xmp), ``loaders`` (loaders.load_depth_map
+on PNG, TIFF, PGM and .npy files) and ``attach`` (attach_depth on mutated HEIC/JPEG/DNG photos: the
+result must read back with the map and keep the photo's coded bytes).  Seeds are files made here at
+start (photos converted and attached by gpu_depth, GDepth JPEGs, DNGs written with tifffile) plus
+``../shared/samples/*``.
 
 Each case mutates one seed (byte flips, truncation, 16/32-bit length and offset fields set to 0,
 huge or near values, chunk duplication, deletion and splicing with another seed; XML-aware edits for
 XMP) and runs the reader in a worker process, timing it.  Case ``i`` of reader ``r`` depends only on
-``--seed``, ``r`` and ``i``, so ``--reader r --replay i`` reruns one case.  Any exception but
+``--seed``, ``r`` and ``i``, so ``--readers r --replay i`` reruns one case.  Any exception but
 DepthError, a worker crash, a case over ``--hang`` seconds or a worker over ``--memory-mib`` (its
 address space is limited, so a runaway allocation fails as MemoryError) is a finding.
 
     python bench/fuzz.py --cases 1000 --seed 1
-    python bench/fuzz.py --readers heif --replay 123 --seed 1
+    python bench/fuzz.py --readers heif --replay 123 --seed 1 --save case.heic
 """
 
 from __future__ import annotations
