@@ -107,6 +107,6 @@ def _decode_photo(path: PathLike):
     try:
         image = Image.open(path)
         image.load()
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise DepthError(f"{path}: cannot decode the photo: {exc}") from None
     return image

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
 
+import gpu_depth
 from gpu_depth import DepthData, DepthError, limits
 from gpu_depth.containers import dng, heif, jpeg
 from gpu_depth.loaders import load_depth_map
@@ -106,3 +111,16 @@ def test_heic_xmp_item_is_capped_before_it_is_copied(monkeypatch):
     monkeypatch.setattr(limits, "MAX_XMP_BYTES", 100)
     with pytest.raises(DepthError, match=r"iloc: item \d+ is larger than 100 bytes"):
         heif.read_depth(attached)
+
+
+def test_a_photo_pillow_refuses_as_a_bomb_is_a_depth_error(tmp_path):
+    """A PNG whose IHDR claims 20000x10000: Pillow's DecompressionBombError leaked from attach_depth."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    struct.pack_into(">II", data, 16, 20000, 10000)
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(data[12:29])))
+    (tmp_path / "huge.png").write_bytes(bytes(data))
+    with pytest.raises(DepthError, match=r"huge\.png: cannot decode the photo: Image size \(200000000 pixels\)"):
+        gpu_depth.attach_depth(tmp_path / "huge.png", depth(), tmp_path / "out.jpg")
+    assert not (tmp_path / "out.jpg").exists()
