@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from . import containers
+from . import containers, limits
 from .atomic import write_atomic
 from .depthdata import DepthData
 from .errors import DepthError
@@ -106,6 +106,7 @@ def _decode_photo(path: PathLike):
     register_heif_opener()
     try:
         image = Image.open(path)
+        limits.check_tiles(image, os.path.getsize(path))
         image.load()
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
         raise DepthError(f"{path}: cannot decode the photo: {exc}") from None

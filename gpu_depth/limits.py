@@ -40,6 +40,25 @@ def check_pixels(width: int, height: int, what: str, limit: int | None = None) -
         raise DepthError(f"{what} of {width}x{height} exceeds the {limit}-pixel limit")
 
 
+def check_tiles(image, size: int) -> None:
+    """The strips/tiles a Pillow image will decode must start inside its ``size``-byte file and cover it.
+
+    Pillow takes TIFF StripOffsets of any type as they are (a RATIONAL or ASCII offset raised TypeError
+    on load) and leaves the part of an image no strip covers zero.  Plugins that decode by themselves
+    (HEIF, WebP) list no tiles and are left to their decoder.
+    """
+    if not image.tile:
+        return
+    covered = 0
+    for tile in image.tile:
+        box, offset = tile[1], tile[2]
+        if not isinstance(offset, int) or not 0 <= offset <= size:
+            raise DepthError(f"image data offset {offset!r} is outside the {size}-byte file")
+        covered += (box[2] - box[0]) * (box[3] - box[1]) if box else 0
+    if covered < image.width * image.height:
+        raise DepthError(f"the {image.width}x{image.height} image's strips cover only {covered} pixels")
+
+
 def _limit(value: int | None, variable: str, default: int) -> int:
     if value is None:
         text = os.environ.get(variable)

@@ -71,7 +71,7 @@ def _load_image(data: bytes, max_pixels: int) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             limits.check_pixels(image.width, image.height, "depth map", max_pixels)
-            _check_tiles(image, len(data))
+            limits.check_tiles(image, len(data))
             image.load()
     except DepthError:
         raise
@@ -92,19 +92,3 @@ def _load_image(data: bytes, max_pixels: int) -> np.ndarray:
             raise DepthError("32-bit integer depth maps are not supported; use 16-bit")
         array = array.astype(np.uint16)
     return array.astype(array.dtype.newbyteorder("="))
-
-
-def _check_tiles(image, size: int) -> None:
-    """The strips/tiles Pillow will decode must start inside the file and cover the whole image.
-
-    Pillow takes TIFF StripOffsets of any type as they are (a RATIONAL or ASCII offset raised TypeError
-    on load) and leaves the part of an image no strip covers zero.
-    """
-    covered = 0
-    for tile in image.tile:
-        box, offset = tile[1], tile[2]
-        if not isinstance(offset, int) or not 0 <= offset <= size:
-            raise DepthError(f"image data offset {offset!r} is outside the {size}-byte file")
-        covered += (box[2] - box[0]) * (box[3] - box[1]) if box else 0
-    if covered < image.width * image.height:
-        raise DepthError(f"the {image.width}x{image.height} depth map's strips cover only {covered} pixels")

@@ -8,11 +8,13 @@ import zlib
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 
 import gpu_depth
 from gpu_depth import DepthData, DepthError, limits
 from gpu_depth.containers import dng, heif, jpeg
+from gpu_depth.containers.tiff import TiffFile
 from gpu_depth.loaders import load_depth_map
 from gpu_depth.xmp import parse_depth_xmp
 
@@ -124,3 +126,27 @@ def test_a_photo_pillow_refuses_as_a_bomb_is_a_depth_error(tmp_path):
     with pytest.raises(DepthError, match=r"huge\.png: cannot decode the photo: Image size \(200000000 pixels\)"):
         gpu_depth.attach_depth(tmp_path / "huge.png", depth(), tmp_path / "out.jpg")
     assert not (tmp_path / "out.jpg").exists()
+
+
+def test_a_tiff_photo_with_a_rational_strip_offset_is_a_depth_error(tmp_path):
+    """The loaders' TypeError finding, in the photo decoder attach_depth uses to convert PNG/TIFF photos."""
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.zeros((4, 5, 3), np.uint8), photometric="rgb")
+    data = bytearray(buffer.getvalue())
+    (ifd,) = TiffFile(bytes(data)).walk()
+    struct.pack_into("<HII", data, ifd.offset + 2 + 12 * list(ifd.entries).index(273) + 2, 5, 1, 8)
+    (tmp_path / "photo.tif").write_bytes(bytes(data))
+    with pytest.raises(DepthError, match=r"photo\.tif: cannot decode the photo: image data offset .* is outside"):
+        gpu_depth.attach_depth(tmp_path / "photo.tif", depth(), tmp_path / "out.jpg")
+    assert not (tmp_path / "out.jpg").exists()
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".webp", ".heic"])
+def test_photos_of_every_format_still_convert(tmp_path, suffix):
+    image = Image.fromarray(np.full((16, 24, 3), 90, np.uint8))
+    if suffix == ".heic":
+        (tmp_path / "photo.heic").write_bytes(heif.encode_photo(image, quality=50, encoder_preset="ultrafast"))
+    else:
+        image.save(tmp_path / f"photo{suffix}")
+    out = gpu_depth.attach_depth(tmp_path / f"photo{suffix}", depth(), tmp_path / "out.jpg")
+    assert gpu_depth.read_depth(out) is not None

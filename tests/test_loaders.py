@@ -132,7 +132,7 @@ def test_tiff_whose_strips_do_not_cover_its_size_is_refused(tmp_path):
     (ifd,) = TiffFile(bytes(data)).walk()
     struct.pack_into("<I", data, ifd.offset + 2 + 12 * list(ifd.entries).index(257) + 8, 100_000)
     (tmp_path / "tall.tif").write_bytes(bytes(data))
-    with pytest.raises(DepthError, match=r"tall\.tif: the 5x100000 depth map's strips cover only 20 pixels"):
+    with pytest.raises(DepthError, match=r"tall\.tif: the 5x100000 image's strips cover only 20 pixels"):
         load_depth_map(tmp_path / "tall.tif")
 
 
