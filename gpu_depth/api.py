@@ -108,6 +108,14 @@ def _decode_photo(path: PathLike):
         image = Image.open(path)
         limits.check_tiles(image, os.path.getsize(path))
         image.load()
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+    except (
+        OSError,
+        UnidentifiedImageError,
+        ValueError,
+        SyntaxError,  # Pillow's PNG plugin: "broken PNG file"
+        EOFError,  # pillow-heif: "Decoder plugin generated an error: Unexpected end of file"
+        RuntimeError,  # pillow-heif: libheif's security limits
+        Image.DecompressionBombError,
+    ) as exc:
         raise DepthError(f"{path}: cannot decode the photo: {exc}") from None
     return image

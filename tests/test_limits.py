@@ -150,3 +150,34 @@ def test_photos_of_every_format_still_convert(tmp_path, suffix):
         image.save(tmp_path / f"photo{suffix}")
     out = gpu_depth.attach_depth(tmp_path / f"photo{suffix}", depth(), tmp_path / "out.jpg")
     assert gpu_depth.read_depth(out) is not None
+
+
+def _nal_length(heic: bytes, length: int) -> bytes:
+    """The HEIC with the first NAL unit of its primary item claiming ``length`` bytes."""
+    meta = heif.isobmff.parse_file(heic).meta
+    at = meta.locations[meta.primary].extents[0].offset
+    return heic[:at] + struct.pack(">I", length) + heic[at + 4 :]
+
+
+def _photo_file(tmp_path, suffix: str) -> bytes:
+    image = Image.fromarray(np.full((16, 24, 3), 90, np.uint8))
+    if suffix == ".heic":
+        return heif.encode_photo(image, quality=50, encoder_preset="ultrafast")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("suffix", "edit", "error"),
+    [
+        (".png", lambda d: d[:33] + b"\0\0\0\x04" + d[37:], "broken PNG file"),  # SyntaxError
+        (".heic", lambda d: _nal_length(d, 1000), "Unexpected end of file"),  # EOFError from pillow-heif
+    ],
+    ids=["png-syntax-error", "heic-eof-error"],
+)
+def test_photos_pillow_cannot_decode_are_depth_errors(tmp_path, suffix, edit, error):
+    """Found by bench/fuzz.py's photo reader: these leaked from attach_depth's photo conversion."""
+    (tmp_path / f"photo{suffix}").write_bytes(edit(_photo_file(tmp_path, suffix)))
+    with pytest.raises(DepthError, match=rf"photo\{suffix}: cannot decode the photo: .*{error}"):
+        gpu_depth.attach_depth(tmp_path / f"photo{suffix}", depth(), tmp_path / "out.jpg")
