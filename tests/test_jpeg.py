@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+import tifffile
 from conftest import sample, tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from PIL import Image, ImageCms, ImageOps
 import gpu_depth
 from gpu_depth import DepthData, DepthError, DepthMetadata, PixelFormat
 from gpu_depth.containers import jpeg, segments
+from gpu_depth.containers.tiff import TiffFile
 from gpu_depth.mapping import round_to_format
 from gpu_depth.quantize import quantize
 
@@ -417,3 +419,28 @@ def test_mp_entries_may_not_overlap():
     patched = data[: app2.offset] + jpeg.segment(jpeg.APP2, jpeg.mpf.build_index(moved)) + data[app2.end :]
     with pytest.raises(DepthError, match=r"MP entry 2 at offset \d+ overlaps MP entry 1"):
         jpeg.read_depth(patched)
+
+
+@pytest.mark.parametrize(
+    ("tag", "type_", "value"), [(282, 2, b"72\0\0"), (296, 4, struct.pack("<I", 70000))], ids=["ascii", "long"]
+)
+def test_tiff_photo_tags_exif_cannot_hold_are_depth_errors(tmp_path, tag, type_, value):
+    """XResolution stored as ASCII (TypeError) or ResolutionUnit as a LONG 70000 (struct.error packing a
+    SHORT) leaked from encode_photo when a TIFF photo's tags became the JPEG's Exif (fuzz photo reader)."""
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.zeros((8, 8, 3), np.uint8), photometric="rgb")
+    data = bytearray(buffer.getvalue())
+    (ifd,) = TiffFile(bytes(data)).walk()
+    struct.pack_into(
+        "<HI4s",
+        data,
+        ifd.offset + 2 + 12 * list(ifd.entries).index(tag) + 2,
+        type_,
+        len(value) // (4 if type_ == 4 else 1),
+        value,
+    )
+    (tmp_path / "photo.tif").write_bytes(bytes(data))
+    with Image.open(tmp_path / "photo.tif") as image:
+        image.load()
+        with pytest.raises(DepthError, match="the photo's Exif/TIFF tags cannot be written into a JPEG"):
+            jpeg.encode_photo(image)

@@ -146,9 +146,13 @@ def encode_photo(image: Image.Image, *, quality: int = 90, encoder_preset: str |
         image = Image.fromarray((np.asarray(image, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8), "L")
     elif image.mode not in ("L", "RGB", "CMYK"):
         image = image.convert("RGB")
+    try:  # a tag the photo stored with another type than Exif's (XResolution as ASCII …) cannot be packed
+        exif_bytes = exif.tobytes() if len(exif) else b""
+    except (struct.error, TypeError, ValueError) as exc:
+        raise DepthError(f"the photo's Exif/TIFF tags cannot be written into a JPEG: {exc}") from None
     buffer = io.BytesIO()
     options = {"icc_profile": image.info.get("icc_profile")} if image.info.get("icc_profile") else {}
-    image.save(buffer, "JPEG", quality=quality, exif=exif.tobytes() if len(exif) else b"", **options)
+    image.save(buffer, "JPEG", quality=quality, exif=exif_bytes, **options)
     return buffer.getvalue()
 
 
