@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -99,14 +100,19 @@ def _by_suffix(path: PathLike):
 
 
 def _decode_photo(path: PathLike):
-    """Open a photo of any format Pillow (with pillow-heif) reads, for re-encoding."""
+    """Open a photo of any format Pillow (with pillow-heif) reads, for re-encoding.
+
+    Pillow reads from the bytes in memory: its plugins read what a length field says (a PNG IDAT of
+    4 GiB), which a file object allocates before reading and a BytesIO bounds by the data.
+    """
     from PIL import Image, UnidentifiedImageError
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
+    data = read_file(path)
     try:
-        image = Image.open(path)
-        limits.check_tiles(image, os.path.getsize(path))
+        image = Image.open(io.BytesIO(data))
+        limits.check_tiles(image, len(data))
         image.load()
     except (
         OSError,

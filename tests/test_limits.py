@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,3 +185,23 @@ def test_photos_pillow_cannot_decode_are_depth_errors(tmp_path, suffix, edit, er
     (tmp_path / f"photo{suffix}").write_bytes(edit(_photo_file(tmp_path, suffix)))
     with pytest.raises(DepthError, match=rf"photo\{suffix}: cannot decode the photo: .*{error}"):
         gpu_depth.attach_depth(tmp_path / f"photo{suffix}", depth(), tmp_path / "out.jpg")
+
+
+def test_a_png_photo_whose_idat_claims_4_gib_is_not_allocated(tmp_path):
+    """Pillow read the IDAT's claimed 4 GiB from a file object, which allocates it first: MemoryError
+    under a 1 GiB address-space limit (fuzz photo reader).  From bytes in memory the read is bounded."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((16, 24, 3), np.uint8)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    struct.pack_into(">I", data, 33, 0xFFFFFFFE)  # the IDAT chunk's length
+    (tmp_path / "photo.png").write_bytes(bytes(data))
+    script = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "from gpu_depth import DepthError, api\n"
+        "try:\n    api._decode_photo(sys.argv[1])\nexcept DepthError as exc:\n    print('DepthError', exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "photo.png")], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-500:]
