@@ -47,6 +47,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpu_depth import DepthData, DepthError, DepthMetadata
+from gpu_depth.api import _decode_photo
 from gpu_depth.containers import dng, heif, isobmff, jpeg, sniff
 from gpu_depth.containers.depth_sei import parse_aux_subtype
 from gpu_depth.containers.segments import APP1, APP2, parse_jpeg
@@ -56,7 +57,7 @@ from gpu_depth.loaders import load_depth_map
 from gpu_depth.xmp import parse_depth_xmp
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-READERS = ("heif", "isobmff", "jpeg", "dng", "xmp", "loaders", "attach")
+READERS = ("heif", "isobmff", "jpeg", "dng", "xmp", "loaders", "attach", "photo")
 #: Values written into 16/32-bit length, count and offset fields.
 INTERESTING = (0, 1, 2, 3, 4, 7, 8, 12, 16, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000)
 INTERESTING32 = (0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF, 0x01000000, 0x00FFFFFF)
@@ -257,6 +258,28 @@ def loader_seeds() -> list[Seed]:
         buffer = io.BytesIO()
         np.save(buffer, array)
         seeds.append(Seed(name, buffer.getvalue(), ".npy"))
+    return seeds
+
+
+def photo_seeds() -> list[Seed]:
+    """Photos in the formats attach_depth converts with Pillow (PNG, TIFF, WebP, HEIC, JPEG with Exif)."""
+    import tifffile
+    from PIL import Image
+
+    image = _photo(24, 16, 2)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    seeds = []
+    for suffix, options in ((".png", {}), (".webp", {"lossless": True}), (".jpg", {"exif": exif.tobytes()})):
+        buffer = io.BytesIO()
+        image.save(buffer, suffix[1:].replace("jpg", "jpeg"), **options)
+        seeds.append(Seed(f"photo{suffix}", buffer.getvalue(), suffix, png_fields(buffer.getvalue())))
+    for name, options in (("photo-raw.tif", {}), ("photo-zlib.tif", {"compression": "zlib"})):
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, np.asarray(image), photometric="rgb", **options)
+        seeds.append(Seed(name, buffer.getvalue(), ".tif", tiff_fields(buffer.getvalue())))
+    heic = heif.encode_photo(image, quality=50, encoder_preset="ultrafast")
+    seeds.append(Seed("photo.heic", heic, ".heic", isobmff_fields(heic)))
     return seeds
 
 
@@ -581,12 +604,21 @@ def run_xmp(data: bytes, seed: Seed) -> None:
 SCRATCH: list[Path] = []
 
 
-def run_loaders(data: bytes, seed: Seed) -> None:
+def _scratch(data: bytes, name: str) -> Path:
     if not SCRATCH:
         SCRATCH.append(Path(tempfile.mkdtemp(prefix="gpu-depth-fuzz-")))
-    path = SCRATCH[0] / f"map{seed.suffix}"
+    path = SCRATCH[0] / name
     path.write_bytes(data)
-    load_depth_map(path)
+    return path
+
+
+def run_loaders(data: bytes, seed: Seed) -> None:
+    load_depth_map(_scratch(data, f"map{seed.suffix}"))
+
+
+def run_photo(data: bytes, seed: Seed) -> None:
+    """Decode a photo as attach_depth does before re-encoding it, then re-encode it as JPEG."""
+    jpeg.encode_photo(_decode_photo(_scratch(data, f"photo{seed.suffix}")), quality=80)
 
 
 RUNNERS = {
@@ -597,6 +629,7 @@ RUNNERS = {
     "xmp": (xmp_seeds, run_xmp),
     "loaders": (loader_seeds, run_loaders),
     "attach": (attach_seeds, run_attach),
+    "photo": (photo_seeds, run_photo),
 }
 
 

@@ -422,23 +422,19 @@ def test_mp_entries_may_not_overlap():
 
 
 @pytest.mark.parametrize(
-    ("tag", "type_", "value"), [(282, 2, b"72\0\0"), (296, 4, struct.pack("<I", 70000))], ids=["ascii", "long"]
+    ("tag", "type_", "count", "value"),
+    [(282, 2, 4, b"72\0\0"), (296, 4, 1, struct.pack("<I", 70000)), (305, 11, 1, struct.pack("<f", 1.5))],
+    ids=["ascii", "long", "float-software"],
 )
-def test_tiff_photo_tags_exif_cannot_hold_are_depth_errors(tmp_path, tag, type_, value):
-    """XResolution stored as ASCII (TypeError) or ResolutionUnit as a LONG 70000 (struct.error packing a
-    SHORT) leaked from encode_photo when a TIFF photo's tags became the JPEG's Exif (fuzz photo reader)."""
+def test_tiff_photo_tags_exif_cannot_hold_are_depth_errors(tmp_path, tag, type_, count, value):
+    """XResolution stored as ASCII (TypeError), ResolutionUnit as a LONG 70000 (struct.error packing a
+    SHORT) or Software as a FLOAT (AttributeError: no .encode) leaked from encode_photo when a TIFF
+    photo's tags became the JPEG's Exif (fuzz photo reader)."""
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, np.zeros((8, 8, 3), np.uint8), photometric="rgb")
     data = bytearray(buffer.getvalue())
     (ifd,) = TiffFile(bytes(data)).walk()
-    struct.pack_into(
-        "<HI4s",
-        data,
-        ifd.offset + 2 + 12 * list(ifd.entries).index(tag) + 2,
-        type_,
-        len(value) // (4 if type_ == 4 else 1),
-        value,
-    )
+    struct.pack_into("<HI4s", data, ifd.offset + 2 + 12 * list(ifd.entries).index(tag) + 2, type_, count, value)
     (tmp_path / "photo.tif").write_bytes(bytes(data))
     with Image.open(tmp_path / "photo.tif") as image:
         image.load()

@@ -148,7 +148,7 @@ def encode_photo(image: Image.Image, *, quality: int = 90, encoder_preset: str |
         image = image.convert("RGB")
     try:  # a tag the photo stored with another type than Exif's (XResolution as ASCII …) cannot be packed
         exif_bytes = exif.tobytes() if len(exif) else b""
-    except (struct.error, TypeError, ValueError) as exc:
+    except (struct.error, TypeError, ValueError, AttributeError) as exc:
         raise DepthError(f"the photo's Exif/TIFF tags cannot be written into a JPEG: {exc}") from None
     buffer = io.BytesIO()
     options = {"icc_profile": image.info.get("icc_profile")} if image.info.get("icc_profile") else {}
