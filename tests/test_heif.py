@@ -447,3 +447,21 @@ def test_attach_to_a_meta_without_iprp_writes_the_depth_items_properties(photo):
     depth = DepthData.from_array(np.linspace(0.5, 2.0, 12).reshape(3, 4), "hdis")
     back = heif.read_depth(heif.attach_depth(bytes(data), depth))
     assert back is not None and (back.width, back.height) == (4, 3)
+
+
+def test_a_stale_reference_does_not_latch_onto_the_new_depth_item(photo):
+    """An XMP item whose cdsc names a missing item, the next free ID: attach gave the new depth item that
+    ID, the stale XMP became the first one describing it and the file did not read back (attach fuzz)."""
+    parsed = isobmff.parse_file(photo)
+    meta = parsed.meta
+    xmp_id = meta.next_item_id()
+    meta.items.append(isobmff.ItemInfo(xmp_id, "mime", 1, content_type=heif.XMP_MIME))
+    meta.locations[xmp_id] = isobmff.Location(xmp_id, extents=[isobmff.Extent(0, 8)])
+    meta.references.append(isobmff.Reference("cdsc", xmp_id, [xmp_id + 1]))
+    if "iref" not in meta.order:
+        meta.order.insert(meta.order.index("iinf") + 1, "iref")
+    hostile = isobmff.rebuild(parsed, meta, b"<broken ", frozenset({xmp_id}))
+    depth = DepthData.from_array(np.linspace(0.5, 2.0, 12).reshape(3, 4), "hdis")
+    out = heif.attach_depth(hostile, depth)
+    assert heif.find_depth_item(isobmff.parse_file(out).meta) == xmp_id + 2
+    assert heif.read_depth(out).width == 4

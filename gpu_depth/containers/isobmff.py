@@ -289,7 +289,11 @@ class Meta:
         self.references = references
 
     def next_item_id(self) -> int:
-        return max((item.item_id for item in self.items), default=0) + 1
+        """An ID above every one the tables mention, so no stale reference, location or association
+        of the file (to an item it lacks) can attach itself to a new item."""
+        used = {item.item_id for item in self.items} | set(self.locations) | set(self.associations)
+        used |= {i for ref in self.references for i in (ref.from_id, *ref.to_ids)} | {self.primary or 0}
+        return max(used) + 1
 
 
 def parse_meta(data: bytes | memoryview, box: Box, depth: int = 1) -> Meta:
