@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
 
-from . import containers
+from . import containers, limits
 from .atomic import write_atomic
 from .depthdata import DepthData
 from .errors import DepthError
@@ -99,14 +100,28 @@ def _by_suffix(path: PathLike):
 
 
 def decode_photo(path: PathLike):
-    """Open a photo of any format Pillow (with pillow-heif) reads, for re-encoding."""
+    """Open a photo of any format Pillow (with pillow-heif) reads, for re-encoding.
+
+    Pillow reads from the bytes in memory: its plugins read what a length field says (a PNG IDAT of
+    4 GiB), which a file object allocates before reading and a BytesIO bounds by the data.
+    """
     from PIL import Image, UnidentifiedImageError
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
+    data = read_file(path)
     try:
-        image = Image.open(path)
+        image = Image.open(io.BytesIO(data))
+        limits.check_tiles(image, len(data))
         image.load()
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (
+        OSError,
+        UnidentifiedImageError,
+        ValueError,
+        SyntaxError,  # Pillow's PNG plugin: "broken PNG file"
+        EOFError,  # pillow-heif: "Decoder plugin generated an error: Unexpected end of file"
+        RuntimeError,  # pillow-heif: libheif's security limits
+        Image.DecompressionBombError,
+    ) as exc:
         raise DepthError(f"{path}: cannot decode the photo: {exc}") from None
     return image

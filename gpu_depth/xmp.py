@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from xml.parsers import expat
 
+from . import limits
 from .depthdata import CameraCalibration, DepthMetadata
 from .errors import DepthError
 
@@ -18,9 +19,9 @@ RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 APDI = "http://ns.apple.com/pixeldatainfo/1.0/"
 DEPTH_DATA = "http://ns.apple.com/depthData/1.0/"
 PREFIXES = {X: "x", RDF: "rdf", APDI: "apdi", DEPTH_DATA: "depthData"}
-
-#: Largest XMP packet read, to bound memory on hostile files.
-MAX_XMP_BYTES = 4 << 20
+#: Deepest element nesting parsed (Apple's packets nest 6 deep), so walking the tree stays linear.
+MAX_XML_DEPTH = 64
+_LIST_TAGS = frozenset(f"{{{RDF}}}{kind}" for kind in ("Seq", "Bag", "Alt"))
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,11 @@ def parse_metadata_xmp(data: bytes | str) -> DepthMetadata:
 
 
 def parse_xml(data: bytes | str) -> ET.Element:
-    """Parse XML refusing DTDs and entity declarations; errors become one DepthError line."""
+    """Parse XML refusing DTDs, entity declarations and nesting beyond MAX_XML_DEPTH; errors are one DepthError line."""
     if isinstance(data, str):
         data = data.encode("utf-8")
-    if len(data) > MAX_XMP_BYTES:
-        raise DepthError(f"XMP packet of {len(data)} bytes exceeds the {MAX_XMP_BYTES}-byte limit")
+    if len(data) > (limit := limits.max_xmp_bytes()):
+        raise DepthError(f"XMP packet of {len(data)} bytes exceeds the {limit}-byte limit")
     builder = ET.TreeBuilder()
     parser = expat.ParserCreate(namespace_separator="}")
 
@@ -87,13 +88,29 @@ def parse_xml(data: bytes | str) -> ET.Element:
 
     parser.StartDoctypeDeclHandler = refuse
     parser.EntityDeclHandler = refuse
-    parser.StartElementHandler = lambda tag, attrs: builder.start(_clark(tag), {_clark(k): v for k, v in attrs.items()})
-    parser.EndElementHandler = lambda tag: builder.end(_clark(tag))
+    depth = 0
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_XML_DEPTH:
+            raise DepthError(
+                f"XMP: elements nested deeper than {MAX_XML_DEPTH} levels (line {parser.CurrentLineNumber})"
+            )
+        builder.start(_clark(tag), {_clark(k): v for k, v in attrs.items()})
+
+    def end(tag: str) -> None:
+        nonlocal depth
+        depth -= 1
+        builder.end(_clark(tag))
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
     parser.CharacterDataHandler = builder.data
     try:
         parser.Parse(data.rstrip(b"\0 \t\r\n"), True)
         return builder.close()
-    except expat.ExpatError as exc:
+    except (expat.ExpatError, LookupError) as exc:  # LookupError: an encoding declaration Python does not know
         raise DepthError(f"XMP: malformed XML ({exc})") from None
 
 
@@ -108,8 +125,8 @@ def _properties(root: ET.Element) -> dict[tuple[str, str], str | list[str]]:
         for key, value in desc.attrib.items():
             if key.startswith("{") and not key.startswith(f"{{{RDF}}}"):
                 props[_split(key)] = value
-        for child in desc:
-            items = [li.text or "" for li in child.iter(f"{{{RDF}}}li")]
+        for child in desc:  # a list value is property > rdf:Seq/Bag/Alt > rdf:li
+            items = [li.text or "" for seq in child if seq.tag in _LIST_TAGS for li in seq if li.tag == f"{{{RDF}}}li"]
             props[_split(child.tag)] = items if items else (child.text or "").strip()
     return props
 
@@ -130,19 +147,18 @@ def _pixel_data_info(props: dict) -> PixelDataInfo | None:
         int_max=_number(props, APDI, "IntMaxValue", int, 255),
         float_min=_number(props, APDI, "FloatMinValue", float, 0.0),
         float_max=_number(props, APDI, "FloatMaxValue", float, 0.0),
-        subtype=props.get((APDI, "AuxiliaryImageSubType")) or None,
+        subtype=_text(props, APDI, "AuxiliaryImageSubType", None),
     )
 
 
 def _metadata(props: dict) -> DepthMetadata:
-    get = props.get
     calibration = None
     if (DEPTH_DATA, "IntrinsicMatrix") in props:
         calibration = _calibration(props)
     return DepthMetadata(
-        accuracy=get((DEPTH_DATA, "Accuracy"), "relative"),
-        filtered=get((DEPTH_DATA, "Filtered"), "True").lower() == "true",
-        quality=get((DEPTH_DATA, "Quality"), "high"),
+        accuracy=_text(props, DEPTH_DATA, "Accuracy", "relative"),
+        filtered=_text(props, DEPTH_DATA, "Filtered", "True").lower() == "true",
+        quality=_text(props, DEPTH_DATA, "Quality", "high"),
         version=_number(props, DEPTH_DATA, "DepthDataVersion", int, 65541),
         calibration=calibration,
     )
@@ -243,14 +259,17 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _text(props: dict, ns: str, name: str) -> str:
+_MISSING = object()
+
+
+def _text(props: dict, ns: str, name: str, default: object = _MISSING):
+    """A simple text property; ``default`` when missing or empty, else it is required."""
     value = props.get((ns, name))
+    if value in (None, "") and default is not _MISSING:
+        return default
     if not isinstance(value, str) or not value:
         raise DepthError(f"XMP: {PREFIXES[ns]}:{name} is missing or not text")
     return value
-
-
-_MISSING = object()
 
 
 def _number(props: dict, ns: str, name: str, kind: type, default: object = _MISSING):

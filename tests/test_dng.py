@@ -381,8 +381,14 @@ def put(out: bytearray, position: int, code: str, value: int) -> None:
         (lambda out, t, f: put(out, entry_position(f, 254) + 2, "H", 99), "unknown field type 99"),
         (lambda out, t, f: put(out, f.offset + 2 + 12 * len(f.entries), "I", f.offset), "form a loop"),
         (lambda out, t, f: put(out, t.walk()[0].offset, "H", 0xFFFF), "entries do not fit"),
+        # a count of 0 unpacked to nothing: ValueError leaked (fuzz finding of the count-first check)
+        (lambda out, t, f: put(out, entry_position(f, 256) + 4, "I", 0), r"\(ImageWidth\) must hold 1 value, not 0"),
+        (lambda out, t, f: put(out, entry_position(t.walk()[0], 50706) + 4, "I", 3), "DNGVersion must be 4 BYTEs"),
     ],
-    ids=["strip-count", "strip-offsets", "compression", "bits", "height", "rows", "format", "type", "loop", "ifd0"],
+    ids=[
+        *("strip-count", "strip-offsets", "compression", "bits", "height", "rows", "format", "type", "loop", "ifd0"),
+        *("no-width", "short-version"),
+    ],
 )
 def test_hostile_dngs_raise_depth_error(patch, message):
     with pytest.raises(DepthError, match=message):

@@ -401,3 +401,67 @@ def test_png_with_alpha_keeps_its_alpha_aux_item_apart_from_depth(tmp_path):
     assert len(aux) == 2 and heif.DEPTH_URN in aux  # the alpha plane and the depth
     assert decode(out.read_bytes()).has_alpha
     assert gpu_depth.read_depth(out) == heif.read_depth(heif.attach_depth(encode(noise(64, 48)), depth_map()))
+
+
+def sei_subtype(payload_type: bytes, payload_size: bytes, payload: bytes) -> bytes:
+    nal = bytes((39 << 1, 1)) + payload_type + payload_size + payload
+    return struct.pack(">II", 4 + len(nal), len(nal)) + nal
+
+
+def test_sei_header_runs_of_0xff_are_counted_in_one_step():
+    """payloadType/payloadSize are 0xFF runs plus a last byte; a run may fill the box (was a Python loop)."""
+    rep = DepthRepresentation(1, d_min=0.5, d_max=2.0)
+    payload = build_aux_subtype(rep)[12:]
+    padded = payload + bytes(300 - len(payload))  # payloadSize 300 = 0xFF 0x2D
+    assert parse_aux_subtype(sei_subtype(b"\xb1", b"\xff\x2d", padded)) == rep
+    assert parse_aux_subtype(sei_subtype(b"\xff" * 5_000_000 + b"\x01", b"\x00", b"")) is None
+    with pytest.raises(DepthError, match="truncated payload header"):
+        parse_aux_subtype(sei_subtype(b"\xb1", b"\xff" * 1000, b""))
+
+
+@pytest.mark.parametrize("container", ["ipco", "iinf"])
+def test_a_last_box_of_size_0_keeps_what_attach_adds_after_it(photo, container):
+    """A size-0 box runs to the end of its parent: kept verbatim, it swallowed the property or item info
+    attach_depth appends after it, and the file written did not read back (attach fuzz finding)."""
+    data = bytearray(photo)
+    heif_file = isobmff.parse_file(bytes(data))
+    parent = next(b for b in _all_boxes(bytes(data), heif_file.meta_box) if b.type == container)
+    last = isobmff.read_boxes(bytes(data), parent.start + (6 if container == "iinf" else 0), parent.end)[-1]
+    struct.pack_into(">I", data, last.offset, 0)
+    depth = DepthData.from_array(np.linspace(0.5, 2.0, 12).reshape(3, 4), "hdis")
+    back = heif.read_depth(heif.attach_depth(bytes(data), depth))
+    assert back is not None and (back.width, back.height) == (4, 3)
+
+
+def _all_boxes(data: bytes, meta: isobmff.Box) -> list[isobmff.Box]:
+    children = isobmff.read_boxes(data, meta.start + 4, meta.end)
+    iprp = next(b for b in children if b.type == "iprp")
+    return children + isobmff.read_boxes(data, iprp.start, iprp.end)
+
+
+def test_attach_to_a_meta_without_iprp_writes_the_depth_items_properties(photo):
+    """Without an iprp in the photo the new properties were never written (attach fuzz finding)."""
+    data = bytearray(photo)
+    iprp = next(b for b in _all_boxes(bytes(data), isobmff.parse_file(bytes(data)).meta_box) if b.type == "iprp")
+    data[iprp.offset + 4 : iprp.offset + 8] = b"free"
+    depth = DepthData.from_array(np.linspace(0.5, 2.0, 12).reshape(3, 4), "hdis")
+    back = heif.read_depth(heif.attach_depth(bytes(data), depth))
+    assert back is not None and (back.width, back.height) == (4, 3)
+
+
+def test_a_stale_reference_does_not_latch_onto_the_new_depth_item(photo):
+    """An XMP item whose cdsc names a missing item, the next free ID: attach gave the new depth item that
+    ID, the stale XMP became the first one describing it and the file did not read back (attach fuzz)."""
+    parsed = isobmff.parse_file(photo)
+    meta = parsed.meta
+    xmp_id = meta.next_item_id()
+    meta.items.append(isobmff.ItemInfo(xmp_id, "mime", 1, content_type=heif.XMP_MIME))
+    meta.locations[xmp_id] = isobmff.Location(xmp_id, extents=[isobmff.Extent(0, 8)])
+    meta.references.append(isobmff.Reference("cdsc", xmp_id, [xmp_id + 1]))
+    if "iref" not in meta.order:
+        meta.order.insert(meta.order.index("iinf") + 1, "iref")
+    hostile = isobmff.rebuild(parsed, meta, b"<broken ", frozenset({xmp_id}))
+    depth = DepthData.from_array(np.linspace(0.5, 2.0, 12).reshape(3, 4), "hdis")
+    out = heif.attach_depth(hostile, depth)
+    assert heif.find_depth_item(isobmff.parse_file(out).meta) == xmp_id + 2
+    assert heif.read_depth(out).width == 4

@@ -242,3 +242,26 @@ def test_mutated_files_raise_only_depth_error(data):
         isobmff.rebuild(heif, heif.meta)
     except DepthError:
         pass
+
+
+def test_zero_byte_extents_are_bounded():
+    """iloc with 0-byte offset/length fields: 2000 items x 65535 extents in 12 kB took 131 s and 15 GiB."""
+    items = b"".join(struct.pack(">HHH", item_id, 0, 0xFFFF) for item_id in range(1, 2001))
+    with pytest.raises(DepthError, match=r"'iloc' box .*extent_count 65535 takes the table past 65536 entries"):
+        meta_with(iloc_box(0, (0, 0, 0, 0), items, 2000))
+    one = iloc_box(0, (0, 0, 0, 0), struct.pack(">HHH", 1, 0, 3), 1)  # legal: three whole-file extents
+    assert meta_with(one).locations[1].extents == [Extent(0, 0)] * 3
+
+
+def test_box_count_is_bounded():
+    """1M empty boxes in ipco took seconds and hundreds of MiB per 8 MB; a parent holds at most 65536."""
+    many = box("ipco", box("free", b"") * (isobmff.MAX_ENTRIES + 1))
+    with pytest.raises(DepthError, match=r"'ipco' box at offset \d+: more than 65536 boxes"):
+        meta_with(box("iprp", many), iloc_box(0, (4, 4, 0, 0), b"", 0))
+
+
+def test_ipma_associations_are_bounded():
+    entries = b"".join(struct.pack(">HB", item_id, 255) + bytes(255) for item_id in range(1, 260))
+    ipma = full("ipma", 0, 0, struct.pack(">I", 259) + entries)
+    with pytest.raises(DepthError, match=r"'ipma' box .*association_count 255 takes the table past 65536"):
+        meta_with(box("iprp", box("ipco", b"") + ipma), iloc_box(0, (4, 4, 0, 0), b"", 0))

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+import tifffile
 from conftest import sample, tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +18,8 @@ from PIL import Image, ImageCms, ImageOps
 
 import gpu_depth
 from gpu_depth import DepthData, DepthError, DepthMetadata, PixelFormat
-from gpu_depth.containers import jpeg
+from gpu_depth.containers import jpeg, segments
+from gpu_depth.containers.tiff import TiffFile
 from gpu_depth.mapping import round_to_format
 from gpu_depth.quantize import quantize
 
@@ -371,3 +373,70 @@ def test_mattes_are_skipped_and_kept(tmp_path):
     assert exiftool_binary(path, "MPImage2") == matte
     back = jpeg.read_depth(path.read_bytes())
     assert (back.pixel_format, back.width, back.height) == (PixelFormat.HDIS, depth.width, depth.height)
+
+
+def test_orientation_of_a_photo_pillow_would_refuse_to_open():
+    """SOF0 says 20000x12000 (240 Mpix, over Pillow's bomb limit): Image.open raised DecompressionBombError."""
+    data = bytearray(make_photo(64, 48))
+    sof = next(s for s in jpeg.parse_jpeg(bytes(data)).segments if s.marker == 0xC0)
+    struct.pack_into(">HH", data, sof.offset + 5, 12000, 20000)
+    assert jpeg.orientation(bytes(data)) == 6
+
+
+def test_orientation_from_broken_or_missing_exif():
+    data = make_photo(64, 48)
+    (exif,) = jpeg.parse_jpeg(data).applications(data, jpeg.APP1, jpeg.EXIF_ID)
+    broken = data[: exif.offset + 10] + b"XX" + data[exif.offset + 12 :]  # the TIFF byte order mark
+    with pytest.raises(DepthError, match=rf"Exif at offset {exif.offset}: cannot read its Orientation"):
+        jpeg.orientation(broken)
+    assert jpeg.orientation(data[:2] + data[exif.end :]) == 1
+
+
+def test_marker_count_is_bounded():
+    """2M empty COM segments (8 MB) took 4.7 s in a Python loop; an image may hold 65536 markers."""
+    data = b"\xff\xd8" + b"\xff\xfe\x00\x02" * (segments.MAX_MARKERS + 1) + b"\xff\xd9"
+    with pytest.raises(DepthError, match="JPEG at offset 0: more than 65536 markers before offset 262146"):
+        jpeg.parse_jpeg(data)
+
+
+def test_fill_bytes_before_markers_are_skipped():
+    photo = make_photo(64, 48)
+    sof = next(s for s in jpeg.parse_jpeg(photo).segments if s.marker == 0xC0)
+    filled = photo[: sof.offset] + b"\xff" * 100_000 + photo[sof.offset :]
+    image = jpeg.parse_jpeg(filled)
+    assert [s.marker for s in image.segments] == [s.marker for s in jpeg.parse_jpeg(photo).segments]
+    assert image.end == len(filled)
+
+
+def test_mp_entries_may_not_overlap():
+    """3989 MP entries naming one 1 MB image made read_depth parse it 3989 times (1.4 s per MB)."""
+    data = jpeg.attach_depth(make_photo(64, 48), smooth_depth("hdis"))
+    (app2,) = jpeg.parse_jpeg(data).applications(data, jpeg.APP2, jpeg.mpf.MPF_ID)
+    tiff_at = app2.offset + 8
+    entries = jpeg.mpf.parse_index(data[tiff_at : app2.end], tiff_at).entries
+    again = [*entries, entries[1]]  # the depth image listed twice; one more entry moves it 16 bytes on
+    moved = [again[0]] + [jpeg.mpf.Entry(e.attribute, e.size, e.offset + jpeg.mpf.ENTRY_SIZE) for e in again[1:]]
+    patched = data[: app2.offset] + jpeg.segment(jpeg.APP2, jpeg.mpf.build_index(moved)) + data[app2.end :]
+    with pytest.raises(DepthError, match=r"MP entry 2 at offset \d+ overlaps MP entry 1"):
+        jpeg.read_depth(patched)
+
+
+@pytest.mark.parametrize(
+    ("tag", "type_", "count", "value"),
+    [(282, 2, 4, b"72\0\0"), (296, 4, 1, struct.pack("<I", 70000)), (305, 11, 1, struct.pack("<f", 1.5))],
+    ids=["ascii", "long", "float-software"],
+)
+def test_tiff_photo_tags_exif_cannot_hold_are_depth_errors(tmp_path, tag, type_, count, value):
+    """XResolution stored as ASCII (TypeError), ResolutionUnit as a LONG 70000 (struct.error packing a
+    SHORT) or Software as a FLOAT (AttributeError: no .encode) leaked from encode_photo when a TIFF
+    photo's tags became the JPEG's Exif (fuzz photo reader)."""
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.zeros((8, 8, 3), np.uint8), photometric="rgb")
+    data = bytearray(buffer.getvalue())
+    (ifd,) = TiffFile(bytes(data)).walk()
+    struct.pack_into("<HI4s", data, ifd.offset + 2 + 12 * list(ifd.entries).index(tag) + 2, type_, count, value)
+    (tmp_path / "photo.tif").write_bytes(bytes(data))
+    with Image.open(tmp_path / "photo.tif") as image:
+        image.load()
+        with pytest.raises(DepthError, match="the photo's Exif/TIFF tags cannot be written into a JPEG"):
+            jpeg.encode_photo(image)

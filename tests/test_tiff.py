@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from gpu_depth.containers.tiff import (
     ASCII,
+    BYTE,
     LONG,
     MAX_IFDS,
     RATIONAL,
@@ -201,3 +202,30 @@ def test_mutated_files_raise_only_depth_error(data):
                 tiff.values(ifd, tag)
     except DepthError:
         pass
+
+
+def test_the_entries_of_all_ifds_together_are_bounded():
+    """256 IFDs of 65535 entries (200 MB) would take about a minute to list; a file may hold 65536 entries."""
+    entries = [(tag, SHORT, 1, b"\x01\0") for tag in range(400, 40_400)]
+    size = 2 + 12 * len(entries) + 4
+    data = tiny_tiff("<", [(entries, 8 + size), (entries, 0)])
+    with pytest.raises(DepthError, match="IFD1 @480014: its 40000 entries take the file past 65536 entries"):
+        TiffFile(data).walk()
+
+
+def test_values_are_counted_before_they_are_decoded():
+    """2M BYTE values in one entry became a 2M-element tuple before any size check."""
+    data = one_ifd("<", (300, BYTE, 2_000_000, struct.pack("<I", 8)))
+    data += bytes(2_000_000)
+    tiff = TiffFile(data)
+    (ifd,) = tiff.walk()
+    with pytest.raises(DepthError, match=r"IFD0 tag 300: 2000000 values, more than the 1048576 allowed"):
+        tiff.integers(ifd, 300)
+    assert len(tiff.integers(ifd, 256)) == 1
+
+
+def test_more_subifds_than_ifds_are_refused_before_decoding():
+    data = one_ifd("<", (SUBIFDS, LONG, MAX_IFDS + 1, struct.pack("<I", 8)))
+    data += bytes(4 * (MAX_IFDS + 1))
+    with pytest.raises(DepthError, match=rf"tag 330 \(SubIFDs\): {MAX_IFDS + 1} values, more than the {MAX_IFDS}"):
+        TiffFile(data).walk()

@@ -5,7 +5,7 @@ from conftest import sample
 from test_depthdata import CALIBRATION
 
 from gpu_depth import DepthError, DepthMetadata
-from gpu_depth.xmp import PixelDataInfo, build_depth_xmp, parse_depth_xmp, parse_xml
+from gpu_depth.xmp import RDF, PixelDataInfo, build_depth_xmp, parse_depth_xmp, parse_xml
 
 
 def xmp_packets(path):
@@ -89,3 +89,47 @@ def test_dtds_and_entities_are_refused(packet):
 def test_bad_xmp_values(packet, message):
     with pytest.raises(DepthError, match=message):
         parse_depth_xmp(packet)
+
+
+SEQ = b"<rdf:Seq><rdf:li>True</rdf:li></rdf:Seq>"
+
+
+@pytest.mark.parametrize("name", ["Filtered", "Accuracy", "Quality"])
+def test_text_properties_given_as_a_seq_are_refused(name):
+    """A Seq where Apple writes text: ``.lower()`` on the list raised AttributeError (fuzz finding)."""
+    packet = build_depth_xmp(PixelDataInfo("disparity", 1, 2, 0, 255, 0, 1), DepthMetadata())
+    packet = re.sub(rf"(<depthData:{name}>)[^<]*(<)".encode(), rb"\1" + SEQ + rb"\2", packet)
+    with pytest.raises(DepthError, match=f"depthData:{name} is missing or not text"):
+        parse_depth_xmp(packet)
+
+
+def test_empty_optional_text_takes_its_default():
+    packet = build_depth_xmp(PixelDataInfo("disparity", 1, 2, 0, 255, 0, 1), DepthMetadata(quality="low"))
+    _, metadata = parse_depth_xmp(packet.replace(b">low<", b"><"))
+    assert metadata.quality == "high"
+
+
+def nested(levels: int) -> bytes:
+    body = '<rdf:Description xmlns:a="urn:a"><a:b>' * levels + "</a:b></rdf:Description>" * levels
+    return f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="{RDF}">{body}</rdf:RDF></x:xmpmeta>'.encode()
+
+
+def test_deep_nesting_is_refused():
+    """Nested Descriptions made the property walk quadratic: 500 kB nested 8000 deep took 1.5 s, 4 MiB minutes."""
+    with pytest.raises(DepthError, match="XMP: elements nested deeper than 64 levels"):
+        parse_depth_xmp(nested(8000))
+    parse_depth_xmp(nested(30))
+
+
+def test_list_items_are_read_from_the_seq_only():
+    packet = build_depth_xmp(PixelDataInfo("disparity", 1, 2, 0, 255, 0, 1), DepthMetadata(calibration=CALIBRATION))
+    _, metadata = parse_depth_xmp(packet)
+    assert metadata.calibration == CALIBRATION
+    stray = packet.replace(b"<rdf:Seq>", b"<rdf:Seq><rdf:Description><rdf:li>9</rdf:li></rdf:Description>", 1)
+    assert parse_depth_xmp(stray)[1].calibration == CALIBRATION
+
+
+def test_unknown_declared_encoding_is_malformed_xml():
+    """expat looks a declared encoding up with Python's codecs: LookupError leaked (fuzz finding)."""
+    with pytest.raises(DepthError, match=r"XMP: malformed XML .*unknown encoding: utf-65536"):
+        parse_depth_xmp(b"<?xml version='1.0' encoding='utf-65536'?><x:xmpmeta xmlns:x='adobe:ns:meta/'/>")

@@ -82,9 +82,8 @@ def parse_aux_subtype(subtype: bytes) -> DepthRepresentation | None:
         raise DepthError(f"auxC depth SEI: NAL type {(nal[0] >> 1) & 63} is not an SEI")
     pos, fields = 2, []
     for _ in range(2):  # payloadType, payloadSize: runs of 0xFF then a final byte
-        value = 0
-        while pos < len(nal) and nal[pos] == 0xFF:
-            value, pos = value + 255, pos + 1
+        run = len(nal) - pos - len(nal[pos:].lstrip(b"\xff"))  # counted in C: a run may be the whole box
+        value, pos = 255 * run, pos + run
         if pos >= len(nal):
             raise DepthError("auxC depth SEI: truncated payload header")
         fields.append(value + nal[pos])

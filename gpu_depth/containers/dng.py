@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import limits
 from ..depthdata import DepthData, DepthMetadata
 from ..errors import DepthError
 from ..formats import PixelFormat
@@ -41,6 +42,7 @@ from .tiff import (
     RATIONAL,
     SHORT,
     SUBIFDS,
+    TYPES,
     Entry,
     Ifd,
     TiffFile,
@@ -82,8 +84,6 @@ ORIENTATION = 274
 TILE_WIDTH, TILE_LENGTH, TILE_OFFSETS, TILE_BYTE_COUNTS, SAMPLE_FORMAT, PREDICTOR = 322, 323, 324, 325, 339, 317
 UNCOMPRESSED, DEFLATE = 1, 8
 NO_PREDICTOR, HORIZONTAL_DIFFERENCING = 1, 2
-#: Most samples a depth map read may have (a 64 Mpix map; iPhones store 0.4 Mpix).
-MAX_DEPTH_SAMPLES = 1 << 26
 
 
 def accept(prefix: bytes) -> bool:
@@ -244,9 +244,9 @@ def open_dng(data: bytes) -> tuple[TiffFile, list[Ifd]]:
         raise DepthError("the TIFF file has no IFD0")
     if DNG_VERSION not in ifds[0]:
         raise DepthError("a TIFF without DNGVersion in IFD0 is not a DNG; depth maps are attached to DNG raws only")
-    version = tiff.integers(ifds[0], DNG_VERSION)
-    if ifds[0].entries[DNG_VERSION].type != BYTE or len(version) != 4:
-        raise DepthError(f"IFD0 tag DNGVersion must be 4 BYTEs, got {version!r}")
+    entry = ifds[0].entries[DNG_VERSION]
+    if entry.type != BYTE or entry.count != 4:
+        raise DepthError(f"IFD0 tag DNGVersion must be 4 BYTEs, got {entry.count} {TYPES[entry.type].name}")
     return tiff, ifds
 
 
@@ -255,10 +255,10 @@ def scalar(tiff: TiffFile, ifd: Ifd, tag: int, default: int | None = None) -> in
         if default is None:
             raise DepthError(f"{ifd.name} lacks tag {tag_name(tag)}")
         return default
-    values = tiff.integers(ifd, tag)
-    if len(values) != 1:
-        raise DepthError(f"{ifd.name} tag {tag_name(tag)} must hold 1 value, not {len(values)}")
-    return values[0]
+    count = ifd.entries[tag].count
+    if count != 1:  # checked before decoding: a count of millions is not read
+        raise DepthError(f"{ifd.name} tag {tag_name(tag)} must hold 1 value, not {count}")
+    return tiff.integers(ifd, tag)[0]
 
 
 def depth_ifds(tiff: TiffFile, ifds: list[Ifd]) -> list[Ifd]:
@@ -353,7 +353,7 @@ def _rational(tiff: TiffFile, ifd0: Ifd, tag: int) -> float | None:
 def _read_samples(tiff: TiffFile, ifd: Ifd) -> np.ndarray:
     """The depth IFD's 8- or 16-bit samples (uncompressed or Deflate) as a (height, width) array."""
     width, height = scalar(tiff, ifd, IMAGE_WIDTH), scalar(tiff, ifd, IMAGE_LENGTH)
-    bits = set(tiff.integers(ifd, BITS_PER_SAMPLE)) if BITS_PER_SAMPLE in ifd else {1}
+    bits = set(tiff.integers(ifd, BITS_PER_SAMPLE, most=4)) if BITS_PER_SAMPLE in ifd else {1}
     for tag, allowed in (
         (SAMPLES_PER_PIXEL, (1,)),
         (SAMPLE_FORMAT, (1,)),
@@ -365,8 +365,7 @@ def _read_samples(tiff: TiffFile, ifd: Ifd) -> np.ndarray:
             raise DepthError(f"{ifd.name}: depth maps with {tag_name(tag)} {value} are not supported")
     if bits not in ({8}, {16}):
         raise DepthError(f"{ifd.name}: depth samples must be 8 or 16 bits, not {sorted(bits)}")
-    if width <= 0 or height <= 0:
-        raise DepthError(f"{ifd.name}: bad depth map size {width}x{height}")
+    limits.check_pixels(width, height, f"{ifd.name}: depth map")
     decoder = _Decoder(tiff, ifd, np.dtype(f"{tiff.format.byteorder}u{bits.pop() // 8}"))
     if TILE_OFFSETS in ifd:
         return _read_tiles(decoder, width, height)
@@ -384,19 +383,19 @@ class _Decoder:
     def check_total(self, samples: int) -> None:
         """Refuse maps larger than the bound, or than the file can hold uncompressed."""
         size = samples * self.dtype.itemsize
-        if samples > MAX_DEPTH_SAMPLES or (not self.deflate and size > self.tiff.size):
+        if samples > limits.max_pixels() or (not self.deflate and size > self.tiff.size):
             raise DepthError(f"{self.ifd.name}: {samples} samples cannot be stored in the {self.tiff.size}-byte file")
 
     def chunks(self, offsets_tag: int, counts_tag: int, expected: int) -> list[tuple[int, int]]:
         ifd = self.ifd
         if offsets_tag not in ifd or counts_tag not in ifd:
             raise DepthError(f"{ifd.name} lacks {tag_name(offsets_tag)} or {tag_name(counts_tag)}")
-        offsets, counts = self.tiff.integers(ifd, offsets_tag), self.tiff.integers(ifd, counts_tag)
-        if len(offsets) != expected or len(counts) != expected:
+        found = ifd.entries[offsets_tag].count, ifd.entries[counts_tag].count
+        if found != (expected, expected):  # checked before decoding the values
             raise DepthError(
-                f"{ifd.name}: {len(offsets)} offsets and {len(counts)} byte counts for {expected} strips or tiles"
+                f"{ifd.name}: {found[0]} offsets and {found[1]} byte counts for {expected} strips or tiles"
             )
-        return list(zip(offsets, counts, strict=True))
+        return list(zip(self.tiff.integers(ifd, offsets_tag), self.tiff.integers(ifd, counts_tag), strict=True))
 
     def decode(self, index: int, offset: int, count: int, shape: tuple[int, int]) -> np.ndarray:
         where = f"{self.ifd.name}: strip/tile {index} at offset {offset}"

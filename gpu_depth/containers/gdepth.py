@@ -20,9 +20,10 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
+from .. import limits
 from ..depthdata import DepthData
 from ..errors import DepthError
-from ..xmp import MAX_XMP_BYTES, RDF, parse_xml
+from ..xmp import RDF, parse_xml
 from .segments import APP1, MAX_SEGMENT_PAYLOAD, JpegImage, Segment, segment
 
 GDEPTH = "http://ns.google.com/photos/1.0/depthmap/"
@@ -37,8 +38,6 @@ MAX_CHUNK = MAX_SEGMENT_PAYLOAD - len(EXTENSION_ID) - GUID_SIZE - CHUNK_HEADER.s
 XPACKET_BEGIN = b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>'
 XPACKET_END = b'<?xpacket end="w"?>'
 FORMATS = ("RangeInverse", "RangeLinear")
-#: Largest GDepth image decoded (pixels), against decompression bombs.
-MAX_PIXELS = 1 << 26
 
 _GUID = re.compile(r"[0-9A-F]{32}")
 _EMPTY_RDF = re.compile(rb"(<rdf:RDF\b[^>]*?)\s*/>")
@@ -99,8 +98,8 @@ def gdepth_edit(photo: bytes, primary: JpegImage, depth: DepthData, form: str, b
     """(start, stop, bytes): the primary's main XMP segment with GDepth added, then the Extended XMP segments."""
     props = encode(depth, form, bits)
     extended = _packet(_description({"Data": props.pop("Data")}))
-    if len(extended) > MAX_XMP_BYTES:
-        raise DepthError(f"GDepth data of {len(extended)} bytes exceeds the {MAX_XMP_BYTES}-byte XMP limit")
+    if len(extended) > (limit := limits.max_xmp_bytes()):
+        raise DepthError(f"GDepth data of {len(extended)} bytes exceeds the {limit}-byte XMP limit")
     guid = hashlib.md5(extended).hexdigest().upper()
     if primary.applications(photo, APP1, EXTENSION_ID):
         raise DepthError("the photo already has Extended XMP; GDepth is not added to it")
@@ -193,8 +192,8 @@ def _extended(data: bytes, primary: JpegImage, guid: str) -> bytes:
     if not chunks:
         raise DepthError(f"the XMP names Extended XMP {guid}, but no APP1 segment carries it")
     total = chunks[0][1]
-    if total > MAX_XMP_BYTES:
-        raise DepthError(f"Extended XMP of {total} bytes exceeds the {MAX_XMP_BYTES}-byte limit")
+    if total > (limit := limits.max_xmp_bytes()):
+        raise DepthError(f"Extended XMP of {total} bytes exceeds the {limit}-byte limit")
     pieces, pos = [], 0
     for at, length, where, chunk in sorted(chunks):
         if length != total or at != pos:
@@ -228,8 +227,10 @@ def _image(props: dict[str, str]) -> tuple[np.ndarray, int]:
     try:
         blob = base64.b64decode("".join(props["Data"].split()), validate=True)  # writers wrap lines
         image = Image.open(io.BytesIO(blob), formats=["PNG", "JPEG"])
-        if image.width * image.height <= MAX_PIXELS:
-            image.load()
+        limits.check_pixels(image.width, image.height, "GDepth image")
+        image.load()
+    except DepthError:
+        raise
     except (
         binascii.Error,
         OSError,
@@ -239,8 +240,6 @@ def _image(props: dict[str, str]) -> tuple[np.ndarray, int]:
         Image.DecompressionBombError,
     ) as exc:
         raise DepthError(f"GDepth:Data is not a readable {mime} image: {exc}") from None
-    if image.width * image.height > MAX_PIXELS:
-        raise DepthError(f"GDepth image of {image.size} exceeds {MAX_PIXELS} pixels")
     if image.mode.startswith("I"):
         return np.clip(np.asarray(image), 0, 65535).astype(np.uint16), 65535
     return np.asarray(image.convert("L")), 255

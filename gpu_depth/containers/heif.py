@@ -19,6 +19,7 @@ import struct
 import numpy as np
 import pillow_heif
 
+from .. import limits
 from ..depthdata import DepthData
 from ..errors import DepthError
 from ..formats import PixelFormat, StoredFormat
@@ -77,7 +78,7 @@ def read_depth(data: bytes) -> DepthData | None:
     info, metadata = None, None
     xmp_id = _xmp_item(meta, depth_id)
     if xmp_id is not None:
-        info, metadata = parse_depth_xmp(isobmff.item_data(heif, xmp_id))
+        info, metadata = parse_depth_xmp(isobmff.item_data(heif, xmp_id, limits.max_xmp_bytes()))
     pixels = decode_item(heif, depth_id)
     if info is None or not info.is_depth_map:
         info = _info_from_sei(_representation(meta, depth_id), pixels.dtype, depth_id)
@@ -145,6 +146,8 @@ def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
     if item is None or item.item_type != "hvc1":
         kind = item.item_type if item else "missing"
         raise DepthError(f"depth item {item_id} is {kind!r}; only hvc1 depth items are supported")
+    width, height = coded_size(heif.meta, item_id)
+    limits.check_pixels(width, height, f"depth item {item_id}")
     coded = isobmff.item_data(heif, item_id, MAX_DEPTH_ITEM_BYTES)
     properties = [
         (raw, essential)
@@ -156,12 +159,26 @@ def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
         image = pillow_heif.open_heif(io.BytesIO(standalone), convert_hdr_to_8bit=False)
         if not len(image):
             raise ValueError("no decodable image")
+        limits.check_pixels(*image.size, f"depth item {item_id} as decoded")
         pixels = np.asarray(image)
+    except DepthError:
+        raise
     except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as exc:
         raise DepthError(f"depth item {item_id}: pillow-heif cannot decode it: {exc}") from None
     if pixels.ndim == 3:
         pixels = pixels[..., 0]
     return pixels
+
+
+def coded_size(meta: Meta, item_id: int) -> tuple[int, int]:
+    """(width, height) from an item's ``ispe``, which HEIF requires of every image item."""
+    for kind, raw, _ in meta.item_properties(item_id):
+        if kind == "ispe":
+            box = isobmff.read_boxes(raw, 0, len(raw), parent=f"item {item_id} properties")[0]
+            reader = isobmff.Reader(raw, box)
+            reader.full_box()
+            return reader.uint(4, "image_width"), reader.uint(4, "image_height")
+    raise DepthError(f"item {item_id} has no ispe (image size) property")
 
 
 def _standalone(coded: bytes, properties: list[tuple[bytes, bool]]) -> bytes:
@@ -223,6 +240,8 @@ def attach_depth(
     meta.references += [Reference("auxl", depth_id, [primary]), Reference("cdsc", xmp_id, [depth_id])]
     if "iref" not in meta.order:
         meta.order.insert(meta.order.index("iinf") + 1, "iref")
+    if "iprp" not in meta.order:  # a photo without item properties: the depth item's need one
+        meta.order.append("iprp")
     return isobmff.rebuild(heif, meta, coded + xmp, frozenset({depth_id, xmp_id}))
 
 
@@ -281,12 +300,13 @@ def encode_photo(image, *, quality: int = 90, encoder_preset: str = "medium") ->
 
 def image_size(meta: Meta, item_id: int) -> tuple[int, int] | None:
     """An item's stored size: ``ispe``, cropped by ``clap`` when it has one; None without ispe."""
-    sizes = {kind: raw for kind, raw, _ in meta.item_properties(item_id) if kind in ("ispe", "clap")}
-    if len(sizes.get("ispe", b"")) < 20:
+    try:
+        width, height = coded_size(meta, item_id)
+    except DepthError:
         return None
-    width, height = struct.unpack_from(">II", sizes["ispe"], 12)
-    if len(sizes.get("clap", b"")) >= 24:
-        num_w, den_w, num_h, den_h = struct.unpack_from(">IIII", sizes["clap"], 8)
+    clap = next((raw for kind, raw, _ in meta.item_properties(item_id) if kind == "clap"), b"")
+    if len(clap) >= 24:
+        num_w, den_w, num_h, den_h = struct.unpack_from(">IIII", clap, 8)
         if den_w and den_h:
             width, height = round(num_w / den_w), round(num_h / den_h)
     return width, height

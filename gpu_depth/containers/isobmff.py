@@ -15,6 +15,10 @@ from ..errors import DepthError
 
 #: Deepest box nesting followed (file → meta → iprp → ipco → property is 4).
 MAX_DEPTH = 8
+#: Most entries of one kind a file may list: boxes in one parent, and the items, extents, property
+#: associations and references of the item tables (an iPhone HEIC has about 50 items).  Entries can
+#: take no bytes at all (iloc extents with 0-byte fields), so box sizes alone do not bound them.
+MAX_ENTRIES = 1 << 16
 #: Box header sizes: 32-bit size + type, and with the 64-bit ``largesize``.
 HEADER = 8
 LARGE_HEADER = 16
@@ -87,11 +91,16 @@ class Reader:
         self.pos += 0 if stop < 0 else 1
         return raw.decode("utf-8", "replace")
 
-    def count(self, size: int, entry_bytes: int, what: str) -> int:
-        """An entry count, refused when its entries cannot fit in what is left of the box."""
+    def count(self, size: int, entry_bytes: int, what: str, budget: list[int] | None = None) -> int:
+        """An entry count, refused when its entries cannot fit in what is left of the box, or when
+        it takes ``budget`` (a one-element running total of a table's entries) past MAX_ENTRIES."""
         value = self.uint(size, what)
         if value * entry_bytes > self.remaining:
             raise self.fail(f"{what} {value} needs more than the {self.remaining} bytes left")
+        if budget is not None:
+            budget[0] += value
+            if budget[0] > MAX_ENTRIES:
+                raise self.fail(f"{what} {value} takes the table past {MAX_ENTRIES} entries")
         return value
 
     def children(self, depth: int) -> list[Box]:
@@ -121,6 +130,8 @@ def read_boxes(data: bytes | memoryview, start: int, end: int, depth: int = 0, p
             raise DepthError(f"{kind!r} box at offset {pos}: size {size} is smaller than its header")
         if size > end - pos:
             raise DepthError(f"{kind!r} box at offset {pos}: size {size} runs past the end of {parent} at {end}")
+        if len(boxes) == MAX_ENTRIES:
+            raise DepthError(f"{parent}: more than {MAX_ENTRIES} boxes")
         boxes.append(Box(kind, pos, header, pos + size))
         pos += size
     return boxes
@@ -278,7 +289,11 @@ class Meta:
         self.references = references
 
     def next_item_id(self) -> int:
-        return max((item.item_id for item in self.items), default=0) + 1
+        """An ID above every one the tables mention, so no stale reference, location or association
+        of the file (to an item it lacks) can attach itself to a new item."""
+        used = {item.item_id for item in self.items} | set(self.locations) | set(self.associations)
+        used |= {i for ref in self.references for i in (ref.from_id, *ref.to_ids)} | {self.primary or 0}
+        return max(used) + 1
 
 
 def parse_meta(data: bytes | memoryview, box: Box, depth: int = 1) -> Meta:
@@ -291,8 +306,7 @@ def parse_meta(data: bytes | memoryview, box: Box, depth: int = 1) -> Meta:
     for child in reader.children(depth + 1):
         parser = _META_PARSERS.get(child.type)
         if parser is None:
-            raw = bytes(data[child.offset : child.end])
-            meta.order.append(raw)
+            meta.order.append(_explicit(data, child))
             if child.type == "idat":
                 if meta.idat is not None:
                     raise DepthError(f"{child}: second idat in meta")
@@ -326,7 +340,7 @@ def _parse_iinf(meta: Meta, reader: Reader, depth: int) -> None:
 
 def _parse_infe(reader: Reader) -> ItemInfo:
     version, flags = reader.full_box()
-    raw = bytes(reader.data[reader.box.offset : reader.box.end])
+    raw = _explicit(reader.data, reader.box)
     if version < 2:
         item_id = reader.uint(2, "item_ID")
         return ItemInfo(item_id, "", flags, raw=raw)
@@ -354,8 +368,9 @@ def _parse_iloc(meta: Meta, reader: Reader, depth: int) -> None:
     meta.iloc_index_size = index_size
     id_size = 4 if version == 2 else 2
     entry_min = id_size + (2 if version else 0) + 2 + base_size + 2
-    count = reader.count(2 if version < 2 else 4, entry_min, "iloc item_count")
+    count = reader.count(2 if version < 2 else 4, entry_min, "iloc item_count", [0])
     extent_bytes = index_size + offset_size + length_size
+    extents_seen = [0]
     for _ in range(count):
         item_id = reader.uint(id_size, "item_ID")
         method = reader.uint(2, "construction_method") & 15 if version else FILE_OFFSET
@@ -364,7 +379,7 @@ def _parse_iloc(meta: Meta, reader: Reader, depth: int) -> None:
         data_reference = reader.uint(2, "data_reference_index")
         base = reader.uint(base_size, "base_offset")
         extents = []
-        for _ in range(reader.count(2, extent_bytes, "extent_count")):
+        for _ in range(reader.count(2, extent_bytes, "extent_count", extents_seen)):
             index = reader.uint(index_size, "extent_index")
             offset = base + reader.uint(offset_size, "extent_offset")
             extents.append(Extent(offset, reader.uint(length_size, "extent_length"), index))
@@ -376,10 +391,11 @@ def _parse_iloc(meta: Meta, reader: Reader, depth: int) -> None:
 def _parse_iref(meta: Meta, reader: Reader, depth: int) -> None:
     version, _ = reader.full_box()
     id_size = 2 if version == 0 else 4
+    references = [0]
     for box in reader.children(depth + 1):
         ref = Reader(reader.data, box)
         from_id = ref.uint(id_size, "from_item_ID")
-        count = ref.count(2, id_size, "reference_count")
+        count = ref.count(2, id_size, "reference_count", references)
         meta.references.append(Reference(box.type, from_id, [ref.uint(id_size, "to_item_ID") for _ in range(count)]))
         if ref.remaining:
             raise ref.fail(f"{ref.remaining} unexpected bytes after the references")
@@ -390,7 +406,7 @@ def _parse_iprp(meta: Meta, reader: Reader, depth: int) -> None:
         if box.type == "ipco" and "ipco" not in meta.iprp_order:
             meta.iprp_order.append("ipco")
             sub = Reader(reader.data, box)
-            meta.properties = [bytes(reader.data[p.offset : p.end]) for p in sub.children(depth + 2)]
+            meta.properties = [_explicit(reader.data, p) for p in sub.children(depth + 2)]
         elif box.type == "ipma":
             if "ipma" not in meta.iprp_order:
                 meta.iprp_order.append("ipma")
@@ -398,7 +414,7 @@ def _parse_iprp(meta: Meta, reader: Reader, depth: int) -> None:
         elif box.type == "ipco":
             raise DepthError(f"{box}: second ipco in iprp")
         else:
-            meta.iprp_order.append(bytes(reader.data[box.offset : box.end]))
+            meta.iprp_order.append(_explicit(reader.data, box))
     if "ipco" not in meta.iprp_order:
         raise reader.fail("iprp lacks ipco")
     for item_id, entries in meta.associations.items():
@@ -411,11 +427,12 @@ def _parse_ipma(meta: Meta, reader: Reader) -> None:
     version, flags = reader.full_box()
     id_size = 2 if version == 0 else 4
     wide = flags & 1
-    count = reader.count(4, id_size + 1, "ipma entry_count")
+    count = reader.count(4, id_size + 1, "ipma entry_count", [0])
+    associations = [0]
     for _ in range(count):
         item_id = reader.uint(id_size, "item_ID")
         entries = []
-        for _ in range(reader.count(1, 1 + wide, "association_count")):
+        for _ in range(reader.count(1, 1 + wide, "association_count", associations)):
             value = reader.uint(1 + wide, "property index")
             top = 0x8000 if wide else 0x80
             if value & (top - 1):
@@ -501,7 +518,8 @@ def _iref_bytes(meta: Meta) -> bytes:
 
 
 def _iprp_bytes(meta: Meta) -> bytes:
-    order = meta.iprp_order if "ipma" in meta.iprp_order else [*meta.iprp_order, "ipma"]
+    order = [*(["ipco"] if "ipco" not in meta.iprp_order else []), *meta.iprp_order]
+    order += [] if "ipma" in order else ["ipma"]
     parts = {"ipco": box_bytes("ipco", b"".join(meta.properties)), "ipma": _ipma_bytes(meta)}
     return box_bytes("iprp", b"".join(parts[c] if isinstance(c, str) else c for c in order))
 
@@ -608,7 +626,8 @@ def new_file(file_type: FileType, meta: Meta, payload: bytes) -> bytes:
 
 
 def _explicit(data: bytes | memoryview, box: Box) -> bytes:
-    """A top-level box's bytes, with an explicit size where it had size 0 ("to the end of file")."""
+    """A box's bytes, with an explicit size where it had size 0 ("to the end of the parent"), so that
+    boxes written after it, in the file or in its parent, stay boxes of their own."""
     if struct.unpack_from(">I", data, box.offset)[0] != 0:
         return bytes(data[box.offset : box.end])
     return box_bytes(box.type, bytes(data[box.start : box.end]))

@@ -9,12 +9,15 @@ Reading accepts any MPF JPEG and ignores the size of MP entry 0, which Apple wri
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import limits
 from ..depthdata import DepthData
 from ..errors import DepthError
 from ..quantize import dequantize, quantize
@@ -29,12 +32,12 @@ if TYPE_CHECKING:
 NAME = "jpeg"
 EXTENSIONS = (".jpg", ".jpeg")
 
-#: Identifier that opens an APP1 XMP payload.
+#: Identifiers that open an APP1 XMP and an APP1 Exif payload; the Exif Orientation tag.
 XMP_ID = b"http://ns.adobe.com/xap/1.0/\0"
+EXIF_ID = b"Exif\0\0"
+ORIENTATION = 0x0112
 #: Quality of the depth JPEG (libjpeg's 100 moves at most one code by ±1 in a small share of pixels).
 DEPTH_QUALITY = 100
-#: Largest depth image decoded (pixels), against decompression bombs.
-MAX_DEPTH_PIXELS = 1 << 26
 #: MP entry attribute bits 24-26: image data format (0 = JPEG).
 _FORMAT_BITS = 7 << 24
 #: Exif tags of a TIFF photo's own layout, dropped when its IFD0 becomes a JPEG's Exif.
@@ -143,9 +146,13 @@ def encode_photo(image: Image.Image, *, quality: int = 90, encoder_preset: str |
         image = Image.fromarray((np.asarray(image, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8), "L")
     elif image.mode not in ("L", "RGB", "CMYK"):
         image = image.convert("RGB")
+    try:  # a tag the photo stored with another type than Exif's (XResolution as ASCII …) cannot be packed
+        exif_bytes = exif.tobytes() if len(exif) else b""
+    except (struct.error, TypeError, ValueError, AttributeError) as exc:
+        raise DepthError(f"the photo's Exif/TIFF tags cannot be written into a JPEG: {exc}") from None
     buffer = io.BytesIO()
     options = {"icc_profile": image.info.get("icc_profile")} if image.info.get("icc_profile") else {}
-    image.save(buffer, "JPEG", quality=quality, exif=exif.tobytes() if len(exif) else b"", **options)
+    image.save(buffer, "JPEG", quality=quality, exif=exif_bytes, **options)
     return buffer.getvalue()
 
 
@@ -168,6 +175,13 @@ def _secondaries(data: bytes, primary: JpegImage) -> tuple[Segment | None, int, 
                 f"outside the data after the primary image ({primary.end}..{len(data)})"
             )
         images.append(_Secondary(number, entry, start, end))
+    ordered = sorted(images, key=lambda image: image.start)
+    for before, after in pairwise(ordered):
+        if after.start < before.end:  # each image is read once, so reading stays linear in the file size
+            raise DepthError(
+                f"MPF at offset {tiff_at}: MP entry {after.number} at offset {after.start} overlaps "
+                f"MP entry {before.number} ({before.start}..{before.end})"
+            )
     return mpf_segment, index.entries[0].attribute, images
 
 
@@ -190,12 +204,12 @@ def _decode_map(data: bytes, image: _Secondary, info, metadata) -> DepthData:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             decoder = JpegImagePlugin.JpegImageFile(io.BytesIO(data[image.start : image.end]))
-            if decoder.width * decoder.height <= MAX_DEPTH_PIXELS:
-                decoder.load()
+            limits.check_pixels(decoder.width, decoder.height, f"depth image at offset {image.start}")
+            decoder.load()
+    except DepthError:
+        raise
     except (OSError, SyntaxError, UnidentifiedImageError, ValueError, Warning) as exc:
         raise DepthError(f"depth image at offset {image.start} cannot be decoded: {exc}") from None
-    if decoder.width * decoder.height > MAX_DEPTH_PIXELS:
-        raise DepthError(f"depth image at offset {image.start} of {decoder.size} exceeds {MAX_DEPTH_PIXELS} pixels")
     if decoder.mode != "L":
         raise DepthError(f"depth image at offset {image.start} is {decoder.mode}, expected 8-bit gray")
     return dequantize(np.asarray(decoder), info, metadata)
@@ -248,12 +262,20 @@ def displayed_size(data: bytes) -> tuple[int, int]:
 
 
 def orientation(data: bytes) -> int:
-    """The Exif Orientation (1-8) of the primary image; 1 when absent or out of range."""
-    from PIL import Image, UnidentifiedImageError
+    """The Exif Orientation (1-8) of the primary image; 1 when absent or out of range.
 
+    Only the primary's APP1 Exif is parsed (by Pillow's Exif reader): the image itself is not opened,
+    so its size (Pillow refuses "decompression bombs" on open) does not matter.
+    """
+    from PIL import Image
+
+    found = parse_jpeg(data).applications(data, APP1, EXIF_ID)
+    if not found:
+        return 1
+    exif = Image.Exif()
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            value = image.getexif().get(0x0112, 1)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-        raise DepthError(f"cannot read the photo's Exif orientation: {exc}") from None
-    return value if value in range(1, 9) else 1
+        exif.load(found[0].payload(data))
+        value = exif.get(ORIENTATION, 1)
+    except (SyntaxError, struct.error, ValueError, OSError) as exc:
+        raise DepthError(f"Exif at offset {found[0].offset}: cannot read its Orientation: {exc}") from None
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1

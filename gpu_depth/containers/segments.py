@@ -42,9 +42,13 @@ MARKERS: dict[int, str] = {
 STANDALONE = frozenset({TEM, SOI, EOI, *range(0xD0, 0xD8)})
 #: Most payload bytes a segment holds (its 16-bit length counts itself).
 MAX_SEGMENT_PAYLOAD = 65533
+#: Most markers read in one image (cameras write a few dozen; progressive files a few more scans).
+MAX_MARKERS = 1 << 16
 
 #: The end of entropy-coded data: 0xFF followed by anything but stuffing (00), RSTn or a fill byte.
 _SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+#: A marker's 0xFF and the fill bytes (more 0xFF) that may precede it.
+_FILL = re.compile(rb"\xff+")
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ def parse_jpeg(data: bytes, start: int = 0, stop: int | None = None) -> JpegImag
         raise DepthError(f"no JPEG SOI marker at offset {start}")
     segments = []
     pos = start + 2
-    while True:
+    for _ in range(MAX_MARKERS):
         pos, marker = _next_marker(data, pos, stop)
         name = MARKERS.get(marker)
         if name is None:
@@ -114,6 +118,7 @@ def parse_jpeg(data: bytes, start: int = 0, stop: int | None = None) -> JpegImag
         segment = _segment_at(data, pos, stop, marker)
         segments.append(segment)
         pos = _scan_end(data, segment, stop) if marker == SOS else segment.end
+    raise DepthError(f"JPEG at offset {start}: more than {MAX_MARKERS} markers before offset {pos}")
 
 
 def segment(marker: int, payload: bytes) -> bytes:
@@ -127,10 +132,10 @@ def _next_marker(data: bytes, pos: int, stop: int) -> tuple[int, int]:
     """Offset and code of the marker at ``pos``, skipping 0xFF fill bytes."""
     if pos >= stop:
         raise DepthError(f"JPEG: data ends at offset {stop} before the EOI marker")
-    if data[pos] != 0xFF:
+    fill = _FILL.match(data, pos, stop)
+    if fill is None:
         raise DepthError(f"JPEG: expected a marker at offset {pos}, found byte 0x{data[pos]:02X}")
-    while pos + 1 < stop and data[pos + 1] == 0xFF:
-        pos += 1
+    pos = fill.end() - 1
     if pos + 1 >= stop:
         raise DepthError(f"JPEG: data ends at offset {stop} inside a marker")
     return pos, data[pos + 1]

@@ -28,6 +28,10 @@ VALUE_FIELD_SIZE = 4
 #: Most IFDs read from one file, and deepest SubIFD nesting (IFD0 is depth 0).
 MAX_IFDS = 256
 MAX_DEPTH = 4
+#: Most entries read from all IFDs of a file together (a DNG's IFDs hold a few hundred), and most
+#: values decoded from one entry (a strip or tile offset per value: a million is a 64-gigapixel raw).
+MAX_ENTRIES = 1 << 16
+MAX_VALUES = 1 << 20
 
 SUBIFDS = 330
 
@@ -153,6 +157,7 @@ class TiffFile:
             raise DepthError("not a TIFF file: no 'II*\\0' or 'MM\\0*' header")
         self.format = TiffFormat(CLASSIC_MAGIC[data[:4]])
         (self.first_offset,) = self.format.unpack("I", data, 4)
+        self.entries_read = 0
 
     @property
     def size(self) -> int:
@@ -166,6 +171,9 @@ class TiffFile:
         end = offset + 2 + count * ENTRY_SIZE + 4
         if count == 0 or end > self.size:
             raise DepthError(f"{name} @{offset}: {count} entries do not fit in the {self.size}-byte file")
+        self.entries_read += count
+        if self.entries_read > MAX_ENTRIES:
+            raise DepthError(f"{name} @{offset}: its {count} entries take the file past {MAX_ENTRIES} entries")
         entries: dict[int, Entry] = {}
         for position in range(offset + 2, end - 4, ENTRY_SIZE):
             entry = self._entry(position, name)
@@ -192,16 +200,19 @@ class TiffFile:
             )
         return Entry(tag, type_, count, self.view[start : start + size], field)
 
-    def values(self, ifd: Ifd, tag: int) -> tuple:
-        """The decoded values of an entry (rationals as (numerator, denominator) pairs)."""
-        return decode(self.format, ifd.entries[tag])
+    def values(self, ifd: Ifd, tag: int, most: int = MAX_VALUES) -> tuple:
+        """The decoded values of an entry (rationals as (numerator, denominator) pairs), at most ``most``."""
+        entry = ifd.entries[tag]
+        if entry.count > most:
+            raise DepthError(f"{ifd.name} tag {entry.name}: {entry.count} values, more than the {most} allowed")
+        return decode(self.format, entry)
 
-    def integers(self, ifd: Ifd, tag: int) -> tuple[int, ...]:
-        """The values of an entry that must hold unsigned integers (BYTE, SHORT, LONG or IFD)."""
+    def integers(self, ifd: Ifd, tag: int, most: int = MAX_VALUES) -> tuple[int, ...]:
+        """The values of an entry that must hold unsigned integers (BYTE, SHORT, LONG or IFD), at most ``most``."""
         entry = ifd.entries[tag]
         if entry.type not in INTEGER_TYPES:
             raise DepthError(f"{ifd.name} tag {entry.name}: type {TYPES[entry.type].name} is not an integer type")
-        return decode(self.format, entry)
+        return self.values(ifd, tag, most)
 
     def walk(self) -> list[Ifd]:
         """Every IFD once: the IFD0 chain and the SubIFDs trees (and their chains) below it.
@@ -229,7 +240,7 @@ class TiffFile:
             if SUBIFDS in ifd:
                 if len(above) >= MAX_DEPTH:
                     raise DepthError(f"{name}: SubIFDs nested deeper than {MAX_DEPTH} levels")
-                for number, child in enumerate(self.integers(ifd, SUBIFDS)):
+                for number, child in enumerate(self.integers(ifd, SUBIFDS, MAX_IFDS)):
                     yield from self._chain(child, f"{name}.SubIFD{number}", frozenset(path), seen)
             offset, index = ifd.next_offset, index + 1
 

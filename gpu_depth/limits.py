@@ -1,0 +1,73 @@
+"""Size limits on what gpu_depth decodes from untrusted files, in one place.
+
+Every reader checks an image's declared size against the pixel limit before decoding it (the depth
+maps in HEIC, JPEG/MPF, GDepth and DNG files, and the depth-map files :mod:`gpu_depth.loaders`
+reads), and every XMP packet against the XMP limit.  Both are looked up at each call: a program sets
+``gpu_depth.limits.MAX_PIXELS`` / ``MAX_XMP_BYTES``; the environment variables
+``GPU_DEPTH_MAX_PIXELS`` / ``GPU_DEPTH_MAX_XMP_BYTES`` set them for the command line.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .errors import DepthError
+
+#: Largest image decoded, in pixels; None: ``GPU_DEPTH_MAX_PIXELS``, else 64 Mpix (256 MiB as float32).
+MAX_PIXELS: int | None = None
+DEFAULT_MAX_PIXELS = 1 << 26
+#: Largest XMP packet parsed (main or Extended XMP), in bytes; None: ``GPU_DEPTH_MAX_XMP_BYTES``, else 4 MiB.
+MAX_XMP_BYTES: int | None = None
+DEFAULT_MAX_XMP_BYTES = 4 << 20
+
+
+def max_pixels() -> int:
+    """The pixel limit in force."""
+    return _limit(MAX_PIXELS, "GPU_DEPTH_MAX_PIXELS", DEFAULT_MAX_PIXELS)
+
+
+def max_xmp_bytes() -> int:
+    """The XMP size limit in force."""
+    return _limit(MAX_XMP_BYTES, "GPU_DEPTH_MAX_XMP_BYTES", DEFAULT_MAX_XMP_BYTES)
+
+
+def check_pixels(width: int, height: int, what: str, limit: int | None = None) -> None:
+    """Refuse an image of ``width`` x ``height`` above ``limit`` (default: :func:`max_pixels`) or of no pixels."""
+    limit = max_pixels() if limit is None else limit
+    if width <= 0 or height <= 0:
+        raise DepthError(f"{what} has no pixels ({width}x{height})")
+    if width * height > limit:
+        raise DepthError(f"{what} of {width}x{height} exceeds the {limit}-pixel limit")
+
+
+def check_tiles(image, size: int) -> None:
+    """The strips/tiles a Pillow image will decode must start inside its ``size``-byte file and cover it.
+
+    Pillow takes TIFF StripOffsets of any type as they are (a RATIONAL or ASCII offset raised TypeError
+    on load) and leaves the part of an image no strip covers zero.  Plugins that decode by themselves
+    (HEIF, WebP) list no tiles and are left to their decoder.
+    """
+    if not image.tile:
+        return
+    covered = 0
+    for tile in image.tile:
+        box, offset = tile[1], tile[2]
+        if not isinstance(offset, int) or not 0 <= offset <= size:
+            raise DepthError(f"image data offset {offset!r} is outside the {size}-byte file")
+        covered += (box[2] - box[0]) * (box[3] - box[1]) if box else 0
+    if covered < image.width * image.height:
+        raise DepthError(f"the {image.width}x{image.height} image's strips cover only {covered} pixels")
+
+
+def _limit(value: int | None, variable: str, default: int) -> int:
+    if value is None:
+        text = os.environ.get(variable)
+        if text is None:
+            return default
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise DepthError(f"{variable}={text!r} is not an integer") from None
+    if value <= 0:
+        raise DepthError(f"{variable} must be a positive integer, got {value}")
+    return value

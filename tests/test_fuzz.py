@@ -1,0 +1,91 @@
+"""A short deterministic run of bench/fuzz.py's mutation fuzzing: every reader, only DepthError escapes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import fuzz
+
+#: Cases per reader: together about 10 s on one core of a CI machine (bench/fuzz.py runs 100,000 each).
+CASES = 3000
+SEED = 20261125
+
+
+@pytest.fixture(scope="module")
+def seeds() -> dict[str, list[fuzz.Seed]]:
+    return {reader: fuzz.RUNNERS[reader][0]() for reader in fuzz.READERS}
+
+
+@pytest.fixture(autouse=True)
+def scratch(tmp_path, monkeypatch):
+    """The loader cases' files go to this test's folder; Pillow's warnings on broken files are expected."""
+    monkeypatch.setattr(fuzz, "SCRATCH", [tmp_path])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+@pytest.mark.parametrize("reader", fuzz.READERS)
+def test_mutated_inputs_raise_nothing_but_depth_error(seeds, reader):
+    outcomes, traces = Counter(), []
+    for index in range(CASES):
+        outcome, _, _, trace = fuzz.run_case(reader, seeds[reader], SEED, index)
+        outcomes[outcome] += 1
+        if trace:
+            traces.append(trace)
+    assert not traces, f"{reader}: {dict(outcomes)}\n" + "\n".join(traces[:3])
+    assert outcomes["DepthError"] and outcomes["ok"], f"{reader}: mutations should both break and spare files"
+
+
+def test_seeds_cover_every_reader_and_read_back(seeds):
+    """The seeds are valid files: each container reader finds the depth map our own outputs carry."""
+    assert all(seeds[reader] for reader in fuzz.READERS)
+    for reader, module in (("heif", fuzz.heif), ("jpeg", fuzz.jpeg), ("dng", fuzz.dng)):
+        for seed in seeds[reader]:
+            assert (module.read_depth(seed.data) is None) == ("no-depth" in seed.name), seed.name
+
+
+def test_cases_are_deterministic_and_replayable(seeds):
+    first = [fuzz.make_case("jpeg", seeds["jpeg"], SEED, index)[1] for index in range(20)]
+    again = [fuzz.make_case("jpeg", seeds["jpeg"], SEED, index)[1] for index in range(20)]
+    other = [fuzz.make_case("jpeg", seeds["jpeg"], SEED + 1, index)[1] for index in range(20)]
+    assert first == again and first != other
+
+
+def test_a_leaked_exception_is_reported_with_its_traceback(seeds, monkeypatch):
+    def leaky(data: bytes, seed: fuzz.Seed) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setitem(fuzz.RUNNERS, "xmp", (fuzz.xmp_seeds, leaky))
+    outcome, _, _, trace = fuzz.run_case("xmp", seeds["xmp"], SEED, 3)
+    assert outcome == "KeyError" and "case 3" in trace and "boom" in trace
+
+
+def test_worker_crashes_and_hangs_are_counted_and_the_run_goes_on(monkeypatch):
+    """A reader that kills its process (as a C decoder's segfault would) or never returns is a finding too."""
+    crash, hang = 7, 13
+
+    def hostile(data: bytes, seed: fuzz.Seed) -> None:
+        if len(data) % crash == 0:
+            os._exit(70)
+        if len(data) % hang == 0:
+            time.sleep(60)
+
+    monkeypatch.setitem(fuzz.RUNNERS, "xmp", (fuzz.xmp_seeds, hostile))
+    seeds = fuzz.xmp_seeds()
+    sizes = [len(fuzz.make_case("xmp", seeds, SEED, index)[1]) for index in range(60)]
+    crashes = sum(size % crash == 0 for size in sizes)
+    hangs = sum(size % crash != 0 and size % hang == 0 for size in sizes)
+    stats = fuzz.fuzz(["xmp"], 60, SEED, jobs=2, chunk=20, hang=0.5, memory=0, progress=None)["xmp"]
+    assert crashes and hangs
+    assert stats.cases == 60
+    assert stats.counts["crash (exit 70)"] == crashes and stats.counts["hang (> 0.5 s)"] == hangs
+    assert stats.counts["ok"] == 60 - crashes - hangs
