@@ -834,6 +834,11 @@ def table(stats: dict[str, Stats]) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGINT or SIGTERM: stop the run; the table shows the cases finished so far."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=1000, help="cases per reader")
@@ -863,6 +868,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(trace or "", end="")
         return int(trace is not None)
+    for stop in (signal.SIGINT, signal.SIGTERM):  # also when started in the background, where SIGINT is ignored
+        signal.signal(stop, _interrupt)
     started = time.perf_counter()
     stats = fuzz(readers, args.cases, args.seed, args.jobs, args.chunk, args.hang, args.memory_mib << 20, args.progress)
     elapsed = time.perf_counter() - started
