@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import platform
-import statistics
-import time
 
 import numpy as np
 import tifffile
+from common import machine, median_of
 
 from gpu_depth import DepthData
 from gpu_depth.containers import dng
@@ -42,27 +40,16 @@ def depth() -> DepthData:
     return DepthData.from_array(1.5 + 2.9 * (x / width) * (y / height), "hdis")
 
 
-def timed(function, repeat: int) -> float:
-    """Median seconds of ``repeat`` calls after one warm-up call."""
-    function()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     data, depth_map = photo(), depth()
     attached = dng.attach_depth(data, depth_map)
-    copy = timed(lambda: bytearray(data), args.repeat)
-    attach = timed(lambda: dng.attach_depth(data, depth_map), args.repeat)
-    read = timed(lambda: dng.read_depth(attached), args.repeat)
-    print(f"machine: {platform.machine()}, Python {platform.python_version()}")
+    copy = median_of(lambda: bytearray(data), args.repeat)
+    attach = median_of(lambda: dng.attach_depth(data, depth_map), args.repeat)
+    read = median_of(lambda: dng.read_depth(attached), args.repeat)
+    print(f"machine: {machine()}")
     print(f"DNG {len(data) / 1e6:.1f} MB, depth {DEPTH_SIZE[1]}x{DEPTH_SIZE[0]} hdis, median of {args.repeat}")
     print(f"one copy of the file (baseline): {copy * 1e3:8.2f} ms")
     print(f"attach_depth:                    {attach * 1e3:8.2f} ms  ({attach / copy:.2f}x the copy)")

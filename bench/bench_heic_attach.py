@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import platform
-import statistics
-import time
 
 import numpy as np
 import pillow_heif
+from common import machine, median_of
 from PIL import Image
 
 from gpu_depth import DepthData
@@ -45,16 +43,6 @@ def depth() -> DepthData:
     return DepthData.from_array(1.5 + 2.9 * (x / width) * (y / height), "hdis")
 
 
-def timed(function, repeat: int) -> float:
-    """Median seconds of ``repeat`` calls."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def reencode(data: bytes, preset: str) -> bytes:
     """Decode the photo with pillow-heif and encode it again (what re-saving through pillow-heif does)."""
     image = pillow_heif.open_heif(io.BytesIO(data))
@@ -70,18 +58,15 @@ def main() -> None:
     args = parser.parse_args()
 
     data, depth_map = photo(not args.no_grid), depth()
-    print(
-        f"machine: {platform.machine()} {platform.processor() or ''}, pillow-heif {pillow_heif.__version__}, "
-        f"libheif {pillow_heif.libheif_version()}"
-    )
+    print(f"machine: {machine()}, pillow-heif {pillow_heif.__version__}, libheif {pillow_heif.libheif_version()}")
     print(
         f"photo: {WIDTH}x{HEIGHT} HEIC {'grid of 512 tiles' if not args.no_grid else 'single image'}, "
         f"{len(data) / 1e6:.1f} MB; depth {DEPTH_SIZE[0]}x{DEPTH_SIZE[1]} hdis"
     )
-    attach = timed(lambda: heif.attach_depth(data, depth_map), args.repeat)
+    attach = median_of(lambda: heif.attach_depth(data, depth_map), args.repeat)
     print(f"attach_depth (no re-encode, lossless depth): {attach * 1e3:8.1f} ms (median of {args.repeat})")
     for preset in ("medium", "ultrafast"):
-        baseline = timed(lambda preset=preset: reencode(data, preset), 1)
+        baseline = median_of(lambda preset=preset: reencode(data, preset), 1, warmup=False)
         print(
             f"pillow-heif decode + re-encode, preset {preset:9}: {baseline * 1e3:8.1f} ms  "
             f"ratio {baseline / attach:6.1f}x"

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
-import time
 
 import numpy as np
+from common import median_of
 from PIL import Image
 
 from gpu_depth import DepthData
@@ -35,16 +34,6 @@ def depth_map() -> DepthData:
     return DepthData.from_array(0.3 + 2.0 * (0.5 + 0.5 * np.sin(5 * x) * np.cos(3 * y)), "hdis")
 
 
-def timed(function, repeat: int) -> float:
-    """Median wall time of ``repeat`` calls, in seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -62,7 +51,7 @@ def main() -> None:
         return out.getvalue()
 
     ours(), pillow_mpo()  # warm up (imports, caches)
-    t_ours, t_pillow = timed(ours, args.repeat), timed(pillow_mpo, args.repeat)
+    t_ours, t_pillow = median_of(ours, args.repeat), median_of(pillow_mpo, args.repeat)
     print(f"photo {len(photo) / 1e6:.1f} MB, 4032x3024; depth 768x576 hdis; median of {args.repeat}")
     print(f"gpu_depth attach (primary kept):     {t_ours * 1e3:8.1f} ms")
     print(f"Pillow MPO writer (re-encodes):      {t_pillow * 1e3:8.1f} ms")

@@ -1,8 +1,10 @@
 """Items/s of the local pipeline with 1 and 2 encoder processes on the same data.
 
 Shows whether the encoders scale with cores and what share of wall time the conversion stage
-takes (it runs in the driver while workers encode).  Photos are the procedural example scene.
-Run: python bench/bench_pipeline.py [--count 24 --size 2016x1512 --container heic]
+takes (it runs in the driver while workers encode).  Photos are the procedural example scene at
+iPhone size; depth maps are 16-bit PNGs at a quarter of that, as depth models output them, stored
+at 768x576 as iPhones store them.
+Run: python bench/bench_pipeline.py [--count 24 --size 4032x3024 --depth-input 1008x756 --container heic]
 """
 
 from __future__ import annotations
@@ -23,11 +25,14 @@ from gpu_depth.jobs import pair_folders
 from gpu_depth.pipeline import Options, run
 
 
-def dataset(folder: Path, count: int, size: tuple[int, int], container: str) -> tuple[Path, Path]:
+def dataset(
+    folder: Path, count: int, size: tuple[int, int], depth_input: tuple[int, int], container: str
+) -> tuple[Path, Path]:
     photos, depths = folder / "photos", folder / "depth"
     photos.mkdir(parents=True)
     depths.mkdir()
-    rgb, depth = render(*size)
+    rgb, _ = render(*size)
+    _, depth = render(*depth_input)
     image = Image.fromarray(rgb)
     if container == "heic":
         from_pillow(image).save(photos / "p0000.heic", quality=80, enc_params={"preset": "ultrafast"})
@@ -41,10 +46,21 @@ def dataset(folder: Path, count: int, size: tuple[int, int], container: str) -> 
     return photos, depths
 
 
-def measure(photos: Path, depths: Path, out: Path, workers: int, depth_size) -> tuple[float, float]:
+def measure(
+    photos: Path, depths: Path, out: Path, workers: int, depth_size, output: str, threads: int | None
+) -> tuple[float, float]:
     jobs, _ = pair_folders(photos, depths)
     lines = []
-    options = Options(out=out, near=NEAR, far=FAR, workers=workers, backend="numpy", depth_size=depth_size)
+    options = Options(
+        out=out,
+        near=NEAR,
+        far=FAR,
+        workers=workers,
+        backend="numpy",
+        depth_size=depth_size,
+        container=output,
+        encoder_preset="ultrafast",
+    )
     start = time.perf_counter()
     summary = run(jobs, options, lines.append)
     wall = time.perf_counter() - start
@@ -54,20 +70,38 @@ def measure(photos: Path, depths: Path, out: Path, workers: int, depth_size) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=24)
-    parser.add_argument("--size", default="2016x1512")
+    parser.add_argument("--count", type=int, default=48)
+    parser.add_argument("--size", default="4032x3024")
+    parser.add_argument("--depth-input", default="1008x756")
     parser.add_argument("--depth-size", default="768x576")
-    parser.add_argument("--container", choices=("heic", "jpeg"), default="jpeg")
+    parser.add_argument("--container", choices=("heic", "jpeg"), default="heic", help="the photos' container")
+    parser.add_argument(
+        "--output",
+        choices=("same", "heic", "jpeg"),
+        default="same",
+        help="output container; another than the photos' re-encodes them (x265 ultrafast)",
+    )
+    parser.add_argument(
+        "--encoder-threads",
+        type=int,
+        default=1,
+        help="x265 threads per worker (1 measures process scaling; 0 = the pipeline's default)",
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as folder:
-        photos, depths = dataset(Path(folder), args.count, parse_size(args.size), args.container)
+        photos, depths = dataset(
+            Path(folder), args.count, parse_size(args.size), parse_size(args.depth_input), args.container
+        )
         rates = {}
         for workers in (1, 2):
-            rate, share = measure(photos, depths, Path(folder) / f"out{workers}", workers, parse_size(args.depth_size))
+            out = Path(folder) / f"out{workers}"
+            threads = args.encoder_threads or None
+            rate, share = measure(photos, depths, out, workers, parse_size(args.depth_size), args.output, threads)
             rates[workers] = rate
             print(
-                f"{args.count} {args.container} photos {args.size}, depth {args.depth_size}, {workers} worker(s): "
+                f"{args.count} {args.container} {args.size} -> {args.output}, depth {args.depth_input} "
+                f"stored at {args.depth_size}, {workers} worker(s) x {args.encoder_threads or 'auto'} x265 thread(s): "
                 f"{rate:.2f} items/s, conversion stage {share:.1%} of wall time"
             )
         print(f"scaling 2 vs 1 workers: {rates[2] / rates[1]:.2f}x")

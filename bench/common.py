@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable
 
@@ -17,6 +18,18 @@ def best_of(func: Callable[[], object], repeat: int = 5) -> float:
         func()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def median_of(func: Callable[[], object], repeat: int = 5, warmup: bool = True) -> float:
+    """Median wall time of ``repeat`` calls, in seconds (after one warm-up call unless told not to)."""
+    if warmup:
+        func()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def machine() -> str:

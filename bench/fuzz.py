@@ -1,12 +1,13 @@
 """Mutation fuzzing of every reader gpu_depth runs on untrusted files.
 
-Readers: ``heif`` (heif.read_depth + orientation), ``isobmff`` (box/item tables, every item's data, auxC
-SEI, rebuild), ``jpeg`` (jpeg.read_depth incl. MPF and GDepth/Extended XMP + orientation), ``dng``
-(dng.read_depth + orientation), ``xmp`` (xmp.parse_depth_xmp), ``loaders`` (loaders.load_depth_map
-on PNG, TIFF, PGM and .npy files) and ``attach`` (attach_depth on mutated HEIC/JPEG/DNG photos: the
-result must read back with the map and keep the photo's coded bytes).  Seeds are files made here at
-start (photos converted and attached by gpu_depth, GDepth JPEGs, DNGs written with tifffile) plus
-``../shared/samples/*``.
+Readers: ``heif`` (heif.read_depth, orientation, displayed_size), ``isobmff`` (box/item tables, every
+item's data, auxC SEI, rebuild), ``jpeg`` (jpeg.read_depth incl. MPF and GDepth/Extended XMP,
+orientation, displayed_size), ``dng`` (dng.read_depth, orientation, displayed_size), ``xmp``
+(xmp.parse_depth_xmp), ``loaders`` (loaders.load_depth_map on PNG, TIFF, PGM and .npy files),
+``attach`` (attach_depth on mutated HEIC/JPEG/DNG photos: the result must read back with the map and
+keep the photo's coded bytes) and ``photo`` (api.decode_photo and the JPEG re-encoding of PNG, TIFF,
+WebP, HEIC and JPEG photos).  Seeds are files made here at start (photos converted and attached by
+gpu_depth, GDepth JPEGs, DNGs written with tifffile) plus ``../shared/samples/*``.
 
 Each case mutates one seed (byte flips, truncation, 16/32-bit length and offset fields set to 0,
 huge or near values, chunk duplication, deletion and splicing with another seed; XML-aware edits for
@@ -47,7 +48,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpu_depth import DepthData, DepthError, DepthMetadata
-from gpu_depth.api import _decode_photo
+from gpu_depth.api import decode_photo
 from gpu_depth.containers import dng, heif, isobmff, jpeg, sniff
 from gpu_depth.containers.depth_sei import parse_aux_subtype
 from gpu_depth.containers.segments import APP1, APP2, parse_jpeg
@@ -509,7 +510,7 @@ def _calls(*calls: Callable[[], object]) -> None:
 
 
 def run_heif(data: bytes, seed: Seed) -> None:
-    _calls(lambda: heif.read_depth(data), lambda: heif.orientation(data))
+    _calls(lambda: heif.read_depth(data), lambda: heif.orientation(data), lambda: heif.displayed_size(data))
 
 
 def run_isobmff(data: bytes, seed: Seed) -> None:
@@ -529,12 +530,13 @@ def run_jpeg(data: bytes, seed: Seed) -> None:
     _calls(
         lambda: jpeg.read_depth(data),
         lambda: jpeg.orientation(data),
+        lambda: jpeg.displayed_size(data),
         lambda: jpeg.read_gdepth(data, parse_jpeg(data)),
     )
 
 
 def run_dng(data: bytes, seed: Seed) -> None:
-    _calls(lambda: dng.read_depth(data), lambda: dng.orientation(data))
+    _calls(lambda: dng.read_depth(data), lambda: dng.orientation(data), lambda: dng.displayed_size(data))
 
 
 def attach_seeds() -> list[Seed]:
@@ -618,7 +620,7 @@ def run_loaders(data: bytes, seed: Seed) -> None:
 
 def run_photo(data: bytes, seed: Seed) -> None:
     """Decode a photo as attach_depth does before re-encoding it, then re-encode it as JPEG."""
-    jpeg.encode_photo(_decode_photo(_scratch(data, f"photo{seed.suffix}")), quality=80)
+    jpeg.encode_photo(decode_photo(_scratch(data, f"photo{seed.suffix}")), quality=80)
 
 
 RUNNERS = {

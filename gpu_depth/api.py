@@ -64,7 +64,7 @@ def attach_depth(
         raise DepthError(f"{photo}: unknown photo format; name the output container")
     try:
         if source is not target:
-            data = target.encode_photo(_decode_photo(photo), quality=quality, encoder_preset=encoder_preset)
+            data = target.encode_photo(decode_photo(photo), quality=quality, encoder_preset=encoder_preset)
         result = target.attach_depth(data, depth, replace=replace, **attach_options)
     except DepthError as exc:
         raise DepthError(f"{photo}: {exc}") from None
@@ -99,7 +99,7 @@ def _by_suffix(path: PathLike):
         return None
 
 
-def _decode_photo(path: PathLike):
+def decode_photo(path: PathLike):
     """Open a photo of any format Pillow (with pillow-heif) reads, for re-encoding.
 
     Pillow reads from the bytes in memory: its plugins read what a length field says (a PNG IDAT of

@@ -22,6 +22,7 @@ EPILOG = """examples:
   gpu-depth convert --photos photos/ --depth depth/ --depth-suffix _depth --near 0.3 --far 12 --out out/
   gpu-depth convert --manifest pairs.csv --preset kitti --container heic --depth-size 768x576 --out out/
   gpu-depth inspect out/*.heic
+  gpu-depth verify out/*.heic out/*.jpg
 """
 
 
@@ -57,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     preview.add_argument("--out", type=Path, help="default: FILE's name with -preview.png")
     preview.set_defaults(run=_preview)
     commands.add_parser("info", help="backend, GPU and library versions").set_defaults(run=_info)
+    verify = commands.add_parser("verify", help="why a photo's depth will or will not show on Apple devices")
+    verify.add_argument("files", nargs="+", type=Path)
+    verify.add_argument("--json", action="store_true", help="one JSON object per file")
+    verify.set_defaults(run=_verify)
     return parser
 
 
@@ -84,9 +89,12 @@ def _convert_parser(sub: argparse.ArgumentParser) -> None:
     )
     sub.add_argument("--backend", choices=("auto", "cupy", "numpy"), default="auto")
     sub.add_argument("--batch-size", type=int, default=16)
-    sub.add_argument("--workers", type=int, help="encoder processes (default: all cores)")
+    sub.add_argument("--workers", type=int, help="encoder processes, or a local Ray's CPUs (default: all cores)")
+    sub.add_argument("--engine", choices=("local", "ray"), default="local", help="run here, or on Ray (extra: ray)")
+    sub.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
     sub.add_argument("--quality", type=int, default=90, help="quality when a photo must be re-encoded")
     sub.add_argument("--encoder-preset", default="medium", help="x265 preset when re-encoding to HEIC")
+    sub.add_argument("--gdepth", action="store_true", help="JPEG outputs also carry Google's GDepth (Android)")
     sub.add_argument("--shard", help="I/N: do shard I of N (default: from Slurm/AWS Batch/Kubernetes variables)")
     sub.add_argument("--resume", action="store_true", help="skip items whose output exists and reads back")
     sub.add_argument("--report", type=Path, help="JSON Lines report (default: OUT/report[.shard-I-of-N].jsonl)")
@@ -111,21 +119,31 @@ def _inspect(args: argparse.Namespace) -> int:
             print(f"gpu-depth: {exc}", file=sys.stderr)
             failed += 1
             continue
-        summary = _describe(path, depth)
+        summary = {"file": str(path), **_location(path), **_describe(depth)}
         print(json.dumps(summary) if args.json else _table(summary))
     return 1 if failed else 0
 
 
-def _describe(path: Path, depth) -> dict:
+def _location(path: Path) -> dict:
+    """The container and where in it the depth is (item, MP entry, IFD), as verify finds it."""
+    from . import containers
+    from .api import read_file
+    from .verify import verify_bytes
+
+    data = read_file(path)
+    where = next((f.where for f in verify_bytes(data) if f.rule.endswith(".depth-found")), None)
+    return {"container": containers.sniff(data).NAME, "location": where}
+
+
+def _describe(depth) -> dict:
     if depth is None:
-        return {"file": str(path), "depth": None}
+        return {"depth": None}
     import numpy as np
 
     values = depth.array
     finite = values[np.isfinite(values)]
     meta = depth.metadata
     return {
-        "file": str(path),
         "pixel_format": depth.pixel_format.fourcc,
         "quantity": depth.pixel_format.quantity,
         "width": depth.width,
@@ -144,7 +162,7 @@ def _describe(path: Path, depth) -> dict:
 
 def _table(summary: dict) -> str:
     if summary.get("depth", True) is None:
-        return f"{summary['file']}: no depth"
+        return f"{summary['file']}: no depth ({summary['container']})"
     width = max(map(len, summary))
     return "\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()) + "\n"
 
@@ -174,6 +192,29 @@ def _info(args: argparse.Namespace) -> int:
 
     print(describe())
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """Exit 0: no file has an error; 1: some file has; 2: some file cannot be read."""
+    from .verify import describe, has_errors, verify
+
+    status = 0
+    for path in args.files:
+        try:
+            findings = verify(path)
+        except DepthError as exc:
+            print(f"gpu-depth: {exc}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"file": str(path), "error": str(exc)}))
+            status = 2
+            continue
+        status = max(status, int(has_errors(findings)))
+        if args.json:
+            items = [finding.to_dict() for finding in findings]
+            print(json.dumps({"file": str(path), "ok": not has_errors(findings), "findings": items}))
+        else:
+            print(describe(path, findings))
+    return status
 
 
 if __name__ == "__main__":

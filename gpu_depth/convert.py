@@ -12,7 +12,10 @@ from .errors import DepthError
 from .formats import PixelFormat
 from .mapping import FLOAT_DTYPES, INTEGER_DTYPES, DepthMapping
 
-ArrayLike = np.ndarray  # or any object with __cuda_array_interface__ / DLPack on the cupy backend
+#: NumPy or CuPy arrays, or anything exposing ``__cuda_array_interface__``, DLPack or ``__array__`` (PyTorch…).
+ArrayLike = object
+#: DLPack's device type of host memory.
+DLPACK_CPU = 1
 
 
 def convert(
@@ -37,7 +40,7 @@ def convert(
     if not isinstance(mapping, DepthMapping):
         raise DepthError(f"mapping must be a DepthMapping, got {type(mapping).__name__}")
     single = getattr(maps, "ndim", None) == 2
-    batch = [maps] if single else list(_split(maps))
+    batch = [_as_array(m) for m in ([maps] if single else _split(maps))]
     for index, values in enumerate(batch):
         _check_map(values, index)
     sizes = _sizes(size, batch)
@@ -74,6 +77,29 @@ def _split(maps: object) -> Iterable:
     if isinstance(maps, (str, bytes)) or not isinstance(maps, Iterable):
         raise DepthError(f"expected a 2-D map, a 3-D batch or a sequence of maps, got {type(maps).__name__}")
     return maps
+
+
+def _as_array(values: object) -> object:
+    """NumPy and CuPy arrays as they are; other GPU arrays through CuPy (no copy), host ones through NumPy."""
+    if isinstance(values, np.ndarray) or type(values).__module__.split(".")[0] == "cupy":
+        return values
+    if hasattr(values, "__cuda_array_interface__"):
+        return _cupy().asarray(values)
+    if hasattr(values, "__dlpack_device__"):
+        on_host = values.__dlpack_device__()[0] == DLPACK_CPU
+        return np.from_dlpack(values) if on_host else _cupy().from_dlpack(values)
+    try:
+        return np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise DepthError(f"expected an array, got {type(values).__name__}: {exc}") from None
+
+
+def _cupy():
+    try:
+        import cupy
+    except ImportError:
+        raise DepthError("a GPU array needs CuPy: pip install 'gpu_depth[gpu]'") from None
+    return cupy
 
 
 def _check_map(values: object, index: int) -> None:

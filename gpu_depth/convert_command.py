@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import DepthError
@@ -42,7 +44,7 @@ def run_convert(args: argparse.Namespace) -> int:
             print(f"gpu-depth: {line['photo']}: {line['error']}", file=sys.stderr)
 
     try:
-        summary = run(jobs, options, on_result)
+        summary = _engine(args)(jobs, options, on_result)
     finally:
         progress.close()
     summary["unmatched"] = len(unmatched)
@@ -82,6 +84,7 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         resume=args.resume,
         quality=args.quality,
         encoder_preset=args.encoder_preset,
+        gdepth=args.gdepth,
         **extra,
     )
 
@@ -104,6 +107,16 @@ def _jobs(args: argparse.Namespace, out: Path) -> tuple[list[Job], list[str]]:
     if args.photo:
         return [Job(args.photo, args.depth)], []
     return pair_folders(args.photos, args.depth, args.depth_suffix)
+
+
+def _engine(args: argparse.Namespace) -> Callable[[list[Job], Options, Callable[[dict], None]], dict]:
+    if args.engine == "local":
+        if args.ray_address:
+            raise DepthError("--ray-address needs --engine ray")
+        return run
+    from .distributed import run_ray
+
+    return functools.partial(run_ray, address=args.ray_address, num_cpus=args.workers)
 
 
 def _shard(args: argparse.Namespace) -> tuple[int, int] | None:

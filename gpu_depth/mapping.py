@@ -154,8 +154,12 @@ def round_to_format(values: np.ndarray, pixel_format: PixelFormat) -> np.ndarray
     overflow = np.isinf(rounded)
     if overflow.any():
         bad = float(values[overflow].flat[0])
-        if math.isinf(bad):
+        if math.isinf(bad) and pixel_format.is_disparity:
             raise DepthError(f"{pixel_format}: a depth of 0 m has no finite disparity; use zNear > 0 or a depth format")
+        if math.isinf(bad):
+            raise DepthError(
+                f"{pixel_format}: a disparity of 0 has no finite depth; use a finite zFar or a disparity format"
+            )
         wider = pixel_format.with_precision("float32")
         hint = f"; use {wider}" if wider is not pixel_format else ""
         raise DepthError(

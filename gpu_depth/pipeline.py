@@ -7,6 +7,7 @@ stays flat whatever the dataset size, and the conversion of one batch overlaps t
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import signal
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import containers
-from .api import read_depth, read_file
+from .api import decode_photo, read_depth, read_file
 from .atomic import temp_path, write_atomic
 from .backends import select_backend
 from .convert import convert
@@ -51,6 +52,8 @@ class Options:
     resume: bool = False
     quality: int = 90
     encoder_preset: str = "medium"
+    gdepth: bool = False  # JPEG outputs also carry Google's GDepth
+    encoder_threads: int | None = None  # x265 threads per worker; None: the cores shared out among workers
 
 
 @dataclass
@@ -95,7 +98,7 @@ def run(jobs: list[Job], options: Options, on_result: Callable[[dict], None]) ->
     """Convert every job; call ``on_result`` with each report line; return the summary."""
     options.out.mkdir(parents=True, exist_ok=True)
     backend = select_backend(options.backend)
-    stop = _StopFlag()
+    stop = StopFlag()
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     start = time.perf_counter()
 
@@ -106,33 +109,39 @@ def run(jobs: list[Job], options: Options, on_result: Callable[[dict], None]) ->
     spawn = multiprocessing.get_context("spawn")  # no fork of a process with threads or a CUDA context
     with (
         ThreadPoolExecutor(max(2, options.workers), thread_name_prefix="gpu-depth-decode") as decoders,
-        ProcessPoolExecutor(options.workers, mp_context=spawn, initializer=_ignore_signals) as encoders,
+        ProcessPoolExecutor(
+            options.workers, mp_context=spawn, initializer=_start_worker, initargs=(_encoder_threads(options),)
+        ) as encoders,
     ):
         pending: set[Future] = set()
-        for batch in _batches(_decoded(_items(jobs, options, finish), decoders, options, stop), options):
-            for item in _convert_batch(batch, options, backend.name):
+        for batch in _batches(_decoded(plan(jobs, options, finish), decoders, options, stop), options):
+            for item in convert_batch(batch, options, backend.name):
                 if item.status:
                     finish(item)
                     continue
                 while len(pending) >= 2 * options.workers:
                     pending = _drain(pending, finish, FIRST_COMPLETED)
-                pending.add(encoders.submit(_encode, item, options))
+                pending.add(encoders.submit(encode, item, options))
             if stop.signalled:
                 break
         _drain(pending, finish, None)
     stop.restore()
-    elapsed = time.perf_counter() - start
+    return summary(counts, stop.signalled, backend.name, time.perf_counter() - start)
+
+
+def summary(counts: dict[str, int], interrupted: bool, backend: str, elapsed: float) -> dict:
+    """The run's last report line: counts by status, whether it was interrupted, backend, speed."""
     done = counts["ok"] + counts["failed"]
     return {
         **counts,
-        "interrupted": stop.signalled,
-        "backend": backend.name,
+        "interrupted": interrupted,
+        "backend": backend,
         "seconds": round(elapsed, 3),
         "items_per_second": round(done / elapsed, 3) if elapsed else 0.0,
     }
 
 
-def _items(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> Iterator[Item]:
+def plan(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> Iterator[Item]:
     """Items to do; duplicates and (with resume) valid existing outputs are reported, not done."""
     seen: dict[Path, Job] = {}
     for job in jobs:
@@ -154,20 +163,21 @@ def _items(jobs: list[Job], options: Options, finish: Callable[[Item], None]) ->
             yield item
 
 
-def _decoded(items: Iterator[Item], pool: ThreadPoolExecutor, options: Options, stop: _StopFlag) -> Iterator[Item]:
+def _decoded(items: Iterator[Item], pool: ThreadPoolExecutor, options: Options, stop: StopFlag) -> Iterator[Item]:
     """Decode depth maps ahead on threads, at most two batches in flight, in input order."""
     ahead: deque[Future] = deque()
     for item in items:
         if stop.signalled:
             break
-        ahead.append(pool.submit(_decode, item, options))
+        ahead.append(pool.submit(decode, item, options))
         if len(ahead) >= 2 * options.batch_size:
             yield ahead.popleft().result()
     while ahead:
         yield ahead.popleft().result()
 
 
-def _decode(item: Item, options: Options) -> Item:
+def decode(item: Item, options: Options) -> Item:
+    """Load the item's depth map and choose its stored size from the photo's header."""
     started = time.perf_counter()
     try:
         if item.job.photo.resolve() == item.output.resolve():
@@ -183,7 +193,7 @@ def _decode(item: Item, options: Options) -> Item:
 
 
 def _batches(items: Iterator[Item], options: Options) -> Iterator[list[Item]]:
-    """Runs of up to ``batch_size`` decoded items; failed items pass through in their own runs."""
+    """Runs of up to ``batch_size`` decoded items (failed ones included; conversion skips them)."""
     batch: list[Item] = []
     for item in items:
         batch.append(item)
@@ -194,7 +204,7 @@ def _batches(items: Iterator[Item], options: Options) -> Iterator[list[Item]]:
         yield batch
 
 
-def _convert_batch(batch: list[Item], options: Options, backend: str) -> list[Item]:
+def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Item]:
     """Convert the batch's maps in as few backend calls as their mappings allow."""
     groups: dict[tuple, list[Item]] = {}
     for item in batch:
@@ -229,7 +239,7 @@ def _convert_one(item: Item, fmt: str, mapping: DepthMapping, backend: str) -> D
         return None
 
 
-def _encode(item: Item, options: Options) -> Item:
+def encode(item: Item, options: Options) -> Item:
     """Attach the converted depth to the photo and write it atomically (runs in a worker process)."""
     started = time.perf_counter()
     try:
@@ -239,13 +249,13 @@ def _encode(item: Item, options: Options) -> Item:
         if target is None:
             raise DepthError(f"{item.job.photo}: not a HEIC, JPEG or DNG photo; choose --container")
         if source is not target:
-            from .api import _decode_photo
-
             photo = target.encode_photo(
-                _decode_photo(item.job.photo), quality=options.quality, encoder_preset=options.encoder_preset
+                decode_photo(item.job.photo), quality=options.quality, encoder_preset=options.encoder_preset
             )
         depth = _stored_orientation(item.depth, target.orientation(photo))
-        write_atomic(item.output, target.attach_depth(photo, depth), protect=(item.job.photo, item.job.depth))
+        extra = {"gdepth": True} if options.gdepth and target.NAME == "jpeg" else {}
+        result = target.attach_depth(photo, depth, **extra)
+        write_atomic(item.output, result, protect=(item.job.photo, item.job.depth))
     except DepthError as exc:
         return item.fail(exc)
     values = depth.array
@@ -275,17 +285,26 @@ def _mapping(job: Job, options: Options) -> DepthMapping:
 
 
 def _photo_size(path: Path) -> tuple[int, int]:
-    """The photo's displayed (width, height), from its header alone."""
-    from PIL import Image, UnidentifiedImageError
-    from pillow_heif import register_heif_opener
-
-    register_heif_opener()
+    """The photo's displayed (width, height): from its container, or Pillow for PNG and plain TIFF photos."""
+    data = read_file(path)
+    module = containers.sniff(data)
     try:
-        with Image.open(path) as image:
-            orientation = image.getexif().get(0x0112, 1) if image.format != "HEIF" else 1
+        return module.displayed_size(data) if module is not None else _pillow_size(data)
+    except DepthError as exc:
+        if module is None or module.NAME != "dng":  # plain TIFFs sniff as DNG; Pillow reads them
+            raise DepthError(f"{path}: cannot read the photo's size: {exc}") from None
+    return _pillow_size(data, path)
+
+
+def _pillow_size(data: bytes, path: Path | None = None) -> tuple[int, int]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            orientation = image.getexif().get(0x0112, 1)
             return displayed_size(image.width, image.height, orientation if orientation in range(1, 9) else 1)
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        raise DepthError(f"{path}: cannot read the photo: {exc}") from None
+        raise DepthError(f"{path or 'photo'}: cannot read the photo's size: {exc}") from None
 
 
 def _valid_output(path: Path) -> bool:
@@ -302,7 +321,7 @@ def _drain(pending: set[Future], finish: Callable[[Item], None], until: str | No
     return set(rest)
 
 
-class _StopFlag:
+class StopFlag:
     """Set by SIGTERM/SIGINT (main thread only): no new item starts; items in flight finish."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -321,7 +340,15 @@ class _StopFlag:
             signal.signal(number, handler)
 
 
-def _ignore_signals() -> None:
-    """Workers leave SIGINT/SIGTERM to the parent, which lets them finish their item."""
-    for number in _StopFlag.SIGNALS:
+def _encoder_threads(options: Options) -> int:
+    return options.encoder_threads or max(1, (os.cpu_count() or 1) // options.workers)
+
+
+def _start_worker(encoder_threads: int) -> None:
+    """Workers leave SIGINT/SIGTERM to the parent, which lets them finish their item, and share out
+    the cores: each HEVC encode runs ``encoder_threads`` threads."""
+    from .containers import heif
+
+    heif.ENCODER_THREADS = encoder_threads
+    for number in StopFlag.SIGNALS:
         signal.signal(number, signal.SIG_IGN)

@@ -56,5 +56,8 @@ def _gpu_memory() -> str:
         return ""
     import cupy
 
-    free, total = cupy.cuda.runtime.memGetInfo()
+    try:
+        free, total = cupy.cuda.runtime.memGetInfo()
+    except cupy.cuda.runtime.CUDARuntimeError:  # CuPy imported (to look for a device) but none answers
+        return ""
     return f"  GPU {(total - free) / 2**30:.1f}/{total / 2**30:.0f} GiB"

@@ -153,7 +153,7 @@ def test_exiftool_reads_the_depth_tags_and_the_depth_map_subifd(dng_pair):
     assert "Depth Map" in [value for key, value in printed.items() if key.endswith(":PhotometricInterpretation")]
     numbers = exiftool_json(out, "-n", "-DepthNear", "-DepthFar")
     tiff = TiffFile(out.read_bytes())
-    _, near, far = dng._depth_range(tiff, tiff.walk()[0])
+    _, near, far = dng.depth_range(tiff, tiff.walk()[0])
     assert numbers["DepthNear"] == pytest.approx(near) and numbers["DepthFar"] == pytest.approx(far)
     assert near <= depth.array.min() < depth.array.max() <= far
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from test_pipeline import make_dataset, report_lines
+from test_pipeline import make_dataset, outputs_verify_clean, report_lines  # noqa: F401 (fixture)
 
 from gpu_depth import read_depth
 from gpu_depth.atomic import TEMP_SUFFIX

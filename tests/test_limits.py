@@ -198,7 +198,7 @@ def test_a_png_photo_whose_idat_claims_4_gib_is_not_allocated(tmp_path):
     script = (
         "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
         "from gpu_depth import DepthError, api\n"
-        "try:\n    api._decode_photo(sys.argv[1])\nexcept DepthError as exc:\n    print('DepthError', exc)\n"
+        "try:\n    api.decode_photo(sys.argv[1])\nexcept DepthError as exc:\n    print('DepthError', exc)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run(

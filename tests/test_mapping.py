@@ -171,3 +171,33 @@ def test_bad_maps(bad):
 def test_unknown_backend():
     with pytest.raises(DepthError, match="unknown backend"):
         convert(np.zeros((2, 2), np.uint8), "hdis", DepthMapping("apple-gray", 1.0, 2.0), backend="tpu")
+
+
+class HostDLPack:
+    """A foreign host array that only speaks DLPack (as a CPU PyTorch tensor does)."""
+
+    def __init__(self, array):
+        self.array = array
+        self.ndim = array.ndim
+
+    def __dlpack__(self, **kwargs):
+        return self.array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.array.__dlpack_device__()
+
+
+def test_dlpack_and_array_like_inputs():
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    mapping = DepthMapping("apple-gray", 1.0, 2.0)
+    expected = convert(gray, "hdis", mapping)
+    assert convert(HostDLPack(gray), "hdis", mapping) == expected
+    with pytest.raises(DepthError, match="map 0: unsupported dtype int64"):
+        convert([gray.tolist()], "fdep", mapping)  # nested lists become int64
+
+
+def test_zero_disparity_has_no_finite_depth():
+    mapping = DepthMapping("relative-disparity", 0.5, math.inf)
+    assert convert(np.array([[0.0, 1.0]], np.float32), "fdis", mapping).array[0, 0] == 0
+    with pytest.raises(DepthError, match="a disparity of 0 has no finite depth"):
+        convert(np.array([[0.0, 1.0]], np.float32), "fdep", mapping)

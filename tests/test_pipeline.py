@@ -17,6 +17,23 @@ from gpu_depth.cli import main
 from gpu_depth.example import gray_depth, render
 
 
+@pytest.fixture(autouse=True)
+def outputs_verify_clean(tmp_path):
+    """Every photo a test's pipeline run writes must verify with no error and no warning."""
+    yield
+    from gpu_depth.verify import verify
+
+    written = {
+        line["output"]
+        for report in tmp_path.rglob("report*.jsonl")
+        for line in report_lines(report)[0]
+        if line["status"] == "ok"
+    }
+    for path in sorted(written)[:300]:  # the 2,000-item run's outputs are alike: 300 are plenty
+        problems = [f for f in verify(path) if f.severity != "info"]
+        assert not problems, (path, problems)
+
+
 def make_dataset(folder, count, size=(64, 48)):
     """``count`` JPEG photos with 16-bit gray depth PNGs of the same scene."""
     photos, depths = folder / "photos", folder / "depth"
@@ -236,3 +253,48 @@ def test_memory_stays_flat_with_dataset_size(tmp_path):
     assert len(list((tmp_path / "out2000").glob("*.jpg"))) == 2000
     assert peaks[2000][0] <= 1.5 * peaks[200][0], peaks  # the driver process
     assert peaks[2000][1] <= 1.5 * peaks[200][1], peaks  # the largest worker
+
+
+def test_inspect_extract_and_preview_an_iphone_file(tmp_path, capsys):
+    from conftest import sample
+
+    path = sample("iphone13pro-pug.heic")
+    assert main(["inspect", "--json", str(path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["container"], summary["location"], summary["pixel_format"]) == ("heic", "item 54", "hdis")
+    assert (summary["width"], summary["height"], summary["min"], summary["max"]) == (768, 576, 1.498046875, 4.3828125)
+    for suffix in (".npy", ".png", ".tif"):
+        assert main(["extract", str(path), "--out", str(tmp_path / f"d{suffix}")]) == 0
+    expected = read_depth(path).array.astype(np.float32)
+    assert np.array_equal(np.load(tmp_path / "d.npy"), expected)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "d.tif")), expected)
+    png = Image.open(tmp_path / "d.png")
+    low, high = float(png.text["gpu-depth:Code1"]), float(png.text["gpu-depth:Code65535"])
+    decoded = low + (np.asarray(png).astype(np.float64) - 1) / 65534 * (high - low)
+    assert np.abs(decoded - expected).max() <= (high - low) / 65534
+    assert main(["preview", str(path), "--out", str(tmp_path / "p.png")]) == 0
+    assert Image.open(tmp_path / "p.png").height == 512
+
+
+def test_dng_and_plain_tiff_photos_are_measured_by_their_own_readers(tmp_path):
+    from test_dng import make_dng
+
+    from gpu_depth.pipeline import _photo_size
+
+    (tmp_path / "linear.dng").write_bytes(make_dng("linear-raw-in-ifd0"))  # Pillow cannot open this one
+    (tmp_path / "cfa.dng").write_bytes(make_dng())  # Pillow would read IFD0's 24x16 preview
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(tmp_path / "plain.tif")
+    assert _photo_size(tmp_path / "linear.dng") == (56, 40)
+    assert _photo_size(tmp_path / "cfa.dng") == (96, 64)
+    assert _photo_size(tmp_path / "plain.tif") == (50, 30)
+
+
+def test_gdepth_flag_adds_googles_depth_to_jpeg_outputs(tmp_path):
+    from gpu_depth.containers.gdepth import read_gdepth
+    from gpu_depth.containers.segments import parse_jpeg
+
+    photos, depths = make_dataset(tmp_path, 1)
+    assert convert("--photos", photos, "--depth", depths, "--gdepth", "--out", tmp_path / "out") == 0
+    data = (tmp_path / "out" / "p0000.jpg").read_bytes()
+    assert read_gdepth(data, parse_jpeg(data)) is not None
+    assert read_depth(tmp_path / "out" / "p0000.jpg").pixel_format.fourcc == "hdis"  # Apple's map comes first

@@ -9,7 +9,8 @@
   another container re-encoded into this one (Exif, ICC profile and orientation kept), ready for
   ``attach_depth`` (DNG refuses: a raw cannot be made from a picture);
 - ``orientation(data: bytes) -> int``: the Exif-style orientation (1-8) the photo is displayed with,
-  so depth maps can be stored in the photo's stored orientation as iPhones do.
+  so depth maps can be stored in the photo's stored orientation as iPhones do;
+- ``displayed_size(data: bytes) -> (width, height)``: the photo's size as shown (the raw image's for DNG).
 
 Everything works on bytes in memory; the public functions in :mod:`gpu_depth.api` do the file I/O.
 """

@@ -93,18 +93,18 @@ def accept(prefix: bytes) -> bool:
 
 def read_depth(data: bytes) -> DepthData | None:
     """The DNG's depth map in its native quantity (``fdep`` for linear, ``fdis`` for inverse), or None."""
-    tiff, ifds = _open_dng(data)
-    found = _depth_ifds(tiff, ifds)
+    tiff, ifds = open_dng(data)
+    found = depth_ifds(tiff, ifds)
     if not found:
         return None
     codes = _read_samples(tiff, found[0])
-    form, near, far = _depth_range(tiff, ifds[0])
+    form, near, far = depth_range(tiff, ifds[0])
     fraction = codes.astype(np.float64) / float(np.iinfo(codes.dtype).max)
     if form == LINEAR:
         values, fmt = near + fraction * (far - near), PixelFormat.FDEP
     else:
         values, fmt = 1.0 / near + fraction * (1.0 / far - 1.0 / near), PixelFormat.FDIS
-    units = _scalar(tiff, ifds[0], DEPTH_UNITS, 0)
+    units = scalar(tiff, ifds[0], DEPTH_UNITS, 0)
     metadata = DepthMetadata(accuracy="absolute" if units == METERS else "relative")
     return DepthData.from_array(values, fmt, metadata=metadata)
 
@@ -123,7 +123,7 @@ def attach_depth(
         raise DepthError(f"depth must be DepthData, got {type(depth).__name__}")
     if measure_type not in (0, 1, 2):
         raise DepthError(f"DepthMeasureType must be 0, 1 or 2, got {measure_type!r}")
-    tiff, ifds = _open_dng(photo)
+    tiff, ifds = open_dng(photo)
     ifd0 = ifds[0]
     subifds = _kept_subifds(tiff, ifds, replace)
     codes, form, near, far = quantise(depth)
@@ -169,9 +169,20 @@ def attach_depth(
 
 def orientation(data: bytes) -> int:
     """IFD0's Orientation (1-8), which DNG requires and which the depth map shares; 1 when absent or invalid."""
-    tiff, ifds = _open_dng(data)
-    value = _scalar(tiff, ifds[0], ORIENTATION, 1)
+    tiff, ifds = open_dng(data)
+    value = scalar(tiff, ifds[0], ORIENTATION, 1)
     return value if 1 <= value <= 8 else 1
+
+
+def displayed_size(data: bytes) -> tuple[int, int]:
+    """The raw image's (width, height) as shown: the full-resolution IFD's size turned by Orientation."""
+    from ..geometry import displayed_size as turned
+
+    tiff, ifds = open_dng(data)
+    raw = next((ifd for ifd in ifds if scalar(tiff, ifd, NEW_SUBFILE_TYPE, 0) == 0 and IMAGE_WIDTH in ifd), None)
+    if raw is None:
+        raise DepthError("the DNG has no full-resolution image IFD (NewSubFileType 0)")
+    return turned(scalar(tiff, raw, IMAGE_WIDTH), scalar(tiff, raw, IMAGE_LENGTH), orientation(data))
 
 
 def encode_photo(image: Any, **options: Any) -> bytes:
@@ -226,7 +237,7 @@ def _ratio(pair: tuple[int, int], inverse: bool = False) -> float:
     return numerator / denominator
 
 
-def _open_dng(data: bytes) -> tuple[TiffFile, list[Ifd]]:
+def open_dng(data: bytes) -> tuple[TiffFile, list[Ifd]]:
     tiff = TiffFile(data)
     ifds = tiff.walk()
     if not ifds:
@@ -239,7 +250,7 @@ def _open_dng(data: bytes) -> tuple[TiffFile, list[Ifd]]:
     return tiff, ifds
 
 
-def _scalar(tiff: TiffFile, ifd: Ifd, tag: int, default: int | None = None) -> int:
+def scalar(tiff: TiffFile, ifd: Ifd, tag: int, default: int | None = None) -> int:
     if tag not in ifd:
         if default is None:
             raise DepthError(f"{ifd.name} lacks tag {tag_name(tag)}")
@@ -250,9 +261,9 @@ def _scalar(tiff: TiffFile, ifd: Ifd, tag: int, default: int | None = None) -> i
     return tiff.integers(ifd, tag)[0]
 
 
-def _depth_ifds(tiff: TiffFile, ifds: list[Ifd]) -> list[Ifd]:
+def depth_ifds(tiff: TiffFile, ifds: list[Ifd]) -> list[Ifd]:
     """The depth map IFDs, full-resolution ones (NewSubFileType 8) before reduced ones (9)."""
-    kinds = [(_scalar(tiff, ifd, NEW_SUBFILE_TYPE, 0), ifd) for ifd in ifds]
+    kinds = [(scalar(tiff, ifd, NEW_SUBFILE_TYPE, 0), ifd) for ifd in ifds]
     return [ifd for wanted in (DEPTH_MAP, REDUCED_DEPTH_MAP) for kind, ifd in kinds if kind == wanted]
 
 
@@ -260,7 +271,7 @@ def _kept_subifds(tiff: TiffFile, ifds: list[Ifd], replace: bool) -> list[int]:
     """IFD0's SubIFDs offsets, less an existing depth map's when ``replace`` allows dropping it."""
     ifd0 = ifds[0]
     subifds = list(tiff.integers(ifd0, SUBIFDS)) if SUBIFDS in ifd0 else []
-    existing = _depth_ifds(tiff, ifds)
+    existing = depth_ifds(tiff, ifds)
     if existing and not replace:
         raise DepthError(f"the DNG already has a depth map ({existing[0].name}); pass replace=True to replace it")
     stray = [ifd.name for ifd in existing if ifd.offset not in subifds]
@@ -310,9 +321,9 @@ def _append_strips(tail: _Tail, samples: np.ndarray) -> tuple[list[int], list[in
     return offsets, counts, rows_per_strip
 
 
-def _depth_range(tiff: TiffFile, ifd0: Ifd) -> tuple[int, float, float]:
+def depth_range(tiff: TiffFile, ifd0: Ifd) -> tuple[int, float, float]:
     """DepthFormat and the DepthNear/DepthFar distances, checked to be usable for decoding."""
-    form = _scalar(tiff, ifd0, DEPTH_FORMAT, 0)
+    form = scalar(tiff, ifd0, DEPTH_FORMAT, 0)
     if form not in (LINEAR, INVERSE):
         raise DepthError(f"IFD0 DepthFormat {form} gives no distance mapping; only 1 (linear) and 2 (inverse) do")
     near, far = (_rational(tiff, ifd0, tag) for tag in (DEPTH_NEAR, DEPTH_FAR))
@@ -341,7 +352,7 @@ def _rational(tiff: TiffFile, ifd0: Ifd, tag: int) -> float | None:
 
 def _read_samples(tiff: TiffFile, ifd: Ifd) -> np.ndarray:
     """The depth IFD's 8- or 16-bit samples (uncompressed or Deflate) as a (height, width) array."""
-    width, height = _scalar(tiff, ifd, IMAGE_WIDTH), _scalar(tiff, ifd, IMAGE_LENGTH)
+    width, height = scalar(tiff, ifd, IMAGE_WIDTH), scalar(tiff, ifd, IMAGE_LENGTH)
     bits = set(tiff.integers(ifd, BITS_PER_SAMPLE, most=4)) if BITS_PER_SAMPLE in ifd else {1}
     for tag, allowed in (
         (SAMPLES_PER_PIXEL, (1,)),
@@ -349,7 +360,7 @@ def _read_samples(tiff: TiffFile, ifd: Ifd) -> np.ndarray:
         (COMPRESSION, (UNCOMPRESSED, DEFLATE)),
         (PREDICTOR, (NO_PREDICTOR, HORIZONTAL_DIFFERENCING)),
     ):
-        value = _scalar(tiff, ifd, tag, 1)
+        value = scalar(tiff, ifd, tag, 1)
         if value not in allowed:
             raise DepthError(f"{ifd.name}: depth maps with {tag_name(tag)} {value} are not supported")
     if bits not in ({8}, {16}):
@@ -366,8 +377,8 @@ class _Decoder:
 
     def __init__(self, tiff: TiffFile, ifd: Ifd, dtype: np.dtype) -> None:
         self.tiff, self.ifd, self.dtype = tiff, ifd, dtype
-        self.deflate = _scalar(tiff, ifd, COMPRESSION, UNCOMPRESSED) == DEFLATE
-        self.differencing = _scalar(tiff, ifd, PREDICTOR, NO_PREDICTOR) == HORIZONTAL_DIFFERENCING
+        self.deflate = scalar(tiff, ifd, COMPRESSION, UNCOMPRESSED) == DEFLATE
+        self.differencing = scalar(tiff, ifd, PREDICTOR, NO_PREDICTOR) == HORIZONTAL_DIFFERENCING
 
     def check_total(self, samples: int) -> None:
         """Refuse maps larger than the bound, or than the file can hold uncompressed."""
@@ -408,7 +419,7 @@ class _Decoder:
 
 def _read_strips(decoder: _Decoder, width: int, height: int) -> np.ndarray:
     decoder.check_total(width * height)
-    rows_per_strip = min(_scalar(decoder.tiff, decoder.ifd, ROWS_PER_STRIP, height), height)
+    rows_per_strip = min(scalar(decoder.tiff, decoder.ifd, ROWS_PER_STRIP, height), height)
     if rows_per_strip <= 0:
         raise DepthError(f"{decoder.ifd.name}: RowsPerStrip is 0")
     strips = decoder.chunks(STRIP_OFFSETS, STRIP_BYTE_COUNTS, -(-height // rows_per_strip))
@@ -421,7 +432,7 @@ def _read_strips(decoder: _Decoder, width: int, height: int) -> np.ndarray:
 
 
 def _read_tiles(decoder: _Decoder, width: int, height: int) -> np.ndarray:
-    tile_width, tile_length = (_scalar(decoder.tiff, decoder.ifd, tag) for tag in (TILE_WIDTH, TILE_LENGTH))
+    tile_width, tile_length = (scalar(decoder.tiff, decoder.ifd, tag) for tag in (TILE_WIDTH, TILE_LENGTH))
     if tile_width <= 0 or tile_length <= 0:
         raise DepthError(f"{decoder.ifd.name}: bad tile size {tile_width}x{tile_length}")
     across, down = -(-width // tile_width), -(-height // tile_length)

@@ -14,6 +14,7 @@ Depth maps are in the photo's stored (coded) orientation, as Apple stores them: 
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pillow_heif
@@ -49,6 +50,9 @@ SHARED_PROPERTIES = ("irot", "imir")
 #: Properties of pillow-heif's depth encoding carried over to the depth item (its colr is dropped).
 CODING_PROPERTIES = ("hvcC", "ispe", "clap", "pixi")
 ESSENTIAL = frozenset({"hvcC", "clap", "irot", "imir", "auxC"})
+#: x265 threads per encode; None keeps x265's default (one per core).  The pipeline's worker
+#: processes set it, so that N processes run N × ENCODER_THREADS threads rather than N × cores.
+ENCODER_THREADS: int | None = None
 #: Largest depth item decoded (bytes of coded data).
 MAX_DEPTH_ITEM_BYTES = 64 << 20
 
@@ -142,8 +146,7 @@ def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
     if item is None or item.item_type != "hvc1":
         kind = item.item_type if item else "missing"
         raise DepthError(f"depth item {item_id} is {kind!r}; only hvc1 depth items are supported")
-    width, height = image_size(heif.meta, item_id)
-    limits.check_pixels(width, height, f"depth item {item_id}")
+    limits.check_pixels(*_coded_size(heif.meta, item_id), f"depth item {item_id}")
     coded = isobmff.item_data(heif, item_id, MAX_DEPTH_ITEM_BYTES)
     properties = [
         (raw, essential)
@@ -166,8 +169,8 @@ def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
     return pixels
 
 
-def image_size(meta: Meta, item_id: int) -> tuple[int, int]:
-    """(width, height) from an item's ``ispe``, which HEIF requires of every image item."""
+def _coded_size(meta: Meta, item_id: int) -> tuple[int, int]:
+    """(width, height) the decoder will decode: an item's ``ispe``, which HEIF requires of image items."""
     for kind, raw, _ in meta.item_properties(item_id):
         if kind == "ispe":
             box = isobmff.read_boxes(raw, 0, len(raw), parent=f"item {item_id} properties")[0]
@@ -255,7 +258,7 @@ def _encode_map(pixels: np.ndarray, quality: int, preset: str) -> tuple[list[tup
     buffer = io.BytesIO()
     try:
         image = pillow_heif.from_bytes("L", (width, height), np.ascontiguousarray(pixels, np.uint8).tobytes())
-        image.save(buffer, quality=quality, enc_params={"preset": preset}, save_nclx_profile=False)
+        image.save(buffer, quality=quality, enc_params=_encoder_params(preset), save_nclx_profile=False)
     except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as exc:
         raise DepthError(f"pillow-heif cannot encode the {width}x{height} depth map: {exc}") from None
     encoded = isobmff.parse_file(buffer.getvalue())
@@ -264,6 +267,13 @@ def _encode_map(pixels: np.ndarray, quality: int, preset: str) -> tuple[list[tup
     if [kind for kind, _ in coding][:2] != ["hvcC", "ispe"]:
         raise DepthError(f"pillow-heif's depth encoding has unexpected properties {[k for k, _ in coding]}")
     return coding, isobmff.item_data(encoded, item_id)
+
+
+def _encoder_params(preset: str) -> dict[str, str]:
+    params = {"preset": preset}
+    if ENCODER_THREADS:
+        params["x265:pools"] = str(ENCODER_THREADS)
+    return params
 
 
 def encode_photo(image, *, quality: int = 90, encoder_preset: str = "medium") -> bytes:
@@ -278,13 +288,37 @@ def encode_photo(image, *, quality: int = 90, encoder_preset: str = "medium") ->
     extra = {key: image.info[key] for key in ("exif", "icc_profile", "xmp") if image.info.get(key)}
     buffer = io.BytesIO()
     try:
-        image.save(buffer, format="HEIF", quality=quality, enc_params={"preset": encoder_preset}, **extra)
+        image.save(buffer, format="HEIF", quality=quality, enc_params=_encoder_params(encoder_preset), **extra)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise DepthError(f"pillow-heif cannot encode the photo: {exc}") from None
     return buffer.getvalue()
 
 
 # ----------------------------------------------------------------------------------------------- geometry
+
+
+def image_size(meta: Meta, item_id: int) -> tuple[int, int] | None:
+    """An item's stored size: ``ispe``, cropped by ``clap`` when it has one; None without ispe."""
+    sizes = {kind: raw for kind, raw, _ in meta.item_properties(item_id) if kind in ("ispe", "clap")}
+    if len(sizes.get("ispe", b"")) < 20:
+        return None
+    width, height = struct.unpack_from(">II", sizes["ispe"], 12)
+    if len(sizes.get("clap", b"")) >= 24:
+        num_w, den_w, num_h, den_h = struct.unpack_from(">IIII", sizes["clap"], 8)
+        if den_w and den_h:
+            width, height = round(num_w / den_w), round(num_h / den_h)
+    return width, height
+
+
+def displayed_size(data: bytes) -> tuple[int, int]:
+    """The primary image's (width, height) as shown: its stored size turned by ``irot``/``imir``."""
+    from ..geometry import displayed_size as turned
+
+    meta = isobmff.parse_file(memoryview(data)).meta
+    size = image_size(meta, meta.primary)
+    if size is None:
+        raise DepthError(f"the primary item {meta.primary} has no ispe (image size)")
+    return turned(*size, orientation(data))
 
 
 def orientation(data: bytes) -> int:

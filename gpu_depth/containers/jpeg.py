@@ -24,7 +24,7 @@ from ..quantize import dequantize, quantize
 from ..xmp import build_depth_xmp, parse_depth_xmp
 from . import mpf
 from .gdepth import gdepth_edit, read_gdepth
-from .segments import APP0, APP1, APP2, JpegImage, Segment, parse_jpeg, segment
+from .segments import APP0, APP1, APP2, SOF_MARKERS, JpegImage, Segment, parse_jpeg, segment
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -247,6 +247,18 @@ def _splice(data: bytes, end: int, edits: list[tuple[int, int, bytes]]) -> tuple
         pos = hi
     pieces.append(data[pos:end])
     return b"".join(pieces), placed
+
+
+def displayed_size(data: bytes) -> tuple[int, int]:
+    """The primary image's (width, height) as shown: its SOF size turned by the Exif orientation."""
+    from ..geometry import displayed_size as turned
+
+    sof = next((s for s in parse_jpeg(data).header if s.marker in SOF_MARKERS), None)
+    payload = sof.payload(data) if sof is not None else b""
+    if len(payload) < 5:
+        raise DepthError("the JPEG has no frame header (SOF) before its first scan")
+    height, width = int.from_bytes(payload[1:3], "big"), int.from_bytes(payload[3:5], "big")
+    return turned(width, height, orientation(data))
 
 
 def orientation(data: bytes) -> int:

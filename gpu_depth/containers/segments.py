@@ -15,11 +15,13 @@ from ..errors import DepthError
 
 SOI, EOI, SOS, TEM = 0xD8, 0xD9, 0xDA, 0x01
 APP0, APP1, APP2 = 0xE0, 0xE1, 0xE2
+#: Frame headers (SOF0-SOF15 less DHT, JPG and DAC), which hold the image's size.
+SOF_MARKERS = frozenset(0xC0 + n for n in range(16) if n not in (4, 8, 12))
 
 #: Every marker JPEG (ITU T.81) defines, by the byte after 0xFF.
 MARKERS: dict[int, str] = {
     TEM: "TEM",
-    **{0xC0 + n: f"SOF{n}" for n in range(16) if n not in (4, 8, 12)},
+    **{marker: f"SOF{marker - 0xC0}" for marker in sorted(SOF_MARKERS)},
     0xC4: "DHT",
     0xC8: "JPG",
     0xCC: "DAC",

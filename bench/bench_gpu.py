@@ -1,0 +1,215 @@
+"""GPU path speed: the CuPy backend against the device's own copy bandwidth and the NumPy path.
+
+Measured in one run on one device:
+  1. device-to-device copy bandwidth (cudaMemcpyAsync, bytes read + written): the baseline;
+  2. uint8 → hdis on a batch of 64 maps of 4032×3024 already on the device: the kernel alone and
+     ``convert_device`` end to end, as a fraction of (1) (goal ≥ 70%);
+  3. host maps → host rows, transfers included: 768×576 maps/s (goal ≥ 20,000) and, for 4032×3024
+     maps, the ratio to the NumPy backend on this machine's CPU (goal ≥ 50×);
+NVML utilisation and memory, sampled during each measurement, are printed beside the figures.
+Without a usable GPU it says so and exits with status 0.
+Run: python bench/bench_gpu.py [--maps 64] [--small-maps 4096] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from gpu_depth import DepthMapping
+from gpu_depth.backends import _cupy_unavailable
+from gpu_depth.backends.numpy_backend import NumpyBackend
+from gpu_depth.formats import PixelFormat
+
+BIG, SMALL = (4032, 3024), (768, 576)
+MAPPING = DepthMapping("apple-gray", near=0.5, far=8.0)
+HDIS = PixelFormat.HDIS
+
+
+class Sampler:
+    """NVML utilisation and memory of the device, sampled on a thread while a measurement runs."""
+
+    def __init__(self, device, period: float = 0.02) -> None:
+        self.period, self.samples, self._stop = period, [], threading.Event()
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml = pynvml
+            try:
+                self._handle = pynvml.nvmlDeviceGetHandleByPciBusId(device.pci_bus_id)
+            except pynvml.NVMLError:  # bus id spelt differently: CUDA and NVML orders usually agree
+                self._handle = pynvml.nvmlDeviceGetHandleByIndex(device.id)
+            self.total = pynvml.nvmlDeviceGetMemoryInfo(self._handle).total
+        except Exception as exc:  # nvidia-ml-py missing, or NVML refuses
+            self._nvml, self.reason = None, f"NVML not available ({exc})"
+
+    def __enter__(self) -> Sampler:
+        self.samples, self._stop = [], threading.Event()
+        if self._nvml is not None:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._nvml is not None:
+            self._stop.set()
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rates = self._nvml.nvmlDeviceGetUtilizationRates(self._handle)
+            memory = self._nvml.nvmlDeviceGetMemoryInfo(self._handle)
+            self.samples.append((rates.gpu, memory.used))
+            time.sleep(self.period)
+
+    def summary(self) -> str:
+        if self._nvml is None:
+            return self.reason
+        if not self.samples:
+            return "NVML: no sample (measurement shorter than the sampling period)"
+        utilisation = [s[0] for s in self.samples]
+        peak = max(s[1] for s in self.samples)
+        return (
+            f"NVML: utilisation mean {statistics.mean(utilisation):.0f}% max {max(utilisation)}%, "
+            f"memory used peak {peak >> 20} of {self.total >> 20} MiB ({len(self.samples)} samples)"
+        )
+
+
+def device_seconds(cupy, func: Callable[[], object], repeat: int) -> float:
+    """Median time between CUDA events around ``func`` on the current stream (after a warm-up)."""
+    func()
+    times = []
+    for _ in range(repeat):
+        start, end = cupy.cuda.Event(), cupy.cuda.Event()
+        start.record()
+        func()
+        end.record()
+        end.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(start, end) / 1e3)
+    return statistics.median(times)
+
+
+def wall_seconds(func: Callable[[], object], repeat: int) -> float:
+    """Median wall time of ``func`` (after a warm-up)."""
+    func()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def copy_bandwidth(cupy, nbytes: int, repeat: int) -> float:
+    """Device-to-device cudaMemcpyAsync, bytes read + written per second."""
+    source, target = cupy.empty(nbytes, cupy.uint8), cupy.empty(nbytes, cupy.uint8)
+    source.fill(7)
+    stream = cupy.cuda.get_current_stream()
+    kind = cupy.cuda.runtime.memcpyDeviceToDevice
+
+    def copy() -> None:
+        cupy.cuda.runtime.memcpyAsync(target.data.ptr, source.data.ptr, nbytes, kind, stream.ptr)
+
+    return 2 * nbytes / device_seconds(cupy, copy, repeat)
+
+
+def device_batch(cupy, backend, sampler: Sampler, copy: float, count: int, repeat: int) -> None:
+    """uint8 → hdis on a batch already on the device: the kernel alone, then ``convert_device``."""
+    from gpu_depth.backends import kernel_plan as kp
+    from gpu_depth.backends.cupy_backend import BLOCKS_PER_SM, kernel_module
+
+    width, height = BIG
+    batch = cupy.asarray(np.random.default_rng(1).integers(0, 256, (count, height, width), dtype=np.uint8))
+    plan = kp.plan_convert([(height, width)] * count, np.dtype("uint8"), HDIS, 1, None, packed=True)
+    table = cupy.asarray(MAPPING.lookup_table("uint8", HDIS))
+    out, flat = cupy.empty(plan.out_size, HDIS.dtype), batch.ravel()
+    module = kernel_module()
+    blocks = BLOCKS_PER_SM * cupy.cuda.Device().attributes["MultiProcessorCount"]
+
+    def launch(kernel: str, grid: tuple, block: tuple, kernel_args: tuple) -> None:
+        module.get_function(kernel)(grid, block, kernel_args)
+
+    moved = count * width * height * (1 + HDIS.bytes_per_pixel)  # bytes read + written
+    with sampler:
+        kernel = device_seconds(
+            cupy, lambda: kp.run_convert(launch, cupy, plan, MAPPING, table, flat, out, blocks), repeat
+        )
+    print(
+        f"uint8->hdis kernel, {count} x {width}x{height} on the device: {moved / kernel / 1e9:7.1f} GB/s = "
+        f"{moved / kernel / copy:5.1%} of copy   [{sampler.summary()}]"
+    )
+    maps = list(batch)
+    with sampler:
+        whole = wall_seconds(lambda: backend.convert_device(maps, MAPPING, HDIS), repeat)
+    print(
+        f"uint8->hdis convert_device, same batch: {moved / whole / 1e9:7.1f} GB/s = "
+        f"{moved / whole / copy:5.1%} of copy, {count / whole:7.0f} maps/s   [{sampler.summary()}]"
+    )
+    ours = cupy.asnumpy(backend.convert_device(maps[:1], MAPPING, HDIS)[0])
+    expected = NumpyBackend().convert([cupy.asnumpy(batch[0])], MAPPING, HDIS, 1, None)[0]
+    print(f"same bits as the NumPy path: {ours.tobytes() == expected.tobytes()}")
+
+
+def host_maps(backend, sampler: Sampler, count: int, small_count: int, numpy_count: int, repeat: int) -> None:
+    """Host maps → host rows, transfers included: 768×576 maps/s, and 4032×3024 against NumPy."""
+    rng = np.random.default_rng(2)
+    width, height = SMALL
+    small = [rng.integers(0, 256, (height, width), dtype=np.uint8) for _ in range(small_count)]
+    with sampler:
+        seconds = wall_seconds(lambda: backend.convert(small, MAPPING, HDIS, 1, None), repeat)
+    print(f"{width}x{height} host maps -> host rows: {small_count / seconds:9.0f} maps/s   [{sampler.summary()}]")
+    width, height = BIG
+    big = [rng.integers(0, 256, (height, width), dtype=np.uint8) for _ in range(count)]
+    with sampler:
+        gpu = wall_seconds(lambda: backend.convert(big, MAPPING, HDIS, 1, None), repeat) / count
+    few = big[:numpy_count]
+    cpu = wall_seconds(lambda: NumpyBackend().convert(few, MAPPING, HDIS, 1, None), repeat) / len(few)
+    print(
+        f"{width}x{height} host maps -> host rows: GPU {gpu * 1e3:6.2f} ms/map, NumPy {cpu * 1e3:7.2f} ms/map, "
+        f"ratio {cpu / gpu:6.1f}x   [{sampler.summary()}]"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--maps", type=int, default=64, help="4032x3024 maps per batch")
+    parser.add_argument("--small-maps", type=int, default=4096, help="768x576 host maps")
+    parser.add_argument("--numpy-maps", type=int, default=4, help="4032x3024 maps the NumPy path converts")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    reason = _cupy_unavailable()
+    if reason is not None:
+        print(f"bench_gpu: no GPU to measure ({reason}); nothing measured")
+        return 0
+    import cupy
+
+    from gpu_depth.backends.cupy_backend import CupyBackend
+
+    device = cupy.cuda.Device()
+    properties = cupy.cuda.runtime.getDeviceProperties(device.id)
+    name = properties["name"].decode() if isinstance(properties["name"], bytes) else properties["name"]
+    print(
+        f"gpu: {name}, {properties['totalGlobalMem'] >> 30} GiB, CUDA runtime {cupy.cuda.runtime.runtimeGetVersion()}"
+    )
+    print(f"cupy {cupy.__version__}; host: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
+    sampler, backend = Sampler(device), CupyBackend()
+    width, height = BIG
+    with sampler:
+        copy = copy_bandwidth(cupy, args.maps * width * height * 3 // 2, args.repeat)
+    print(f"device-to-device copy: {copy / 1e9:7.1f} GB/s (read + written)   [{sampler.summary()}]")
+    device_batch(cupy, backend, sampler, copy, args.maps, args.repeat)
+    host_maps(backend, sampler, args.maps, args.small_maps, args.numpy_maps, args.repeat)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""What the CUDA kernels in ``kernels/*.cu`` do to a batch of maps, and with which arguments.
+
+Independent of the array library: the CuPy backend runs a plan on a device, the tests run the same
+plan on the CPU with the kernels compiled for the host (``kernels/host_emulation.h``) and NumPy arrays.
+``launch(name, grid, block, args)`` runs a kernel; ``xp`` is ``cupy`` or ``numpy``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..depthdata import row_bytes
+from ..errors import DepthError
+from ..formats import PixelFormat, StoredFormat
+from ..mapping import _SCALE, DepthMapping, Preset
+from ..quantize import StoredMap, round_bound
+from ..xmp import PixelDataInfo
+
+SOURCES = ("convert.cu", "quantize.cu", "resample.cu")
+HEADER = "common.cuh"
+#: Threads per block of every kernel.
+BLOCK = 256
+#: Every map of a batch starts on a multiple of this many bytes (whole memory transactions).
+ALIGN = 256
+#: Most maps in one launch (gridDim.y).
+MAX_MAPS = 65535
+
+#: struct MapLayout of kernels/common.cuh.
+LAYOUT = np.dtype(
+    [
+        (name, "<i8")
+        for name in (
+            "in_offset",
+            "in_pitch",
+            "width",
+            "height",
+            "out_offset",
+            "out_pitch",
+            "out_width",
+            "out_height",
+            "tmp_offset",
+        )
+    ]
+)
+
+FLAG_OVERFLOW, FLAG_GRAY_RANGE, FLAG_HAS_NAN = 1, 2, 4
+NO_MIN, NO_MAX = np.uint64(2**64 - 1), np.uint64(0)
+METRES, GRAY, INVERTED, RELATIVE = 0, 1, 2, 3
+
+Launch = Callable[[str, tuple, tuple, tuple], None]
+
+
+def kernel_sources(directory: Path) -> dict[str, str]:
+    """The kernel sources by file name, from the directory holding them."""
+    return {name: (directory / name).read_text() for name in SOURCES}
+
+
+def module_source(directory: Path) -> str:
+    """All kernels as one self-contained source (the shared header inlined), for one RawModule."""
+    parts = [(directory / HEADER).read_text().replace("#pragma once", "")]
+    parts += [text.replace(f'#include "{HEADER}"', "") for text in kernel_sources(directory).values()]
+    return "\n".join(parts)
+
+
+def kernel_names(source: str) -> list[str]:
+    """The ``extern "C"`` kernels a source defines (directly or through its GD_* instantiation macros)."""
+    direct = re.findall(r'^extern "C" __global__ void (\w+)\(', source, re.M)
+    return direct + re.findall(r"^GD_[A-Z_]+\((\w+),", source, re.M)
+
+
+def mapping_args(mapping: DepthMapping, fmt: PixelFormat) -> tuple:
+    """(kind, reciprocal, a, b, scale) of the evaluate kernels: native = a + t · b (or x / scale)."""
+    preset = mapping.preset
+    reciprocal = np.int32(fmt.is_disparity != mapping.native_is_disparity)
+    if preset in _SCALE:
+        return np.int32(METRES), reciprocal, np.float64(0), np.float64(0), np.float64(_SCALE[preset])
+    near, far = float(mapping.near), float(mapping.far)
+    if preset == Preset.RELATIVE_DISPARITY:
+        kind, a, b = RELATIVE, 1.0 / far, 1.0 / near - 1.0 / far
+    elif preset == Preset.INVERSE_GRAY:
+        kind, a, b = GRAY, 1.0 / near, 1.0 / far - 1.0 / near
+    else:
+        kind, a, b = (INVERTED if preset == Preset.INVERTED_GRAY else GRAY), near, far - near
+    return np.int32(kind), reciprocal, np.float64(a), np.float64(b), np.float64(0)
+
+
+def _aligned(count, itemsize: int):
+    """``count`` elements rounded up to whole ALIGN-byte blocks (ints or NumPy arrays)."""
+    step = ALIGN // itemsize
+    return -(-count // step) * step
+
+
+@dataclass(frozen=True)
+class ConvertPlan:
+    """One launch group: maps of one dtype, all resampled (``resize``) or none."""
+
+    dtype: np.dtype
+    fmt: PixelFormat
+    resize: bool
+    layout: np.ndarray  # LAYOUT per map, of the final stage
+    rows_shapes: list[tuple[int, int]]  # (height, elements per row) of each map's output rows
+    in_size: int  # elements of the packed input
+    out_size: int  # elements of the packed output rows
+    values_layout: np.ndarray | None  # resize: evaluation into a tight float64 buffer of values_size
+    values_size: int
+    scratch_size: int  # resize: float64 elements of the area scratch
+
+    @property
+    def count(self) -> int:
+        return len(self.layout)
+
+    @property
+    def input_layout(self) -> np.ndarray:
+        """The layout whose in_* fields place each map in the packed input."""
+        return self.layout if self.values_layout is None else self.values_layout
+
+    @property
+    def nbytes(self) -> int:
+        """Device memory this group needs besides the lookup table."""
+        return (
+            self.in_size * self.dtype.itemsize
+            + self.out_size * self.fmt.bytes_per_pixel
+            + 8 * (self.values_size + self.scratch_size)
+            + self.layout.nbytes * 2
+        )
+
+
+def plan_convert(
+    shapes: Sequence[tuple[int, int]],
+    dtype: np.dtype,
+    fmt: PixelFormat,
+    row_alignment: int,
+    size: tuple[int, int] | None,
+    packed: bool = False,
+) -> ConvertPlan:
+    """The layout of maps of one dtype, each resampled to ``size`` (width, height) or none of them.
+
+    ``packed``: the maps already lie back to back in one buffer (a C-contiguous batch), used in place.
+    """
+    dtype, resize = np.dtype(dtype), size is not None
+    height, width = np.array(shapes, np.int64).reshape(-1, 2).T
+    out_width, out_height = (np.full_like(width, size[0]), np.full_like(height, size[1])) if resize else (width, height)
+    unit = fmt.bytes_per_pixel
+    step = row_bytes(fmt, 1, row_alignment)  # validates the alignment; BytesPerRow is a multiple of it
+    pitch = -(-out_width * unit // step) * step // unit if row_alignment > 1 else out_width
+    in_sizes = width * height if packed else _aligned(width * height, dtype.itemsize)
+    out_sizes = _aligned(out_height * pitch, unit)
+    layout = np.zeros(len(width), LAYOUT)
+    for name, column in (("in_offset", _starts(in_sizes)), ("in_pitch", width), ("width", width), ("height", height)):
+        layout[name] = column
+    for name, column in (("out_offset", _starts(out_sizes)), ("out_pitch", pitch)):
+        layout[name] = column
+    layout["out_width"], layout["out_height"] = out_width, out_height
+    values, values_size, scratch_size = None, 0, 0
+    if resize:  # evaluate into tight float64 maps, then resample from them
+        values = layout.copy()
+        values_sizes, scratch_sizes = _aligned(width * height, 8), _aligned(2 * out_height * width, 8)
+        values["out_offset"], values["out_pitch"] = _starts(values_sizes), width
+        values["out_width"], values["out_height"] = width, height
+        layout["in_offset"], layout["tmp_offset"] = values["out_offset"], _starts(scratch_sizes)
+        values_size, scratch_size = int(values_sizes.sum()), int(scratch_sizes.sum())
+    rows_shapes = list(zip(out_height.tolist(), pitch.tolist(), strict=True))
+    in_size, out_size = int(in_sizes.sum()), int(out_sizes.sum())
+    return ConvertPlan(dtype, fmt, resize, layout, rows_shapes, in_size, out_size, values, values_size, scratch_size)
+
+
+def _starts(sizes: np.ndarray) -> np.ndarray:
+    """Offsets of consecutive blocks of ``sizes`` elements."""
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+
+
+def groups(maps: Sequence, size: tuple[int, int] | None) -> list[tuple[list[int], np.dtype, bool]]:
+    """Runs of consecutive maps sharing a dtype and whether they are resampled (NumPy leaves a map
+    whose shape already is ``size`` as it is): (indices, dtype, resize) in order."""
+    runs: list[tuple[list[int], np.dtype, bool]] = []
+    for index, values in enumerate(maps):
+        height, width = values.shape
+        key = (np.dtype(values.dtype), size is not None and tuple(size) != (width, height))
+        if runs and runs[-1][1:] == key and len(runs[-1][0]) < MAX_MAPS:
+            runs[-1][0].append(index)
+        else:
+            runs.append(([index], *key))
+    return runs
+
+
+def pack(maps: Sequence, layout: np.ndarray, buffer) -> None:
+    """Copy each map into its place (a plan's ``input_layout``) in the flat batch buffer."""
+    for values, entry in zip(maps, layout, strict=True):
+        offset, pitch, height = int(entry["in_offset"]), int(entry["in_pitch"]), int(entry["height"])
+        target = buffer[offset : offset + height * pitch].reshape(height, pitch)
+        target[:, : int(entry["width"])] = values
+
+
+def unpack(buffer, plan: ConvertPlan) -> list:
+    """Views of each map's output rows in the flat output buffer."""
+    views = []
+    for entry, (height, pitch) in zip(plan.layout, plan.rows_shapes, strict=True):
+        offset = int(entry["out_offset"])
+        views.append(buffer[offset : offset + height * pitch].reshape(height, pitch))
+    return views
+
+
+def grid_for_rows(layout: np.ndarray, blocks: int) -> tuple[int, int]:
+    """Grid of the row-striding kernels: about ``blocks`` blocks in all, no more than rows per map."""
+    per_map = max(1, blocks // len(layout))
+    return min(per_map, int(layout["out_height"].max()), int(layout["height"].max())), len(layout)
+
+
+def _grid_for_items(items: int, maps: int, blocks: int) -> tuple[int, int]:
+    """Grid of the one-thread-per-item kernels: about ``blocks`` blocks in all (grid-stride beyond)."""
+    return max(1, min(-(-items // BLOCK), blocks // maps)), maps
+
+
+def run_convert(
+    launch: Launch,
+    xp,
+    plan: ConvertPlan,
+    mapping: DepthMapping,
+    table,
+    d_in,
+    d_out,
+    blocks: int,
+):
+    """Launch the kernels of ``plan`` from the packed input ``d_in`` into the packed rows ``d_out``.
+
+    ``table``: the device lookup table of integer inputs (rounded to the format, or float64 values
+    when resampling).  Returns the per-map flags (device int32), to check once the stream is done.
+    """
+    count, fmt, source = plan.count, plan.fmt, plan.dtype.name
+    flags = xp.zeros(count, xp.int32)
+    layout = xp.asarray(plan.layout.view(np.int64))
+    stage_layout, stage_out = layout, d_out
+    if plan.resize:
+        stage_layout, stage_out = xp.asarray(plan.values_layout.view(np.int64)), xp.empty(plan.values_size, xp.float64)
+    target = "float64" if plan.resize else fmt.dtype.name
+    grid = grid_for_rows(plan.input_layout, blocks)
+    if plan.dtype.kind == "u":
+        launch(f"gather_{source}_{target}", grid, (BLOCK,), (d_in, table, stage_out, stage_layout))
+    else:
+        args = mapping_args(mapping, fmt)
+        ranges = xp.zeros(2 * count, xp.uint64)
+        if args[0] == RELATIVE:
+            ranges[0::2] = NO_MIN
+            launch(f"finite_range_{source}", grid, (BLOCK,), (d_in, stage_layout, ranges))
+        launch(f"evaluate_{source}_{target}", grid, (BLOCK,), (d_in, stage_out, stage_layout, ranges, flags, *args))
+    if plan.resize:
+        scratch = xp.empty(plan.scratch_size, xp.float64)
+        spans = plan.layout["out_height"] * plan.layout["width"], plan.layout["out_height"] * plan.layout["out_width"]
+        columns, rows = (_grid_for_items(int(n.max()), count, blocks) for n in spans)
+        launch("area_columns", columns, (BLOCK,), (stage_out, scratch, layout, flags))
+        launch(f"area_rows_{fmt.dtype.name}", rows, (BLOCK,), (scratch, d_out, layout, flags))
+    return flags
+
+
+def device_table(mapping: DepthMapping, dtype: np.dtype, fmt: PixelFormat, resize: bool) -> np.ndarray | None:
+    """The host lookup table an integer plan gathers from (None for float inputs).
+
+    Without resampling it is ``lookup_table`` itself; before resampling, the float64 values of every
+    code (``evaluate`` is elementwise for integer inputs, so the table is exactly what it returns).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind != "u":
+        return None
+    if not resize:
+        return mapping.lookup_table(dtype, fmt)
+    codes = np.arange(np.iinfo(dtype).max + 1, dtype=dtype)
+    return mapping.evaluate(codes, fmt.is_disparity)
+
+
+def flagged(flags: np.ndarray) -> int | None:
+    """Index of the first map whose kernel flagged an error (overflow, gray outside [0, 1])."""
+    bad = np.flatnonzero(np.asarray(flags) & (FLAG_OVERFLOW | FLAG_GRAY_RANGE))
+    return int(bad[0]) if bad.size else None
+
+
+def raise_like_numpy(values: np.ndarray, mapping: DepthMapping, fmt: PixelFormat, row_alignment: int, size) -> None:
+    """Raise the DepthError the NumPy path raises for a map a kernel flagged (same text, by construction)."""
+    from .numpy_backend import convert_map
+
+    convert_map(np.asarray(values), mapping, fmt, row_alignment, size)
+    raise RuntimeError("a kernel flagged a map that the NumPy path converts: the kernels disagree with NumPy")
+
+
+@dataclass(frozen=True)
+class QuantizePlan:
+    """Maps of one format read from their rows, quantised into tight stored maps."""
+
+    fmt: PixelFormat
+    stored: StoredFormat
+    layout: np.ndarray
+    in_size: int
+    out_size: int
+
+    @property
+    def input_layout(self) -> np.ndarray:
+        return self.layout
+
+
+def plan_quantize(shapes: Sequence[tuple[int, int, int]], fmt: PixelFormat, stored: StoredFormat) -> QuantizePlan:
+    """Layout of maps given as (height, width, elements per row) of their DepthData rows."""
+    layout = np.zeros(len(shapes), LAYOUT)
+    in_size = out_size = 0
+    for index, (height, width, pitch) in enumerate(shapes):
+        layout[index] = (in_size, pitch, width, height, out_size, width, width, height, 0)
+        in_size += _aligned(height * pitch, fmt.bytes_per_pixel)
+        out_size += _aligned(height * width, stored.dtype.itemsize)
+    return QuantizePlan(fmt, stored, layout, in_size, out_size)
+
+
+def run_finite_range(launch: Launch, xp, plan: QuantizePlan, d_in, blocks: int):
+    """Device keys (min, max) per map of the finite samples; see :func:`bounds`."""
+    keys = xp.zeros(2 * plan.layout.size, xp.uint64)
+    keys[0::2] = NO_MIN
+    layout = xp.asarray(plan.layout.view(np.int64))
+    launch(f"finite_range_{plan.fmt.dtype.name}", grid_for_rows(plan.layout, blocks), (BLOCK,), (d_in, layout, keys))
+    return keys, layout
+
+
+def quantize_params(depths: Sequence, keys: np.ndarray, stored: StoredFormat) -> tuple[np.ndarray, list]:
+    """(low, scale) per map for the quantize kernel and (FloatMin, FloatMax) per map, as ``quantize``
+    computes them from each map's finite min/max keys; a map without a finite value is refused."""
+    params, ranges = [], []
+    for depth, (low_key, high_key) in zip(depths, np.asarray(keys, np.uint64).reshape(-1, 2), strict=True):
+        if low_key == NO_MIN:
+            raise DepthError(f"{depth.width}x{depth.height} depth map has no finite value to store")
+        low = round_bound(_unkey(int(low_key)), up=False)
+        high = round_bound(_unkey(int(high_key)), up=True)
+        params.append((low, stored.max_code / (high - low) if high > low else 0.0))
+        ranges.append((low, high))
+    return np.array(params, np.float64).reshape(-1), ranges
+
+
+def stored_map(depth, pixels: np.ndarray, bounds: tuple[float, float], stored: StoredFormat) -> StoredMap:
+    """The StoredMap ``quantize`` returns for ``depth``, around the kernel's pixels."""
+    fmt = depth.pixel_format
+    info = PixelDataInfo(fmt.quantity, fmt.code, stored.code, 0, stored.max_code, *bounds)
+    return StoredMap(pixels, info, depth.metadata)
+
+
+def _unkey(key: int) -> float:
+    bits = key & ~(1 << 63) if key >> 63 else ~key & (2**64 - 1)
+    return float(np.array(bits, np.uint64).view(np.float64))
+
+
+def run_quantize(launch: Launch, xp, plan: QuantizePlan, d_in, layout, params: np.ndarray, d_out, blocks: int) -> None:
+    """Write the stored maps; ``params`` holds (low, scale) per map."""
+    name = f"quantize_{plan.fmt.dtype.name}_{plan.stored.dtype.name}"
+    args = (d_in, d_out, layout, xp.asarray(params, xp.float64), np.float64(plan.stored.max_code))
+    launch(name, grid_for_rows(plan.layout, blocks), (BLOCK,), args)
+
+
+def check_batch(maps: Sequence, fmt: PixelFormat, row_alignment: int, size) -> None:
+    """Host-side validation before any launch: shapes, dtypes, alignment and size."""
+    from ..mapping import FLOAT_DTYPES, INTEGER_DTYPES
+
+    for index, values in enumerate(maps):
+        shape, dtype = getattr(values, "shape", None), getattr(values, "dtype", None)
+        if shape is None or len(shape) != 2 or 0 in shape:
+            raise DepthError(f"map {index}: expected a non-empty 2-D array, got shape {shape}")
+        if np.dtype(dtype) not in INTEGER_DTYPES + FLOAT_DTYPES:
+            raise DepthError(f"map {index}: unsupported dtype {dtype}; use uint8, uint16 or float32")
+    row_bytes(fmt, 1, row_alignment)
+    if size is not None and (len(size) != 2 or min(size) <= 0):
+        raise DepthError(f"size must be a positive (width, height), got {size!r}")

@@ -1,0 +1,217 @@
+"""JPEG rules of ``gpu-depth verify``: the MPF index and the depth image against an iPhone's.
+
+iPhone (iOS 12 JPEG): the primary's APP2 ``MPF`` lists every image; entry k > 0 gives the size and
+offset (from the MPF TIFF header) of a whole JPEG after the primary's EOI; the depth image is an
+8-bit one-component JPEG whose APP1 XMP holds apdi/depthData and whose own APP2 MPF repeats
+NumberOfImages.  Apple writes entry 0's size wrong (reported as info); mattes are their own entries.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from .containers import mpf
+from .containers.gdepth import GDEPTH
+from .containers.jpeg import XMP_ID
+from .containers.segments import APP1, APP2, JpegImage, parse_jpeg
+from .errors import DepthError
+from .verify import Findings, check_depth_xmp, check_size, xmp_text
+from .xmp import APDI, parse_xml
+
+#: Start-of-frame markers (all but DHT, JPG and DAC in 0xC0-0xCF) and the lossless ones.
+SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+LOSSLESS_SOF = frozenset({0xC3, 0xC7, 0xCB, 0xCF})
+#: MP entry attribute bits 24-26: image data format (0 = JPEG).
+FORMAT_BITS = 7 << 24
+#: StoredFormat 'L016' (16-bit maps, stored as lossless JPEG).
+L016 = 0x4C303136
+
+
+def check(data: bytes, findings: Findings) -> None:
+    """Run every JPEG rule; a primary image that cannot be parsed raises DepthError."""
+    primary = parse_jpeg(data)
+    photo = _frame(data, primary)
+    if photo is None:
+        raise DepthError("JPEG: the primary image has no start-of-frame segment")
+    images = _listed_images(data, primary, findings)
+    if images is None:
+        return
+    depth, unlabelled = None, None
+    for number, image in images:
+        where = f"MP entry {number} (JPEG at offset {image.start})"
+        kind = _classify(data, image)
+        if kind == "depth" and depth is None:
+            depth = image, where
+        elif kind == "mono" and unlabelled is None:
+            unlabelled = where
+        elif kind.endswith("matte"):
+            findings.info("jpeg.matte", where, f"a matte ({kind}), not a depth map")
+        else:
+            findings.info("jpeg.aux-image", where, f"an image of kind {kind}, not a depth map")
+    if depth is not None:
+        _check_depth(data, *depth, photo[:2], findings)
+    elif unlabelled is not None:
+        findings.error(
+            "jpeg.xmp-missing",
+            unlabelled,
+            "a one-component image without an apdi depth XMP: Apple readers do not take it for depth",
+        )
+    elif not any(finding.rule == "jpeg.mpf-offset" for finding in findings):  # else that error says it all
+        message = f"no MP image is a depth map with Apple's XMP{_google_note(data, primary)}"
+        findings.error("jpeg.depth-missing", "APP2 MPF", message)
+
+
+def _listed_images(data: bytes, primary: JpegImage, findings: Findings) -> list[tuple[int, JpegImage]] | None:
+    """The JPEG images MP entries 1… list, after ``jpeg.mpf-*`` rules; None when there is no usable index."""
+    segments = primary.applications(data, APP2, mpf.MPF_ID)
+    if not segments:
+        message = f"no APP2 MPF segment: Apple readers find no depth image{_google_note(data, primary)}"
+        findings.error("jpeg.mpf-missing", "primary image", message)
+        return None
+    segment = segments[0]
+    tiff_at = segment.offset + 4 + len(mpf.MPF_ID)
+    where = f"APP2 MPF at offset {segment.offset}"
+    try:
+        entries = mpf.parse_index(data[tiff_at : segment.end], tiff_at).entries
+    except DepthError as exc:
+        findings.error("jpeg.mpf-invalid", where, str(exc))
+        return None
+    first = entries[0]
+    if first.offset != 0:
+        findings.error("jpeg.mpf-invalid", f"{where}, MP entry 0", f"the primary's offset is {first.offset}, not 0")
+    length = primary.end - primary.start
+    if first.size != length:
+        findings.info(
+            "jpeg.mpf-entry0",
+            f"{where}, MP entry 0",
+            f"size {first.size} is not the primary's {length} bytes; iPhones write it so and readers ignore it",
+        )
+    images = []
+    for number, entry in enumerate(entries[1:], 1):
+        place = f"{where}, MP entry {number}"
+        start = tiff_at + entry.offset
+        if entry.attribute & FORMAT_BITS:
+            findings.info("jpeg.aux-image", place, "an image in a format other than JPEG")
+            continue
+        if start < primary.end or entry.size > len(data) - start:
+            findings.error(
+                "jpeg.mpf-offset",
+                place,
+                f"{entry.size} bytes at offset {start} lie outside the data after the primary "
+                f"({primary.end}..{len(data)})",
+            )
+            continue
+        try:
+            image = parse_jpeg(data, start)
+        except DepthError as exc:
+            findings.error("jpeg.mpf-offset", place, f"no JPEG image at offset {start}: {exc}")
+            continue
+        if image.end - start != entry.size:
+            findings.error(
+                "jpeg.mpf-size",
+                place,
+                f"size {entry.size} but the JPEG at offset {start} is {image.end - start} bytes",
+            )
+        _check_count(data, image, len(entries), place, findings)
+        images.append((number, image))
+    return images
+
+
+def _check_count(data: bytes, image: JpegImage, count: int, where: str, findings: Findings) -> None:
+    """``jpeg.mpf-count``: a secondary image's own MPF NumberOfImages against the primary's index."""
+    for segment in image.applications(data, APP2, mpf.MPF_ID):
+        number = _number_of_images(data[segment.offset + 4 + len(mpf.MPF_ID) : segment.end])
+        if number is not None and number != count:
+            findings.warning(
+                "jpeg.mpf-count",
+                f"{where}, APP2 MPF at offset {segment.offset}",
+                f"NumberOfImages {number}, but the primary's MP index lists {count} images",
+            )
+
+
+def _number_of_images(tiff: bytes) -> int | None:
+    """NumberOfImages (0xB001, one LONG) of an MPF payload's first IFD, or None when absent or unreadable."""
+    order = {b"MM\0*": ">", b"II*\0": "<"}.get(tiff[:4])
+    if order is None or len(tiff) < 10:
+        return None
+    (first,) = struct.unpack_from(order + "I", tiff, 4)
+    if first + 2 > len(tiff):
+        return None
+    (count,) = struct.unpack_from(order + "H", tiff, first)
+    for pos in range(first + 2, min(first + 2 + count * mpf.FIELD_SIZE, len(tiff) - 11), mpf.FIELD_SIZE):
+        tag, kind, number, value = struct.unpack_from(order + "HHII", tiff, pos)
+        if tag == mpf.NUMBER_OF_IMAGES and kind == 4 and number == 1:
+            return value
+    return None
+
+
+def _classify(data: bytes, image: JpegImage) -> str:
+    """``depth``, a matte's subtype, another apdi type, ``mono`` (one component, no apdi) or ``image``.
+
+    A one-component image whose XMP does not parse counts as ``depth``, for the XMP rules to report.
+    """
+    one_component = (_frame(data, image) or (0, 0, 0, 0))[3] == 1
+    for xmp in _xmps(data, image):
+        kind = xmp_text(xmp, APDI, "AuxiliaryImageType")
+        if kind is not None:
+            subtype = xmp_text(xmp, APDI, "AuxiliaryImageSubType")
+            return subtype or ("depth" if kind in ("depth", "disparity") else kind)
+        if one_component and not _parses(xmp):
+            return "depth"
+    return "mono" if one_component else "image"
+
+
+def _parses(xmp: bytes) -> bool:
+    try:
+        parse_xml(xmp)
+    except DepthError:
+        return False
+    return True
+
+
+def _check_depth(data: bytes, image: JpegImage, where: str, photo: tuple[int, int], findings: Findings) -> None:
+    xmps = _xmps(data, image)
+    xmp = next((x for x in xmps if xmp_text(x, APDI, "AuxiliaryImageType") is not None), xmps[0])
+    info = check_depth_xmp(findings, xmp, "jpeg", where)
+    frame = _frame(data, image)
+    if frame is None:
+        findings.error("jpeg.depth-codec", where, "the depth image has no start-of-frame segment")
+        return
+    width, height, bits, components, marker = frame
+    stored_16 = info is not None and info.stored_format == L016
+    expected = (16, True) if stored_16 else (8, False)
+    if components != 1 or (bits, marker in LOSSLESS_SOF) != expected:
+        coding = "16-bit lossless" if stored_16 else "8-bit"
+        findings.warning(
+            "jpeg.depth-codec",
+            where,
+            f"the depth image is {components}-component {bits}-bit (SOF{marker - 0xC0}); "
+            f"iPhones store one-component {coding} maps",
+        )
+    check_size(findings, "jpeg", where, (width, height), photo)
+    if info is not None:
+        findings.info(
+            "jpeg.depth-found",
+            where,
+            f"{width}x{height} {info.image_type} map, values {info.float_min:g}..{info.float_max:g}",
+        )
+
+
+def _xmps(data: bytes, image: JpegImage) -> list[bytes]:
+    return [s.payload(data)[len(XMP_ID) :] for s in image.applications(data, APP1, XMP_ID)]
+
+
+def _frame(data: bytes, image: JpegImage) -> tuple[int, int, int, int, int] | None:
+    """(width, height, bits, components, marker) of the image's start-of-frame segment, or None."""
+    for segment in image.header:
+        payload = segment.payload(data)
+        if segment.marker in SOF_MARKERS and len(payload) >= 6:
+            bits, height, width, components = struct.unpack_from(">BHHB", payload)
+            return width, height, bits, components, segment.marker
+    return None
+
+
+def _google_note(data: bytes, primary: JpegImage) -> str:
+    if any(GDEPTH.encode() in xmp for xmp in _xmps(data, primary)):
+        return " (the photo has Google GDepth, which Apple readers ignore)"
+    return ""
