@@ -798,7 +798,11 @@ def fuzz(
             _save(progress, stats, run_seed, time.perf_counter() - begun)
     for reader, entry in stats.items():  # a slow case on a shared machine may be a stall: time it again alone
         if entry.slowest[1] >= 0:
-            entry.replayed = run_case(reader, seeds[reader], run_seed, entry.slowest[1])[1]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                entry.replayed = run_case(reader, seeds[reader], run_seed, entry.slowest[1])[1]
+    for folder in SCRATCH:
+        shutil.rmtree(folder, ignore_errors=True)
     if progress:
         _save(progress, stats, run_seed, time.perf_counter() - begun)
     return stats
@@ -864,6 +868,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.save:
             args.save.write_bytes(data)
         outcome, seconds, _, trace = run_case(readers[0], seeds, args.seed, args.replay)
+        for folder in SCRATCH:
+            shutil.rmtree(folder, ignore_errors=True)
         print(
             f"{readers[0]} case {args.replay}: seed {seed.name}, {'+'.join(ops)}, {len(data)} bytes: "
             f"{outcome} in {seconds:.3f} s"
