@@ -146,7 +146,8 @@ def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
     if item is None or item.item_type != "hvc1":
         kind = item.item_type if item else "missing"
         raise DepthError(f"depth item {item_id} is {kind!r}; only hvc1 depth items are supported")
-    limits.check_pixels(*_coded_size(heif.meta, item_id), f"depth item {item_id}")
+    width, height = coded_size(heif.meta, item_id)
+    limits.check_pixels(width, height, f"depth item {item_id}")
     coded = isobmff.item_data(heif, item_id, MAX_DEPTH_ITEM_BYTES)
     properties = [
         (raw, essential)
@@ -169,8 +170,8 @@ def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
     return pixels
 
 
-def _coded_size(meta: Meta, item_id: int) -> tuple[int, int]:
-    """(width, height) the decoder will decode: an item's ``ispe``, which HEIF requires of image items."""
+def coded_size(meta: Meta, item_id: int) -> tuple[int, int]:
+    """(width, height) from an item's ``ispe``, which HEIF requires of every image item."""
     for kind, raw, _ in meta.item_properties(item_id):
         if kind == "ispe":
             box = isobmff.read_boxes(raw, 0, len(raw), parent=f"item {item_id} properties")[0]
@@ -299,12 +300,13 @@ def encode_photo(image, *, quality: int = 90, encoder_preset: str = "medium") ->
 
 def image_size(meta: Meta, item_id: int) -> tuple[int, int] | None:
     """An item's stored size: ``ispe``, cropped by ``clap`` when it has one; None without ispe."""
-    sizes = {kind: raw for kind, raw, _ in meta.item_properties(item_id) if kind in ("ispe", "clap")}
-    if len(sizes.get("ispe", b"")) < 20:
+    try:
+        width, height = coded_size(meta, item_id)
+    except DepthError:
         return None
-    width, height = struct.unpack_from(">II", sizes["ispe"], 12)
-    if len(sizes.get("clap", b"")) >= 24:
-        num_w, den_w, num_h, den_h = struct.unpack_from(">IIII", sizes["clap"], 8)
+    clap = next((raw for kind, raw, _ in meta.item_properties(item_id) if kind == "clap"), b"")
+    if len(clap) >= 24:
+        num_w, den_w, num_h, den_h = struct.unpack_from(">IIII", clap, 8)
         if den_w and den_h:
             width, height = round(num_w / den_w), round(num_h / den_h)
     return width, height
