@@ -1,12 +1,13 @@
 """Mutation fuzzing of every reader gpu_depth runs on untrusted files.
 
-Readers: ``heif`` (heif.read_depth + orientation), ``isobmff`` (box/item tables, every item's data, auxC
-SEI, rebuild), ``jpeg`` (jpeg.read_depth incl. MPF and GDepth/Extended XMP + orientation), ``dng``
-(dng.read_depth + orientation), ``xmp`` (xmp.parse_depth_xmp), ``loaders`` (loaders.load_depth_map
-on PNG, TIFF, PGM and .npy files) and ``attach`` (attach_depth on mutated HEIC/JPEG/DNG photos: the
-result must read back with the map and keep the photo's coded bytes).  Seeds are files made here at
-start (photos converted and attached by gpu_depth, GDepth JPEGs, DNGs written with tifffile) plus
-``../shared/samples/*``.
+Readers: ``heif`` (heif.read_depth, orientation, displayed_size), ``isobmff`` (box/item tables, every
+item's data, auxC SEI, rebuild), ``jpeg`` (jpeg.read_depth incl. MPF and GDepth/Extended XMP,
+orientation, displayed_size), ``dng`` (dng.read_depth, orientation, displayed_size), ``xmp``
+(xmp.parse_depth_xmp), ``loaders`` (loaders.load_depth_map on PNG, TIFF, PGM and .npy files),
+``attach`` (attach_depth on mutated HEIC/JPEG/DNG photos: the result must read back with the map and
+keep the photo's coded bytes) and ``photo`` (api.decode_photo and the JPEG re-encoding of PNG, TIFF,
+WebP, HEIC and JPEG photos).  Seeds are files made here at start (photos converted and attached by
+gpu_depth, GDepth JPEGs, DNGs written with tifffile) plus ``../shared/samples/*``.
 
 Each case mutates one seed (byte flips, truncation, 16/32-bit length and offset fields set to 0,
 huge or near values, chunk duplication, deletion and splicing with another seed; XML-aware edits for
@@ -509,7 +510,7 @@ def _calls(*calls: Callable[[], object]) -> None:
 
 
 def run_heif(data: bytes, seed: Seed) -> None:
-    _calls(lambda: heif.read_depth(data), lambda: heif.orientation(data))
+    _calls(lambda: heif.read_depth(data), lambda: heif.orientation(data), lambda: heif.displayed_size(data))
 
 
 def run_isobmff(data: bytes, seed: Seed) -> None:
@@ -529,12 +530,13 @@ def run_jpeg(data: bytes, seed: Seed) -> None:
     _calls(
         lambda: jpeg.read_depth(data),
         lambda: jpeg.orientation(data),
+        lambda: jpeg.displayed_size(data),
         lambda: jpeg.read_gdepth(data, parse_jpeg(data)),
     )
 
 
 def run_dng(data: bytes, seed: Seed) -> None:
-    _calls(lambda: dng.read_depth(data), lambda: dng.orientation(data))
+    _calls(lambda: dng.read_depth(data), lambda: dng.orientation(data), lambda: dng.displayed_size(data))
 
 
 def attach_seeds() -> list[Seed]:
@@ -796,7 +798,11 @@ def fuzz(
             _save(progress, stats, run_seed, time.perf_counter() - begun)
     for reader, entry in stats.items():  # a slow case on a shared machine may be a stall: time it again alone
         if entry.slowest[1] >= 0:
-            entry.replayed = run_case(reader, seeds[reader], run_seed, entry.slowest[1])[1]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                entry.replayed = run_case(reader, seeds[reader], run_seed, entry.slowest[1])[1]
+    for folder in SCRATCH:
+        shutil.rmtree(folder, ignore_errors=True)
     if progress:
         _save(progress, stats, run_seed, time.perf_counter() - begun)
     return stats
@@ -834,6 +840,11 @@ def table(stats: dict[str, Stats]) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGINT or SIGTERM: stop the run; the table shows the cases finished so far."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=1000, help="cases per reader")
@@ -857,12 +868,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.save:
             args.save.write_bytes(data)
         outcome, seconds, _, trace = run_case(readers[0], seeds, args.seed, args.replay)
+        for folder in SCRATCH:
+            shutil.rmtree(folder, ignore_errors=True)
         print(
             f"{readers[0]} case {args.replay}: seed {seed.name}, {'+'.join(ops)}, {len(data)} bytes: "
             f"{outcome} in {seconds:.3f} s"
         )
         print(trace or "", end="")
         return int(trace is not None)
+    for stop in (signal.SIGINT, signal.SIGTERM):  # also when started in the background, where SIGINT is ignored
+        signal.signal(stop, _interrupt)
     started = time.perf_counter()
     stats = fuzz(readers, args.cases, args.seed, args.jobs, args.chunk, args.hang, args.memory_mib << 20, args.progress)
     elapsed = time.perf_counter() - started
