@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 import numpy as np
+from common import median_of
 
 from gpu_depth import DepthMapping
 from gpu_depth.backends import _cupy_unavailable
@@ -98,17 +99,6 @@ def device_seconds(cupy, func: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-def wall_seconds(func: Callable[[], object], repeat: int) -> float:
-    """Median wall time of ``func`` (after a warm-up)."""
-    func()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def copy_bandwidth(cupy, nbytes: int, repeat: int) -> float:
     """Device-to-device cudaMemcpyAsync, bytes read + written per second."""
     source, target = cupy.empty(nbytes, cupy.uint8), cupy.empty(nbytes, cupy.uint8)
@@ -149,7 +139,7 @@ def device_batch(cupy, backend, sampler: Sampler, copy: float, count: int, repea
     )
     maps = list(batch)
     with sampler:
-        whole = wall_seconds(lambda: backend.convert_device(maps, MAPPING, HDIS), repeat)
+        whole = median_of(lambda: backend.convert_device(maps, MAPPING, HDIS), repeat)
     print(
         f"uint8->hdis convert_device, same batch: {moved / whole / 1e9:7.1f} GB/s = "
         f"{moved / whole / copy:5.1%} of copy, {count / whole:7.0f} maps/s   [{sampler.summary()}]"
@@ -165,14 +155,14 @@ def host_maps(backend, sampler: Sampler, count: int, small_count: int, numpy_cou
     width, height = SMALL
     small = [rng.integers(0, 256, (height, width), dtype=np.uint8) for _ in range(small_count)]
     with sampler:
-        seconds = wall_seconds(lambda: backend.convert(small, MAPPING, HDIS, 1, None), repeat)
+        seconds = median_of(lambda: backend.convert(small, MAPPING, HDIS, 1, None), repeat)
     print(f"{width}x{height} host maps -> host rows: {small_count / seconds:9.0f} maps/s   [{sampler.summary()}]")
     width, height = BIG
     big = [rng.integers(0, 256, (height, width), dtype=np.uint8) for _ in range(count)]
     with sampler:
-        gpu = wall_seconds(lambda: backend.convert(big, MAPPING, HDIS, 1, None), repeat) / count
+        gpu = median_of(lambda: backend.convert(big, MAPPING, HDIS, 1, None), repeat) / count
     few = big[:numpy_count]
-    cpu = wall_seconds(lambda: NumpyBackend().convert(few, MAPPING, HDIS, 1, None), repeat) / len(few)
+    cpu = median_of(lambda: NumpyBackend().convert(few, MAPPING, HDIS, 1, None), repeat) / len(few)
     print(
         f"{width}x{height} host maps -> host rows: GPU {gpu * 1e3:6.2f} ms/map, NumPy {cpu * 1e3:7.2f} ms/map, "
         f"ratio {cpu / gpu:6.1f}x   [{sampler.summary()}]"

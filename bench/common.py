@@ -9,19 +9,8 @@ import time
 from collections.abc import Callable
 
 
-def best_of(func: Callable[[], object], repeat: int = 5) -> float:
-    """Smallest wall time of ``repeat`` calls, in seconds (after one warm-up call)."""
-    func()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def median_of(func: Callable[[], object], repeat: int = 5, warmup: bool = True) -> float:
-    """Median wall time of ``repeat`` calls, in seconds (after one warm-up call unless told not to)."""
+def timings(func: Callable[[], object], repeat: int = 5, warmup: bool = True) -> list[float]:
+    """Wall times of ``repeat`` calls, in seconds (after one warm-up call unless told not to)."""
     if warmup:
         func()
     times = []
@@ -29,7 +18,17 @@ def median_of(func: Callable[[], object], repeat: int = 5, warmup: bool = True) 
         start = time.perf_counter()
         func()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def best_of(func: Callable[[], object], repeat: int = 5) -> float:
+    """Smallest wall time of ``repeat`` calls after a warm-up."""
+    return min(timings(func, repeat))
+
+
+def median_of(func: Callable[[], object], repeat: int = 5, warmup: bool = True) -> float:
+    """Median wall time of ``repeat`` calls (after a warm-up unless told not to)."""
+    return statistics.median(timings(func, repeat, warmup))
 
 
 def machine() -> str:

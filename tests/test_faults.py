@@ -5,27 +5,13 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 import time
 
+from test_pipeline import CONVERT as COMMAND
 from test_pipeline import make_dataset, outputs_verify_clean, report_lines  # noqa: F401 (fixture)
 
 from gpu_depth import read_depth
 from gpu_depth.atomic import TEMP_SUFFIX
-
-COMMAND = [
-    sys.executable,
-    "-m",
-    "gpu_depth.cli",
-    "convert",
-    "--quiet",
-    "--workers",
-    "2",
-    "--near",
-    "0.5",
-    "--far",
-    "10",
-]
 
 
 def snapshot(folder):

@@ -34,6 +34,22 @@ def outputs_verify_clean(tmp_path):
         assert not problems, (path, problems)
 
 
+#: ``gpu-depth convert`` run as its own process, with the options most tests share.
+CONVERT = [
+    sys.executable,
+    "-m",
+    "gpu_depth.cli",
+    "convert",
+    "--quiet",
+    "--workers",
+    "2",
+    "--near",
+    "0.5",
+    "--far",
+    "10",
+]
+
+
 def make_dataset(folder, count, size=(64, 48)):
     """``count`` JPEG photos with 16-bit gray depth PNGs of the same scene."""
     photos, depths = folder / "photos", folder / "depth"
@@ -95,13 +111,7 @@ def test_sigkill_then_resume_converts_each_item_once(tmp_path):
     photos, depths = make_dataset(tmp_path, 60, size=(320, 240))
     out = tmp_path / "out"
     command = [
-        sys.executable,
-        "-m",
-        "gpu_depth.cli",
-        "convert",
-        "--quiet",
-        "--workers",
-        "2",
+        *CONVERT,
         "--batch-size",
         "4",
         "--near",
@@ -246,14 +256,7 @@ def test_memory_stays_flat_with_dataset_size(tmp_path):
                 sys.executable,
                 "-c",
                 PEAK_RSS,
-                "convert",
-                "--quiet",
-                "--workers",
-                "2",
-                "--near",
-                "0.5",
-                "--far",
-                "10",
+                *CONVERT[3:],
                 "--manifest",
                 str(manifest),
                 "--out",
