@@ -58,18 +58,23 @@ def attach_depth(
     if not isinstance(depth, DepthData):
         raise DepthError(f"depth must be DepthData, got {type(depth).__name__}")
     data = read_file(photo)
-    source = containers.sniff(data)
-    target = containers.plugin(container) if container else _by_suffix(out) or source
+    target = containers.plugin(container) if container else _by_suffix(out) or containers.sniff(data)
     if target is None:
         raise DepthError(f"{photo}: unknown photo format; name the output container")
     try:
-        if source is not target:
-            data = target.encode_photo(decode_photo(photo), quality=quality, encoder_preset=encoder_preset)
+        data = in_container(data, photo, target, quality, encoder_preset)
         result = target.attach_depth(data, depth, replace=replace, **attach_options)
     except DepthError as exc:
         raise DepthError(f"{photo}: {exc}") from None
     write_atomic(out, result, protect=(photo,))
     return Path(out)
+
+
+def in_container(data: bytes, path: PathLike, target, quality: int, encoder_preset: str) -> bytes:
+    """The photo's bytes in the ``target`` container: as they are, or re-encoded from another format."""
+    if containers.sniff(data) is target:
+        return data
+    return target.encode_photo(decode_photo(path), quality=quality, encoder_preset=encoder_preset)
 
 
 def read_file(path: PathLike, limit: int = MAX_FILE_BYTES) -> bytes:

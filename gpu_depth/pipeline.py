@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import containers
-from .api import decode_photo, read_depth, read_file
+from .api import in_container, read_depth, read_file
 from .atomic import temp_path, write_atomic
 from .backends import select_backend
 from .convert import convert
@@ -244,14 +244,10 @@ def encode(item: Item, options: Options) -> Item:
     started = time.perf_counter()
     try:
         photo = read_file(item.job.photo)
-        source = containers.sniff(photo)
-        target = containers.plugin(options.container) if options.container != "same" else source
+        target = containers.plugin(options.container) if options.container != "same" else containers.sniff(photo)
         if target is None:
             raise DepthError(f"{item.job.photo}: not a HEIC, JPEG or DNG photo; choose --container")
-        if source is not target:
-            photo = target.encode_photo(
-                decode_photo(item.job.photo), quality=options.quality, encoder_preset=options.encoder_preset
-            )
+        photo = in_container(photo, item.job.photo, target, options.quality, options.encoder_preset)
         depth = _stored_orientation(item.depth, target.orientation(photo))
         extra = {"gdepth": True} if options.gdepth and target.NAME == "jpeg" else {}
         result = target.attach_depth(photo, depth, **extra)
