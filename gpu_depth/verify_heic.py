@@ -283,13 +283,8 @@ def _check_orientation(meta: Meta, depth_id: int, findings: Findings) -> None:
 
 
 def _transforms(meta: Meta, item_id: int) -> list[tuple[str, int]]:
-    """The item's irot (quarter turns) and imir (axis) values, in ipma order."""
-    steps = []
-    for index, _ in meta.associations.get(item_id, []):
-        kind, raw = meta.property_type(index), meta.properties[index - 1]
-        if kind in ("irot", "imir") and len(raw) > 8:
-            steps.append((kind, raw[8] & (3 if kind == "irot" else 1)))
-    return [step for step in steps if step != ("irot", 0)]
+    """The item's turning steps, leaving out ``irot 0`` (which turns nothing)."""
+    return [step for step in heif.transforms(meta, item_id) if step != ("irot", 0)]
 
 
 def _spell(steps: list[tuple[str, int]]) -> str:

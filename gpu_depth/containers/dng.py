@@ -170,7 +170,11 @@ def attach_depth(
 def orientation(data: bytes) -> int:
     """IFD0's Orientation (1-8), which DNG requires and which the depth map shares; 1 when absent or invalid."""
     tiff, ifds = open_dng(data)
-    value = scalar(tiff, ifds[0], ORIENTATION, 1)
+    return _orientation(tiff, ifds[0])
+
+
+def _orientation(tiff: TiffFile, ifd0: Ifd) -> int:
+    value = scalar(tiff, ifd0, ORIENTATION, 1)
     return value if 1 <= value <= 8 else 1
 
 
@@ -182,7 +186,7 @@ def displayed_size(data: bytes) -> tuple[int, int]:
     raw = next((ifd for ifd in ifds if scalar(tiff, ifd, NEW_SUBFILE_TYPE, 0) == 0 and IMAGE_WIDTH in ifd), None)
     if raw is None:
         raise DepthError("the DNG has no full-resolution image IFD (NewSubFileType 0)")
-    return turned(scalar(tiff, raw, IMAGE_WIDTH), scalar(tiff, raw, IMAGE_LENGTH), orientation(data))
+    return turned(scalar(tiff, raw, IMAGE_WIDTH), scalar(tiff, raw, IMAGE_LENGTH), _orientation(tiff, ifds[0]))
 
 
 def encode_photo(image: Any, **options: Any) -> bytes:

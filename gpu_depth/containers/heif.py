@@ -312,15 +312,25 @@ def image_size(meta: Meta, item_id: int) -> tuple[int, int] | None:
     return width, height
 
 
+def transforms(meta: Meta, item_id: int) -> list[tuple[str, int]]:
+    """The item's ``irot`` (quarter turns anticlockwise) and ``imir`` (axis) values, in ipma order."""
+    return [
+        (kind, raw[8] & (3 if kind == "irot" else 1))
+        for kind, raw, _ in meta.item_properties(item_id)
+        if kind in ("irot", "imir") and len(raw) > 8
+    ]
+
+
 def displayed_size(data: bytes) -> tuple[int, int]:
     """The primary image's (width, height) as shown: its stored size turned by ``irot``/``imir``."""
     from ..geometry import displayed_size as turned
+    from ..geometry import orientation_of
 
     meta = isobmff.parse_file(memoryview(data)).meta
     size = image_size(meta, meta.primary)
     if size is None:
         raise DepthError(f"the primary item {meta.primary} has no ispe (image size)")
-    return turned(*size, orientation(data))
+    return turned(*size, orientation_of(transforms(meta, meta.primary)))
 
 
 def orientation(data: bytes) -> int:
@@ -328,10 +338,4 @@ def orientation(data: bytes) -> int:
     from ..geometry import orientation_of
 
     meta = isobmff.parse_file(memoryview(data)).meta
-    steps = []
-    for kind, raw, _ in meta.item_properties(meta.primary):
-        box = isobmff.read_boxes(raw, 0, len(raw), parent=f"item {meta.primary} properties")[0]
-        if kind in ("irot", "imir"):
-            value = isobmff.Reader(raw, box).uint(1, kind) & 3
-            steps.append((kind, value))
-    return orientation_of(steps)
+    return orientation_of(transforms(meta, meta.primary))

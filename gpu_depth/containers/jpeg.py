@@ -253,12 +253,13 @@ def displayed_size(data: bytes) -> tuple[int, int]:
     """The primary image's (width, height) as shown: its SOF size turned by the Exif orientation."""
     from ..geometry import displayed_size as turned
 
-    sof = next((s for s in parse_jpeg(data).header if s.marker in SOF_MARKERS), None)
+    primary = parse_jpeg(data)
+    sof = next((s for s in primary.header if s.marker in SOF_MARKERS), None)
     payload = sof.payload(data) if sof is not None else b""
     if len(payload) < 5:
         raise DepthError("the JPEG has no frame header (SOF) before its first scan")
     height, width = int.from_bytes(payload[1:3], "big"), int.from_bytes(payload[3:5], "big")
-    return turned(width, height, orientation(data))
+    return turned(width, height, _orientation(data, primary))
 
 
 def orientation(data: bytes) -> int:
@@ -267,9 +268,13 @@ def orientation(data: bytes) -> int:
     Only the primary's APP1 Exif is parsed (by Pillow's Exif reader): the image itself is not opened,
     so its size (Pillow refuses "decompression bombs" on open) does not matter.
     """
+    return _orientation(data, parse_jpeg(data))
+
+
+def _orientation(data: bytes, primary: JpegImage) -> int:
     from PIL import Image
 
-    found = parse_jpeg(data).applications(data, APP1, EXIF_ID)
+    found = primary.applications(data, APP1, EXIF_ID)
     if not found:
         return 1
     exif = Image.Exif()
