@@ -11,6 +11,7 @@ from tokenize import TokenError
 import numpy as np
 
 from . import limits
+from .api import read_file
 from .errors import DepthError
 
 SUFFIXES = (".png", ".tif", ".tiff", ".npy", ".pgm")
@@ -26,10 +27,7 @@ def load_depth_map(path: str | os.PathLike, max_pixels: int | None = None) -> np
     """
     path = Path(path)
     max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DepthError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    data = read_file(path)
     try:
         array = _load_npy(data, max_pixels) if path.suffix.lower() == ".npy" else _load_image(data, max_pixels)
     except DepthError as exc:
