@@ -1,9 +1,12 @@
 """JPEG container: Apple's depth map as a Multi-Picture (MPF) secondary JPEG, as iPhones write it.
 
 Attaching keeps the primary image's bytes and inserts one APP2 ``MPF`` segment (after the APP0/APP1
-run, where iPhones put it) or extends the existing one; the depth map follows the primary's EOI as
-an 8-bit single-component baseline JPEG with Apple's depth XMP in APP1 and its own small MPF APP2.
-Reading accepts any MPF JPEG and ignores the size of MP entry 0, which Apple writes wrong.
+run, where iPhones put it) or extends the existing one; the depth map follows the primary's EOI as a
+single-component JPEG with Apple's depth XMP in APP1 and its own small MPF APP2.  iPhones code that
+map in one of two ways, and so does :func:`attach_depth`: 16-bit lossless (SOF3, ``L016``, Apple's
+choice for unfiltered maps and maps with NaN; the default here, as it reads back exactly) or 8-bit
+baseline (``L008``, Apple's choice for filtered maps; quality 100 still moves a few per cent of the
+codes by ±1).  Reading accepts any MPF JPEG and ignores the size of MP entry 0, which Apple writes wrong.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import numpy as np
 from .. import limits
 from ..depthdata import DepthData
 from ..errors import DepthError
+from ..formats import StoredFormat
 from ..quantize import dequantize, quantize
 from ..xmp import build_depth_xmp, parse_depth_xmp
-from . import mpf
+from . import ljpeg, mpf
 from .gdepth import gdepth_edit, read_gdepth
 from .segments import APP0, APP1, APP2, SOF_MARKERS, JpegImage, Segment, parse_jpeg, segment
 
@@ -36,7 +40,9 @@ EXTENSIONS = (".jpg", ".jpeg")
 XMP_ID = b"http://ns.adobe.com/xap/1.0/\0"
 EXIF_ID = b"Exif\0\0"
 ORIENTATION = 0x0112
-#: Quality of the depth JPEG (libjpeg's 100 moves at most one code by ±1 in a small share of pixels).
+#: How the depth map is coded: 16-bit lossless (exact) or 8-bit baseline (the iPhone's filtered maps).
+CODINGS = ("lossless", "baseline")
+#: Quality of a baseline depth JPEG (libjpeg's 100 moves at most one code by ±1 in a small share of pixels).
 DEPTH_QUALITY = 100
 #: MP entry attribute bits 24-26: image data format (0 = JPEG).
 _FORMAT_BITS = 7 << 24
@@ -76,12 +82,18 @@ def attach_depth(
     gdepth: bool = False,
     gdepth_format: str = "RangeInverse",
     gdepth_bits: int = 16,
+    coding: str = "lossless",
 ) -> bytes:
     """``photo`` with ``depth`` appended as an MPF secondary JPEG, the primary's coded bytes kept.
+
+    ``coding`` is one of :data:`CODINGS`: ``lossless`` (16-bit, exact) or ``baseline`` (8-bit, as
+    iPhones store filtered maps).
 
     ``gdepth`` also writes Google's GDepth (``gdepth_format`` RangeInverse or RangeLinear, a
     ``gdepth_bits``-bit PNG) into the primary's XMP and Extended XMP.
     """
+    if coding not in CODINGS:
+        raise DepthError(f"unknown depth coding {coding!r}; expected lossless or baseline")
     primary = parse_jpeg(photo)
     mpf_segment, primary_attribute, others = _secondaries(photo, primary)
     old = [image for image in others if _depth_xmp(photo, image) is not None]
@@ -103,7 +115,7 @@ def attach_depth(
     mpf_at = placed[-1]
     tiff_at = mpf_at + 4 + len(mpf.MPF_ID)
 
-    depth_jpeg = depth_image(depth, count)
+    depth_jpeg = depth_image(depth, count, coding)
     shift = len(head) - primary.end
     entries = [mpf.Entry(primary_attribute, len(head), 0)]
     entries += [mpf.Entry(e.entry.attribute, e.entry.size, e.start + shift - tiff_at, e.entry.dependents) for e in kept]
@@ -115,18 +127,27 @@ def attach_depth(
     return bytes(out + tail + depth_jpeg)
 
 
-def depth_image(depth: DepthData, count: int) -> bytes:
-    """Apple's depth JPEG: SOI, APP1 depth XMP, APP2 MPF {version, ``count``}, then the coded 8-bit map."""
+def depth_image(depth: DepthData, count: int, coding: str = "lossless") -> bytes:
+    """Apple's depth JPEG: SOI, APP1 depth XMP, APP2 MPF {version, ``count``}, then the map coded by ``coding``."""
+    if coding == "lossless":
+        stored = quantize(depth, StoredFormat.L016)
+        coded = ljpeg.encode(stored.pixels)[2:]
+    else:
+        stored = quantize(depth)
+        coded = _baseline(stored.pixels)
+    xmp = build_depth_xmp(stored.info, depth.metadata)
+    return b"\xff\xd8" + segment(APP1, XMP_ID + xmp) + segment(APP2, mpf.build_version(count)) + coded
+
+
+def _baseline(pixels: np.ndarray) -> bytes:
+    """An 8-bit map as libjpeg codes it at :data:`DEPTH_QUALITY`, less its SOI and JFIF APP0."""
     from PIL import Image
 
-    stored = quantize(depth)
     buffer = io.BytesIO()
-    Image.fromarray(stored.pixels).save(buffer, "JPEG", quality=DEPTH_QUALITY)
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=DEPTH_QUALITY)
     coded = buffer.getvalue()
     first = parse_jpeg(coded).segments[0]
-    rest = first.end if first.marker == APP0 and coded.startswith(b"JFIF\0", first.offset + 4) else 2
-    xmp = build_depth_xmp(stored.info, depth.metadata)
-    return b"\xff\xd8" + segment(APP1, XMP_ID + xmp) + segment(APP2, mpf.build_version(count)) + coded[rest:]
+    return coded[first.end if first.marker == APP0 and coded.startswith(b"JFIF\0", first.offset + 4) else 2 :]
 
 
 def encode_photo(image: Image.Image, *, quality: int = 90, encoder_preset: str | None = None) -> bytes:
@@ -198,6 +219,14 @@ def _depth_xmp(data: bytes, image: _Secondary):
 
 
 def _decode_map(data: bytes, image: _Secondary, info, metadata) -> DepthData:
+    parsed = parse_jpeg(data, image.start, image.end)
+    if any(s.marker == ljpeg.SOF3 for s in parsed.header):
+        return dequantize(ljpeg.decode(data, parsed), info, metadata)
+    return dequantize(_decode_baseline(data, image), info, metadata)
+
+
+def _decode_baseline(data: bytes, image: _Secondary) -> np.ndarray:
+    """The 8-bit gray samples of a DCT-coded depth image, decoded by Pillow (libjpeg)."""
     from PIL import JpegImagePlugin, UnidentifiedImageError
 
     try:
@@ -212,7 +241,7 @@ def _decode_map(data: bytes, image: _Secondary, info, metadata) -> DepthData:
         raise DepthError(f"depth image at offset {image.start} cannot be decoded: {exc}") from None
     if decoder.mode != "L":
         raise DepthError(f"depth image at offset {image.start} is {decoder.mode}, expected 8-bit gray")
-    return dequantize(np.asarray(decoder), info, metadata)
+    return np.asarray(decoder)
 
 
 def _without(data: bytes, start: int, images: list[_Secondary], removed: list[_Secondary]):
