@@ -95,6 +95,12 @@ def _convert_parser(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--quality", type=int, default=90, help="quality when a photo must be re-encoded")
     sub.add_argument("--encoder-preset", default="medium", help="x265 preset when re-encoding to HEIC")
     sub.add_argument("--gdepth", action="store_true", help="JPEG outputs also carry Google's GDepth (Android)")
+    sub.add_argument(
+        "--jpeg-depth",
+        choices=("lossless", "baseline"),
+        default="lossless",
+        help="JPEG outputs: 16-bit lossless map (exact) or 8-bit baseline (iPhone's filtered maps, ±1 code)",
+    )
     sub.add_argument("--shard", help="I/N: do shard I of N (default: from Slurm/AWS Batch/Kubernetes variables)")
     sub.add_argument("--resume", action="store_true", help="skip items whose output exists and reads back")
     sub.add_argument("--report", type=Path, help="JSON Lines report (default: OUT/report[.shard-I-of-N].jsonl)")

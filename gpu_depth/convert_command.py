@@ -85,6 +85,7 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         quality=args.quality,
         encoder_preset=args.encoder_preset,
         gdepth=args.gdepth,
+        jpeg_depth=args.jpeg_depth,
         **extra,
     )
 

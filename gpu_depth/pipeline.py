@@ -53,6 +53,7 @@ class Options:
     quality: int = 90
     encoder_preset: str = "medium"
     gdepth: bool = False  # JPEG outputs also carry Google's GDepth
+    jpeg_depth: str = "lossless"  # how JPEG outputs code the map: lossless (16-bit) or baseline (8-bit)
     encoder_threads: int | None = None  # x265 threads per worker; None: the cores shared out among workers
 
 
@@ -249,7 +250,7 @@ def encode(item: Item, options: Options) -> Item:
             raise DepthError(f"{item.job.photo}: not a HEIC, JPEG or DNG photo; choose --container")
         photo = in_container(photo, item.job.photo, target, options.quality, options.encoder_preset)
         depth = _stored_orientation(item.depth, target.orientation(photo))
-        extra = {"gdepth": True} if options.gdepth and target.NAME == "jpeg" else {}
+        extra = {"gdepth": options.gdepth, "coding": options.jpeg_depth} if target.NAME == "jpeg" else {}
         result = target.attach_depth(photo, depth, **extra)
         write_atomic(item.output, result, protect=(item.job.photo, item.job.depth))
     except DepthError as exc:

@@ -178,10 +178,12 @@ def _check_depth(data: bytes, image: JpegImage, where: str, photo: tuple[int, in
         findings.error("jpeg.depth-codec", where, "the depth image has no start-of-frame segment")
         return
     width, height, bits, components, marker = frame
-    stored_16 = info is not None and info.stored_format == L016
-    expected = (16, True) if stored_16 else (8, False)
-    if components != 1 or (bits, marker in LOSSLESS_SOF) != expected:
-        coding = "16-bit lossless" if stored_16 else "8-bit"
+    codings = {(8, False): "8-bit", (16, True): "16-bit lossless"}  # (bits, lossless) of StoredFormat L008, L016
+    if info is not None:
+        wanted = (16, True) if info.stored_format == L016 else (8, False)
+        codings = {wanted: codings[wanted]}
+    if components != 1 or (bits, marker in LOSSLESS_SOF) not in codings:
+        coding = " or ".join(codings.values())
         findings.warning(
             "jpeg.depth-codec",
             where,

@@ -8,18 +8,20 @@ import struct
 import subprocess
 import warnings
 
+import imagecodecs
 import numpy as np
 import pytest
 import tifffile
 from conftest import sample, tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageOps, JpegImagePlugin
 
 import gpu_depth
 from gpu_depth import DepthData, DepthError, DepthMetadata, PixelFormat
 from gpu_depth.containers import jpeg, segments
 from gpu_depth.containers.tiff import TiffFile
+from gpu_depth.formats import StoredFormat
 from gpu_depth.mapping import round_to_format
 from gpu_depth.quantize import quantize
 
@@ -75,12 +77,33 @@ def photo(request) -> bytes:
     return make_photo(restart_marker_rows=1)
 
 
+@pytest.fixture(params=jpeg.CODINGS)
+def coding(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def attached(photo, tmp_path):
+def attached(photo, coding, tmp_path):
     depth = smooth_depth("hdis")
     path = tmp_path / "out.jpg"
-    path.write_bytes(jpeg.attach_depth(photo, depth))
+    path.write_bytes(jpeg.attach_depth(photo, depth, coding=coding))
     return photo, depth, path
+
+
+#: Per coding: (SOF process, bits, StoredFormat, IntMax) of the depth JPEG.
+CODED_AS = {
+    "lossless": (3, 16, StoredFormat.L016, 65535),
+    "baseline": (0, 8, StoredFormat.L008, 255),
+}
+
+
+def decoded_depth_image(path, coding: str) -> np.ndarray:
+    """The codes of MP image 2 as exiftool extracts it and an independent decoder reads it."""
+    extracted = exiftool_binary(path, "MPImage2")
+    if coding == "lossless":
+        return imagecodecs.jpeg8_decode(extracted)  # libjpeg-turbo: Pillow does not read 16-bit JPEG
+    with JpegImagePlugin.JpegImageFile(io.BytesIO(extracted)) as image:  # its small MPF lists no images
+        return np.asarray(image)
 
 
 def test_primary_differs_only_by_the_inserted_app2(attached):
@@ -113,19 +136,24 @@ def test_exiftool_reads_the_mp_index(attached):
     }
 
 
-def test_exiftool_extracts_our_depth_jpeg(attached, tmp_path):
+def test_exiftool_extracts_our_depth_jpeg(attached, coding, tmp_path):
     _, depth, path = attached
     extracted = exiftool_binary(path, "MPImage2")
     assert extracted == path.read_bytes()[-len(extracted) :]
     (tmp_path / "depth.jpg").write_bytes(extracted)
     tags = exiftool_json(tmp_path / "depth.jpg")
-    stored = quantize(depth)
-    assert (tags["File:ColorComponents"], tags["File:EncodingProcess"], tags["File:BitsPerSample"]) == (1, 0, 8)
+    process, bits, stored_format, int_max = CODED_AS[coding]
+    stored = quantize(depth, stored_format)
+    assert (tags["File:ColorComponents"], tags["File:EncodingProcess"], tags["File:BitsPerSample"]) == (
+        1,
+        process,
+        bits,
+    )
     assert (tags["File:ImageWidth"], tags["File:ImageHeight"]) == (depth.width, depth.height)
     assert tags["XMP-apdi:AuxiliaryImageType"] == "disparity"
     assert tags["XMP-apdi:NativeFormat"] == PixelFormat.HDIS.code
-    assert tags["XMP-apdi:StoredFormat"] == 1278226488  # 'L008'
-    assert (tags["XMP-apdi:IntMinValue"], tags["XMP-apdi:IntMaxValue"]) == (0, 255)
+    assert tags["XMP-apdi:StoredFormat"] == stored_format.code
+    assert (tags["XMP-apdi:IntMinValue"], tags["XMP-apdi:IntMaxValue"]) == (0, int_max)
     assert tags["XMP-apdi:FloatMinValue"] == pytest.approx(stored.info.float_min, rel=1e-12)
     assert tags["XMP-apdi:FloatMaxValue"] == pytest.approx(stored.info.float_max, rel=1e-12)
     assert tags["MPF0:MPFVersion"] == "0100" and tags["MPF0:NumberOfImages"] == 2
@@ -133,18 +161,19 @@ def test_exiftool_extracts_our_depth_jpeg(attached, tmp_path):
     app1_end = 4 + struct.unpack(">H", extracted[4:6])[0]
     assert extracted[2:4] == b"\xff\xe1" and extracted[6:35] == b"http://ns.adobe.com/xap/1.0/\0"
     assert extracted[app1_end : app1_end + 2] == b"\xff\xe2" and extracted[app1_end + 4 : app1_end + 8] == b"MPF\0"
+    codes = decoded_depth_image(path, coding).astype(int)
+    assert np.abs(codes - stored.pixels).max() <= (coding == "baseline")  # libjpeg quality 100 moves some by one
 
 
-def test_pillow_opens_both_frames_without_warning(attached):
+def test_pillow_opens_both_frames_without_warning(attached, coding):
     _, depth, path = attached
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with Image.open(path) as image:
-            assert image.n_frames == 2
-            image.seek(1)
-            assert (image.mode, image.size) == ("L", (depth.width, depth.height))
-            codes = np.asarray(image).astype(int)
-    assert np.abs(codes - quantize(depth).pixels).max() <= 1  # libjpeg quality 100
+            assert (image.format, image.n_frames) == ("MPO", 2)
+            if coding == "baseline":  # Pillow's JPEG decoder takes 8-bit samples only
+                image.seek(1)
+                assert (image.mode, image.size) == ("L", (depth.width, depth.height))
 
 
 def test_reads_the_iphone_x_sample():
@@ -161,7 +190,7 @@ def test_reads_the_iphone_x_sample():
 
 
 @pytest.mark.parametrize("fmt", ["hdis", "fdis", "hdep", "fdep"])
-def test_round_trip_in_every_format(fmt, tmp_path):
+def test_lossless_round_trip_within_half_a_step_in_every_format(fmt, tmp_path):
     depth = smooth_depth(fmt)
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(make_photo())
@@ -173,14 +202,29 @@ def test_round_trip_in_every_format(fmt, tmp_path):
         depth.height,
         depth.metadata,
     )
-    with Image.open(out) as image:  # the codes an independent decoder finds in the second image
-        image.seek(1)
-        codes = np.asarray(image)
+    codes = decoded_depth_image(out, "lossless")
+    stored = quantize(depth, StoredFormat.L016)
+    np.testing.assert_array_equal(codes, stored.pixels)
+    low, high = stored.info.float_min, stored.info.float_max
+    step = (high - low) / 65535
+    np.testing.assert_array_equal(back.array, round_to_format(low + codes * step, depth.pixel_format))
+    resolution = float(np.finfo(depth.pixel_format.dtype).eps) * high
+    assert np.abs(back.array.astype(np.float64) - depth.array).max() <= step / 2 + resolution
+    if depth.pixel_format.dtype == np.float16:  # a 16-bit step is finer than half's: the values come back as they were
+        np.testing.assert_array_equal(back.array, depth.array)
+
+
+@pytest.mark.parametrize("fmt", ["hdis", "fdep"])
+def test_baseline_round_trip_moves_codes_by_at_most_one(fmt, tmp_path):
+    depth = smooth_depth(fmt)
+    back = jpeg.read_depth(jpeg.attach_depth(make_photo(), depth, coding="baseline"))
+    path = tmp_path / "out.jpg"
+    path.write_bytes(jpeg.attach_depth(make_photo(), depth, coding="baseline"))
+    codes = decoded_depth_image(path, "baseline")
     stored = quantize(depth)
     low, high = stored.info.float_min, stored.info.float_max
     step = (high - low) / 255
     np.testing.assert_array_equal(back.array, round_to_format(low + codes * step, depth.pixel_format))
-    # baseline JPEG at quality 100 moves some codes by one; where it keeps them, half a step is the bound
     assert np.abs(codes.astype(int) - stored.pixels).max() <= 1
     kept = codes == stored.pixels
     assert kept.mean() > 0.8
@@ -190,15 +234,18 @@ def test_round_trip_in_every_format(fmt, tmp_path):
     assert error.max() <= 1.5 * step + resolution
 
 
-def test_noisy_maps_move_by_at_most_one_jpeg_code(tmp_path):
+def test_noisy_maps_round_trip_within_half_a_16_bit_step():
     rng = np.random.default_rng(7)
     depth = DepthData.from_array(rng.uniform(0.2, 2.0, (60, 80)), "fdis")
     back = jpeg.read_depth(jpeg.attach_depth(make_photo(), depth))
-    info = quantize(depth).info
-    step = (info.float_max - info.float_min) / 255
-    error = np.abs(back.array.astype(np.float64) - depth.array)
-    assert error.max() <= 1.5 * step + 1e-6
-    assert np.mean(error > step / 2 + 1e-6) < 0.2
+    info = quantize(depth, StoredFormat.L016).info
+    step = (info.float_max - info.float_min) / 65535
+    assert np.abs(back.array.astype(np.float64) - depth.array).max() <= step / 2 + 2e-7
+
+
+def test_unknown_coding_is_refused():
+    with pytest.raises(DepthError, match=r"unknown depth coding 'png'; expected lossless or baseline"):
+        jpeg.attach_depth(make_photo(), smooth_depth("hdis"), coding="png")
 
 
 def test_existing_depth_needs_replace_and_is_replaced():

@@ -75,9 +75,16 @@ def test_heic_depth_item_without_ispe_is_refused():
         heif.read_depth(bytes(attached))
 
 
-def test_jpeg_mpf_depth_image(small_limit):
-    with pytest.raises(DepthError, match=r"depth image at offset \d+ of 32x24 exceeds the 700-pixel limit"):
-        jpeg.read_depth(jpeg.attach_depth(photo("jpeg"), depth()))
+@pytest.mark.parametrize(
+    ("coding", "message"),
+    [
+        ("baseline", r"depth image at offset \d+ of 32x24 exceeds the 700-pixel limit"),
+        ("lossless", r"lossless JPEG at offset \d+: SOF3 at offset \d+ of 32x24 exceeds the 700-pixel limit"),
+    ],
+)
+def test_jpeg_mpf_depth_image(small_limit, coding, message):
+    with pytest.raises(DepthError, match=message):
+        jpeg.read_depth(jpeg.attach_depth(photo("jpeg"), depth(), coding=coding))
 
 
 def test_gdepth_image(small_limit):

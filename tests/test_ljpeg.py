@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+import imagecodecs
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -13,8 +14,6 @@ from hypothesis.extra import numpy as hnp
 from gpu_depth import DepthError
 from gpu_depth.containers import ljpeg
 from gpu_depth.containers.segments import parse_jpeg
-
-imagecodecs = pytest.importorskip("imagecodecs")
 
 
 def decode(data: bytes) -> np.ndarray:

@@ -315,3 +315,15 @@ def test_gdepth_flag_adds_googles_depth_to_jpeg_outputs(tmp_path):
     data = (tmp_path / "out" / "p0000.jpg").read_bytes()
     assert read_gdepth(data, parse_jpeg(data)) is not None
     assert read_depth(tmp_path / "out" / "p0000.jpg").pixel_format.fourcc == "hdis"  # Apple's map comes first
+
+
+@pytest.mark.parametrize(
+    ("flag", "frame"), [((), b"\xff\xc3\x00\x0b\x10"), (("--jpeg-depth", "baseline"), b"\xff\xc0")]
+)
+def test_jpeg_depth_flag_picks_how_the_map_is_coded(tmp_path, flag, frame):
+    photos, depths = make_dataset(tmp_path, 1)
+    assert convert("--photos", photos, "--depth", depths, *flag, "--out", tmp_path / "out") == 0
+    data = (tmp_path / "out" / "p0000.jpg").read_bytes()
+    mpf = data.index(b"MPF\0", data.index(b"\xff\xd9"))  # the depth image's own MPF segment
+    assert data.find(frame, mpf) > 0  # SOF3 16-bit (lossless, default) or SOF0 (baseline)
+    assert read_depth(tmp_path / "out" / "p0000.jpg").pixel_format.fourcc == "hdis"

@@ -9,13 +9,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import sample, tool
 from PIL import Image
 
 from gpu_depth import DepthMapping, attach_depth, convert
 from gpu_depth.cli import main
-from gpu_depth.containers import heif, isobmff, mpf
+from gpu_depth.containers import heif, isobmff, ljpeg, mpf
 from gpu_depth.containers.depth_sei import UNIFORM_DISPARITY, UNIFORM_Z, DepthRepresentation, build_aux_subtype
 from gpu_depth.containers.jpeg import XMP_ID
 from gpu_depth.containers.segments import APP1, APP2, parse_jpeg, segment
@@ -29,7 +30,7 @@ PUG, IPHONE_JPEG = "iphone13pro-pug.heic", "iphoneX-image-with-depth.jpg"
 
 
 @functools.cache
-def ours(container: str, pixel_format: str = "hdis", orientation: int = 1, photo=PHOTO, scale=0.75) -> bytes:
+def ours(container: str, pixel_format: str = "hdis", orientation: int = 1, photo=PHOTO, scale=0.75, **options) -> bytes:
     """A photo with depth written by gpu_depth (convert + attach_depth), the map ``scale`` of its stored size."""
     rgb, _ = render(*photo)
     _, metres = render(*MAP)
@@ -46,7 +47,7 @@ def ours(container: str, pixel_format: str = "hdis", orientation: int = 1, photo
         width, height = stored_size(source.read_bytes())
         size = (round(width * scale), round(height * scale))
         depth = convert(gray_depth(metres), pixel_format, DepthMapping("apple-gray", near=NEAR, far=FAR), size=size)
-        return attach_depth(source, depth, Path(folder) / f"out{source.suffix}").read_bytes()
+        return attach_depth(source, depth, Path(folder) / f"out{source.suffix}", **options).read_bytes()
 
 
 def stored_size(data: bytes) -> tuple[int, int]:
@@ -434,10 +435,13 @@ def depth_xmp() -> str:
 
 
 def map_jpeg(size, xmp: str, mode="L", count=2) -> bytes:
-    """A depth-style JPEG: SOI, APP1 XMP, APP2 MPF {count}, then the coded image."""
-    buffer = io.BytesIO()
-    Image.new(mode, size, 128).save(buffer, "JPEG", quality=90)
-    coded = buffer.getvalue()
+    """A depth-style JPEG: SOI, APP1 XMP, APP2 MPF {count}, then the coded image (``L``: 16-bit lossless, as ours)."""
+    if mode == "L":
+        coded = ljpeg.encode(np.full(size[::-1], 32768, np.uint16))
+    else:
+        buffer = io.BytesIO()
+        Image.new(mode, size, 128).save(buffer, "JPEG", quality=90)
+        coded = buffer.getvalue()
     return b"\xff\xd8" + segment(APP1, XMP_ID + xmp.encode()) + segment(APP2, mpf.build_version(count)) + coded[2:]
 
 
@@ -513,6 +517,19 @@ def test_jpeg_reassembled_verifies_clean():
     primary, images = split_jpeg(ours("jpeg"))
     assert problems(verify_bytes(assemble(primary, images))) == []
     assert problems(verify_bytes(assemble(primary, [map_jpeg(MAP, depth_xmp())]))) == []
+
+
+@pytest.mark.parametrize("coding", ["lossless", "baseline"])
+def test_jpeg_both_codings_verify_clean(coding):
+    assert problems(verify_bytes(ours("jpeg", coding=coding))) == []
+
+
+def test_jpeg_16_bit_map_labelled_8_bit_is_a_warning():
+    primary, _ = split_jpeg(ours("jpeg"))
+    xmp = depth_xmp().replace("<apdi:StoredFormat>1278226742<", "<apdi:StoredFormat>1278226488<")
+    xmp = xmp.replace("<apdi:IntMaxValue>65535<", "<apdi:IntMaxValue>255<")
+    finding = only(verify_bytes(assemble(primary, [map_jpeg(MAP, xmp)])), "warning", "jpeg.depth-codec")
+    assert "16-bit (SOF3); iPhones store one-component 8-bit maps" in finding.message
 
 
 def test_jpeg_entry0_size_is_info():

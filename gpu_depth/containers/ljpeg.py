@@ -25,8 +25,8 @@ CATEGORIES = 17
 MAX_CODE_LENGTH = 16
 #: Prediction and differences are computed modulo 2^16 (H.1.2.1).
 MASK = 0xFFFF
-#: Bit positions whose code lengths are looked up at once while decoding.
-_CHUNK_BITS = 1 << 22
+#: Samples coded at once: small enough for their temporaries to stay in cache.
+_CHUNK_SAMPLES = 1 << 15
 _RESTART = re.compile(rb"\xff[\xd0-\xd7]")
 
 
@@ -35,10 +35,11 @@ def encode(samples: np.ndarray) -> bytes:
     precision = 8 * samples.dtype.itemsize
     height, width = samples.shape
     differences = _differences(samples.astype(np.uint16), precision).ravel()
-    counts = np.bincount(_CATEGORY, np.bincount(differences, minlength=1 << 16), CATEGORIES).astype(np.int64)
-    bits, values, codes, code_lengths = _huffman_table(counts)
-    symbols = (codes[_CATEGORY] << _EXTRA_LENGTH) | _EXTRA
-    entropy = _pack(symbols[differences], (code_lengths[_CATEGORY] + _EXTRA_LENGTH)[differences])
+    histogram = np.bincount(differences, minlength=1 << 16)
+    bits, values, codes, code_lengths = _huffman_table(np.bincount(_CATEGORY, histogram, CATEGORIES).astype(np.int64))
+    lengths = code_lengths[_CATEGORY] + _EXTRA_LENGTH
+    symbols = ((codes[_CATEGORY] << _EXTRA_LENGTH) | _EXTRA).astype(np.uint64)
+    entropy = _pack(differences, symbols, lengths, int(histogram @ lengths))
     frame = struct.pack(">BHHBBBB", precision, height, width, 1, 1, 0x11, 0)
     scan = bytes([1, 1, 0x00, 1, 0, 0])  # one component, table 0, predictor 1, Se 0, no point transform
     return (
@@ -134,20 +135,29 @@ def _canonical_codes(bits: list[int], values: list[int]) -> tuple[np.ndarray, np
     return codes, lengths
 
 
-def _pack(symbols: np.ndarray, lengths: np.ndarray) -> bytes:
-    """``symbols`` of ``lengths`` bits (at most 32 each) as one bit string, padded with ones, 0xFF stuffed."""
-    pad = -int(lengths.sum()) % 8
-    if pad:
-        symbols, lengths = np.append(symbols, (1 << pad) - 1), np.append(lengths, pad)
-    ends = np.cumsum(lengths)
-    starts = ends - lengths
-    words = starts >> 5
-    placed = symbols.astype(np.uint64) << (64 - (starts & 31) - lengths).astype(np.uint64)
-    size = int(words[-1]) + 2
-    # the fields in one word are disjoint, so their sum (exact in float64 below 2^53) is their bitwise or
-    packed = np.bincount(words, (placed >> np.uint64(32)).astype(np.float64), size)
-    packed += np.bincount(words + 1, (placed & np.uint64(0xFFFFFFFF)).astype(np.float64), size)
-    return packed.astype(">u4").tobytes()[: int(ends[-1]) // 8].replace(b"\xff", b"\xff\x00")
+def _pack(differences: np.ndarray, symbols: np.ndarray, lengths: np.ndarray, total: int) -> bytes:
+    """The codes of ``differences`` (``symbols``/``lengths`` of each, ``total`` bits) padded with ones, 0xFF stuffed.
+
+    Codes (at most 31 bits) are placed into 32-bit words a chunk at a time, small enough to stay in cache.
+    The fields of a word are disjoint, so their sum (exact in float64, below 2^53) is their bitwise or.
+    """
+    packed = np.zeros((total >> 5) + 2)
+    start = 0
+    for first in range(0, len(differences), _CHUNK_SAMPLES):
+        chunk = differences[first : first + _CHUNK_SAMPLES]
+        length = lengths[chunk]
+        ends = np.cumsum(length) + start
+        starts = ends - length
+        words = starts >> 5
+        placed = symbols[chunk] << (64 - (starts & 31) - length).astype(np.uint64)
+        base, span = int(words[0]), int(words[-1] - words[0]) + 2
+        packed[base : base + span] += np.bincount(words - base, placed >> np.uint64(32), span)
+        packed[base : base + span] += np.bincount(words - base + 1, placed & np.uint64(0xFFFFFFFF), span)
+        start = int(ends[-1])
+    coded = bytearray(packed.astype(">u4").tobytes()[: -(-total // 8)])
+    if total % 8:
+        coded[-1] |= 0xFF >> (total % 8)
+    return bytes(coded).replace(b"\xff", b"\xff\x00")
 
 
 def decode(data: bytes, image: JpegImage) -> np.ndarray:
@@ -248,16 +258,15 @@ def _decode_scan(entropy: bytes, header: bytes, frame, tables, restart: int, whe
 def _read_differences(coded: bytes, table: tuple[np.ndarray, np.ndarray], count: int, where: str) -> np.ndarray:
     """The first ``count`` differences of an unstuffed entropy-coded interval."""
     code_lengths, categories = table
-    symbol_lengths = code_lengths + np.where(categories == 16, 0, categories) * (code_lengths > 0)
+    symbol_lengths = (code_lengths + np.where(categories == 16, 0, categories) * (code_lengths > 0)).astype(np.uint8)
     bits = 8 * len(coded)
     if count > bits:  # every code takes at least one bit
         raise DepthError(f"{where}: {len(coded)} bytes of coded data cannot hold {count} samples")
     words = _words(coded)
-    step = np.zeros(bits + 33, np.uint8)  # 0 past the end: a chain that runs off stops there
-    for first in range(0, bits, _CHUNK_BITS):
-        positions = np.arange(first, min(first + _CHUNK_BITS, bits))
-        step[positions] = symbol_lengths[_window(words, positions)]
-    starts = _follow(memoryview(step), count)
+    step = np.zeros((len(coded) + 5, 8), np.uint8)  # bit 8i+r; 0 past the end, where a chain that runs off stops
+    for r in range(8):
+        step[: len(coded), r] = symbol_lengths[(words[: len(coded)] >> (16 - r)) & 0xFFFF]
+    starts = _follow(step.tobytes(), count)
     window = _window(words, starts)
     length, category = code_lengths[window], categories[window]
     broken = np.flatnonzero((length == 0) | (starts + symbol_lengths[window] > bits))
@@ -284,7 +293,7 @@ def _window(words: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return ((words[positions >> 3] >> (16 - (positions & 7)).astype(np.uint32)) & 0xFFFF).astype(np.int64)
 
 
-def _follow(step: memoryview, count: int) -> np.ndarray:
+def _follow(step: bytes, count: int) -> np.ndarray:
     """The bit positions of ``count`` codes, each starting where the one before ends."""
     starts = [0] * count
     position = 0
