@@ -59,6 +59,8 @@ from gpu_depth.xmp import parse_depth_xmp
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 READERS = ("heif", "isobmff", "jpeg", "dng", "xmp", "loaders", "attach", "photo")
+#: JPEG segments that describe the coding: SOF0-3, DHT, SOS, DRI.
+CODING_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xDA, 0xDD})
 #: Values written into 16/32-bit length, count and offset fields.
 INTERESTING = (0, 1, 2, 3, 4, 7, 8, 12, 16, 0x7F, 0x80, 0xFF, 0x100, 0x7FFF, 0x8000, 0xFFFF, 0x10000)
 INTERESTING32 = (0x7FFFFFFF, 0x80000000, 0xFFFFFFFE, 0xFFFFFFFF, 0x01000000, 0x00FFFFFF)
@@ -147,6 +149,7 @@ def jpeg_seeds() -> list[Seed]:
     plain = jpeg.encode_photo(_photo(), quality=80)
     seeds = [
         Seed("jpeg-mpf-hdis", jpeg.attach_depth(plain, depths[0])),
+        Seed("jpeg-mpf-baseline", jpeg.attach_depth(plain, depths[1], coding="baseline")),
         Seed("jpeg-mpf-gdepth", jpeg.attach_depth(plain, depths[1], gdepth=True)),
         Seed(
             "jpeg-gdepth-linear-8bit",
@@ -322,12 +325,14 @@ def _images(data: bytes):
 
 
 def jpeg_fields(data: bytes) -> list[tuple[int, int, str]]:
-    """Segment lengths of every image, the words of MPF payloads and the Extended XMP chunk headers."""
+    """Segment lengths of every image, the words of MPF payloads and coding headers, Extended XMP chunk headers."""
     fields = []
     for image in _images(data):
         for segment in image.segments:
             fields.append((segment.offset + 2, 2, ">"))
             payload = segment.offset + 4
+            if segment.marker in CODING_MARKERS:  # frame size and precision, Huffman BITS, predictor, restarts
+                fields += [(pos, 2, ">") for pos in range(payload, min(segment.end - 1, payload + 24))]
             if segment.marker == APP2 and data.startswith(b"MPF\0", payload):
                 order = "<" if data.startswith(b"II", payload + 4) else ">"
                 fields += [(pos, width, order) for pos in range(payload + 4, segment.end - 3, 2) for width in (2, 4)]
