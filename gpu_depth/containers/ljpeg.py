@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import struct
+from array import array
 
 import numpy as np
 
@@ -25,7 +26,7 @@ CATEGORIES = 17
 MAX_CODE_LENGTH = 16
 #: Prediction and differences are computed modulo 2^16 (H.1.2.1).
 MASK = 0xFFFF
-#: Samples coded at once: small enough for their temporaries to stay in cache.
+#: Samples coded or decoded at once: small enough for their temporaries to stay in cache.
 _CHUNK_SAMPLES = 1 << 15
 _RESTART = re.compile(rb"\xff[\xd0-\xd7]")
 
@@ -202,7 +203,7 @@ def _read_tables(payload: bytes, where: str) -> dict[int, tuple[np.ndarray, np.n
 
 def _lookup(bits: list[int], values: list[int], where: str) -> tuple[np.ndarray, np.ndarray]:
     """For every 16-bit window, the length of the code it starts with (0: none) and that code's category."""
-    lengths, categories = np.zeros(1 << 16, np.int64), np.zeros(1 << 16, np.int64)
+    lengths, categories = np.zeros(1 << 16, np.int32), np.zeros(1 << 16, np.int32)
     code, k = 0, 0
     for length, count in enumerate(bits, 1):
         for value in values[k : k + count]:
@@ -258,7 +259,8 @@ def _decode_scan(entropy: bytes, header: bytes, frame, tables, restart: int, whe
 def _read_differences(coded: bytes, table: tuple[np.ndarray, np.ndarray], count: int, where: str) -> np.ndarray:
     """The first ``count`` differences of an unstuffed entropy-coded interval."""
     code_lengths, categories = table
-    symbol_lengths = (code_lengths + np.where(categories == 16, 0, categories) * (code_lengths > 0)).astype(np.uint8)
+    extra_lengths = np.where(categories == 16, 0, categories) * (code_lengths > 0)
+    symbol_lengths = (code_lengths + extra_lengths).astype(np.uint8)
     bits = 8 * len(coded)
     if count > bits:  # every code takes at least one bit
         raise DepthError(f"{where}: {len(coded)} bytes of coded data cannot hold {count} samples")
@@ -267,18 +269,20 @@ def _read_differences(coded: bytes, table: tuple[np.ndarray, np.ndarray], count:
     for r in range(8):
         step[: len(coded), r] = symbol_lengths[(words[: len(coded)] >> (16 - r)) & 0xFFFF]
     starts = _follow(step.tobytes(), count)
-    window = _window(words, starts)
-    length, category = code_lengths[window], categories[window]
-    broken = np.flatnonzero((length == 0) | (starts + symbol_lengths[window] > bits))
-    if len(broken):
-        k = int(broken[0])
-        problem = "runs past the end of the coded data" if length[k] else "has no valid Huffman code"
-        raise DepthError(f"{where}: sample {k} of {count} (bit {starts[k]} of {bits}) {problem}")
-    extra = np.where(category == 16, 0, category)
-    value = _window(words, starts + length) >> (16 - extra)
-    half = (1 << category) >> 1
-    differences = np.where(value < half, value - (1 << category) + 1, value)
-    return np.where(category == 16, 0x8000, differences)
+    differences = np.empty(count, np.int32)
+    for first in range(0, count, _CHUNK_SAMPLES):
+        at = starts[first : first + _CHUNK_SAMPLES]
+        window = _window(words, at)
+        length, category, extra = code_lengths[window], categories[window], extra_lengths[window]
+        broken = np.flatnonzero((length == 0) | (at + length + extra > bits))
+        if len(broken):
+            k = int(broken[0])
+            problem = "runs past the end of the coded data" if length[k] else "has no valid Huffman code"
+            raise DepthError(f"{where}: sample {first + k} of {count} (bit {at[k]} of {bits}) {problem}")
+        value = _window(words, at + length) >> (16 - extra)
+        signed = np.where(value < (1 << category) >> 1, value + 1 - (1 << category), value)
+        differences[first : first + len(at)] = np.where(category == 16, 0x8000, signed)
+    return differences
 
 
 def _words(coded: bytes) -> np.ndarray:
@@ -290,17 +294,17 @@ def _words(coded: bytes) -> np.ndarray:
 
 def _window(words: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """The 16 bits starting at each bit position."""
-    return ((words[positions >> 3] >> (16 - (positions & 7)).astype(np.uint32)) & 0xFFFF).astype(np.int64)
+    return ((words[positions >> 3] >> (16 - (positions & 7)).astype(np.uint32)) & 0xFFFF).astype(np.int32)
 
 
 def _follow(step: bytes, count: int) -> np.ndarray:
     """The bit positions of ``count`` codes, each starting where the one before ends."""
-    starts = [0] * count
+    starts = array("q", bytes(8 * count))  # 8 bytes a code, not a Python int each
     position = 0
     for k in range(count):
         starts[k] = position
         position += step[position]
-    return np.array(starts, np.int64)
+    return np.frombuffer(starts, np.int64)
 
 
 def _undo_prediction(d: np.ndarray, predictor: int, initial: int) -> np.ndarray:
