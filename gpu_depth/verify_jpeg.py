@@ -1,9 +1,10 @@
 """JPEG rules of ``gpu-depth verify``: the MPF index and the depth image against an iPhone's.
 
 iPhone (iOS 12 JPEG): the primary's APP2 ``MPF`` lists every image; entry k > 0 gives the size and
-offset (from the MPF TIFF header) of a whole JPEG after the primary's EOI; the depth image is an
-8-bit one-component JPEG whose APP1 XMP holds apdi/depthData and whose own APP2 MPF repeats
-NumberOfImages.  Apple writes entry 0's size wrong (reported as info); mattes are their own entries.
+offset (from the MPF TIFF header) of a whole JPEG after the primary's EOI; the depth image is a
+one-component JPEG (8-bit for StoredFormat L008, 16-bit lossless for L016) whose APP1 XMP holds
+apdi/depthData and whose own APP2 MPF repeats NumberOfImages.  Apple writes entry 0's size wrong
+(reported as info); mattes are their own entries.
 """
 
 from __future__ import annotations

@@ -122,3 +122,11 @@ def test_hostile_streams_get_one_line_errors():
         decode(coded[:sos] + b"\xff\x00\xff\x00" + coded[sos:])
     with pytest.raises(DepthError, match=r"Huffman table 0 is not defined"):
         decode(coded[:dht] + coded[dht + 4 + 17 + sum(coded[dht + 5 : dht + 21]) :])
+
+
+@pytest.mark.parametrize(
+    "samples", [np.zeros((2, 70000), np.uint16), np.zeros((0, 4), np.uint16), np.zeros((4, 4), np.int32), np.zeros(5)]
+)
+def test_encoder_refuses_what_a_lossless_jpeg_cannot_hold(samples):
+    with pytest.raises(DepthError, match=r"a lossless JPEG holds a 2-D uint8/uint16 map of at most 65535 a side"):
+        ljpeg.encode(samples)

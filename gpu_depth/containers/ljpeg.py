@@ -33,6 +33,13 @@ _RESTART = re.compile(rb"\xff[\xd0-\xd7]")
 
 def encode(samples: np.ndarray) -> bytes:
     """``samples`` (2-D uint8 or uint16) as a lossless JPEG of their bit depth: SOI, DHT, SOF3, SOS, data, EOI."""
+    if (
+        samples.ndim != 2
+        or samples.dtype not in (np.uint8, np.uint16)
+        or not 0 < min(samples.shape) <= max(samples.shape) <= 0xFFFF
+    ):
+        got = f"{'x'.join(map(str, samples.shape))} {samples.dtype}"
+        raise DepthError(f"a lossless JPEG holds a 2-D uint8/uint16 map of at most 65535 a side, not {got}")
     precision = 8 * samples.dtype.itemsize
     height, width = samples.shape
     differences = _differences(samples.astype(np.uint16), precision).ravel()
