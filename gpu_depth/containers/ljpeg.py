@@ -101,7 +101,9 @@ def _huffman_table(counts: np.ndarray) -> tuple[list[int], list[int], np.ndarray
     bits = (bits + [0] * MAX_CODE_LENGTH)[1 : MAX_CODE_LENGTH + 1]
     bits[max(i for i, n in enumerate(bits) if n)] -= 1  # drop the reserved all-ones code
     values = sorted((v for v in range(CATEGORIES) if sizes[v]), key=lambda v: (sizes[v], v))
-    codes, lengths = _canonical_codes(bits, values)
+    codes, lengths = np.zeros(CATEGORIES, np.int64), np.zeros(CATEGORIES, np.int64)  # length 0: category absent
+    for value, code, length in _canonical_codes(bits, values, "lossless JPEG encoder"):
+        codes[value], lengths[value] = code, length
     return bits, values, codes, lengths
 
 
@@ -130,17 +132,17 @@ def _code_sizes(frequencies: list[int]) -> list[int]:
             sizes[v] += 1
 
 
-def _canonical_codes(bits: list[int], values: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Code and length of each category from BITS and HUFFVAL (T.81 Annex C); length 0 for absent ones."""
-    codes, lengths = np.zeros(CATEGORIES, np.int64), np.zeros(CATEGORIES, np.int64)
-    code, k = 0, 0
+def _canonical_codes(bits: list[int], values: list[int], where: str) -> list[tuple[int, int, int]]:
+    """(category, code, length) of each HUFFVAL entry, codes assigned in order as T.81 Annex C does."""
+    assigned, code = [], 0
     for length, count in enumerate(bits, 1):
-        for value in values[k : k + count]:
-            codes[value], lengths[value] = code, length
+        for value in values[len(assigned) : len(assigned) + count]:
+            if value >= CATEGORIES or code >= 1 << length:
+                raise DepthError(f"{where}: code {len(assigned)} ({value}) is not a valid lossless-JPEG Huffman code")
+            assigned.append((value, code, length))
             code += 1
-        k += count
         code <<= 1
-    return codes, lengths
+    return assigned
 
 
 def _pack(differences: np.ndarray, symbols: np.ndarray, lengths: np.ndarray, total: int) -> bytes:
@@ -211,15 +213,9 @@ def _read_tables(payload: bytes, where: str) -> dict[int, tuple[np.ndarray, np.n
 def _lookup(bits: list[int], values: list[int], where: str) -> tuple[np.ndarray, np.ndarray]:
     """For every 16-bit window, the length of the code it starts with (0: none) and that code's category."""
     lengths, categories = np.zeros(1 << 16, np.int32), np.zeros(1 << 16, np.int32)
-    code, k = 0, 0
-    for length, count in enumerate(bits, 1):
-        for value in values[k : k + count]:
-            if value >= CATEGORIES or code >= 1 << length:
-                raise DepthError(f"{where}: code {k} ({value}) is not a valid lossless-JPEG Huffman code")
-            span = slice(code << (16 - length), (code + 1) << (16 - length))
-            lengths[span], categories[span] = length, value
-            code, k = code + 1, k + 1
-        code <<= 1
+    for value, code, length in _canonical_codes(bits, values, where):
+        span = slice(code << (16 - length), (code + 1) << (16 - length))
+        lengths[span], categories[span] = length, value
     return lengths, categories
 
 
