@@ -70,7 +70,7 @@ def read_depth(data: bytes) -> DepthData | None:
     for image in _secondaries(data, primary)[2]:
         found = _depth_xmp(data, image)
         if found is not None:
-            return _decode_map(data, image, *found)
+            return _decode_map(data, *found)
     return read_gdepth(data, primary)
 
 
@@ -207,25 +207,24 @@ def _secondaries(data: bytes, primary: JpegImage) -> tuple[Segment | None, int, 
 
 
 def _depth_xmp(data: bytes, image: _Secondary):
-    """(PixelDataInfo, metadata) of a secondary JPEG whose XMP describes a depth or disparity map, else None."""
+    """(parsed image, PixelDataInfo, metadata) of a secondary JPEG whose XMP describes a depth map, else None."""
     if image.entry.attribute & _FORMAT_BITS:
         return None
     parsed = parse_jpeg(data, image.start, image.end)
     for xmp in parsed.applications(data, APP1, XMP_ID):
         info, metadata = parse_depth_xmp(xmp.payload(data)[len(XMP_ID) :])
         if info is not None and info.is_depth_map:
-            return info, metadata
+            return parsed, info, metadata
     return None
 
 
-def _decode_map(data: bytes, image: _Secondary, info, metadata) -> DepthData:
-    parsed = parse_jpeg(data, image.start, image.end)
-    if any(s.marker == ljpeg.SOF3 for s in parsed.header):
-        return dequantize(ljpeg.decode(data, parsed), info, metadata)
+def _decode_map(data: bytes, image: JpegImage, info, metadata) -> DepthData:
+    if any(s.marker == ljpeg.SOF3 for s in image.header):
+        return dequantize(ljpeg.decode(data, image), info, metadata)
     return dequantize(_decode_baseline(data, image), info, metadata)
 
 
-def _decode_baseline(data: bytes, image: _Secondary) -> np.ndarray:
+def _decode_baseline(data: bytes, image: JpegImage) -> np.ndarray:
     """The 8-bit gray samples of a DCT-coded depth image, decoded by Pillow (libjpeg)."""
     from PIL import JpegImagePlugin, UnidentifiedImageError
 
