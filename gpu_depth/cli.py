@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,10 +30,15 @@ EPILOG = """examples:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return args.run(args)
+        status = args.run(args)
+        sys.stdout.flush()
+        return status
     except DepthError as exc:
         print(f"gpu-depth: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of the output (head, less) has gone: stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or Python complains again at exit
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:

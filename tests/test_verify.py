@@ -3,9 +3,11 @@
 import functools
 import io
 import json
+import os
 import re
 import struct
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -588,6 +590,17 @@ def test_cli_exit_codes_and_json(tmp_path, capsys):
         "message": report["findings"][0]["message"],
         "where": where,
     }
+
+
+def test_cli_stops_quietly_when_its_reader_goes_away(tmp_path):
+    good = tmp_path / "good.jpg"
+    good.write_bytes(ours("jpeg"))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `gpu-depth verify … | head` once head has exited
+    command = [sys.executable, "-c", "import sys; from gpu_depth.cli import main; sys.exit(main(sys.argv[1:]))"]
+    done = subprocess.run([*command, "verify", str(good)], stdout=write_end, stderr=subprocess.PIPE, text=True)
+    os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, "")
 
 
 def test_unreadable_files_raise_depth_error(tmp_path):
