@@ -6,6 +6,10 @@ uses predictor 1 (the left neighbour) and a Huffman table made for the image (An
 :func:`decode` reads predictors 1-7, a point transform and restart intervals of whole lines.  Both are
 vectorised with NumPy: codes are packed into 32-bit words by a bincount, and the decoder finds where
 each code starts by following a table of code lengths indexed by bit position.
+
+Predictor 1 is the one every lossless-JPEG reader meets most (DNG writers use it too).  Predictor 4
+(Ra + Rb − Rc) would code smooth depth maps 1.2-2.2× smaller (measured with libjpeg-turbo on the
+example scene and the benchmark's map), but which predictors Apple's reader takes is unconfirmed.
 """
 
 from __future__ import annotations
