@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 3's device checks in one run on an NVIDIA machine, from the repository root, with nothing installed:
 # the `gpu` tests (CuPy backend = NumPy backend, byte for byte), then bench/bench_gpu.py and `gpu-depth info`.
-# A skipped test counts as a failure here.  Needs python3 with numpy, cupy, nvidia-ml-py, pytest and hypothesis (the workplace's device image has them).
+# A skipped test counts as a failure here.  Needs python3 with numpy, cupy, nvidia-ml-py, pytest and hypothesis
+# (the workplace's device image has them all).
 # Logs go to $OUT (the device tool's folder that comes back), else ./device-check.
 #
 #   bash bench/device_check.sh
@@ -12,7 +13,7 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 
 {
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-    python3 -c "import cupy, numpy, sys; print('python', sys.version.split()[0], 'cupy', cupy.__version__, 'numpy', numpy.__version__)"
+    python3 -c "import cupy, numpy, sys; print(sys.version.split()[0], 'cupy', cupy.__version__, numpy.__version__)"
 } 2>&1 | tee "$out/machine.txt"
 
 timeout 360 python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_cupy_backend.py 2>&1 | tail -n 40 | tee "$out/tests.txt"
