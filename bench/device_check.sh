@@ -16,7 +16,8 @@ export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
     python3 -c "import cupy, numpy, sys; print(sys.version.split()[0], 'cupy', cupy.__version__, numpy.__version__)"
 } 2>&1 | tee "$out/machine.txt"
 
-timeout 360 python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_cupy_backend.py 2>&1 | tail -n 40 | tee "$out/tests.txt"
+pytest=(python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_cupy_backend.py)
+timeout 360 "${pytest[@]}" 2>&1 | tail -n 40 | tee "$out/tests.txt"
 tests=${PIPESTATUS[0]}
 if grep -q " skipped" "$out/tests.txt"; then  # here a skip means no usable device: that is a failed check
     echo "device_check: gpu tests were skipped" | tee -a "$out/tests.txt"
