@@ -1,7 +1,8 @@
 """Lossless JPEG (ITU-T T.81 Annex H, SOF3) of one-component maps: Huffman-coded prediction differences.
 
-iPhones store a depth map as 16-bit lossless JPEG when it is unfiltered or holds NaN (WWDC 2017), and
-gpu_depth writes its JPEG depth images so by default, since they read back exactly.  :func:`encode`
+iPhones store a depth map as 16-bit lossless JPEG when it is unfiltered or holds NaN (WWDC 2017; recent
+ones do so inside HEIC too, libheif issue #910), and gpu_depth writes its JPEG depth images so by default,
+since they read back exactly.  :func:`encode`
 uses predictor 1 (the left neighbour) and a Huffman table made for the image (Annex K.2);
 :func:`decode` reads predictors 1-7, a point transform and restart intervals of whole lines.  Both are
 vectorised with NumPy: codes are packed into 32-bit words by a bincount, and the decoder finds where
