@@ -17,10 +17,12 @@ from .containers.depth_sei import (
     DepthRepresentation,
     parse_aux_subtype,
 )
-from .containers.heif import DEPTH_URN, DEPTH_URNS, MAX_DEPTH_ITEM_BYTES, XMP_MIME
+from .containers.heif import DEPTH_URN, DEPTH_URNS, MAX_DEPTH_ITEM_BYTES, XMP_MIME, jpeg_headers
 from .containers.isobmff import Meta
+from .containers.segments import parse_jpeg
 from .errors import DepthError
 from .verify import Findings, check_depth_xmp, check_size, same_value
+from .verify_jpeg import coding_problem, frame_of
 from .xmp import PixelDataInfo
 
 #: The depth URN some tools copy from Apple's private aux types: readers do not take it for depth.
@@ -62,12 +64,13 @@ def check(data: bytes, findings: Findings) -> None:
             f"item {depth_id} infe",
             "the depth item is not hidden (infe flags bit 0): readers may list it as a photo of its own",
         )
-    length_size = _check_codec(meta, depth_id, findings)
-    if length_size:
+    info = _check_xmp(heif, depth_id, findings)
+    if item.item_type == "jpeg":
+        _check_jpeg(heif, depth_id, info, findings)
+    elif length_size := _check_codec(meta, depth_id, findings):
         _check_data(heif, depth_id, length_size, findings)
     _check_auxl(meta, depth_id, findings)
     representation = _check_sei(urn, subtype, where_auxc, findings) if urn != AVIF_DEPTH_URN else None
-    info = _check_xmp(heif, depth_id, findings)
     if representation is not None and info is not None:
         _check_sei_against_xmp(representation, info, where_auxc, findings)
     size = _check_size(meta, depth_id, findings)
@@ -136,7 +139,7 @@ def _check_codec(meta: Meta, depth_id: int, findings: Findings) -> int | None:
         findings.error(
             "heic.depth-codec",
             f"item {depth_id} infe",
-            f"the depth item is {item_type!r}{'' if hvcc else ' without hvcC'}; iPhones store an hvc1 image",
+            f"the depth item is {item_type!r}{'' if hvcc else ' without hvcC'}; iPhones store an hvc1 (or jpeg) image",
         )
         return None
     index, raw = hvcc
@@ -179,6 +182,21 @@ def _check_data(heif: isobmff.HeifFile, depth_id: int, length_size: int, finding
             f"the {len(coded)} bytes of the depth item are not {length_size}-byte length-prefixed HEVC NAL units "
             "holding a picture",
         )
+
+
+def _check_jpeg(heif: isobmff.HeifFile, depth_id: int, info: PixelDataInfo | None, findings: Findings) -> None:
+    """``heic.depth-data``: a jpeg item's ``jpgC`` and data make one JPEG; ``heic.depth-codec``: coded as iPhones do."""
+    where = f"item {depth_id} (JPEG)"
+    try:
+        data = jpeg_headers(heif.meta, depth_id) + isobmff.item_data(heif, depth_id, MAX_DEPTH_ITEM_BYTES)
+        frame = frame_of(data, parse_jpeg(data))
+    except DepthError as exc:
+        findings.error("heic.depth-data", where, f"the depth item is not a JPEG: {exc}")
+        return
+    if frame is None:
+        findings.error("heic.depth-data", where, "the depth JPEG has no start-of-frame segment")
+    elif (problem := coding_problem(frame, info)) is not None:
+        findings.warning("heic.depth-codec", where, problem)
 
 
 def _check_auxl(meta: Meta, depth_id: int, findings: Findings) -> None:

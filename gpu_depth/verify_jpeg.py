@@ -17,7 +17,7 @@ from .containers.jpeg import XMP_ID
 from .containers.segments import APP1, APP2, JpegImage, parse_jpeg
 from .errors import DepthError
 from .verify import Findings, check_depth_xmp, check_size, xmp_text
-from .xmp import APDI, parse_xml
+from .xmp import APDI, PixelDataInfo, parse_xml
 
 #: Start-of-frame markers (all but DHT, JPG and DAC in 0xC0-0xCF) and the lossless ones.
 SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -31,7 +31,7 @@ L016 = 0x4C303136
 def check(data: bytes, findings: Findings) -> None:
     """Run every JPEG rule; a primary image that cannot be parsed raises DepthError."""
     primary = parse_jpeg(data)
-    photo = _frame(data, primary)
+    photo = frame_of(data, primary)
     if photo is None:
         raise DepthError("JPEG: the primary image has no start-of-frame segment")
     images = _listed_images(data, primary, findings)
@@ -151,7 +151,7 @@ def _classify(data: bytes, image: JpegImage) -> str:
 
     A one-component image whose XMP does not parse counts as ``depth``, for the XMP rules to report.
     """
-    one_component = (_frame(data, image) or (0, 0, 0, 0))[3] == 1
+    one_component = (frame_of(data, image) or (0, 0, 0, 0))[3] == 1
     for xmp in _xmps(data, image):
         kind = xmp_text(xmp, APDI, "AuxiliaryImageType")
         if kind is not None:
@@ -174,23 +174,14 @@ def _check_depth(data: bytes, image: JpegImage, where: str, photo: tuple[int, in
     xmps = _xmps(data, image)
     xmp = next((x for x in xmps if xmp_text(x, APDI, "AuxiliaryImageType") is not None), xmps[0])
     info = check_depth_xmp(findings, xmp, "jpeg", where)
-    frame = _frame(data, image)
+    frame = frame_of(data, image)
     if frame is None:
         findings.error("jpeg.depth-codec", where, "the depth image has no start-of-frame segment")
         return
-    width, height, bits, components, marker = frame
-    codings = {(8, False): "8-bit", (16, True): "16-bit lossless"}  # (bits, lossless) of StoredFormat L008, L016
-    if info is not None:
-        wanted = (16, True) if info.stored_format == L016 else (8, False)
-        codings = {wanted: codings[wanted]}
-    if components != 1 or (bits, marker in LOSSLESS_SOF) not in codings:
-        coding = " or ".join(codings.values())
-        findings.warning(
-            "jpeg.depth-codec",
-            where,
-            f"the depth image is {components}-component {bits}-bit (SOF{marker - 0xC0}); "
-            f"iPhones store one-component {coding} maps",
-        )
+    problem = coding_problem(frame, info)
+    if problem is not None:
+        findings.warning("jpeg.depth-codec", where, problem)
+    width, height = frame[:2]
     check_size(findings, "jpeg", where, (width, height), photo)
     if info is not None:
         findings.info(
@@ -200,11 +191,27 @@ def _check_depth(data: bytes, image: JpegImage, where: str, photo: tuple[int, in
         )
 
 
+def coding_problem(frame: tuple[int, int, int, int, int], info: PixelDataInfo | None) -> str | None:
+    """Why a depth JPEG of this ``frame`` is not coded as iPhones code a map of its StoredFormat, or None."""
+    _, _, bits, components, marker = frame
+    codings = {(8, False): "8-bit", (16, True): "16-bit lossless"}  # (bits, lossless) of StoredFormat L008, L016
+    if info is not None:
+        wanted = (16, True) if info.stored_format == L016 else (8, False)
+        codings = {wanted: codings[wanted]}
+    if components == 1 and (bits, marker in LOSSLESS_SOF) in codings:
+        return None
+    coding = " or ".join(codings.values())
+    return (
+        f"the depth image is {components}-component {bits}-bit (SOF{marker - 0xC0}); "
+        f"iPhones store one-component {coding} maps"
+    )
+
+
 def _xmps(data: bytes, image: JpegImage) -> list[bytes]:
     return [s.payload(data)[len(XMP_ID) :] for s in image.applications(data, APP1, XMP_ID)]
 
 
-def _frame(data: bytes, image: JpegImage) -> tuple[int, int, int, int, int] | None:
+def frame_of(data: bytes, image: JpegImage) -> tuple[int, int, int, int, int] | None:
     """(width, height, bits, components, marker) of the image's start-of-frame segment, or None."""
     for segment in image.header:
         payload = segment.payload(data)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import struct
+from dataclasses import replace
 
+import imagecodecs
 import numpy as np
 import pillow_heif
 import pytest
@@ -18,7 +20,9 @@ from gpu_depth import DepthData, DepthMapping, DepthMetadata
 from gpu_depth.containers import heif, isobmff
 from gpu_depth.containers.depth_sei import DepthRepresentation, build_aux_subtype, parse_aux_subtype
 from gpu_depth.errors import DepthError
+from gpu_depth.formats import StoredFormat
 from gpu_depth.quantize import quantize
+from gpu_depth.xmp import build_depth_xmp
 
 FAST = {"quality": 60, "enc_params": {"preset": "ultrafast"}}
 #: The auxC subtype of the disparity item in iphone13pro-pug.heic (depth-formats.md §1.3).
@@ -465,3 +469,72 @@ def test_a_stale_reference_does_not_latch_onto_the_new_depth_item(photo):
     out = heif.attach_depth(hostile, depth)
     assert heif.find_depth_item(isobmff.parse_file(out).meta) == xmp_id + 2
     assert heif.read_depth(out).width == 4
+
+
+# ----------------------------------------------------------------------------------------------- JPEG depth items
+def with_jpeg_depth(data: bytes, depth: DepthData, split: bool) -> bytes:
+    """Our HEIC with its depth item recoded as recent iPhones store it: a ``jpeg`` item holding a 16-bit lossless
+    JPEG (written by libjpeg-turbo through imagecodecs), its headers in a ``jpgC`` property when ``split``."""
+    stored = quantize(depth, StoredFormat.L016)
+    coded = imagecodecs.jpeg8_encode(stored.pixels, lossless=True, predictor=1, bitspersample=16)
+    parsed = isobmff.parse_file(data)
+    meta = parsed.meta
+    depth_id = heif.find_depth_item(meta)
+    xmp_id = heif._xmp_item(meta, depth_id)
+    meta.items = [replace(i, item_type="jpeg", raw=None) if i.item_id == depth_id else i for i in meta.items]
+    entries = [(index, essential) for index, essential in meta.associations[depth_id]]
+    meta.associations[depth_id] = [(i, e) for i, e in entries if meta.property_type(i) != "hvcC"]
+    if split:
+        scan = coded.index(b"\xff\xda")
+        jpgc = isobmff.box_bytes("jpgC", coded[:scan])
+        meta.associations[depth_id].append((meta.add_property(jpgc), True))
+        coded = coded[scan:]
+    xmp = build_depth_xmp(stored.info, depth.metadata)
+    meta.locations[depth_id] = isobmff.Location(depth_id, extents=[isobmff.Extent(0, len(coded))])
+    meta.locations[xmp_id] = isobmff.Location(xmp_id, extents=[isobmff.Extent(len(coded), len(xmp))])
+    return isobmff.rebuild(parsed, meta, coded + xmp, frozenset({depth_id, xmp_id}))
+
+
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("fmt", ["hdis", "fdep"])
+def test_reads_a_16_bit_lossless_jpeg_depth_item(photo, fmt, split):
+    depth = depth_map(fmt)
+    data = with_jpeg_depth(heif.attach_depth(photo, depth), depth, split)
+    assert isobmff.parse_file(data).meta.item(heif.find_depth_item(isobmff.parse_file(data).meta)).item_type == "jpeg"
+    back = heif.read_depth(data)
+    info = quantize(depth, StoredFormat.L016).info
+    half_step = (info.float_max - info.float_min) / 65535 / 2
+    assert (back.pixel_format, back.width, back.height, back.metadata) == (
+        depth.pixel_format,
+        depth.width,
+        depth.height,
+        depth.metadata,
+    )
+    error = np.abs(back.array.astype(np.float64) - depth.array)
+    assert error.max() <= half_step + float(np.finfo(depth.pixel_format.dtype).eps) * info.float_max
+
+
+def test_a_broken_jpeg_depth_item_is_one_line(photo):
+    depth = depth_map()
+    data = with_jpeg_depth(heif.attach_depth(photo, depth), depth, split=True)
+    meta = isobmff.parse_file(data).meta
+    jpgc = next(raw for kind, raw, _ in meta.item_properties(heif.find_depth_item(meta)) if kind == "jpgC")
+    broken = data.replace(jpgc, jpgc[:8] + b"\0" * (len(jpgc) - 8))  # headers gone: no SOI where JPEG starts
+    with pytest.raises(DepthError, match=r"depth item \d+ \(JPEG\): no JPEG SOI marker at offset 0"):
+        heif.read_depth(broken)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_mutated_jpeg_depth_items_raise_only_depth_error(photo, data):
+    depth = depth_map("hdis", 32, 24)
+    original = with_jpeg_depth(heif.attach_depth(photo, depth), depth, split=data.draw(st.booleans()))
+    mutated = bytearray(original)
+    tail = max(0, len(original) - 2048)  # the appended JPEG and XMP
+    for _ in range(data.draw(st.integers(1, 4))):  # tables and jpgC headers, or the coded data
+        at = data.draw(st.one_of(st.integers(0, len(original) - 1), st.integers(tail, len(original) - 1)))
+        mutated[at] = data.draw(st.integers(0, 255))
+    try:
+        heif.read_depth(bytes(mutated))
+    except DepthError:
+        pass

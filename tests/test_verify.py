@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import sample, tool
 from PIL import Image
+from test_heif import with_jpeg_depth
 
 from gpu_depth import DepthMapping, attach_depth, convert
 from gpu_depth.cli import main
@@ -357,6 +358,30 @@ def test_heic_rule(case):
     meta = isobmff.parse_file(data).meta
     depth_id = heif.find_depth_item(meta)
     assert finding.where.startswith(where.format(d=depth_id, x=meta.referencing("cdsc", depth_id)[0])), finding
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_heic_jpeg_depth_item_as_recent_iphones_write_it_verifies_clean(split):
+    data = ours("heic")
+    recoded = with_jpeg_depth(data, heif.read_depth(data), split)
+    findings = verify_bytes(recoded)
+    assert problems(findings) == [] and "heic.depth-found" in [f.rule for f in findings]
+
+
+def test_heic_jpeg_depth_item_rules():
+    data = ours("heic")
+    recoded = with_jpeg_depth(data, heif.read_depth(data), split=True)
+    meta = isobmff.parse_file(recoded).meta
+    depth_id = heif.find_depth_item(meta)
+    xmp = xmp_of(recoded).replace(">1278226742<", ">1278226488<").replace(">65535<", ">255<")  # says L008
+    finding = only(verify_bytes(edit_heic(recoded, lambda *_: None, xmp.encode())), "warning", "heic.depth-codec")
+    assert finding.where == f"item {depth_id} (JPEG)" and "16-bit (SOF3); iPhones store one-component 8-bit" in (
+        finding.message
+    )
+    jpgc = next(raw for kind, raw, _ in meta.item_properties(depth_id) if kind == "jpgC")
+    headless = recoded.replace(jpgc, jpgc[:8] + bytes(len(jpgc) - 8))
+    finding = only(verify_bytes(headless), "error", "heic.depth-data")
+    assert "the depth item is not a JPEG: no JPEG SOI marker at offset 0" in finding.message
 
 
 def test_heic_unedited_rebuild_verifies_clean():

@@ -35,6 +35,8 @@ from .depth_sei import (
     parse_aux_subtype,
 )
 from .isobmff import HeifFile, ItemInfo, Location, Meta, Reference
+from .jpeg import decode_gray
+from .segments import parse_jpeg
 
 NAME = "heic"
 EXTENSIONS = (".heic", ".heif", ".hif")
@@ -45,6 +47,8 @@ BRANDS = frozenset({"heic", "heix", "heim", "heis", "hevc", "hevx", "hevm", "hev
 DEPTH_URN = "urn:mpeg:hevc:2015:auxid:2"
 DEPTH_URNS = (DEPTH_URN, "urn:mpeg:mpegB:cicp:systems:auxiliary:depth")
 XMP_MIME = "application/rdf+xml"
+#: Depth item types read: HEVC (ours, older iPhones) and JPEG (recent iPhones, 16-bit lossless).
+DEPTH_ITEM_TYPES = ("hvc1", "jpeg")
 #: Properties of the photo's primary item the depth item shares (same ipco index), as iPhones do.
 SHARED_PROPERTIES = ("irot", "imir")
 #: Properties of pillow-heif's depth encoding carried over to the depth item (its colr is dropped).
@@ -141,14 +145,17 @@ def _info_from_sei(rep: DepthRepresentation | None, dtype: np.dtype, item_id: in
 
 
 def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
-    """Decode one hvc1 item with pillow-heif by extracting it into a standalone HEIF (no rotation)."""
+    """Decode one depth item: ``hvc1`` with pillow-heif (extracted into a standalone HEIF, no rotation), or
+    ``jpeg`` (recent iPhones: 16-bit lossless) with the JPEG container's decoder."""
     item = heif.meta.item(item_id)
-    if item is None or item.item_type != "hvc1":
-        kind = item.item_type if item else "missing"
-        raise DepthError(f"depth item {item_id} is {kind!r}; only hvc1 depth items are supported")
+    kind = item.item_type if item else "missing"
+    if kind not in DEPTH_ITEM_TYPES:
+        raise DepthError(f"depth item {item_id} is {kind!r}; only hvc1 and jpeg depth items are supported")
     width, height = coded_size(heif.meta, item_id)
     limits.check_pixels(width, height, f"depth item {item_id}")
     coded = isobmff.item_data(heif, item_id, MAX_DEPTH_ITEM_BYTES)
+    if kind == "jpeg":
+        return _decode_jpeg(heif.meta, item_id, coded)
     properties = [
         (raw, essential)
         for kind, raw, essential in heif.meta.item_properties(item_id)
@@ -168,6 +175,25 @@ def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
     if pixels.ndim == 3:
         pixels = pixels[..., 0]
     return pixels
+
+
+def _decode_jpeg(meta: Meta, item_id: int, coded: bytes) -> np.ndarray:
+    """A ``jpeg`` item's samples: its ``jpgC`` (the headers, when split off) followed by the item's data."""
+    data = jpeg_headers(meta, item_id) + bytes(coded)
+    try:
+        return decode_gray(data, parse_jpeg(data))
+    except DepthError as exc:
+        raise DepthError(f"depth item {item_id} (JPEG): {exc}") from None
+
+
+def jpeg_headers(meta: Meta, item_id: int) -> bytes:
+    """The payload of a ``jpeg`` item's ``jpgC`` property (JPEG headers up to SOS), or b""."""
+    for kind, raw, _ in meta.item_properties(item_id):
+        if kind == "jpgC":
+            box = isobmff.read_boxes(raw, 0, len(raw), parent=f"item {item_id} properties")[0]
+            reader = isobmff.Reader(raw, box)
+            return reader.take(reader.remaining, "jpgC payload")
+    return b""
 
 
 def coded_size(meta: Meta, item_id: int) -> tuple[int, int]:

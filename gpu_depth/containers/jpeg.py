@@ -70,7 +70,8 @@ def read_depth(data: bytes) -> DepthData | None:
     for image in _secondaries(data, primary)[2]:
         found = _depth_xmp(data, image)
         if found is not None:
-            return _decode_map(data, *found)
+            parsed, info, metadata = found
+            return dequantize(decode_gray(data, parsed), info, metadata)
     return read_gdepth(data, primary)
 
 
@@ -218,10 +219,11 @@ def _depth_xmp(data: bytes, image: _Secondary):
     return None
 
 
-def _decode_map(data: bytes, image: JpegImage, info, metadata) -> DepthData:
+def decode_gray(data: bytes, image: JpegImage) -> np.ndarray:
+    """The samples of a one-component JPEG: lossless (SOF3, to 16 bits) by :mod:`.ljpeg`, others by Pillow."""
     if any(s.marker == ljpeg.SOF3 for s in image.header):
-        return dequantize(ljpeg.decode(data, image), info, metadata)
-    return dequantize(_decode_baseline(data, image), info, metadata)
+        return ljpeg.decode(data, image)
+    return _decode_baseline(data, image)
 
 
 def _decode_baseline(data: bytes, image: JpegImage) -> np.ndarray:
