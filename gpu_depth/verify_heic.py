@@ -3,7 +3,8 @@
 iPhone (pug.heic, iOS 16): a hidden ``hvc1`` item, monochrome 8-bit ``hvcC``, ``ispe`` about a fifth
 of the photo's, the primary's own ``irot``, an essential ``auxC`` ``urn:mpeg:hevc:2015:auxid:2`` whose
 subtype is a depth_representation_info SEI, ``iref auxl`` → the primary (not a tile), and a hidden
-``mime`` XMP item (``cdsc`` → depth) whose apdi FloatMin/FloatMax equal the SEI's bounds.
+``mime`` XMP item (``cdsc`` → depth) whose apdi FloatMin/FloatMax equal the SEI's bounds.  Recent
+iPhones code the depth item as a 16-bit lossless ``jpeg`` item instead (libheif issue #910).
 """
 
 from __future__ import annotations
