@@ -16,7 +16,7 @@ import tifffile
 from common import machine, median_of
 
 from gpu_depth import DepthData
-from gpu_depth.containers import dng
+from gpu_depth.containers.dng import plugin as dng
 
 RAW_SIZE = (4000, 6000)
 DEPTH_SIZE = (576, 768)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from common import machine
 
-from gpu_depth.example import FAR, NEAR, write_example
-from gpu_depth.jobs import pair_folders
 from gpu_depth.pipeline import Options, run
+from gpu_depth.pipeline.example import FAR, NEAR, write_example
+from gpu_depth.pipeline.jobs import pair_folders
 
 
 def rate(engine, jobs: list, options: Options) -> float:
@@ -47,7 +47,7 @@ def main() -> None:
 
     import ray
 
-    from gpu_depth.distributed import run_ray
+    from gpu_depth.pipeline.ray_engine import run_ray
 
     with tempfile.TemporaryDirectory() as folder:
         photos, depths = write_example(Path(folder) / "in", args.count, (args.width, args.height))

@@ -26,9 +26,9 @@ import numpy as np
 from common import median_of
 
 from gpu_depth import DepthMapping
-from gpu_depth.backends import _cupy_unavailable
+from gpu_depth.backends import cupy_unavailable
 from gpu_depth.backends.numpy_backend import NumpyBackend
-from gpu_depth.formats import PixelFormat
+from gpu_depth.core.formats import PixelFormat
 
 BIG, SMALL = (4032, 3024), (768, 576)
 MAPPING = DepthMapping("apple-gray", near=0.5, far=8.0)
@@ -176,7 +176,7 @@ def main() -> int:
     parser.add_argument("--numpy-maps", type=int, default=4, help="4032x3024 maps the NumPy path converts")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    reason = _cupy_unavailable()
+    reason = cupy_unavailable()
     if reason is not None:
         print(f"bench_gpu: no GPU to measure ({reason}); nothing measured")
         return 0

@@ -17,7 +17,7 @@ from common import machine, median_of
 from PIL import Image
 
 from gpu_depth import DepthData
-from gpu_depth.containers import heif
+from gpu_depth.containers.heic import plugin as heic
 
 WIDTH, HEIGHT = 4032, 3024
 DEPTH_SIZE = (768, 576)
@@ -63,7 +63,7 @@ def main() -> None:
         f"photo: {WIDTH}x{HEIGHT} HEIC {'grid of 512 tiles' if not args.no_grid else 'single image'}, "
         f"{len(data) / 1e6:.1f} MB; depth {DEPTH_SIZE[0]}x{DEPTH_SIZE[1]} hdis"
     )
-    attach = median_of(lambda: heif.attach_depth(data, depth_map), args.repeat)
+    attach = median_of(lambda: heic.attach_depth(data, depth_map), args.repeat)
     print(f"attach_depth (no re-encode, lossless depth): {attach * 1e3:8.1f} ms (median of {args.repeat})")
     for preset in ("medium", "ultrafast"):
         baseline = median_of(lambda preset=preset: reencode(data, preset), 1, warmup=False)

@@ -14,8 +14,8 @@ from common import median_of
 from PIL import Image
 
 from gpu_depth import DepthData
-from gpu_depth.containers import jpeg
-from gpu_depth.quantize import quantize
+from gpu_depth.containers.jpeg import plugin as jpeg
+from gpu_depth.core.quantize import quantize
 
 
 def photo_12mpix() -> bytes:

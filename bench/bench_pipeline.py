@@ -20,11 +20,11 @@ from PIL import Image
 from pillow_heif import from_pillow
 
 from gpu_depth import DepthMapping, convert
-from gpu_depth.example import FAR, NEAR, gray_depth, render
-from gpu_depth.geometry import parse_size
-from gpu_depth.jobs import pair_folders
-from gpu_depth.loaders import load_depth_map
+from gpu_depth.cli.convert import parse_size
+from gpu_depth.depthmaps import load_depth_map
 from gpu_depth.pipeline import Options, run
+from gpu_depth.pipeline.example import FAR, NEAR, gray_depth, render
+from gpu_depth.pipeline.jobs import pair_folders
 
 
 def dataset(

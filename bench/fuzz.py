@@ -1,6 +1,6 @@
 """Mutation fuzzing of every reader gpu_depth runs on untrusted files.
 
-Readers: ``heif`` (heif.read_depth, orientation, displayed_size), ``isobmff`` (box/item tables, every
+Readers: ``heif`` (heic.read_depth, orientation, displayed_size), ``isobmff`` (box/item tables, every
 item's data, auxC SEI, rebuild), ``jpeg`` (jpeg.read_depth incl. MPF and GDepth/Extended XMP,
 orientation, displayed_size), ``dng`` (dng.read_depth, orientation, displayed_size), ``xmp``
 (xmp.parse_depth_xmp), ``loaders`` (loaders.load_depth_map on PNG, TIFF, PGM and .npy files),
@@ -49,13 +49,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gpu_depth import DepthData, DepthError, DepthMetadata
 from gpu_depth.api import decode_photo
-from gpu_depth.containers import dng, heif, isobmff, jpeg, sniff
-from gpu_depth.containers.depth_sei import parse_aux_subtype
-from gpu_depth.containers.segments import APP1, APP2, parse_jpeg
-from gpu_depth.containers.tiff import TYPES, TiffFile
-from gpu_depth.depthdata import CameraCalibration
-from gpu_depth.loaders import load_depth_map
-from gpu_depth.xmp import parse_depth_xmp
+from gpu_depth.containers import sniff
+from gpu_depth.containers.dng import plugin as dng
+from gpu_depth.containers.dng.tiff import TYPES, TiffFile
+from gpu_depth.containers.heic import isobmff
+from gpu_depth.containers.heic import plugin as heic
+from gpu_depth.containers.heic.depth_sei import parse_aux_subtype
+from gpu_depth.containers.jpeg import gdepth
+from gpu_depth.containers.jpeg import plugin as jpeg
+from gpu_depth.containers.jpeg.segments import APP1, APP2, parse_jpeg
+from gpu_depth.core.metadata import CameraCalibration
+from gpu_depth.core.xmp import parse_depth_xmp
+from gpu_depth.depthmaps import load_depth_map
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 READERS = ("heif", "isobmff", "jpeg", "dng", "xmp", "loaders", "attach", "photo")
@@ -88,7 +93,7 @@ def _photo(width: int = 64, height: int = 48, seed: int = 0):
 
 def _depths() -> list[DepthData]:
     from gpu_depth.convert import convert
-    from gpu_depth.mapping import DepthMapping
+    from gpu_depth.core.mapping import DepthMapping
 
     y, x = np.mgrid[0:24, 0:32]
     metres = 0.5 + 2.0 * x / 32 + (y / 24) ** 2
@@ -116,11 +121,11 @@ def _samples(suffix: str) -> list[Seed]:
 
 def heif_seeds() -> list[Seed]:
     depths = _depths()
-    photo = heif.encode_photo(_photo(), quality=60, encoder_preset="ultrafast")
+    photo = heic.encode_photo(_photo(), quality=60, encoder_preset="ultrafast")
     seeds = [
-        Seed("heic-hdis-lossless", heif.attach_depth(photo, depths[0])),
-        Seed("heic-fdep-calibrated-lossy", heif.attach_depth(photo, depths[1], depth_quality=50)),
-        Seed("heic-converted", heif.attach_depth(photo, depths[2])),
+        Seed("heic-hdis-lossless", heic.attach_depth(photo, depths[0])),
+        Seed("heic-fdep-calibrated-lossy", heic.attach_depth(photo, depths[1], depth_quality=50)),
+        Seed("heic-converted", heic.attach_depth(photo, depths[2])),
         Seed("heic-no-depth", photo),
         *_samples(".heic"),
     ]
@@ -133,8 +138,8 @@ def heif_seeds() -> list[Seed]:
 
 def _without_xmp(data: bytes) -> bytes:
     parsed = isobmff.parse_file(data)
-    depth_id = heif.find_depth_item(parsed.meta)
-    parsed.meta.remove_items({heif._xmp_item(parsed.meta, depth_id)})
+    depth_id = heic.find_depth_item(parsed.meta)
+    parsed.meta.remove_items({heic.xmp_item(parsed.meta, depth_id)})
     return isobmff.rebuild(parsed, parsed.meta)
 
 
@@ -165,7 +170,7 @@ def jpeg_seeds() -> list[Seed]:
 
 
 def make_dng(byteorder: str = "<", tile: tuple[int, int] | None = None) -> bytes:
-    """A small DNG as tests/test_dng.py makes them: RGB preview IFD0, CFA raw in a SubIFD."""
+    """A small DNG as tests/helpers/dng.py makes them: RGB preview IFD0, CFA raw in a SubIFD."""
     import tifffile
 
     rng = np.random.default_rng(7)
@@ -190,7 +195,7 @@ def make_dng(byteorder: str = "<", tile: tuple[int, int] | None = None) -> bytes
 
 
 def tifffile_depth_dng(byteorder: str, codes: np.ndarray, **options) -> bytes:
-    """A DNG whose depth IFD tifffile wrote (Deflate, predictor, tiles…), as tests/test_dng.py does."""
+    """A DNG whose depth IFD tifffile wrote (Deflate, predictor, tiles…), as tests/helpers/dng.py does."""
     import tifffile
 
     depth_tags = [(51177, "H", 1, 1, True), (51178, "2I", 1, (1, 2), True), (51179, "2I", 1, (5, 1), True)]
@@ -218,9 +223,9 @@ def dng_seeds() -> list[Seed]:
 
 
 def xmp_seeds() -> list[Seed]:
-    from gpu_depth.containers.gdepth import XMP_ID
-    from gpu_depth.quantize import quantize
-    from gpu_depth.xmp import build_depth_xmp
+    from gpu_depth.containers.jpeg.segments import XMP_ID
+    from gpu_depth.core.quantize import quantize
+    from gpu_depth.core.xmp import build_depth_xmp
 
     seeds = []
     for depth in _depths():
@@ -282,8 +287,8 @@ def photo_seeds() -> list[Seed]:
         buffer = io.BytesIO()
         tifffile.imwrite(buffer, np.asarray(image), photometric="rgb", **options)
         seeds.append(Seed(name, buffer.getvalue(), ".tif", tiff_fields(buffer.getvalue())))
-    heic = heif.encode_photo(image, quality=50, encoder_preset="ultrafast")
-    seeds.append(Seed("photo.heic", heic, ".heic", isobmff_fields(heic)))
+    heic_photo = heic.encode_photo(image, quality=50, encoder_preset="ultrafast")
+    seeds.append(Seed("photo.heic", heic_photo, ".heic", isobmff_fields(heic_photo)))
     return seeds
 
 
@@ -316,7 +321,7 @@ def _images(data: bytes):
     images = [primary]
     found = primary.applications(data, APP2, b"MPF\0")
     if found:
-        from gpu_depth.containers import mpf
+        from gpu_depth.containers.jpeg import mpf
 
         tiff_at = found[0].offset + 8
         for entry in mpf.parse_index(data[tiff_at : found[0].end], tiff_at).entries[1:]:
@@ -515,17 +520,17 @@ def _calls(*calls: Callable[[], object]) -> None:
 
 
 def run_heif(data: bytes, seed: Seed) -> None:
-    _calls(lambda: heif.read_depth(data), lambda: heif.orientation(data), lambda: heif.displayed_size(data))
+    _calls(lambda: heic.read_depth(data), lambda: heic.orientation(data), lambda: heic.displayed_size(data))
 
 
 def run_isobmff(data: bytes, seed: Seed) -> None:
     parsed = isobmff.parse_file(memoryview(data))
     meta = parsed.meta
-    calls = [lambda: isobmff.rebuild(parsed, meta), lambda: heif.find_depth_item(meta)]
+    calls = [lambda: isobmff.rebuild(parsed, meta), lambda: heic.find_depth_item(meta)]
     for item in meta.items:
         calls.append(lambda i=item.item_id: isobmff.item_data(parsed, i, 1 << 24))
         calls.append(
-            lambda i=item.item_id: heif._aux_type(meta, i)[1] and parse_aux_subtype(heif._aux_type(meta, i)[1])
+            lambda i=item.item_id: heic._aux_type(meta, i)[1] and parse_aux_subtype(heic._aux_type(meta, i)[1])
         )
     _calls(*calls)
 
@@ -536,7 +541,7 @@ def run_jpeg(data: bytes, seed: Seed) -> None:
         lambda: jpeg.read_depth(data),
         lambda: jpeg.orientation(data),
         lambda: jpeg.displayed_size(data),
-        lambda: jpeg.read_gdepth(data, parse_jpeg(data)),
+        lambda: gdepth.read(data, parse_jpeg(data)),
     )
 
 
@@ -565,15 +570,15 @@ def run_attach(data: bytes, seed: Seed) -> None:
         raise AssertionError(f"attach_depth wrote a {module.NAME} file read_depth refuses: {exc}") from None
     if back is None or (back.width, back.height) != (depth.width, depth.height):
         raise AssertionError(f"attach_depth wrote a {module.NAME} file whose depth map reads back as {back}")
-    lost = {heif: _heif_items_lost, jpeg: _jpeg_scans_lost, dng: _dng_bytes_lost}[module](data, out)
+    lost = {heic: _heif_items_lost, jpeg: _jpeg_scans_lost, dng: _dng_bytes_lost}[module](data, out)
     if lost:
         raise AssertionError(f"attach_depth lost part of the {module.NAME} photo: {lost}")
 
 
 def _heif_items_lost(photo: bytes, out: bytes) -> str:
     before, after = isobmff.parse_file(photo), isobmff.parse_file(out)
-    dropped = set(heif.depth_items(before.meta))
-    dropped |= {x for d in dropped if (x := heif._xmp_item(before.meta, d)) is not None}
+    dropped = set(heic.depth_items(before.meta))
+    dropped |= {x for d in dropped if (x := heic.xmp_item(before.meta, d)) is not None}
     for item in before.meta.items:
         if item.item_id in dropped:
             continue

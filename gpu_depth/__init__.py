@@ -2,10 +2,11 @@
 
 from .api import attach_depth, read_depth
 from .convert import convert
-from .depthdata import CameraCalibration, DepthData, DepthMetadata
+from .core.depthdata import DepthData
+from .core.formats import PixelFormat, StoredFormat
+from .core.mapping import DepthMapping, Preset
+from .core.metadata import CameraCalibration, DepthMetadata
 from .errors import DepthError
-from .formats import PixelFormat, StoredFormat
-from .mapping import DepthMapping, Preset
 
 __version__ = "0.1.0"
 

@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Any
 
 from . import containers, limits
-from .atomic import write_atomic
-from .depthdata import DepthData
+from .core.depthdata import DepthData
 from .errors import DepthError
-
-#: Largest input file read (bytes); a bigger one is refused before it is read.
-MAX_FILE_BYTES = 1 << 30
-
-PathLike = str | os.PathLike
+from .fileio import PathLike, read_file, write_atomic
 
 
 def read_depth(path: PathLike, kind: str | None = None) -> DepthData | None:
@@ -31,7 +25,7 @@ def read_depth(path: PathLike, kind: str | None = None) -> DepthData | None:
     try:
         depth = module.read_depth(data)
     except DepthError as exc:
-        raise DepthError(f"{path}: {exc}") from None
+        raise DepthError(f"{path}: {exc}") from exc
     if depth is None or kind is None or depth.pixel_format.quantity == kind:
         return depth
     return depth.converting(depth.pixel_format.with_quantity(kind == "disparity"))
@@ -65,28 +59,24 @@ def attach_depth(
         data = in_container(data, photo, target, quality, encoder_preset)
         result = target.attach_depth(data, depth, replace=replace, **attach_options)
     except DepthError as exc:
-        raise DepthError(f"{photo}: {exc}") from None
+        raise DepthError(f"{photo}: {exc}") from exc
     write_atomic(out, result, protect=(photo,))
     return Path(out)
 
 
-def in_container(data: bytes, path: PathLike, target, quality: int, encoder_preset: str) -> bytes:
+def in_container(
+    data: bytes,
+    path: PathLike,
+    target: containers.Plugin,
+    quality: int,
+    encoder_preset: str,
+    encoder_threads: int | None = None,
+) -> bytes:
     """The photo's bytes in the ``target`` container: as they are, or re-encoded from another format."""
     if containers.sniff(data) is target:
         return data
-    return target.encode_photo(decode_photo(path), quality=quality, encoder_preset=encoder_preset)
-
-
-def read_file(path: PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
-    """A file's bytes, refusing unreadable or oversized files with one clear line."""
-    try:
-        with open(path, "rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            if size > limit:
-                raise DepthError(f"{path}: file of {size} bytes exceeds the {limit}-byte limit")
-            return stream.read()
-    except OSError as exc:
-        raise DepthError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    image = decode_photo(path, data)
+    return target.encode_photo(image, quality=quality, encoder_preset=encoder_preset, encoder_threads=encoder_threads)
 
 
 def _container_of(data: bytes, path: PathLike):
@@ -104,8 +94,9 @@ def _by_suffix(path: PathLike):
         return None
 
 
-def decode_photo(path: PathLike):
-    """Open a photo of any format Pillow (with pillow-heif) reads, for re-encoding.
+def decode_photo(path: PathLike, data: bytes | None = None):
+    """Open the photo at ``path`` (whose bytes are ``data`` when already read) of any format Pillow (with
+    pillow-heif) reads, for re-encoding.
 
     Pillow reads from the bytes in memory: its plugins read what a length field says (a PNG IDAT of
     4 GiB), which a file object allocates before reading and a BytesIO bounds by the data.
@@ -114,7 +105,7 @@ def decode_photo(path: PathLike):
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
-    data = read_file(path)
+    data = read_file(path) if data is None else data
     try:
         image = Image.open(io.BytesIO(data))
         limits.check_tiles(image, len(data))
@@ -128,5 +119,5 @@ def decode_photo(path: PathLike):
         RuntimeError,  # pillow-heif: libheif's security limits
         Image.DecompressionBombError,
     ) as exc:
-        raise DepthError(f"{path}: cannot decode the photo: {exc}") from None
+        raise DepthError(f"{path}: cannot decode the photo: {exc}") from exc
     return image

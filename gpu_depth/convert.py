@@ -7,10 +7,11 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from .backends import select_backend
-from .depthdata import DepthData, DepthMetadata
+from .core.depthdata import DepthData
+from .core.formats import PixelFormat
+from .core.mapping import FLOAT_DTYPES, INTEGER_DTYPES, DepthMapping
+from .core.metadata import DepthMetadata
 from .errors import DepthError
-from .formats import PixelFormat
-from .mapping import FLOAT_DTYPES, INTEGER_DTYPES, DepthMapping
 
 #: NumPy or CuPy arrays, or anything exposing ``__cuda_array_interface__``, DLPack or ``__array__`` (PyTorch…).
 ArrayLike = object
@@ -91,7 +92,7 @@ def _as_array(values: object) -> object:
     try:
         return np.asarray(values)
     except (TypeError, ValueError) as exc:
-        raise DepthError(f"expected an array, got {type(values).__name__}: {exc}") from None
+        raise DepthError(f"expected an array, got {type(values).__name__}: {exc}") from exc
 
 
 def _cupy():

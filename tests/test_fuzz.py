@@ -7,11 +7,11 @@ import sys
 import time
 import warnings
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+sys.path.insert(0, str(ROOT / "bench"))
 import fuzz
 
 #: Cases per reader: together about 10 s on one core of a CI machine (bench/fuzz.py runs 100,000 each).
@@ -48,7 +48,7 @@ def test_mutated_inputs_raise_nothing_but_depth_error(seeds, reader):
 def test_seeds_cover_every_reader_and_read_back(seeds):
     """The seeds are valid files: each container reader finds the depth map our own outputs carry."""
     assert all(seeds[reader] for reader in fuzz.READERS)
-    for reader, module in (("heif", fuzz.heif), ("jpeg", fuzz.jpeg), ("dng", fuzz.dng)):
+    for reader, module in (("heif", fuzz.heic), ("jpeg", fuzz.jpeg), ("dng", fuzz.dng)):
         for seed in seeds[reader]:
             assert (module.read_depth(seed.data) is None) == ("no-depth" in seed.name), seed.name
 

@@ -8,19 +8,23 @@ import struct
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from helpers import ROOT
 from PIL import Image
 
 import gpu_depth
 from gpu_depth import DepthData, DepthError, limits
-from gpu_depth.containers import dng, heif, jpeg
-from gpu_depth.containers.tiff import TiffFile
-from gpu_depth.loaders import load_depth_map
-from gpu_depth.xmp import parse_depth_xmp
+from gpu_depth.containers.dng import plugin as dng
+from gpu_depth.containers.dng.tiff import TiffFile
+from gpu_depth.containers.heic import isobmff
+from gpu_depth.containers.heic import plugin as heic
+from gpu_depth.containers.jpeg import gdepth
+from gpu_depth.containers.jpeg import plugin as jpeg
+from gpu_depth.core.xmp import parse_depth_xmp
+from gpu_depth.depthmaps import load_depth_map
 
 
 def depth(shape=(24, 32)) -> DepthData:
@@ -31,7 +35,7 @@ def depth(shape=(24, 32)) -> DepthData:
 def photo(format_: str) -> bytes:
     image = Image.fromarray(np.full((32, 48, 3), 128, np.uint8))
     if format_ == "heic":
-        return heif.encode_photo(image, quality=50, encoder_preset="ultrafast")
+        return heic.encode_photo(image, quality=50, encoder_preset="ultrafast")
     return jpeg.encode_photo(image, quality=80)
 
 
@@ -59,20 +63,20 @@ def test_defaults_and_environment(monkeypatch):
 
 def test_heic_depth_item_is_refused_before_decoding(small_limit):
     """The ispe of the 32x24 map: x265 codes it padded to 64x64 and crops with clap."""
-    attached = heif.attach_depth(photo("heic"), depth())
+    attached = heic.attach_depth(photo("heic"), depth())
     with pytest.raises(DepthError, match=r"depth item \d+ of 64x64 exceeds the 700-pixel limit"):
-        heif.read_depth(attached)
+        heic.read_depth(attached)
 
 
 def test_heic_depth_item_without_ispe_is_refused():
-    attached = bytearray(heif.attach_depth(photo("heic"), depth()))
-    meta = heif.isobmff.parse_file(bytes(attached)).meta
-    depth_id = heif.find_depth_item(meta)
+    attached = bytearray(heic.attach_depth(photo("heic"), depth()))
+    meta = isobmff.parse_file(bytes(attached)).meta
+    depth_id = heic.find_depth_item(meta)
     ispe = next(raw for kind, raw, _ in meta.item_properties(depth_id) if kind == "ispe")
     at = bytes(attached).rindex(ispe)  # the depth item's own, added after the photo's
     attached[at + 4 : at + 8] = b"xxxx"  # the property is no longer an ispe
     with pytest.raises(DepthError, match=rf"item {depth_id} has no ispe"):
-        heif.read_depth(bytes(attached))
+        heic.read_depth(bytes(attached))
 
 
 @pytest.mark.parametrize(
@@ -91,11 +95,11 @@ def test_gdepth_image(small_limit):
     attached = jpeg.attach_depth(photo("jpeg"), depth(), gdepth=True)
     primary = jpeg.parse_jpeg(attached)
     with pytest.raises(DepthError, match="GDepth image of 32x24 exceeds the 700-pixel limit"):
-        jpeg.read_gdepth(attached, primary)
+        gdepth.read(attached, primary)
 
 
 def test_dng_depth_ifd(small_limit):
-    from test_dng import make_dng
+    from helpers.dng import make_dng
 
     with pytest.raises(DepthError, match="depth map of 32x24 exceeds the 700-pixel limit"):
         dng.read_depth(dng.attach_depth(make_dng(), depth().converting("fdep")))
@@ -120,10 +124,10 @@ def test_the_limit_itself_is_allowed():
 
 
 def test_heic_xmp_item_is_capped_before_it_is_copied(monkeypatch):
-    attached = heif.attach_depth(photo("heic"), depth())
+    attached = heic.attach_depth(photo("heic"), depth())
     monkeypatch.setattr(limits, "MAX_XMP_BYTES", 100)
     with pytest.raises(DepthError, match=r"iloc: item \d+ is larger than 100 bytes"):
-        heif.read_depth(attached)
+        heic.read_depth(attached)
 
 
 def test_a_photo_pillow_refuses_as_a_bomb_is_a_depth_error(tmp_path):
@@ -156,7 +160,7 @@ def test_a_tiff_photo_with_a_rational_strip_offset_is_a_depth_error(tmp_path):
 def test_photos_of_every_format_still_convert(tmp_path, suffix):
     image = Image.fromarray(np.full((16, 24, 3), 90, np.uint8))
     if suffix == ".heic":
-        (tmp_path / "photo.heic").write_bytes(heif.encode_photo(image, quality=50, encoder_preset="ultrafast"))
+        (tmp_path / "photo.heic").write_bytes(heic.encode_photo(image, quality=50, encoder_preset="ultrafast"))
     else:
         image.save(tmp_path / f"photo{suffix}")
     out = gpu_depth.attach_depth(tmp_path / f"photo{suffix}", depth(), tmp_path / "out.jpg")
@@ -165,7 +169,7 @@ def test_photos_of_every_format_still_convert(tmp_path, suffix):
 
 def _nal_length(heic: bytes, length: int) -> bytes:
     """The HEIC with the first NAL unit of its primary item claiming ``length`` bytes."""
-    meta = heif.isobmff.parse_file(heic).meta
+    meta = isobmff.parse_file(heic).meta
     at = meta.locations[meta.primary].extents[0].offset
     return heic[:at] + struct.pack(">I", length) + heic[at + 4 :]
 
@@ -173,7 +177,7 @@ def _nal_length(heic: bytes, length: int) -> bytes:
 def _photo_file(tmp_path, suffix: str) -> bytes:
     image = Image.fromarray(np.full((16, 24, 3), 90, np.uint8))
     if suffix == ".heic":
-        return heif.encode_photo(image, quality=50, encoder_preset="ultrafast")
+        return heic.encode_photo(image, quality=50, encoder_preset="ultrafast")
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
@@ -207,7 +211,7 @@ def test_a_png_photo_whose_idat_claims_4_gib_is_not_allocated(tmp_path):
         "from gpu_depth import DepthError, api\n"
         "try:\n    api.decode_photo(sys.argv[1])\nexcept DepthError as exc:\n    print('DepthError', exc)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-c", script, str(tmp_path / "photo.png")], capture_output=True, text=True, env=env
     )

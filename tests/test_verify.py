@@ -13,20 +13,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import sample, tool
+from helpers import sample, tool
+from helpers.heic import with_jpeg_depth
+from helpers.verify import only, problems
 from PIL import Image
-from test_heif import with_jpeg_depth
 
 from gpu_depth import DepthMapping, attach_depth, convert
-from gpu_depth.cli import main
-from gpu_depth.containers import heif, isobmff, ljpeg, mpf
-from gpu_depth.containers.depth_sei import UNIFORM_DISPARITY, UNIFORM_Z, DepthRepresentation, build_aux_subtype
-from gpu_depth.containers.jpeg import XMP_ID
-from gpu_depth.containers.segments import APP1, APP2, parse_jpeg, segment
+from gpu_depth.cli.main import main
+from gpu_depth.containers.heic import isobmff
+from gpu_depth.containers.heic import plugin as heic
+from gpu_depth.containers.heic.depth_sei import UNIFORM_DISPARITY, UNIFORM_Z, DepthRepresentation, build_aux_subtype
+from gpu_depth.containers.jpeg import ljpeg, mpf
+from gpu_depth.containers.jpeg.segments import APP1, APP2, XMP_ID, parse_jpeg, segment
+from gpu_depth.core.xmp import parse_depth_xmp
 from gpu_depth.errors import DepthError
-from gpu_depth.example import FAR, NEAR, gray_depth, render
+from gpu_depth.pipeline.example import FAR, NEAR, gray_depth, render
 from gpu_depth.verify import verify, verify_bytes
-from gpu_depth.xmp import parse_depth_xmp
 
 PHOTO, MAP = (128, 96), (96, 72)  # sizes pillow-heif codes without padding (no clap)
 PUG, IPHONE_JPEG = "iphone13pro-pug.heic", "iphoneX-image-with-depth.jpg"
@@ -46,7 +48,7 @@ def ours(container: str, pixel_format: str = "hdis", orientation: int = 1, photo
         image.save(source, quality=85, exif=exif)
         if container == "heic":
             source = source.with_suffix(".heic")
-            source.write_bytes(heif.encode_photo(Image.open(source.with_suffix(".jpg")), encoder_preset="ultrafast"))
+            source.write_bytes(heic.encode_photo(Image.open(source.with_suffix(".jpg")), encoder_preset="ultrafast"))
         width, height = stored_size(source.read_bytes())
         size = (round(width * scale), round(height * scale))
         depth = convert(gray_depth(metres), pixel_format, DepthMapping("apple-gray", near=NEAR, far=FAR), size=size)
@@ -64,16 +66,6 @@ def stored_size(data: bytes) -> tuple[int, int]:
         return struct.unpack_from(">II", boxes["ispe"], 12)
     with Image.open(io.BytesIO(data)) as image:
         return image.size
-
-
-def problems(findings):
-    return [(f.severity, f.rule) for f in findings if f.severity != "info"]
-
-
-def only(findings, severity, rule):
-    """The one error or warning is ``rule`` at ``severity``; returns that finding."""
-    assert problems(findings) == [(severity, rule)], findings
-    return next(f for f in findings if f.rule == rule)
 
 
 # ----------------------------------------------------------------------------------------------- clean files
@@ -157,7 +149,7 @@ def edit_heic(data: bytes, change, xmp: bytes | None = None) -> bytes:
     """``data`` with ``change(meta, depth_id, xmp_id)`` applied; ``xmp`` replaces the depth XMP item's bytes."""
     parsed = isobmff.parse_file(data)
     meta = parsed.meta
-    depth_id = heif.find_depth_item(meta)
+    depth_id = heic.find_depth_item(meta)
     xmp_id = meta.referencing("cdsc", depth_id)[0]
     change(meta, depth_id, xmp_id)
     if xmp is None:
@@ -185,13 +177,13 @@ def auxc(urn: str, subtype: bytes) -> bytes:
 def sei(data: bytes) -> bytes:
     """The auxC subtype (SEI) of our file's depth item."""
     meta = isobmff.parse_file(data).meta
-    raw = next(raw for kind, raw, _ in meta.item_properties(heif.find_depth_item(meta)) if kind == "auxC")
-    return raw[12 + len(heif.DEPTH_URN) + 1 :]
+    raw = next(raw for kind, raw, _ in meta.item_properties(heic.find_depth_item(meta)) if kind == "auxC")
+    return raw[12 + len(heic.DEPTH_URN) + 1 :]
 
 
 def xmp_of(data: bytes) -> str:
     parsed = isobmff.parse_file(data)
-    xmp_id = parsed.meta.referencing("cdsc", heif.find_depth_item(parsed.meta))[0]
+    xmp_id = parsed.meta.referencing("cdsc", heic.find_depth_item(parsed.meta))[0]
     return isobmff.item_data(parsed, xmp_id).decode()
 
 
@@ -237,7 +229,7 @@ def patched(data: bytes, at: int, value: bytes) -> bytes:
 
 def hvcc_of_depth(data: bytes) -> bytes:
     meta = isobmff.parse_file(data).meta
-    return next(raw for kind, raw, _ in meta.item_properties(heif.find_depth_item(meta)) if kind == "hvcC")
+    return next(raw for kind, raw, _ in meta.item_properties(heic.find_depth_item(meta)) if kind == "hvcC")
 
 
 def ispe(width, height):
@@ -251,7 +243,7 @@ def with_sei(kind, **bounds):
         info, _ = parse_depth_xmp(xmp_of(ours("heic")).encode())
         values = {name: {"low": info.float_min, "high": info.float_max}.get(v, v) for name, v in bounds.items()}
         set_property(
-            meta, depth_id, "auxC", auxc(heif.DEPTH_URN, build_aux_subtype(DepthRepresentation(kind, **values)))
+            meta, depth_id, "auxC", auxc(heic.DEPTH_URN, build_aux_subtype(DepthRepresentation(kind, **values)))
         )
 
     return change
@@ -274,16 +266,16 @@ HEIC_CASES = {
         "heic.auxc-urn",
         "item {d}",
     ),
-    "sei-missing": (with_auxc(heif.DEPTH_URN, b""), None, "error", "heic.sei-missing", "item {d} auxC"),
+    "sei-missing": (with_auxc(heic.DEPTH_URN, b""), None, "error", "heic.sei-missing", "item {d} auxC"),
     "sei-not-177": (
-        lambda m, d, x: with_auxc(heif.DEPTH_URN, patched(sei(ours("heic")), 10, b"\xb0"))(m, d, x),
+        lambda m, d, x: with_auxc(heic.DEPTH_URN, patched(sei(ours("heic")), 10, b"\xb0"))(m, d, x),
         None,
         "error",
         "heic.sei-invalid",
         "item {d} auxC",
     ),
     "sei-lengths": (
-        lambda m, d, x: with_auxc(heif.DEPTH_URN, patched(sei(ours("heic")), 0, b"\0\0\1\0"))(m, d, x),
+        lambda m, d, x: with_auxc(heic.DEPTH_URN, patched(sei(ours("heic")), 0, b"\0\0\1\0"))(m, d, x),
         None,
         "error",
         "heic.sei-invalid",
@@ -356,23 +348,23 @@ def test_heic_rule(case):
         assert xmp != xmp_of(data).encode()
     finding = only(verify_bytes(edit_heic(data, change, xmp)), severity, rule)
     meta = isobmff.parse_file(data).meta
-    depth_id = heif.find_depth_item(meta)
+    depth_id = heic.find_depth_item(meta)
     assert finding.where.startswith(where.format(d=depth_id, x=meta.referencing("cdsc", depth_id)[0])), finding
 
 
 @pytest.mark.parametrize("split", [False, True])
 def test_heic_jpeg_depth_item_as_recent_iphones_write_it_verifies_clean(split):
     data = ours("heic")
-    recoded = with_jpeg_depth(data, heif.read_depth(data), split)
+    recoded = with_jpeg_depth(data, heic.read_depth(data), split)
     findings = verify_bytes(recoded)
     assert problems(findings) == [] and "heic.depth-found" in [f.rule for f in findings]
 
 
 def test_heic_jpeg_depth_item_rules():
     data = ours("heic")
-    recoded = with_jpeg_depth(data, heif.read_depth(data), split=True)
+    recoded = with_jpeg_depth(data, heic.read_depth(data), split=True)
     meta = isobmff.parse_file(recoded).meta
-    depth_id = heif.find_depth_item(meta)
+    depth_id = heic.find_depth_item(meta)
     xmp = xmp_of(recoded).replace(">1278226742<", ">1278226488<").replace(">65535<", ">255<")  # says L008
     finding = only(verify_bytes(edit_heic(recoded, lambda *_: None, xmp.encode())), "warning", "heic.depth-codec")
     assert finding.where == f"item {depth_id} (JPEG)" and "16-bit (SOF3); iPhones store one-component 8-bit" in (
@@ -597,7 +589,7 @@ def test_jpeg_other_images_are_info():
 def test_cli_exit_codes_and_json(tmp_path, capsys):
     broken = tmp_path / "broken.heic"
     broken.write_bytes(edit_heic(ours("heic"), no_cdsc))
-    where = f"item {heif.find_depth_item(isobmff.parse_file(ours('heic')).meta)} iref cdsc"
+    where = f"item {heic.find_depth_item(isobmff.parse_file(ours('heic')).meta)} iref cdsc"
     good = tmp_path / "good.jpg"
     good.write_bytes(ours("jpeg"))
     assert main(["verify", str(good)]) == 0
@@ -622,7 +614,7 @@ def test_cli_stops_quietly_when_its_reader_goes_away(tmp_path):
     good.write_bytes(ours("jpeg"))
     read_end, write_end = os.pipe()
     os.close(read_end)  # as `gpu-depth verify … | head` once head has exited
-    command = [sys.executable, "-c", "import sys; from gpu_depth.cli import main; sys.exit(main(sys.argv[1:]))"]
+    command = [sys.executable, "-c", "import sys; from gpu_depth.cli.main import main; sys.exit(main(sys.argv[1:]))"]
     done = subprocess.run([*command, "verify", str(good)], stdout=write_end, stderr=subprocess.PIPE, text=True)
     os.close(write_end)
     assert (done.returncode, done.stderr) == (1, "")

@@ -11,9 +11,9 @@ from typing import Protocol
 
 import numpy as np
 
+from ..core.formats import PixelFormat
+from ..core.mapping import DepthMapping
 from ..errors import DepthError
-from ..formats import PixelFormat
-from ..mapping import DepthMapping
 
 log = logging.getLogger("gpu_depth")
 
@@ -41,7 +41,7 @@ def select_backend(name: str = "auto") -> Backend:
         from .numpy_backend import NumpyBackend
 
         return NumpyBackend()
-    reason = _cupy_unavailable()
+    reason = cupy_unavailable()
     if reason is None:
         from .cupy_backend import CupyBackend
 
@@ -56,7 +56,7 @@ def select_backend(name: str = "auto") -> Backend:
     return backend
 
 
-def _cupy_unavailable() -> str | None:
+def cupy_unavailable() -> str | None:
     """Why CuPy cannot run here, or None when it can."""
     try:
         import cupy

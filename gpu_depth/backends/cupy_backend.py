@@ -22,11 +22,11 @@ import cupy
 import cupyx
 import numpy as np
 
-from ..depthdata import DepthData
+from ..core.depthdata import DepthData
+from ..core.formats import PixelFormat, StoredFormat
+from ..core.mapping import DepthMapping
+from ..core.quantize import StoredMap
 from ..errors import DepthError
-from ..formats import PixelFormat, StoredFormat
-from ..mapping import DepthMapping
-from ..quantize import StoredMap
 from . import kernel_plan as kp
 
 #: Share of the free device memory (plus the pool's cached blocks) the two batches in flight may take.

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..depthdata import row_bytes
+from ..core.depthdata import row_bytes
+from ..core.formats import PixelFormat, StoredFormat
+from ..core.mapping import UNITS_PER_METRE, DepthMapping, Preset
+from ..core.metadata import PixelDataInfo
+from ..core.quantize import StoredMap, round_bound
 from ..errors import DepthError
-from ..formats import PixelFormat, StoredFormat
-from ..mapping import _SCALE, DepthMapping, Preset
-from ..quantize import StoredMap, round_bound
-from ..xmp import PixelDataInfo
 
 SOURCES = ("convert.cu", "quantize.cu", "resample.cu")
 HEADER = "common.cuh"
@@ -77,8 +77,8 @@ def mapping_args(mapping: DepthMapping, fmt: PixelFormat) -> tuple:
     """(kind, reciprocal, a, b, scale) of the evaluate kernels: native = a + t · b (or x / scale)."""
     preset = mapping.preset
     reciprocal = np.int32(fmt.is_disparity != mapping.native_is_disparity)
-    if preset in _SCALE:
-        return np.int32(METRES), reciprocal, np.float64(0), np.float64(0), np.float64(_SCALE[preset])
+    if preset in UNITS_PER_METRE:
+        return np.int32(METRES), reciprocal, np.float64(0), np.float64(0), np.float64(UNITS_PER_METRE[preset])
     near, far = float(mapping.near), float(mapping.far)
     if preset == Preset.RELATIVE_DISPARITY:
         kind, a, b = RELATIVE, 1.0 / far, 1.0 / near - 1.0 / far
@@ -356,7 +356,7 @@ def run_quantize(launch: Launch, xp, plan: QuantizePlan, d_in, layout, params: n
 
 def check_batch(maps: Sequence, fmt: PixelFormat, row_alignment: int, size) -> None:
     """Host-side validation before any launch: shapes, dtypes, alignment and size."""
-    from ..mapping import FLOAT_DTYPES, INTEGER_DTYPES
+    from ..core.mapping import FLOAT_DTYPES, INTEGER_DTYPES
 
     for index, values in enumerate(maps):
         shape, dtype = getattr(values, "shape", None), getattr(values, "dtype", None)

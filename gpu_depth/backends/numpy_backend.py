@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..depthdata import empty_rows
-from ..formats import PixelFormat
-from ..mapping import DepthMapping, round_to_format
-from ..resample import area_resize
+from ..core.depthdata import empty_rows
+from ..core.formats import PixelFormat
+from ..core.mapping import DepthMapping, round_to_format
+from ..core.resample import area_resize
 
 
 class NumpyBackend:

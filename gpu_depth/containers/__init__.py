@@ -1,45 +1,75 @@
-"""Container plugins, one module per format with the same small surface (as Pillow's plugins):
+"""Container plugins: one package per format (``heic``, ``jpeg``, ``dng``), each holding its byte-level
+parser and writer, its ``plugin`` module (the surface below, as Pillow's plugins) and its ``rules``
+module (what ``gpu-depth verify`` checks, read through the same parser).
 
-- ``NAME`` (``"heic"``, ``"jpeg"``, ``"dng"``) and ``EXTENSIONS`` (lower-case suffixes);
-- ``accept(prefix: bytes) -> bool``: a cheap sniff of the first 64 bytes;
-- ``read_depth(data: bytes) -> DepthData | None``: the file's depth/disparity map in its native format;
-- ``attach_depth(photo: bytes, depth: DepthData, *, replace: bool = False, **options) -> bytes``:
-  the photo (already in this container) with the depth attached, its own coded bytes kept;
-- ``encode_photo(image: PIL.Image.Image, *, quality: int, encoder_preset: str) -> bytes``: a photo of
-  another container re-encoded into this one (Exif, ICC profile and orientation kept), ready for
-  ``attach_depth`` (DNG refuses: a raw cannot be made from a picture);
-- ``orientation(data: bytes) -> int``: the Exif-style orientation (1-8) the photo is displayed with,
-  so depth maps can be stored in the photo's stored orientation as iPhones do;
-- ``displayed_size(data: bytes) -> (width, height)``: the photo's size as shown (the raw image's for DNG).
-
-Everything works on bytes in memory; the public functions in :mod:`gpu_depth.api` do the file I/O.
+Everything works on bytes in memory; :mod:`gpu_depth.api` does the file I/O.
 """
 
 from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import DepthError
 
-#: Registered container modules, in sniffing order.
-PLUGINS = ("heif", "jpeg", "dng")
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from ..core.depthdata import DepthData
+    from .rules import Findings
+
+#: Registered container packages, in sniffing order.
+PLUGINS = ("heic", "jpeg", "dng")
 
 SNIFF_BYTES = 64
 
 
-def plugin(name: str) -> ModuleType:
-    """The container module called ``name`` (``heic``/``heif``, ``jpeg``/``jpg``, ``dng``)."""
+class Plugin(Protocol):
+    """What every ``containers/<format>/plugin.py`` module provides."""
+
+    #: ``"heic"``, ``"jpeg"`` or ``"dng"``, and the lower-case suffixes of its files.
+    NAME: str
+    EXTENSIONS: tuple[str, ...]
+    #: Keyword arguments of :func:`attach_depth` beyond ``replace`` that a caller may pass.
+    ATTACH_OPTIONS: frozenset[str]
+
+    def accept(self, prefix: bytes) -> bool:
+        """A cheap sniff of the first :data:`SNIFF_BYTES` bytes."""
+
+    def read_depth(self, data: bytes) -> DepthData | None:
+        """The file's depth/disparity map in its native format, or None."""
+
+    def attach_depth(self, photo: bytes, depth: DepthData, *, replace: bool = False, **options: Any) -> bytes:
+        """The photo (already in this container) with ``depth`` attached, its own coded bytes kept."""
+
+    def encode_photo(self, image: Image.Image, *, quality: int, encoder_preset: str) -> bytes:
+        """A decoded photo re-encoded into this container (Exif, ICC profile and orientation kept)."""
+
+    def orientation(self, data: bytes) -> int:
+        """The Exif-style orientation (1-8) the photo is displayed with."""
+
+    def displayed_size(self, data: bytes) -> tuple[int, int]:
+        """The photo's (width, height) as shown."""
+
+
+def plugin(name: str) -> Plugin:
+    """The container plugin called ``name`` (``heic``/``heif``, ``jpeg``/``jpg``, ``dng``)."""
     for module in _modules():
         if name.lower() == module.NAME or "." + name.lower() in module.EXTENSIONS:
             return module
     raise DepthError(f"unknown container {name!r}; expected heic, jpeg or dng")
 
 
-def sniff(prefix: bytes) -> ModuleType | None:
-    """The container module whose ``accept`` recognises these first bytes, or None."""
+def sniff(prefix: bytes) -> Plugin | None:
+    """The container plugin whose ``accept`` recognises these first bytes, or None."""
     return next((m for m in _modules() if m.accept(prefix[:SNIFF_BYTES])), None)
 
 
+def check(module: Plugin, data: bytes, findings: Findings) -> None:
+    """Run the verify rules of ``module``'s format on ``data``."""
+    importlib.import_module(f"{__name__}.{module.NAME}.rules").check(data, findings)
+
+
 def _modules() -> list[ModuleType]:
-    return [importlib.import_module(f"{__name__}.{name}") for name in PLUGINS]
+    return [importlib.import_module(f"{__name__}.{name}.plugin") for name in PLUGINS]

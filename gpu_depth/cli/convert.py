@@ -1,0 +1,140 @@
+"""``gpu-depth convert``: gather the jobs, run the pipeline, write the report, choose the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ..core.mapping import DepthMapping
+from ..errors import DepthError
+from ..pipeline.jobs import Job, pair_folders, parse_shard, read_manifest, shard, shard_from_environment
+from ..pipeline.local import run
+from ..pipeline.options import Options
+from ..pipeline.report import Progress, Report
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    out = args.out or args.out_dir
+    if out is None:
+        raise DepthError("name the output folder (OUT or --out)")
+    options = _options(args, out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DepthError(f"{out}: cannot create the output folder: {exc.strerror or exc}") from exc
+    jobs, unmatched = _jobs(args, out)
+    selected = _shard(args)
+    if selected:
+        jobs = shard(jobs, *selected)
+    try:
+        report = Report(args.report or out / _report_name(selected))
+    except OSError as exc:
+        raise DepthError(f"cannot write the report in {out}: {exc.strerror or exc}") from exc
+    for line in unmatched:
+        print(f"gpu-depth: unmatched: {line}", file=sys.stderr)
+    progress = Progress(len(jobs), options.backend, enabled=False if args.quiet else None)
+
+    def on_result(line: dict) -> None:
+        report.write(line)
+        progress.advance()
+        if line["status"] == "failed":
+            print(f"gpu-depth: {line['photo']}: {line['error']}", file=sys.stderr)
+
+    try:
+        summary = _engine(args)(jobs, options, on_result)
+    finally:
+        progress.close()
+    summary["unmatched"] = len(unmatched)
+    report.write({"summary": summary})
+    report.close()
+    print(
+        f"gpu-depth: {summary['ok']} converted, {summary['skipped']} skipped, {summary['failed']} failed, "
+        f"{len(unmatched)} unmatched in {summary['seconds']:.1f}s with the {summary['backend']} backend; "
+        f"report: {report.path}",
+        file=sys.stderr,
+    )
+    return 1 if summary["failed"] or summary["interrupted"] else 0
+
+
+def _options(args: argparse.Namespace, out: Path) -> Options:
+    extra = {} if args.workers is None else {"workers": args.workers}
+    near, far = args.near, args.far
+    if args.example and near is None and far is None:
+        from ..pipeline.example import FAR, NEAR
+
+        near, far = NEAR, FAR
+    if args.batch_size < 1 or (args.workers is not None and args.workers < 1):
+        raise DepthError("--batch-size and --workers must be at least 1")
+    if not args.manifest:  # a manifest may give near/far per item; otherwise check them now
+        DepthMapping(args.preset, near, far)
+    return Options(
+        out=out,
+        container=args.container,
+        pixel_format=args.pixel_format,
+        preset=args.preset,
+        near=near,
+        far=far,
+        depth_size=parse_size(args.depth_size),
+        stretch=args.fit == "stretch",
+        backend=args.backend,
+        batch_size=args.batch_size,
+        resume=args.resume,
+        quality=args.quality,
+        encoder_preset=args.encoder_preset,
+        attach={"gdepth": args.gdepth, "coding": args.jpeg_depth},
+        **extra,
+    )
+
+
+def _jobs(args: argparse.Namespace, out: Path) -> tuple[list[Job], list[str]]:
+    chosen = [name for name in ("photos", "manifest", "photo", "example") if getattr(args, name)]
+    if len(chosen) != 1:
+        raise DepthError(
+            "give exactly one input: --photos with --depth, --manifest, --photo with --depth, or --example"
+        )
+    if args.example:
+        from ..pipeline.example import write_example
+
+        photos, depths = write_example(out / "example-inputs")
+        return pair_folders(photos, depths)
+    if args.manifest:
+        return read_manifest(args.manifest), []
+    if args.depth is None:
+        raise DepthError(f"--{chosen[0]} needs --depth")
+    if args.photo:
+        return [Job(args.photo, args.depth)], []
+    return pair_folders(args.photos, args.depth, args.depth_suffix)
+
+
+def _engine(args: argparse.Namespace) -> Callable[[list[Job], Options, Callable[[dict], None]], dict]:
+    if args.engine == "local":
+        if args.ray_address:
+            raise DepthError("--ray-address needs --engine ray")
+        return run
+    from ..pipeline.ray_engine import run_ray
+
+    return functools.partial(run_ray, address=args.ray_address, num_cpus=args.workers)
+
+
+def _shard(args: argparse.Namespace) -> tuple[int, int] | None:
+    return parse_shard(args.shard) if args.shard else shard_from_environment()
+
+
+def _report_name(selected: tuple[int, int] | None) -> str:
+    return f"report.shard-{selected[0]}-of-{selected[1]}.jsonl" if selected else "report.jsonl"
+
+
+def parse_size(text: str) -> tuple[int, int] | None:
+    """``--depth-size``: ``"768x576"`` → (768, 576); ``"native"`` → None."""
+    if text == "native":
+        return None
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise DepthError(f"--depth-size must look like 768x576 or be 'native', got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise DepthError(f"--depth-size must be positive, got {text!r}")
+    return width, height

@@ -1,0 +1,229 @@
+"""The ``gpu-depth`` command line: a thin layer over the library.
+
+Exit codes: 0 success; 1 some items or files failed (each named on stderr), or the reader of the
+output went away; 2 bad usage or a fatal error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .. import __version__
+from ..core.formats import PixelFormat
+from ..core.mapping import Preset
+from ..errors import DepthError
+
+EPILOG = """examples:
+  gpu-depth convert --example out/
+  gpu-depth convert --photos photos/ --depth depth/ --depth-suffix _depth --near 0.3 --far 12 --out out/
+  gpu-depth convert --manifest pairs.csv --preset kitti --container heic --depth-size 768x576 --out out/
+  gpu-depth inspect out/*.heic
+  gpu-depth verify out/*.heic out/*.jpg
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        status = args.run(args)
+        sys.stdout.flush()
+        return status
+    except DepthError as exc:
+        print(f"gpu-depth: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # the reader of the output (head, less) has gone: stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or Python complains again at exit
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gpu-depth",
+        description="Convert depth maps to Apple depth/disparity and attach them to HEIC, JPEG and DNG photos.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gpu-depth {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _convert_parser(commands.add_parser("convert", help="attach depth maps to photos, in bulk"))
+    inspect = commands.add_parser("inspect", help="what depth a file holds")
+    inspect.add_argument("files", nargs="+", type=Path)
+    inspect.add_argument("--json", action="store_true", help="one JSON object per file")
+    inspect.set_defaults(run=_inspect)
+    extract = commands.add_parser("extract", help="save a file's depth as .npy, 16-bit .png or float .tif")
+    extract.add_argument("file", type=Path)
+    extract.add_argument("--out", type=Path, required=True, help="output path; its suffix picks the format")
+    extract.set_defaults(run=_extract)
+    preview = commands.add_parser("preview", help="PNG of the photo beside its colour-mapped depth")
+    preview.add_argument("file", type=Path)
+    preview.add_argument("--out", type=Path, help="default: FILE's name with -preview.png")
+    preview.set_defaults(run=_preview)
+    commands.add_parser("info", help="backend, GPU and library versions").set_defaults(run=_info)
+    verify = commands.add_parser("verify", help="why a photo's depth will or will not show on Apple devices")
+    verify.add_argument("files", nargs="+", type=Path)
+    verify.add_argument("--json", action="store_true", help="one JSON object per file")
+    verify.set_defaults(run=_verify)
+    return parser
+
+
+def _convert_parser(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("out_dir", nargs="?", type=Path, metavar="OUT", help="output folder (or --out)")
+    sources = sub.add_argument_group("inputs (one of)")
+    sources.add_argument("--photos", type=Path, help="folder of photos, paired with --depth FOLDER by file stem")
+    sources.add_argument("--depth", type=Path, help="folder of depth maps (with --photos) or one map (with --photo)")
+    sources.add_argument("--depth-suffix", default="", help="depth map stem = photo stem + this (e.g. _depth)")
+    sources.add_argument("--manifest", type=Path, help="CSV or JSON Lines: photo, depth[, near, far, format]")
+    sources.add_argument("--photo", type=Path, help="one photo (with --depth FILE)")
+    sources.add_argument("--example", action="store_true", help="convert the built-in procedural example")
+    sub.add_argument("--out", type=Path, help="output folder")
+    sub.add_argument("--container", choices=("heic", "jpeg", "dng", "same"), default="same")
+    sub.add_argument("--pixel-format", choices=[f.fourcc for f in PixelFormat], default="hdis")
+    sub.add_argument("--preset", choices=[p.value for p in Preset], default="apple-gray")
+    sub.add_argument("--near", type=float, help="zNear in metres (gray and relative presets)")
+    sub.add_argument("--far", type=float, help="zFar in metres (gray and relative presets)")
+    sub.add_argument("--depth-size", default="native", help="stored map size, e.g. 768x576, or native")
+    sub.add_argument(
+        "--fit",
+        choices=("error", "stretch"),
+        default="error",
+        help="what to do when the map's aspect ratio differs from the photo's",
+    )
+    sub.add_argument("--backend", choices=("auto", "cupy", "numpy"), default="auto")
+    sub.add_argument("--batch-size", type=int, default=16)
+    sub.add_argument("--workers", type=int, help="encoder processes, or a local Ray's CPUs (default: all cores)")
+    sub.add_argument("--engine", choices=("local", "ray"), default="local", help="run here, or on Ray (extra: ray)")
+    sub.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
+    sub.add_argument("--quality", type=int, default=90, help="quality when a photo must be re-encoded")
+    sub.add_argument("--encoder-preset", default="medium", help="x265 preset when re-encoding to HEIC")
+    sub.add_argument("--gdepth", action="store_true", help="JPEG outputs also carry Google's GDepth (Android)")
+    sub.add_argument(
+        "--jpeg-depth",
+        choices=("lossless", "baseline"),
+        default="lossless",
+        help="JPEG outputs: 16-bit lossless map (exact) or 8-bit baseline (iPhone's filtered maps, ±1 code)",
+    )
+    sub.add_argument("--shard", help="I/N: do shard I of N (default: from Slurm/AWS Batch/Kubernetes variables)")
+    sub.add_argument("--resume", action="store_true", help="skip items whose output exists and reads back")
+    sub.add_argument("--report", type=Path, help="JSON Lines report (default: OUT/report[.shard-I-of-N].jsonl)")
+    sub.add_argument("--quiet", action="store_true", help="no progress line")
+    sub.set_defaults(run=_convert)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .convert import run_convert
+
+    return run_convert(args)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from ..api import read_depth
+
+    failed = 0
+    for path in args.files:
+        try:
+            depth = read_depth(path)
+        except DepthError as exc:
+            print(f"gpu-depth: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        summary = {"file": str(path), **_location(path), **_describe(depth)}
+        print(json.dumps(summary) if args.json else _table(summary))
+    return 1 if failed else 0
+
+
+def _location(path: Path) -> dict:
+    """The container and where in it the depth is (item, MP entry, IFD), as verify finds it."""
+    from .. import containers
+    from ..fileio import read_file
+    from ..verify import verify_bytes
+
+    data = read_file(path)
+    where = next((f.where for f in verify_bytes(data) if f.rule.endswith(".depth-found")), None)
+    return {"container": containers.sniff(data).NAME, "location": where}
+
+
+def _describe(depth) -> dict:
+    if depth is None:
+        return {"depth": None}
+    import numpy as np
+
+    values = depth.array
+    finite = values[np.isfinite(values)]
+    meta = depth.metadata
+    return {
+        "pixel_format": depth.pixel_format.fourcc,
+        "quantity": depth.pixel_format.quantity,
+        "width": depth.width,
+        "height": depth.height,
+        "bytes_per_row": depth.bytes_per_row,
+        "min": float(finite.min()) if finite.size else None,
+        "max": float(finite.max()) if finite.size else None,
+        "invalid_pixels": int(values.size - finite.size),
+        "accuracy": meta.accuracy,
+        "filtered": meta.filtered,
+        "quality": meta.quality,
+        "depth_data_version": meta.version,
+        "calibration": meta.calibration is not None,
+    }
+
+
+def _table(summary: dict) -> str:
+    if summary.get("depth", True) is None:
+        return f"{summary['file']}: no depth ({summary['container']})"
+    width = max(map(len, summary))
+    return "\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()) + "\n"
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from ..api import read_depth
+    from ..depthmaps import save_depth
+
+    depth = read_depth(args.file)
+    if depth is None:
+        raise DepthError(f"{args.file}: no depth to extract")
+    save_depth(depth, args.out)
+    return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from .preview import write_preview
+
+    out = args.out or args.file.with_name(args.file.stem + "-preview.png")
+    write_preview(args.file, out)
+    print(out)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .info import describe
+
+    print(describe())
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """Exit 0: no file has an error; 1: some file has; 2: some file cannot be read."""
+    from ..verify import describe, has_errors, verify
+
+    status = 0
+    for path in args.files:
+        try:
+            findings = verify(path)
+        except DepthError as exc:
+            print(f"gpu-depth: {exc}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"file": str(path), "error": str(exc)}))
+            status = 2
+            continue
+        status = max(status, int(has_errors(findings)))
+        if args.json:
+            items = [finding.to_dict() for finding in findings]
+            print(json.dumps({"file": str(path), "ok": not has_errors(findings), "findings": items}))
+        else:
+            print(describe(path, findings))
+    return status

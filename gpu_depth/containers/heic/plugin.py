@@ -1,0 +1,368 @@
+"""HEIC/HEIF container: depth attached as iPhones store it, the photo's coded bytes untouched.
+
+The stored 8-bit map is encoded by pillow-heif as a monochrome (4:0:0) HEVC image; its ``hvcC``,
+``ispe``, ``pixi`` and coded bytes become a hidden ``hvc1`` item of the photo with an essential
+``auxC`` (``urn:mpeg:hevc:2015:auxid:2`` + depth_representation_info SEI), the primary's
+``irot``/``imir`` (same property), ``iref auxl`` depth → primary and a hidden XMP ``mime`` item with
+``iref cdsc`` → depth.  The SEI carries the map's FloatMin/FloatMax: disparity as type 1 (uniform
+disparity, d_min/d_max), depth as type 2 (uniform Z, z_near/z_far), code 0 ↦ FloatMin in both.
+
+Depth maps are in the photo's stored (coded) orientation, as Apple stores them: the shared
+``irot``/``imir`` turns both the same way on display.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pillow_heif
+
+from ... import limits
+from ...core.depthdata import DepthData
+from ...core.formats import PixelFormat, StoredFormat
+from ...core.metadata import PixelDataInfo
+from ...core.orientation import displayed_size as turned
+from ...core.orientation import orientation_of
+from ...core.quantize import dequantize, quantize
+from ...core.xmp import build_depth_xmp, parse_depth_xmp
+from ...errors import DepthError
+from ..jpeg.plugin import decode_gray
+from ..jpeg.segments import parse_jpeg
+from . import isobmff
+from .depth_sei import (
+    UNIFORM_DISPARITY,
+    UNIFORM_INVERSE_Z,
+    UNIFORM_Z,
+    DepthRepresentation,
+    build_aux_subtype,
+    parse_aux_subtype,
+)
+from .isobmff import HeifFile, ItemInfo, Location, Meta, Reference
+
+NAME = "heic"
+EXTENSIONS = (".heic", ".heif", ".hif")
+
+#: ftyp brands of HEVC-coded HEIF files (and the generic image brands they list).
+BRANDS = frozenset({"heic", "heix", "heim", "heis", "hevc", "hevx", "hevm", "hevs", "mif1", "msf1", "mif2"})
+#: auxC types readers treat as depth: HEIF's HEVC depth, and the AVIF/MPEG-B one.
+DEPTH_URN = "urn:mpeg:hevc:2015:auxid:2"
+DEPTH_URNS = (DEPTH_URN, "urn:mpeg:mpegB:cicp:systems:auxiliary:depth")
+XMP_MIME = "application/rdf+xml"
+#: Depth item types read: HEVC (ours, older iPhones) and JPEG (recent iPhones, 16-bit lossless).
+DEPTH_ITEM_TYPES = ("hvc1", "jpeg")
+#: Properties of the photo's primary item the depth item shares (same ipco index), as iPhones do.
+SHARED_PROPERTIES = ("irot", "imir")
+#: Properties of pillow-heif's depth encoding carried over to the depth item (its colr is dropped).
+CODING_PROPERTIES = ("hvcC", "ispe", "clap", "pixi")
+ESSENTIAL = frozenset({"hvcC", "clap", "irot", "imir", "auxC"})
+#: Keyword arguments of :func:`attach_depth` a caller (the pipeline) may pass.
+ATTACH_OPTIONS = frozenset({"depth_quality", "depth_preset", "encoder_threads"})
+#: Largest depth item decoded (bytes of coded data).
+MAX_DEPTH_ITEM_BYTES = 64 << 20
+
+
+def accept(prefix: bytes) -> bool:
+    """An ISOBMFF file whose ftyp names an HEVC HEIF brand within the first bytes."""
+    if prefix[4:8] != b"ftyp":
+        return False
+    brands = [prefix[8:12], *(prefix[i : i + 4] for i in range(16, len(prefix) - 3, 4))]
+    return any(brand.decode("latin-1") in BRANDS for brand in brands)
+
+
+# ----------------------------------------------------------------------------------------------- reading
+
+
+def read_depth(data: bytes) -> DepthData | None:
+    """The depth/disparity map of a HEIC (ours or an iPhone's) in its native format, or None."""
+    heif = isobmff.parse_file(memoryview(data))
+    meta = heif.meta
+    depth_id = find_depth_item(meta)
+    if depth_id is None:
+        return None
+    info, metadata = None, None
+    xmp_id = xmp_item(meta, depth_id)
+    if xmp_id is not None:
+        info, metadata = parse_depth_xmp(isobmff.item_data(heif, xmp_id, limits.max_xmp_bytes()))
+    pixels = decode_item(heif, depth_id)
+    if info is None or not info.is_depth_map:
+        info = _info_from_sei(_representation(meta, depth_id), pixels.dtype, depth_id)
+    return dequantize(pixels, info, metadata)
+
+
+def find_depth_item(meta: Meta) -> int | None:
+    """The depth item: an auxC depth URN, preferring one ``auxl`` to the primary; mattes never match."""
+    candidates = depth_items(meta)
+    for item_id in candidates:
+        if meta.primary in meta.referenced("auxl", item_id):
+            return item_id
+    return candidates[0] if candidates else None
+
+
+def depth_items(meta: Meta) -> list[int]:
+    """Every item whose auxC names a depth URN."""
+    return [item.item_id for item in meta.items if _aux_type(meta, item.item_id)[0] in DEPTH_URNS]
+
+
+def _aux_type(meta: Meta, item_id: int) -> tuple[str | None, bytes]:
+    """(URN, subtype) of an item's auxC, or (None, b"")."""
+    found = meta.first_property(item_id, "auxC")
+    return isobmff.parse_auxc(found[1], f"item {item_id} auxC") if found else (None, b"")
+
+
+def _representation(meta: Meta, item_id: int) -> DepthRepresentation | None:
+    urn, subtype = _aux_type(meta, item_id)
+    return parse_aux_subtype(subtype) if urn == DEPTH_URN else None
+
+
+def xmp_item(meta: Meta, depth_id: int) -> int | None:
+    """The XMP (``mime`` ``application/rdf+xml``) item an ``iref cdsc`` links to the depth item, or None."""
+    for item_id in meta.referencing("cdsc", depth_id):
+        item = meta.item(item_id)
+        if item is not None and item.item_type == "mime" and item.content_type == XMP_MIME:
+            return item_id
+    return None
+
+
+def _info_from_sei(rep: DepthRepresentation | None, dtype: np.dtype, item_id: int) -> PixelDataInfo:
+    """The map's range from its SEI when no Apple XMP describes it."""
+    if rep is None:
+        raise DepthError(f"depth item {item_id} has neither an Apple depth XMP nor a depth SEI with its range")
+    if rep.kind == UNIFORM_DISPARITY and None not in (rep.d_min, rep.d_max):
+        fmt, low, high = PixelFormat.HDIS, rep.d_min, rep.d_max
+    elif rep.kind == UNIFORM_Z and None not in (rep.z_near, rep.z_far):
+        fmt, low, high = PixelFormat.HDEP, rep.z_near, rep.z_far
+    elif rep.kind == UNIFORM_INVERSE_Z and rep.z_near and rep.z_far:
+        fmt, low, high = PixelFormat.HDIS, 1 / rep.z_far, 1 / rep.z_near
+    else:
+        raise DepthError(f"depth item {item_id}: SEI representation type {rep.kind} without its range is unsupported")
+    stored = StoredFormat.L016 if np.dtype(dtype).itemsize == 2 else StoredFormat.L008
+    return PixelDataInfo(fmt.quantity, fmt.code, stored.code, 0, stored.max_code, low, high)
+
+
+def decode_item(heif: HeifFile, item_id: int) -> np.ndarray:
+    """Decode one depth item: ``hvc1`` with pillow-heif (extracted into a standalone HEIF, no rotation), or
+    ``jpeg`` (recent iPhones: 16-bit lossless) with the JPEG container's decoder."""
+    item = heif.meta.item(item_id)
+    kind = item.item_type if item else "missing"
+    if kind not in DEPTH_ITEM_TYPES:
+        raise DepthError(f"depth item {item_id} is {kind!r}; only hvc1 and jpeg depth items are supported")
+    width, height = coded_size(heif.meta, item_id)
+    limits.check_pixels(width, height, f"depth item {item_id}")
+    coded = isobmff.item_data(heif, item_id, MAX_DEPTH_ITEM_BYTES)
+    if kind == "jpeg":
+        return _decode_jpeg(heif.meta, item_id, coded)
+    properties = [
+        (raw, essential)
+        for kind, raw, essential in heif.meta.item_properties(item_id)
+        if kind not in ("auxC", *SHARED_PROPERTIES)
+    ]
+    standalone = _standalone(coded, properties)
+    try:
+        image = pillow_heif.open_heif(io.BytesIO(standalone), convert_hdr_to_8bit=False)
+        if not len(image):
+            raise ValueError("no decodable image")
+        limits.check_pixels(*image.size, f"depth item {item_id} as decoded")
+        pixels = np.asarray(image)
+    except DepthError:
+        raise
+    except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as exc:
+        raise DepthError(f"depth item {item_id}: pillow-heif cannot decode it: {exc}") from exc
+    if pixels.ndim == 3:
+        pixels = pixels[..., 0]
+    return pixels
+
+
+def _decode_jpeg(meta: Meta, item_id: int, coded: bytes) -> np.ndarray:
+    """A ``jpeg`` item's samples: its ``jpgC`` (the headers, when split off) followed by the item's data."""
+    data = jpeg_headers(meta, item_id) + bytes(coded)
+    try:
+        return decode_gray(data, parse_jpeg(data))
+    except DepthError as exc:
+        raise DepthError(f"depth item {item_id} (JPEG): {exc}") from exc
+
+
+def jpeg_headers(meta: Meta, item_id: int) -> bytes:
+    """The payload of a ``jpeg`` item's ``jpgC`` property (JPEG headers up to SOS), or b""."""
+    found = meta.first_property(item_id, "jpgC")
+    if found is None:
+        return b""
+    reader = isobmff.property_reader(found[1], f"item {item_id} jpgC")
+    return reader.take(reader.remaining, "jpgC payload")
+
+
+def coded_size(meta: Meta, item_id: int) -> tuple[int, int]:
+    """(width, height) from an item's ``ispe``, which HEIF requires of every image item."""
+    found = meta.first_property(item_id, "ispe")
+    if found is None:
+        raise DepthError(f"item {item_id} has no ispe (image size) property")
+    return isobmff.parse_ispe(found[1], f"item {item_id} ispe")
+
+
+def _standalone(coded: bytes, properties: list[tuple[bytes, bool]]) -> bytes:
+    """A one-item HEIF holding ``coded`` with ``properties``."""
+    meta = Meta(
+        order=[_hdlr(), "pitm", "iinf", "iprp", "iloc"],
+        iprp_order=["ipco", "ipma"],
+        primary=1,
+        items=[ItemInfo(1, "hvc1")],
+        locations={1: Location(1, extents=[isobmff.Extent(0, len(coded))])},
+        properties=[raw for raw, _ in properties],
+        associations={1: [(index + 1, essential) for index, (_, essential) in enumerate(properties)]},
+    )
+    return isobmff.new_file(isobmff.FileType("heic", 0, ("mif1", "heic")), meta, coded)
+
+
+def _hdlr() -> bytes:
+    return isobmff.full_box_bytes("hdlr", 0, 0, b"\0\0\0\0pict" + bytes(12) + b"\0")
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+def attach_depth(
+    photo: bytes,
+    depth: DepthData,
+    *,
+    replace: bool = False,
+    depth_quality: int = -1,
+    depth_preset: str = "medium",
+    encoder_threads: int | None = None,
+) -> bytes:
+    """The HEIC ``photo`` with ``depth`` attached; the photo's own items keep their bytes.
+
+    ``depth_quality``: -1 (default) stores the 8-bit map losslessly, 0-100 lossy as iPhones do.
+    ``encoder_threads``: x265 threads for the map's encode (None: x265's default, one per core).
+    An existing depth item is an error unless ``replace`` (then it and its XMP item are removed).
+    """
+    heif = isobmff.parse_file(memoryview(photo))
+    meta = heif.meta
+    primary = meta.primary
+    if primary is None or meta.item(primary) is None:
+        raise DepthError("meta: the photo has no primary item (pitm)")
+    existing = depth_items(meta)
+    if existing and not replace:
+        raise DepthError(f"the photo already has a depth item ({existing[0]}); pass replace=True to replace it")
+    meta.remove_items({*existing, *(x for d in existing if (x := xmp_item(meta, d)) is not None)})
+
+    stored = quantize(depth)
+    coding, coded = _encode_map(stored.pixels, depth_quality, _encoder_params(depth_preset, encoder_threads))
+    xmp = build_depth_xmp(stored.info, stored.metadata)
+    auxc = isobmff.full_box_bytes("auxC", 0, 0, DEPTH_URN.encode() + b"\0" + build_aux_subtype(_sei(stored.info)))
+
+    depth_id = meta.next_item_id()
+    xmp_id = depth_id + 1
+    shared = [(i, e) for i, e in meta.associations.get(primary, []) if meta.property_type(i) in SHARED_PROPERTIES]
+    added = {kind: (meta.add_property(raw), kind in ESSENTIAL) for kind, raw in coding}
+    added["auxC"] = (meta.add_property(auxc), True)
+    # iPhone order; a crop (clap, for sizes x265 pads) must come before the shared rotation
+    associations = [added[k] for k in ("hvcC", "ispe", "clap") if k in added] + shared
+    associations += [added[k] for k in ("pixi", "auxC") if k in added]
+    meta.associations[depth_id] = associations
+    meta.items += [ItemInfo(depth_id, "hvc1", flags=1), ItemInfo(xmp_id, "mime", 1, content_type=XMP_MIME)]
+    meta.locations[depth_id] = Location(depth_id, extents=[isobmff.Extent(0, len(coded))])
+    meta.locations[xmp_id] = Location(xmp_id, extents=[isobmff.Extent(len(coded), len(xmp))])
+    meta.references += [Reference("auxl", depth_id, [primary]), Reference("cdsc", xmp_id, [depth_id])]
+    if "iref" not in meta.order:
+        meta.order.insert(meta.order.index("iinf") + 1, "iref")
+    if "iprp" not in meta.order:  # a photo without item properties: the depth item's need one
+        meta.order.append("iprp")
+    return isobmff.rebuild(heif, meta, coded + xmp, frozenset({depth_id, xmp_id}))
+
+
+def _sei(info: PixelDataInfo) -> DepthRepresentation:
+    if info.image_type == "disparity":
+        return DepthRepresentation(UNIFORM_DISPARITY, d_min=info.float_min, d_max=info.float_max)
+    return DepthRepresentation(UNIFORM_Z, z_near=info.float_min, z_far=info.float_max)
+
+
+def _encode_map(pixels: np.ndarray, quality: int, params: dict[str, str]) -> tuple[list[tuple[str, bytes]], bytes]:
+    """pillow-heif's monochrome HEVC coding of the map: its hvcC, ispe, clap (if padded), pixi and coded bytes."""
+    if not (quality == -1 or 0 <= quality <= 100):
+        raise DepthError(f"depth_quality must be -1 (lossless) or 0-100, got {quality}")
+    height, width = pixels.shape
+    buffer = io.BytesIO()
+    try:
+        image = pillow_heif.from_bytes("L", (width, height), np.ascontiguousarray(pixels, np.uint8).tobytes())
+        image.save(buffer, quality=quality, enc_params=params, save_nclx_profile=False)
+    except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as exc:
+        raise DepthError(f"pillow-heif cannot encode the {width}x{height} depth map: {exc}") from exc
+    encoded = isobmff.parse_file(buffer.getvalue())
+    item_id = encoded.meta.primary
+    coding = [(kind, raw) for kind, raw, _ in encoded.meta.item_properties(item_id) if kind in CODING_PROPERTIES]
+    if [kind for kind, _ in coding][:2] != ["hvcC", "ispe"]:
+        raise DepthError(f"pillow-heif's depth encoding has unexpected properties {[k for k, _ in coding]}")
+    return coding, isobmff.item_data(encoded, item_id)
+
+
+def _encoder_params(preset: str, threads: int | None) -> dict[str, str]:
+    params = {"preset": preset}
+    if threads:
+        params["x265:pools"] = str(threads)
+    return params
+
+
+def encode_photo(
+    image, *, quality: int = 90, encoder_preset: str = "medium", encoder_threads: int | None = None
+) -> bytes:
+    """A PIL image re-encoded as HEIC by pillow-heif, keeping Exif, ICC profile and orientation.
+
+    The pixels keep their stored orientation; the Exif orientation becomes the primary's
+    ``irot``/``imir`` (pillow-heif's Pillow plugin), as iPhones write it.
+    """
+    pillow_heif.register_heif_opener()
+    if image.mode not in ("RGB", "RGBA", "L", "LA", "I;16", "I;16L"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    extra = {key: image.info[key] for key in ("exif", "icc_profile", "xmp") if image.info.get(key)}
+    buffer = io.BytesIO()
+    try:
+        params = _encoder_params(encoder_preset, encoder_threads)
+        image.save(buffer, format="HEIF", quality=quality, enc_params=params, **extra)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise DepthError(f"pillow-heif cannot encode the photo: {exc}") from exc
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------- geometry
+
+
+def image_size(meta: Meta, item_id: int) -> tuple[int, int] | None:
+    """An item's stored size: ``ispe``, cropped by ``clap`` when it has one; None without ispe."""
+    try:
+        width, height = coded_size(meta, item_id)
+    except DepthError:
+        return None
+    found = meta.first_property(item_id, "clap")
+    try:
+        clean = isobmff.parse_clap(found[1], f"item {item_id} clap") if found else None
+    except DepthError:  # a truncated clap crops nothing
+        clean = None
+    return clean or (width, height)
+
+
+def transforms(meta: Meta, item_id: int) -> list[tuple[str, int]]:
+    """The item's ``irot`` (quarter turns anticlockwise) and ``imir`` (axis) values, in ipma order;
+    a property too short to hold its value turns nothing."""
+    steps = []
+    for kind, raw, _ in meta.item_properties(item_id):
+        if kind in ("irot", "imir"):
+            try:
+                steps.append((kind, isobmff.parse_transform(kind, raw, f"item {item_id} {kind}")))
+            except DepthError:
+                continue
+    return steps
+
+
+def displayed_size(data: bytes) -> tuple[int, int]:
+    """The primary image's (width, height) as shown: its stored size turned by ``irot``/``imir``."""
+    meta = isobmff.parse_file(memoryview(data)).meta
+    size = image_size(meta, meta.primary)
+    if size is None:
+        raise DepthError(f"the primary item {meta.primary} has no ispe (image size)")
+    return turned(*size, orientation_of(transforms(meta, meta.primary)))
+
+
+def orientation(data: bytes) -> int:
+    """The Exif orientation (1-8) equivalent to the primary item's ``irot``/``imir``, in ipma order."""
+    meta = isobmff.parse_file(memoryview(data)).meta
+    return orientation_of(transforms(meta, meta.primary))

@@ -1,0 +1,240 @@
+"""Google's GDepth (Lens Blur) depth map in a JPEG's XMP, written and read back as DepthData.
+
+GDepth keeps metric depth (value 0 = Near) as a base64 PNG with ``Format`` RangeLinear or
+RangeInverse, ``Near`` and ``Far``.  The small properties go in the main XMP with
+``xmpNote:HasExtendedXMP``; ``GDepth:Data`` goes in an Extended XMP packet split over APP1 segments,
+each ``http://ns.adobe.com/xmp/extension/\\0`` + GUID (the packet's MD5, 32 upper-case hex digits)
++ full length + offset (u32 big-endian) + chunk, as the XMP specification part 3 requires.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import math
+import re
+import struct
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from ... import limits
+from ...core.depthdata import DepthData
+from ...core.xmp import RDF, properties
+from ...errors import DepthError
+from .segments import APP1, MAX_SEGMENT_PAYLOAD, XMP_ID, JpegImage, Segment, segment
+
+GDEPTH = "http://ns.google.com/photos/1.0/depthmap/"
+XMP_NOTE = "http://ns.adobe.com/xmp/note/"
+EXTENSION_ID = b"http://ns.adobe.com/xmp/extension/\0"
+GUID_SIZE = 32
+#: Full length and offset of the chunk an Extended XMP segment carries.
+CHUNK_HEADER = struct.Struct(">II")
+MAX_CHUNK = MAX_SEGMENT_PAYLOAD - len(EXTENSION_ID) - GUID_SIZE - CHUNK_HEADER.size
+#: The packet wrapper XMP readers expect around a main XMP packet (the extended one goes without).
+XPACKET_BEGIN = b'<?xpacket begin="\xef\xbb\xbf" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+XPACKET_END = b'<?xpacket end="w"?>'
+FORMATS = ("RangeInverse", "RangeLinear")
+
+_GUID = re.compile(r"[0-9A-F]{32}")
+_EMPTY_RDF = re.compile(rb"(<rdf:RDF\b[^>]*?)\s*/>")
+
+
+def encode(depth: DepthData, form: str = "RangeInverse", bits: int = 16) -> dict[str, str]:
+    """GDepth properties of ``depth`` (disparity is inverted to metres), Data a ``bits``-bit PNG in base64."""
+    from PIL import Image
+
+    if form not in FORMATS:
+        raise DepthError(f"GDepth format must be RangeInverse or RangeLinear, got {form!r}")
+    if bits not in (8, 16):
+        raise DepthError(f"GDepth PNG must have 8 or 16 bits, got {bits!r}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        metres = depth.array.astype(np.float64)
+        metres = 1.0 / metres if depth.pixel_format.is_disparity else metres
+        valid = np.isfinite(metres) & (metres > 0)
+    if not valid.any():
+        raise DepthError(f"{depth.width}x{depth.height} depth map has no positive finite depth for GDepth")
+    near, far = float(metres[valid].min()), float(metres[valid].max())
+    metres = np.where(valid, metres, near)
+    if far == near:
+        normal = np.zeros_like(metres)
+    elif form == "RangeLinear":
+        normal = (metres - near) / (far - near)
+    else:
+        normal = far * (metres - near) / (metres * (far - near))
+    top = (1 << bits) - 1
+    codes = np.rint(np.clip(normal, 0.0, 1.0) * top).astype(np.uint8 if bits == 8 else np.uint16)
+    buffer = io.BytesIO()
+    Image.fromarray(codes).save(buffer, "PNG")
+    return {
+        "Format": form,
+        "Near": repr(near),
+        "Far": repr(far),
+        "Units": "m",
+        "MeasureType": "OpticalAxis",
+        "Mime": "image/png",
+        "Data": base64.b64encode(buffer.getvalue()).decode("ascii"),
+    }
+
+
+def decode(props: dict[str, str]) -> DepthData:
+    """The ``fdep`` map (metres) that GDepth properties describe."""
+    form = props.get("Format", "RangeInverse")
+    if form not in FORMATS:
+        raise DepthError(f"GDepth:Format {form!r} is neither RangeInverse nor RangeLinear")
+    near, far = (_number(props, name) for name in ("Near", "Far"))
+    if not (0 <= near <= far and far > 0 and (near > 0 or form == "RangeLinear")):
+        raise DepthError(f"GDepth Near {near} and Far {far} are not a usable range for {form}")
+    codes, top = _image(props)
+    normal = codes.astype(np.float64) / top
+    metres = near + normal * (far - near) if form == "RangeLinear" else far * near / (far - normal * (far - near))
+    return DepthData.from_array(metres, "fdep")
+
+
+def edit(photo: bytes, primary: JpegImage, depth: DepthData, form: str, bits: int) -> tuple[int, int, bytes]:
+    """(start, stop, bytes): the primary's main XMP segment with GDepth added, then the Extended XMP segments."""
+    props = encode(depth, form, bits)
+    extended = _packet(_description({"Data": props.pop("Data")}))
+    if len(extended) > (limit := limits.max_xmp_bytes()):
+        raise DepthError(f"GDepth data of {len(extended)} bytes exceeds the {limit}-byte XMP limit")
+    guid = hashlib.md5(extended).hexdigest().upper()
+    if primary.applications(photo, APP1, EXTENSION_ID):
+        raise DepthError("the photo already has Extended XMP; GDepth is not added to it")
+    description = _description(props, guid)
+    main = primary.applications(photo, APP1, XMP_ID)
+    if main:
+        start, stop, packet = main[0].offset, main[0].end, _merged(photo, main[0], description)
+    else:
+        start = stop = primary.after_leading_apps()
+        packet = XPACKET_BEGIN + _packet(description) + XPACKET_END
+    chunks = [
+        EXTENSION_ID + guid.encode() + CHUNK_HEADER.pack(len(extended), at) + extended[at : at + MAX_CHUNK]
+        for at in range(0, len(extended), MAX_CHUNK)
+    ]
+    return start, stop, segment(APP1, XMP_ID + packet) + b"".join(segment(APP1, chunk) for chunk in chunks)
+
+
+def read(data: bytes, primary: JpegImage) -> DepthData | None:
+    """The GDepth map of a JPEG's main (and Extended) XMP, or None when it has none."""
+    main = primary.applications(data, APP1, XMP_ID)
+    if not main:
+        return None
+    props = _properties(main[0].payload(data)[len(XMP_ID) :])
+    guid = props.pop("HasExtendedXMP", None)
+    if not props:
+        return None
+    if "Data" not in props and guid is not None:
+        props.update(_properties(_extended(data, primary, guid)))
+    if "Data" not in props:
+        raise DepthError(f"GDepth XMP at offset {main[0].offset} has no GDepth:Data")
+    return decode(props)
+
+
+def _merged(photo: bytes, main: Segment, description: bytes) -> bytes:
+    packet = main.payload(photo)[len(XMP_ID) :]
+    existing = _properties(packet)
+    if existing:
+        raise DepthError(f"the XMP at offset {main.offset} already has GDepth or Extended XMP")
+    close = packet.rfind(b"</rdf:RDF>")
+    if close >= 0:
+        return packet[:close] + description + packet[close:]
+    empty = _EMPTY_RDF.search(packet)
+    if empty is None:
+        raise DepthError(f"the XMP at offset {main.offset} has no rdf:RDF element to add GDepth to")
+    return packet[: empty.start()] + empty[1] + b">" + description + b"</rdf:RDF>" + packet[empty.end() :]
+
+
+def _description(props: dict[str, str], guid: str | None = None) -> bytes:
+    note = f'\n  xmlns:xmpNote="{XMP_NOTE}"\n  xmpNote:HasExtendedXMP="{guid}"' if guid else ""
+    fields = "".join(f'\n  GDepth:{name}="{escape(value, {chr(34): "&quot;"})}"' for name, value in props.items())
+    return f'<rdf:Description rdf:about=""\n  xmlns:GDepth="{GDEPTH}"{note}{fields}/>'.encode()
+
+
+def _packet(description: bytes) -> bytes:
+    return (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="'
+        + RDF.encode()
+        + b'">'
+        + description
+        + b"</rdf:RDF></x:xmpmeta>"
+    )
+
+
+def _properties(packet: bytes) -> dict[str, str]:
+    """GDepth properties (attributes or elements of any rdf:Description) and xmpNote:HasExtendedXMP."""
+    found = properties(packet)
+    props = {name: value for (ns, name), value in found.items() if ns == GDEPTH and isinstance(value, str)}
+    if isinstance(note := found.get((XMP_NOTE, "HasExtendedXMP")), str):
+        props["HasExtendedXMP"] = note
+    return props
+
+
+def _extended(data: bytes, primary: JpegImage, guid: str) -> bytes:
+    """The Extended XMP packet ``guid`` names, its chunks checked to tile it exactly."""
+    if not _GUID.fullmatch(guid):
+        raise DepthError(f"xmpNote:HasExtendedXMP {guid[:40]!r} is not 32 upper-case hex digits")
+    head = len(EXTENSION_ID) + GUID_SIZE + CHUNK_HEADER.size
+    chunks = []
+    for seg in primary.applications(data, APP1, EXTENSION_ID):
+        payload = seg.payload(data)
+        if len(payload) < head:
+            raise DepthError(f"Extended XMP segment at offset {seg.offset} is shorter than its {head}-byte header")
+        if payload[len(EXTENSION_ID) : len(EXTENSION_ID) + GUID_SIZE] == guid.encode():
+            total, at = CHUNK_HEADER.unpack_from(payload, len(EXTENSION_ID) + GUID_SIZE)
+            chunks.append((at, total, seg.offset, payload[head:]))
+    if not chunks:
+        raise DepthError(f"the XMP names Extended XMP {guid}, but no APP1 segment carries it")
+    total = chunks[0][1]
+    if total > (limit := limits.max_xmp_bytes()):
+        raise DepthError(f"Extended XMP of {total} bytes exceeds the {limit}-byte limit")
+    pieces, pos = [], 0
+    for at, length, where, chunk in sorted(chunks):
+        if length != total or at != pos:
+            raise DepthError(
+                f"Extended XMP segment at offset {where}: chunk at {at} of {length} bytes does not continue at {pos}"
+            )
+        pieces.append(chunk)
+        pos += len(chunk)
+    if pos != total:
+        raise DepthError(f"Extended XMP {guid}: chunks hold {pos} of its {total} bytes")
+    return b"".join(pieces)
+
+
+def _number(props: dict[str, str], name: str) -> float:
+    try:
+        value = float(props[name])
+    except (KeyError, ValueError):
+        raise DepthError(f"GDepth:{name} is missing or not a number: {props.get(name)!r}") from None
+    if not math.isfinite(value):
+        raise DepthError(f"GDepth:{name} is not finite: {value}")
+    return value
+
+
+def _image(props: dict[str, str]) -> tuple[np.ndarray, int]:
+    """The decoded GDepth image as integer codes, and its largest code."""
+    from PIL import Image, UnidentifiedImageError
+
+    mime = props.get("Mime", "image/jpeg")
+    if mime not in ("image/png", "image/jpeg"):
+        raise DepthError(f"GDepth:Mime {mime!r} is neither image/png nor image/jpeg")
+    try:
+        blob = base64.b64decode("".join(props["Data"].split()), validate=True)  # writers wrap lines
+        image = Image.open(io.BytesIO(blob), formats=["PNG", "JPEG"])
+        limits.check_pixels(image.width, image.height, "GDepth image")
+        image.load()
+    except DepthError:
+        raise
+    except (
+        binascii.Error,
+        OSError,
+        SyntaxError,
+        UnidentifiedImageError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as exc:
+        raise DepthError(f"GDepth:Data is not a readable {mime} image: {exc}") from exc
+    if image.mode.startswith("I"):
+        return np.clip(np.asarray(image), 0, 65535).astype(np.uint16), 65535
+    return np.asarray(image.convert("L")), 255

@@ -1,0 +1,314 @@
+"""JPEG container: Apple's depth map as a Multi-Picture (MPF) secondary JPEG, as iPhones write it.
+
+Attaching keeps the primary image's bytes and inserts one APP2 ``MPF`` segment (after the APP0/APP1
+run, where iPhones put it) or extends the existing one; the depth map follows the primary's EOI as a
+single-component JPEG with Apple's depth XMP in APP1 and its own small MPF APP2.  iPhones code that
+map in one of two ways, and so does :func:`attach_depth`: 16-bit lossless (SOF3, ``L016``, Apple's
+choice for unfiltered maps and maps with NaN; the default here, as it reads back exactly) or 8-bit
+baseline (``L008``, Apple's choice for filtered maps; quality 100 still moves a few per cent of the
+codes by ±1).  Reading accepts any MPF JPEG and ignores the size of MP entry 0, which Apple writes wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ... import limits
+from ...core.depthdata import DepthData
+from ...core.formats import StoredFormat
+from ...core.orientation import displayed_size as turned
+from ...core.quantize import dequantize, quantize
+from ...core.xmp import build_depth_xmp, parse_depth_xmp
+from ...errors import DepthError
+from . import ljpeg, mpf
+from .gdepth import edit as edit_gdepth
+from .gdepth import read as read_gdepth
+from .segments import APP0, APP1, APP2, EXIF_ID, XMP_ID, JpegImage, Segment, parse_jpeg, segment
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+NAME = "jpeg"
+EXTENSIONS = (".jpg", ".jpeg")
+
+#: Keyword arguments of :func:`attach_depth` a caller (the pipeline) may pass.
+ATTACH_OPTIONS = frozenset({"gdepth", "gdepth_format", "gdepth_bits", "coding"})
+#: The Exif Orientation tag.
+ORIENTATION = 0x0112
+#: How the depth map is coded: 16-bit lossless (exact) or 8-bit baseline (the iPhone's filtered maps).
+CODINGS = ("lossless", "baseline")
+#: Quality of a baseline depth JPEG (libjpeg's 100 moves at most one code by ±1 in a small share of pixels).
+DEPTH_QUALITY = 100
+#: Exif tags of a TIFF photo's own layout, dropped when its IFD0 becomes a JPEG's Exif.
+_TIFF_LAYOUT_TAGS = (254, 256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 322, 323, 324, 325, 338, 339, 700)
+
+
+def accept(prefix: bytes) -> bool:
+    return prefix[:3] == b"\xff\xd8\xff"
+
+
+@dataclass(frozen=True)
+class _Secondary:
+    """An image an MP entry lists after the primary: entry number, entry, bounds in the file."""
+
+    number: int
+    entry: mpf.Entry
+    start: int
+    end: int
+
+
+def read_depth(data: bytes) -> DepthData | None:
+    """The disparity/depth map of an MPF JPEG (else of its GDepth XMP), or None."""
+    primary = parse_jpeg(data)
+    for image in _secondaries(data, primary)[2]:
+        found = _depth_xmp(data, image)
+        if found is not None:
+            parsed, info, metadata = found
+            return dequantize(decode_gray(data, parsed), info, metadata)
+    return read_gdepth(data, primary)
+
+
+def attach_depth(
+    photo: bytes,
+    depth: DepthData,
+    *,
+    replace: bool = False,
+    gdepth: bool = False,
+    gdepth_format: str = "RangeInverse",
+    gdepth_bits: int = 16,
+    coding: str = "lossless",
+) -> bytes:
+    """``photo`` with ``depth`` appended as an MPF secondary JPEG, the primary's coded bytes kept.
+
+    ``coding`` is one of :data:`CODINGS`: ``lossless`` (16-bit, exact) or ``baseline`` (8-bit, as
+    iPhones store filtered maps).
+
+    ``gdepth`` also writes Google's GDepth (``gdepth_format`` RangeInverse or RangeLinear, a
+    ``gdepth_bits``-bit PNG) into the primary's XMP and Extended XMP.
+    """
+    if coding not in CODINGS:
+        raise DepthError(f"unknown depth coding {coding!r}; expected lossless or baseline")
+    primary = parse_jpeg(photo)
+    mpf_segment, primary_attribute, others = _secondaries(photo, primary)
+    old = [image for image in others if _depth_xmp(photo, image) is not None]
+    if old and not replace:
+        raise DepthError(
+            f"already has a depth map (MP image {old[0].number + 1} at offset {old[0].start}); use replace"
+        )
+    kept, tail = _without(photo, primary.end, others, old)
+    count = len(kept) + 2
+
+    edits = [edit_gdepth(photo, primary, depth, gdepth_format, gdepth_bits)] if gdepth else []
+    placeholder = segment(APP2, bytes(mpf.index_size(count)))
+    if mpf_segment is None:
+        at = primary.after_leading_apps()
+        edits.append((at, at, placeholder))
+    else:
+        edits.append((mpf_segment.offset, mpf_segment.end, placeholder))
+    head, placed = _splice(photo, primary.end, edits)
+    mpf_at = placed[-1]
+    tiff_at = mpf.tiff_start(mpf_at)
+
+    depth_jpeg = depth_image(depth, count, coding)
+    shift = len(head) - primary.end
+    entries = [mpf.Entry(primary_attribute, len(head), 0)]
+    entries += [mpf.Entry(e.entry.attribute, e.entry.size, e.start + shift - tiff_at, e.entry.dependents) for e in kept]
+    entries.append(mpf.Entry(mpf.UNDEFINED_TYPE, len(depth_jpeg), len(head) + len(tail) - tiff_at))
+    out = bytearray(head)
+    out[mpf_at + 4 : mpf_at + len(placeholder)] = mpf.build_index(entries)
+    if len(out) + len(tail) + len(depth_jpeg) >= 1 << 32:
+        raise DepthError("the result would exceed the 4 GiB that MPF offsets reach")
+    return bytes(out + tail + depth_jpeg)
+
+
+def depth_image(depth: DepthData, count: int, coding: str = "lossless") -> bytes:
+    """Apple's depth JPEG: SOI, APP1 depth XMP, APP2 MPF {version, ``count``}, then the map coded by ``coding``."""
+    if coding == "lossless":
+        stored = quantize(depth, StoredFormat.L016)
+        coded = ljpeg.encode(stored.pixels)[2:]
+    else:
+        stored = quantize(depth)
+        coded = _baseline(stored.pixels)
+    xmp = build_depth_xmp(stored.info, depth.metadata)
+    return b"\xff\xd8" + segment(APP1, XMP_ID + xmp) + segment(APP2, mpf.build_version(count)) + coded
+
+
+def _baseline(pixels: np.ndarray) -> bytes:
+    """An 8-bit map as libjpeg codes it at :data:`DEPTH_QUALITY`, less its SOI and JFIF APP0."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=DEPTH_QUALITY)
+    coded = buffer.getvalue()
+    first = parse_jpeg(coded).segments[0]
+    return coded[first.end if first.marker == APP0 and coded.startswith(b"JFIF\0", first.offset + 4) else 2 :]
+
+
+def encode_photo(
+    image: Image.Image, *, quality: int = 90, encoder_preset: str | None = None, encoder_threads: int | None = None
+) -> bytes:
+    """``image`` (a decoded PNG, TIFF or HEIC) as a JPEG of ``quality``, keeping Exif, ICC profile, orientation.
+
+    ``encoder_preset`` and ``encoder_threads`` (HEVC settings) do not apply to JPEG and are ignored.
+    """
+    from PIL import Image
+
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise DepthError(f"JPEG quality must be an integer in 1..100, got {quality!r}")
+    exif = image.getexif()
+    if image.format == "TIFF":
+        for tag in _TIFF_LAYOUT_TAGS:
+            exif.pop(tag, None)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = Image.fromarray((np.asarray(image, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8), "L")
+    elif image.mode not in ("L", "RGB", "CMYK"):
+        image = image.convert("RGB")
+    try:  # a tag the photo stored with another type than Exif's (XResolution as ASCII …) cannot be packed
+        exif_bytes = exif.tobytes() if len(exif) else b""
+    except (struct.error, TypeError, ValueError, AttributeError) as exc:
+        raise DepthError(f"the photo's Exif/TIFF tags cannot be written into a JPEG: {exc}") from exc
+    buffer = io.BytesIO()
+    options = {"icc_profile": image.info.get("icc_profile")} if image.info.get("icc_profile") else {}
+    image.save(buffer, "JPEG", quality=quality, exif=exif_bytes, **options)
+    return buffer.getvalue()
+
+
+def _secondaries(data: bytes, primary: JpegImage) -> tuple[Segment | None, int, list[_Secondary]]:
+    """The primary's MPF segment (or None), its MP attribute and the images listed after it."""
+    found = primary.applications(data, APP2, mpf.MPF_ID)
+    if not found:
+        return None, mpf.PRIMARY_TYPE, []
+    mpf_segment = found[0]
+    tiff_at = mpf.tiff_start(mpf_segment.offset)
+    index = mpf.parse_index(data[tiff_at : mpf_segment.end], tiff_at)
+    if index.extra_ifd:
+        raise DepthError(f"MPF at offset {tiff_at}: MP Attribute IFDs (stereo or panorama MPO) are not supported")
+    images = []
+    for number, entry in enumerate(index.entries[1:], 1):
+        start, end = tiff_at + entry.offset, tiff_at + entry.offset + entry.size
+        if start < primary.end or end > len(data):
+            raise DepthError(
+                f"MPF at offset {tiff_at}: MP entry {number} puts {entry.size} bytes at offset {start}, "
+                f"outside the data after the primary image ({primary.end}..{len(data)})"
+            )
+        images.append(_Secondary(number, entry, start, end))
+    ordered = sorted(images, key=lambda image: image.start)
+    for before, after in pairwise(ordered):
+        if after.start < before.end:  # each image is read once, so reading stays linear in the file size
+            raise DepthError(
+                f"MPF at offset {tiff_at}: MP entry {after.number} at offset {after.start} overlaps "
+                f"MP entry {before.number} ({before.start}..{before.end})"
+            )
+    return mpf_segment, index.entries[0].attribute, images
+
+
+def _depth_xmp(data: bytes, image: _Secondary):
+    """(parsed image, PixelDataInfo, metadata) of a secondary JPEG whose XMP describes a depth map, else None."""
+    if image.entry.attribute & mpf.FORMAT_BITS:
+        return None
+    parsed = parse_jpeg(data, image.start, image.end)
+    for xmp in parsed.xmp_packets(data):
+        info, metadata = parse_depth_xmp(xmp)
+        if info is not None and info.is_depth_map:
+            return parsed, info, metadata
+    return None
+
+
+def decode_gray(data: bytes, image: JpegImage) -> np.ndarray:
+    """The samples of a one-component JPEG: lossless (SOF3, to 16 bits) by :mod:`.ljpeg`, others by Pillow."""
+    if any(s.marker == ljpeg.SOF3 for s in image.header):
+        return ljpeg.decode(data, image)
+    return _decode_baseline(data, image)
+
+
+def _decode_baseline(data: bytes, image: JpegImage) -> np.ndarray:
+    """The 8-bit gray samples of a DCT-coded depth image, decoded by Pillow (libjpeg)."""
+    from PIL import JpegImagePlugin, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            decoder = JpegImagePlugin.JpegImageFile(io.BytesIO(data[image.start : image.end]))
+            limits.check_pixels(decoder.width, decoder.height, f"depth image at offset {image.start}")
+            decoder.load()
+    except DepthError:
+        raise
+    except (OSError, SyntaxError, UnidentifiedImageError, ValueError, Warning) as exc:
+        raise DepthError(f"depth image at offset {image.start} cannot be decoded: {exc}") from exc
+    if decoder.mode != "L":
+        raise DepthError(f"depth image at offset {image.start} is {decoder.mode}, expected 8-bit gray")
+    return np.asarray(decoder)
+
+
+def _without(data: bytes, start: int, images: list[_Secondary], removed: list[_Secondary]):
+    """The images kept (at their old offsets less the removed bytes before them) and the trailing bytes."""
+    cuts = sorted((image.start, image.end) for image in removed)
+    kept = []
+    for image in images:
+        if image in removed:
+            continue
+        if any(lo < image.end and image.start < hi for lo, hi in cuts):
+            raise DepthError(f"MP image {image.number + 1} at offset {image.start} overlaps the depth image")
+        before = sum(hi - lo for lo, hi in cuts if hi <= image.start)
+        kept.append(_Secondary(image.number, image.entry, image.start - before, image.end - before))
+    pieces, pos = [], start
+    for lo, hi in cuts:
+        pieces.append(data[pos:lo])
+        pos = max(pos, hi)
+    pieces.append(data[pos:])
+    return kept, b"".join(pieces)
+
+
+def _splice(data: bytes, end: int, edits: list[tuple[int, int, bytes]]) -> tuple[bytes, list[int]]:
+    """``data[:end]`` with each (start, stop, replacement) applied, and where each replacement landed."""
+    order = sorted(range(len(edits)), key=lambda i: edits[i][:2])
+    pieces, pos, size, placed = [], 0, 0, [0] * len(edits)
+    for i in order:
+        lo, hi, replacement = edits[i]
+        size += lo - pos
+        placed[i] = size
+        pieces += [data[pos:lo], replacement]
+        size += len(replacement)
+        pos = hi
+    pieces.append(data[pos:end])
+    return b"".join(pieces), placed
+
+
+def displayed_size(data: bytes) -> tuple[int, int]:
+    """The primary image's (width, height) as shown: its SOF size turned by the Exif orientation."""
+    primary = parse_jpeg(data)
+    frame = primary.frame(data)
+    if frame is None:
+        raise DepthError("the JPEG has no frame header (SOF) before its first scan")
+    return turned(frame.width, frame.height, _orientation(data, primary))
+
+
+def orientation(data: bytes) -> int:
+    """The Exif Orientation (1-8) of the primary image; 1 when absent or out of range.
+
+    Only the primary's APP1 Exif is parsed (by Pillow's Exif reader): the image itself is not opened,
+    so its size (Pillow refuses "decompression bombs" on open) does not matter.
+    """
+    return _orientation(data, parse_jpeg(data))
+
+
+def _orientation(data: bytes, primary: JpegImage) -> int:
+    from PIL import Image
+
+    found = primary.applications(data, APP1, EXIF_ID)
+    if not found:
+        return 1
+    exif = Image.Exif()
+    try:
+        exif.load(found[0].payload(data))
+        value = exif.get(ORIENTATION, 1)
+    except (SyntaxError, struct.error, ValueError, OSError) as exc:
+        raise DepthError(f"Exif at offset {found[0].offset}: cannot read its Orientation: {exc}") from exc
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1

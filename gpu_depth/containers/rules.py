@@ -1,0 +1,150 @@
+"""What the verify rules of every container share: findings, the depth XMP rules and the size rules.
+
+The rules compare a file with what iPhones write (``depth-formats.md``) and return :class:`Finding` s:
+``error`` (an Apple reader will not see the depth), ``warning`` (it will, but not as it sees an
+iPhone's), ``info``.  Each format's own rules are ``containers/<format>/rules.py``, one function
+``check(data, findings)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from ..core.formats import PixelFormat, StoredFormat
+from ..core.metadata import PixelDataInfo
+from ..core.orientation import ASPECT_TOLERANCE
+from ..core.xmp import APDI, DEPTH_DATA, parse_depth_xmp, properties
+from ..errors import DepthError
+
+SEVERITIES = ("error", "warning", "info")
+#: apdi properties an Apple reader needs to turn the stored map into AVDepthData.
+REQUIRED_APDI = (
+    "AuxiliaryImageType",
+    "NativeFormat",
+    "StoredFormat",
+    "IntMinValue",
+    "IntMaxValue",
+    "FloatMinValue",
+    "FloatMaxValue",
+)
+#: depthData properties every iPhone writes (AVDepthData's accuracy, filtering, quality, version).
+IPHONE_DEPTH_DATA = ("DepthDataVersion", "Accuracy", "Filtered", "Quality")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One verdict: ``severity`` (error/warning/info), a stable ``rule`` id, what and where."""
+
+    severity: str
+    rule: str
+    message: str
+    where: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.rule}: {self.where}: {self.message}"
+
+
+class Findings(list):
+    """The findings of one file, in the order the rules ran."""
+
+    def error(self, rule: str, where: str, message: str) -> None:
+        self.append(Finding("error", rule, message, where))
+
+    def warning(self, rule: str, where: str, message: str) -> None:
+        self.append(Finding("warning", rule, message, where))
+
+    def info(self, rule: str, where: str, message: str) -> None:
+        self.append(Finding("info", rule, message, where))
+
+
+def check_depth_xmp(findings: Findings, xmp: bytes, container: str, where: str) -> PixelDataInfo | None:
+    """Rules ``<container>.xmp-fields``/``xmp-values``/``xmp-metadata`` on a depth map's XMP; its info if usable."""
+    try:
+        names = xmp_property_names(xmp)
+    except DepthError as exc:
+        findings.error(f"{container}.xmp-fields", where, f"the depth XMP cannot be parsed: {exc}")
+        return None
+    missing = [name for name in REQUIRED_APDI if (APDI, name) not in names]
+    if missing:
+        listed = ", ".join(f"apdi:{name}" for name in missing)
+        findings.error(f"{container}.xmp-fields", where, f"the depth XMP lacks {listed}")
+        return None
+    try:
+        info, _ = parse_depth_xmp(xmp)
+        problems = _value_problems(info)
+    except DepthError as exc:
+        problems = [str(exc)]
+    if problems:
+        findings.error(f"{container}.xmp-values", where, "; ".join(problems))
+        return None
+    missing = [name for name in IPHONE_DEPTH_DATA if (DEPTH_DATA, name) not in names]
+    if missing:
+        listed = ", ".join(f"depthData:{name}" for name in missing)
+        findings.warning(f"{container}.xmp-metadata", where, f"the depth XMP lacks {listed}, which iPhones write")
+    return info
+
+
+def xmp_property_names(xmp: bytes) -> set[tuple[str, str]]:
+    """(namespace, name) of every property of every rdf:Description, as attribute or element."""
+    return set(properties(xmp))
+
+
+def xmp_text(xmp: bytes, namespace: str, name: str) -> str | None:
+    """A simple property's text (attribute or element form), or None; None for unparseable XMP."""
+    try:
+        value = properties(xmp).get((namespace, name))
+    except DepthError:
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _value_problems(info: PixelDataInfo) -> list[str]:
+    problems = []
+    if not info.is_depth_map:
+        kind = info.image_type + (f"/{info.subtype}" if info.subtype else "")
+        problems.append(f"apdi:AuxiliaryImageType {kind} is not 'disparity' or 'depth'")
+    try:
+        native = PixelFormat.parse(info.native_format)
+        if info.is_depth_map and native.quantity != info.image_type:
+            problems.append(f"apdi:NativeFormat {native.fourcc} holds {native.quantity}, not {info.image_type}")
+    except DepthError:
+        problems.append(f"apdi:NativeFormat {info.native_format} is not hdis, fdis, hdep or fdep")
+    try:
+        top = StoredFormat.parse(info.stored_format).max_code
+        if not 0 <= info.int_min < info.int_max <= top:
+            problems.append(f"apdi:IntMinValue/IntMaxValue {info.int_min}/{info.int_max} are not a range in 0..{top}")
+    except DepthError:
+        problems.append(f"apdi:StoredFormat {info.stored_format} is not L008 or L016")
+    low, high = info.float_min, info.float_max
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        problems.append(f"apdi:FloatMinValue/FloatMaxValue {low}/{high} are not a finite range")
+    return problems
+
+
+def check_size(findings: Findings, container: str, where: str, depth: tuple[int, int], photo: tuple[int, int]) -> None:
+    """Rules ``<container>.depth-size`` and ``depth-aspect``: the map against the photo's stored size."""
+    (width, height), (photo_width, photo_height) = depth, photo
+    if width > photo_width or height > photo_height:
+        findings.warning(
+            f"{container}.depth-size",
+            where,
+            f"the {width}x{height} depth map is larger than the {photo_width}x{photo_height} photo "
+            "(iPhones store about a fifth of its size)",
+        )
+    slack = ASPECT_TOLERANCE * height * photo_width + photo_width + photo_height  # and one pixel of rounding
+    if abs(width * photo_height - height * photo_width) > slack:
+        findings.warning(
+            f"{container}.depth-aspect",
+            where,
+            f"the {width}x{height} depth map has another aspect ratio than the photo's stored "
+            f"{photo_width}x{photo_height}: it will be stretched over it",
+        )
+
+
+def same_value(a: float, b: float) -> bool:
+    """Equal as far as Apple's six-decimal XMP floats tell."""
+    return math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6)

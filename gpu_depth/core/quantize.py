@@ -1,0 +1,93 @@
+"""Storage quantisation shared by HEIC and JPEG: float map ↔ 8/16-bit stored map + FloatMin/FloatMax.
+
+``float = FloatMin + (int − IntMin) · (FloatMax − FloatMin) / (IntMax − IntMin)``, linear in the native
+quantity, so for disparity larger codes are nearer.  FloatMin/FloatMax are the map's finite min/max
+rounded outwards to a 16-bit mantissa: exactly what the HEIF depth-representation SEI stores (Apple
+uses 16 bits), so the SEI, the XMP and the dequantised values agree to the bit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DepthError
+from .depthdata import DepthData, empty_rows
+from .formats import PixelFormat, StoredFormat
+from .mapping import round_to_format
+from .metadata import DepthMetadata, PixelDataInfo
+
+#: Mantissa bits of FloatMin/FloatMax, as in Apple's depth-representation SEI.
+MANTISSA_BITS = 16
+#: Smallest positive bound the SEI's 7-bit exponent reaches (2^(1−31)); smaller ones become 0.
+SMALLEST_BOUND = 2.0**-30
+
+
+@dataclass(frozen=True)
+class StoredMap:
+    """The integer map a container stores, its ``apdi`` description and the map's metadata."""
+
+    pixels: np.ndarray
+    info: PixelDataInfo
+    metadata: DepthMetadata
+
+
+def round_bound(value: float, up: bool) -> float:
+    """The nearest value ≥ (``up``) or ≤ ``value`` of the form ±2^e · (1 + n/2^16), or 0."""
+    if value < 0:
+        return -round_bound(-value, not up)
+    if value == 0 or (value < SMALLEST_BOUND and not up):
+        return 0.0
+    if value < SMALLEST_BOUND:
+        return SMALLEST_BOUND
+    mantissa, exponent = math.frexp(value)  # value = mantissa · 2^exponent, mantissa in [0.5, 1)
+    scaled = mantissa * 2.0 ** (MANTISSA_BITS + 1)
+    steps = math.ceil(scaled) if up else math.floor(scaled)
+    return math.ldexp(steps, exponent - MANTISSA_BITS - 1)
+
+
+def quantize(depth: DepthData, stored_format: StoredFormat = StoredFormat.L008) -> StoredMap:
+    """The stored integer map of ``depth``; NaN and ±inf become code 0 (IntMin)."""
+    values = depth.array.astype(np.float64)
+    finite = np.isfinite(values)
+    if not finite.any():
+        raise DepthError(f"{depth.width}x{depth.height} depth map has no finite value to store")
+    low = round_bound(float(values[finite].min()), up=False)
+    high = round_bound(float(values[finite].max()), up=True)
+    top = stored_format.max_code
+    scale = top / (high - low) if high > low else 0.0
+    codes = np.rint((np.where(finite, values, low) - low) * scale)
+    pixels = np.clip(codes, 0, top).astype(stored_format.dtype)
+    info = PixelDataInfo(
+        image_type=depth.pixel_format.quantity,
+        native_format=depth.pixel_format.code,
+        stored_format=stored_format.code,
+        int_min=0,
+        int_max=top,
+        float_min=low,
+        float_max=high,
+    )
+    return StoredMap(pixels, info, depth.metadata)
+
+
+def dequantize(
+    pixels: np.ndarray, info: PixelDataInfo, metadata: DepthMetadata | None = None, row_alignment: int = 1
+) -> DepthData:
+    """DepthData in the native format that ``info`` names, from a decoded stored map."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 2 or pixels.dtype.kind != "u":
+        raise DepthError(f"stored depth map must be a 2-D unsigned integer image, got {pixels.ndim}-D {pixels.dtype}")
+    fmt = PixelFormat.parse(info.native_format)
+    span = info.int_max - info.int_min
+    if span <= 0 or not (math.isfinite(info.float_min) and math.isfinite(info.float_max)):
+        raise DepthError(
+            f"stored depth range is unusable: IntMin {info.int_min} IntMax {info.int_max} "
+            f"FloatMin {info.float_min} FloatMax {info.float_max}"
+        )
+    values = info.float_min + (pixels.astype(np.float64) - info.int_min) * (info.float_max - info.float_min) / span
+    height, width = pixels.shape
+    rows = empty_rows(fmt, width, height, row_alignment)
+    rows[:, :width] = round_to_format(values, fmt)
+    return DepthData.from_rows(rows, fmt, width, metadata)

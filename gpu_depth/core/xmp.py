@@ -1,0 +1,285 @@
+"""Apple's depth XMP (``apdi`` pixel data info + ``depthData``), built and parsed as iPhones write it.
+
+Parsing goes through expat with DTDs and entity declarations refused, so no entity expansion or
+external fetch can happen whatever a file holds.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from xml.parsers import expat
+
+from .. import limits
+from ..errors import DepthError
+from .metadata import DEPTH_DATA_VERSION, CameraCalibration, DepthMetadata, PixelDataInfo
+
+X = "adobe:ns:meta/"
+RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+APDI = "http://ns.apple.com/pixeldatainfo/1.0/"
+DEPTH_DATA = "http://ns.apple.com/depthData/1.0/"
+PREFIXES = {X: "x", RDF: "rdf", APDI: "apdi", DEPTH_DATA: "depthData"}
+#: Deepest element nesting parsed (Apple's packets nest 6 deep), so walking the tree stays linear.
+MAX_XML_DEPTH = 64
+_LIST_TAGS = frozenset(f"{{{RDF}}}{kind}" for kind in ("Seq", "Bag", "Alt"))
+
+
+def build_depth_xmp(info: PixelDataInfo, metadata: DepthMetadata) -> bytes:
+    """The ``<x:xmpmeta>`` packet Apple stores beside a depth map (no xpacket wrapper)."""
+    props = [
+        (APDI, "AuxiliaryImageType", info.image_type),
+        (APDI, "NativeFormat", str(info.native_format)),
+        (APDI, "StoredFormat", str(info.stored_format)),
+        (APDI, "IntMinValue", str(info.int_min)),
+        (APDI, "IntMaxValue", str(info.int_max)),
+        (APDI, "FloatMinValue", repr(float(info.float_min))),
+        (APDI, "FloatMaxValue", repr(float(info.float_max))),
+    ]
+    if info.subtype:
+        props.append((APDI, "AuxiliaryImageSubType", info.subtype))
+    return _packet(props + _metadata_properties(metadata))
+
+
+def build_metadata_xmp(metadata: DepthMetadata) -> bytes:
+    """The ``depthData`` properties alone: the Metadata of a depth dictionary."""
+    return _packet(_metadata_properties(metadata))
+
+
+def parse_depth_xmp(data: bytes) -> tuple[PixelDataInfo | None, DepthMetadata]:
+    """Pixel data info (None when the packet has no ``apdi`` map description) and metadata."""
+    props = _properties(parse_xml(data))
+    return _pixel_data_info(props), _metadata(props)
+
+
+def parse_metadata_xmp(data: bytes | str) -> DepthMetadata:
+    return _metadata(_properties(parse_xml(data)))
+
+
+def properties(data: bytes | str) -> dict[tuple[str, str], str | list[str]]:
+    """Every property of every rdf:Description of a packet, keyed by (namespace, name): text, or the
+    items of a Seq/Bag/Alt."""
+    return _properties(parse_xml(data))
+
+
+def parse_xml(data: bytes | str) -> ET.Element:
+    """Parse XML refusing DTDs, entity declarations and nesting beyond MAX_XML_DEPTH; errors are one DepthError line."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if len(data) > (limit := limits.max_xmp_bytes()):
+        raise DepthError(f"XMP packet of {len(data)} bytes exceeds the {limit}-byte limit")
+    builder = ET.TreeBuilder()
+    parser = expat.ParserCreate(namespace_separator="}")
+
+    def refuse(*_: object) -> None:
+        raise DepthError("XMP: DTDs and entity declarations are not allowed")
+
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    depth = 0
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_XML_DEPTH:
+            raise DepthError(
+                f"XMP: elements nested deeper than {MAX_XML_DEPTH} levels (line {parser.CurrentLineNumber})"
+            )
+        builder.start(_clark(tag), {_clark(k): v for k, v in attrs.items()})
+
+    def end(tag: str) -> None:
+        nonlocal depth
+        depth -= 1
+        builder.end(_clark(tag))
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = builder.data
+    try:
+        parser.Parse(data.rstrip(b"\0 \t\r\n"), True)
+        return builder.close()
+    except (expat.ExpatError, LookupError) as exc:  # LookupError: an encoding declaration Python does not know
+        raise DepthError(f"XMP: malformed XML ({exc})") from exc
+
+
+def _clark(name: str) -> str:
+    return "{" + name if "}" in name else name
+
+
+def _properties(root: ET.Element) -> dict[tuple[str, str], str | list[str]]:
+    """Simple and Seq/Bag/Alt-valued properties of every rdf:Description, keyed by (namespace, name)."""
+    props: dict[tuple[str, str], str | list[str]] = {}
+    for desc in root.iter(f"{{{RDF}}}Description"):
+        for key, value in desc.attrib.items():
+            if key.startswith("{") and not key.startswith(f"{{{RDF}}}"):
+                props[_split(key)] = value
+        for child in desc:  # a list value is property > rdf:Seq/Bag/Alt > rdf:li
+            items = [li.text or "" for seq in child if seq.tag in _LIST_TAGS for li in seq if li.tag == f"{{{RDF}}}li"]
+            props[_split(child.tag)] = items if items else (child.text or "").strip()
+    return props
+
+
+def _split(tag: str) -> tuple[str, str]:
+    ns, _, name = tag[1:].partition("}")
+    return ns, name
+
+
+def _pixel_data_info(props: dict) -> PixelDataInfo | None:
+    if (APDI, "AuxiliaryImageType") not in props:
+        return None
+    return PixelDataInfo(
+        image_type=_text(props, APDI, "AuxiliaryImageType"),
+        native_format=_number(props, APDI, "NativeFormat", int),
+        stored_format=_number(props, APDI, "StoredFormat", int, 0),
+        int_min=_number(props, APDI, "IntMinValue", int, 0),
+        int_max=_number(props, APDI, "IntMaxValue", int, 255),
+        float_min=_number(props, APDI, "FloatMinValue", float, 0.0),
+        float_max=_number(props, APDI, "FloatMaxValue", float, 0.0),
+        subtype=_text(props, APDI, "AuxiliaryImageSubType", None),
+    )
+
+
+def _metadata(props: dict) -> DepthMetadata:
+    calibration = None
+    if (DEPTH_DATA, "IntrinsicMatrix") in props:
+        calibration = _calibration(props)
+    return DepthMetadata(
+        accuracy=_text(props, DEPTH_DATA, "Accuracy", "relative"),
+        filtered=_text(props, DEPTH_DATA, "Filtered", "True").lower() == "true",
+        quality=_text(props, DEPTH_DATA, "Quality", "high"),
+        version=_number(props, DEPTH_DATA, "DepthDataVersion", int, DEPTH_DATA_VERSION),
+        calibration=calibration,
+    )
+
+
+def _calibration(props: dict) -> CameraCalibration:
+    intrinsic = _sequence(props, "IntrinsicMatrix", 9)
+    extra = {}
+    if (DEPTH_DATA, "ExtrinsicMatrix") in props:
+        extra["extrinsic_matrix"] = _rows_of(_sequence(props, "ExtrinsicMatrix", 12), rows=3, cols=4)
+    if (DEPTH_DATA, "LensDistortionCenterOffsetX") in props:
+        extra["lens_distortion_center"] = (
+            _number(props, DEPTH_DATA, "LensDistortionCenterOffsetX", float),
+            _number(props, DEPTH_DATA, "LensDistortionCenterOffsetY", float),
+        )
+    if (DEPTH_DATA, "PixelSize") in props:
+        extra["pixel_size"] = _number(props, DEPTH_DATA, "PixelSize", float)
+    return CameraCalibration(
+        intrinsic_matrix=_rows_of(intrinsic, rows=3, cols=3),
+        reference_dimensions=(
+            _number(props, DEPTH_DATA, "IntrinsicMatrixReferenceWidth", int),
+            _number(props, DEPTH_DATA, "IntrinsicMatrixReferenceHeight", int),
+        ),
+        lens_distortion_coefficients=_optional_sequence(props, "LensDistortionCoefficients"),
+        inverse_lens_distortion_coefficients=_optional_sequence(props, "InverseLensDistortionCoefficients"),
+        **extra,
+    )
+
+
+def _rows_of(column_major: list[float], rows: int, cols: int) -> tuple:
+    """XMP matrices are column-major; CameraCalibration keeps them row-major."""
+    return tuple(tuple(column_major[c * rows + r] for c in range(cols)) for r in range(rows))
+
+
+def _column_major(matrix: tuple) -> list[float]:
+    return [float(row[c]) for c in range(len(matrix[0])) for row in matrix]
+
+
+def _metadata_properties(meta: DepthMetadata) -> list[tuple[str, str, str | list[str]]]:
+    props: list[tuple[str, str, str | list[str]]] = [
+        (DEPTH_DATA, "DepthDataVersion", str(meta.version)),
+        (DEPTH_DATA, "Accuracy", meta.accuracy),
+        (DEPTH_DATA, "Filtered", "True" if meta.filtered else "False"),
+        (DEPTH_DATA, "Quality", meta.quality),
+    ]
+    cal = meta.calibration
+    if cal is None:
+        return props
+    props += [
+        (DEPTH_DATA, "IntrinsicMatrix", [repr(v) for v in _column_major(cal.intrinsic_matrix)]),
+        (DEPTH_DATA, "IntrinsicMatrixReferenceWidth", str(cal.reference_dimensions[0])),
+        (DEPTH_DATA, "IntrinsicMatrixReferenceHeight", str(cal.reference_dimensions[1])),
+        (DEPTH_DATA, "ExtrinsicMatrix", [repr(v) for v in _column_major(cal.extrinsic_matrix)]),
+    ]
+    if cal.lens_distortion_coefficients:
+        props.append(
+            (DEPTH_DATA, "LensDistortionCoefficients", [repr(float(v)) for v in cal.lens_distortion_coefficients])
+        )
+    if cal.inverse_lens_distortion_coefficients:
+        props.append(
+            (
+                DEPTH_DATA,
+                "InverseLensDistortionCoefficients",
+                [repr(float(v)) for v in cal.inverse_lens_distortion_coefficients],
+            )
+        )
+    if cal.lens_distortion_center is not None:
+        props += [
+            (DEPTH_DATA, "LensDistortionCenterOffsetX", repr(float(cal.lens_distortion_center[0]))),
+            (DEPTH_DATA, "LensDistortionCenterOffsetY", repr(float(cal.lens_distortion_center[1]))),
+        ]
+    if cal.pixel_size is not None:
+        props.append((DEPTH_DATA, "PixelSize", f"{cal.pixel_size:f}"))
+    return props
+
+
+def _packet(props: list[tuple[str, str, str | list[str]]]) -> bytes:
+    """Serialise properties in Apple's layout: one rdf:Description, Seqs for lists."""
+    used = [ns for ns in (APDI, DEPTH_DATA) if any(p[0] == ns for p in props)]
+    xmlns = "".join(f'\n            xmlns:{PREFIXES[ns]}="{ns}"' for ns in used)
+    lines = [
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="gpu_depth">',
+        '   <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">',
+        f'      <rdf:Description rdf:about=""{xmlns}>',
+    ]
+    for ns, name, value in props:
+        tag = f"{PREFIXES[ns]}:{name}"
+        if isinstance(value, list):
+            items = "".join(f"\n               <rdf:li>{_escape(v)}</rdf:li>" for v in value)
+            lines.append(f"         <{tag}>\n            <rdf:Seq>{items}\n            </rdf:Seq>\n         </{tag}>")
+        else:
+            lines.append(f"         <{tag}>{_escape(value)}</{tag}>")
+    lines += ["      </rdf:Description>", "   </rdf:RDF>", "</x:xmpmeta>"]
+    return "\n".join(lines).encode("utf-8")
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_MISSING = object()
+
+
+def _text(props: dict, ns: str, name: str, default: object = _MISSING):
+    """A simple text property; ``default`` when missing or empty, else it is required."""
+    value = props.get((ns, name))
+    if value in (None, "") and default is not _MISSING:
+        return default
+    if not isinstance(value, str) or not value:
+        raise DepthError(f"XMP: {PREFIXES[ns]}:{name} is missing or not text")
+    return value
+
+
+def _number(props: dict, ns: str, name: str, kind: type, default: object = _MISSING):
+    value = props.get((ns, name))
+    if value is None and default is not _MISSING:
+        return default
+    try:
+        return kind(float(value)) if kind is float else kind(value)
+    except (TypeError, ValueError):
+        raise DepthError(f"XMP: {PREFIXES[ns]}:{name} is not a number: {value!r}") from None
+
+
+def _sequence(props: dict, name: str, length: int) -> list[float]:
+    values = props.get((DEPTH_DATA, name))
+    if not isinstance(values, list) or len(values) != length:
+        raise DepthError(f"XMP: depthData:{name} must be a Seq of {length} numbers")
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        raise DepthError(f"XMP: depthData:{name} holds a value that is not a number") from None
+
+
+def _optional_sequence(props: dict, name: str) -> tuple[float, ...]:
+    values = props.get((DEPTH_DATA, name))
+    if values is None:
+        return ()
+    return tuple(_sequence(props, name, len(values) if isinstance(values, list) else -1))

@@ -1,0 +1,64 @@
+"""Files in and out: reading with a size bound, and writing so that a file appears whole or not at all,
+never replacing an input."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import DepthError
+
+#: Largest input file read (bytes); a bigger one is refused before it is read.
+MAX_FILE_BYTES = 1 << 30
+PathLike = str | os.PathLike
+
+#: Suffix of the temporary file written beside each target (``.NAME.gpu-depth-tmp``).
+TEMP_SUFFIX = ".gpu-depth-tmp"
+
+
+def temp_path(target: PathLike) -> Path:
+    """The temporary file ``write_atomic`` uses for ``target``; a killed run may leave it behind."""
+    target = Path(target)
+    return target.with_name(f".{target.name}{TEMP_SUFFIX}")
+
+
+def write_atomic(path: PathLike, data: bytes | memoryview, *, protect: tuple = ()) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, and rename it into place.
+
+    ``protect``: input paths that must never be overwritten (checked by identity, links included).
+    On any failure the temporary file is removed and ``path`` is left as it was.
+    """
+    target = Path(path)
+    for source in protect:
+        if target.exists() and Path(source).exists() and os.path.samefile(target, source):
+            raise DepthError(f"{target}: refusing to overwrite the input file {source}")
+    temp = temp_path(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        handle = os.open(temp, flags, 0o644)
+    except OSError as exc:
+        raise DepthError(f"{target}: cannot write in {target.parent}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp, target)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise DepthError(f"{target}: write failed: {exc.strerror or exc}") from exc
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def read_file(path: PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
+    """A file's bytes, refusing unreadable or oversized files with one clear line."""
+    try:
+        with open(path, "rb") as stream:
+            size = os.fstat(stream.fileno()).st_size
+            if size > limit:
+                raise DepthError(f"{path}: file of {size} bytes exceeds the {limit}-byte limit")
+            return stream.read()
+    except OSError as exc:
+        raise DepthError(f"{path}: cannot read: {exc.strerror or exc}") from exc

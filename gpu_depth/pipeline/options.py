@@ -1,0 +1,33 @@
+"""What a conversion run can be told: one frozen option bag shared by every stage and runner."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Options:
+    """Everything ``gpu-depth convert`` can be told, with its defaults."""
+
+    out: Path
+    container: str = "same"  # heic, jpeg, dng or same (the photo's own)
+    pixel_format: str = "hdis"
+    preset: str = "apple-gray"
+    near: float | None = None
+    far: float | None = None
+    depth_size: tuple[int, int] | None = None  # None keeps the map's own size
+    stretch: bool = False
+    backend: str = "auto"
+    batch_size: int = 16
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    resume: bool = False
+    quality: int = 90
+    encoder_preset: str = "medium"
+    #: Container options by the keyword each plugin's ``attach_depth`` takes (its ``ATTACH_OPTIONS``), e.g.
+    #: ``{"gdepth": True, "coding": "baseline"}``; each container receives the ones it declares.
+    attach: Mapping[str, Any] = field(default_factory=dict)
+    encoder_threads: int | None = None  # x265 threads per encode; None: the local runner shares out the cores

@@ -1,0 +1,222 @@
+"""The pipeline's stages, shared by every runner: plan (outputs, resume), decode (depth map and the
+photo's size), convert (batched, on the backend), encode (attach + atomic write), and the summary."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import containers
+from ..api import in_container, read_depth
+from ..convert import convert
+from ..core.depthdata import DepthData
+from ..core.mapping import DepthMapping
+from ..core.orientation import depth_size, displayed_size, to_stored
+from ..depthmaps import load_depth_map
+from ..errors import DepthError
+from ..fileio import read_file, temp_path, write_atomic
+from .jobs import Job
+from .options import Options
+
+
+@dataclass
+class Item:
+    """One job on its way through the stages; :meth:`report` is its line in the report."""
+
+    job: Job
+    output: Path
+    status: str | None = None  # ok, failed or skipped once decided
+    error: str | None = None
+    details: dict = field(default_factory=dict)  # timings, value range, format
+    gray: np.ndarray | None = None
+    size: tuple[int, int] | None = None
+    depth: DepthData | None = None
+
+    def fail(self, error: Exception) -> Item:
+        self.status, self.error = "failed", str(error)
+        self.gray = self.depth = None
+        return self
+
+    def report(self) -> dict:
+        line = {
+            "photo": str(self.job.photo),
+            "depth": str(self.job.depth),
+            "output": str(self.output),
+            "status": self.status,
+            **self.details,
+        }
+        return {**line, "error": self.error} if self.error else line
+
+
+def output_path(job: Job, options: Options) -> Path:
+    """``OUT/NAME.ext``: only the photo's stem is used, so nothing lands outside ``--out``."""
+    if options.container == "same":
+        module = containers.plugin(job.photo.suffix.lstrip(".") or "?")
+    else:
+        module = containers.plugin(options.container)
+    return options.out / f"{job.name}{module.EXTENSIONS[0]}"
+
+
+def summary(counts: dict[str, int], interrupted: bool, backend: str, elapsed: float) -> dict:
+    """The run's last report line: counts by status, whether it was interrupted, backend, speed."""
+    done = counts["ok"] + counts["failed"]
+    return {
+        **counts,
+        "interrupted": interrupted,
+        "backend": backend,
+        "seconds": round(elapsed, 3),
+        "items_per_second": round(done / elapsed, 3) if elapsed else 0.0,
+    }
+
+
+def plan(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> Iterator[Item]:
+    """Items to do; duplicates and (with resume) valid existing outputs are reported, not done."""
+    seen: dict[Path, Job] = {}
+    for job in jobs:
+        item = Item(job, Path())
+        try:
+            item.output = output_path(job, options)
+        except DepthError as exc:
+            finish(item.fail(exc))
+            continue
+        temp_path(item.output).unlink(missing_ok=True)  # left by a killed run
+        if item.output in seen:
+            finish(item.fail(DepthError(f"output {item.output.name} is also that of {seen[item.output].photo}")))
+        elif options.resume and _valid_output(item.output):
+            seen[item.output] = job
+            item.status = "skipped"
+            finish(item)
+        else:
+            seen[item.output] = job
+            yield item
+
+
+def decode(item: Item, options: Options) -> Item:
+    """Load the item's depth map and choose its stored size from the photo's header."""
+    started = time.perf_counter()
+    try:
+        if item.job.photo.resolve() == item.output.resolve():
+            raise DepthError(f"{item.output}: the output would overwrite the input photo")
+        item.gray = load_depth_map(item.job.depth)
+        photo_size = _photo_size(item.job.photo)
+        shape = (item.gray.shape[1], item.gray.shape[0])
+        try:
+            item.size = depth_size(shape, photo_size, options.depth_size, options.stretch)
+        except DepthError as exc:
+            raise DepthError(f"{exc}; use --fit stretch to stretch it") from exc
+    except DepthError as exc:
+        return item.fail(exc)
+    item.details["decode_s"] = round(time.perf_counter() - started, 4)
+    return item
+
+
+def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Item]:
+    """Convert the batch's maps in as few backend calls as their mappings allow."""
+    groups: dict[tuple, list[Item]] = {}
+    for item in batch:
+        if item.status:
+            continue
+        try:
+            key = (_mapping(item.job, options), item.job.pixel_format or options.pixel_format)
+        except DepthError as exc:
+            item.fail(exc)
+            continue
+        groups.setdefault(key, []).append(item)
+    for (mapping, fmt), members in groups.items():
+        started = time.perf_counter()
+        try:
+            depths = convert([m.gray for m in members], fmt, mapping, size=[m.size for m in members], backend=backend)
+        except DepthError:  # find the culprit: convert one by one
+            depths = [_convert_one(m, fmt, mapping, backend) for m in members]
+        share = round((time.perf_counter() - started) / len(members), 5)
+        for member, depth in zip(members, depths, strict=True):
+            member.gray = None
+            if depth is not None:
+                member.depth = depth
+                member.details["convert_s"] = share
+    return batch
+
+
+def _convert_one(item: Item, fmt: str, mapping: DepthMapping, backend: str) -> DepthData | None:
+    try:
+        return convert(item.gray, fmt, mapping, size=item.size, backend=backend)
+    except DepthError as exc:
+        item.fail(exc)
+        return None
+
+
+def encode(item: Item, options: Options) -> Item:
+    """Attach the converted depth to the photo and write it atomically (runs in a worker process)."""
+    started = time.perf_counter()
+    try:
+        photo = read_file(item.job.photo)
+        target = containers.plugin(options.container) if options.container != "same" else containers.sniff(photo)
+        if target is None:
+            raise DepthError(f"{item.job.photo}: not a HEIC, JPEG or DNG photo; choose --container")
+        threads = options.encoder_threads
+        photo = in_container(photo, item.job.photo, target, options.quality, options.encoder_preset, threads)
+        depth = _stored_orientation(item.depth, target.orientation(photo))
+        chosen = {**options.attach, "encoder_threads": threads}
+        result = target.attach_depth(photo, depth, **{k: v for k, v in chosen.items() if k in target.ATTACH_OPTIONS})
+        write_atomic(item.output, result, protect=(item.job.photo, item.job.depth))
+    except DepthError as exc:
+        return item.fail(exc)
+    values = depth.array
+    finite = values[np.isfinite(values)]
+    item.status, item.depth = "ok", None
+    item.details.update(
+        pixel_format=str(depth.pixel_format),
+        width=depth.width,
+        height=depth.height,
+        min=float(finite.min()),
+        max=float(finite.max()),
+        attach_s=round(time.perf_counter() - started, 4),
+    )
+    return item
+
+
+def _stored_orientation(depth: DepthData, orientation: int) -> DepthData:
+    if orientation == 1:
+        return depth
+    return DepthData.from_array(to_stored(depth.array, orientation), depth.pixel_format, metadata=depth.metadata)
+
+
+def _mapping(job: Job, options: Options) -> DepthMapping:
+    near = job.near if job.near is not None else options.near
+    far = job.far if job.far is not None else options.far
+    return DepthMapping(options.preset, near, far)
+
+
+def _photo_size(path: Path) -> tuple[int, int]:
+    """The photo's displayed (width, height): from its container, or Pillow for PNG and plain TIFF photos."""
+    data = read_file(path)
+    module = containers.sniff(data)
+    try:
+        return module.displayed_size(data) if module is not None else _pillow_size(data)
+    except DepthError as exc:
+        if module is None or module.NAME != "dng":  # plain TIFFs sniff as DNG; Pillow reads them
+            raise DepthError(f"{path}: cannot read the photo's size: {exc}") from exc
+    return _pillow_size(data, path)
+
+
+def _pillow_size(data: bytes, path: Path | None = None) -> tuple[int, int]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            orientation = image.getexif().get(0x0112, 1)
+            return displayed_size(image.width, image.height, orientation if orientation in range(1, 9) else 1)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise DepthError(f"{path or 'photo'}: cannot read the photo's size: {exc}") from exc
+
+
+def _valid_output(path: Path) -> bool:
+    try:
+        return path.is_file() and read_depth(path) is not None
+    except DepthError:
+        return False

@@ -1,0 +1,191 @@
+"""The CuPy backend on a real device gives the NumPy backend's bytes (tests marked ``gpu`` skip without one)."""
+
+from __future__ import annotations
+
+import functools
+import platform
+
+import numpy as np
+import pytest
+from helpers.host_kernels import KERNELS
+from helpers.maps import MAPPINGS, RANGED, float_map, tame
+
+import gpu_depth
+from gpu_depth.backends import cupy_unavailable, kernel_plan, select_backend
+from gpu_depth.backends.numpy_backend import NumpyBackend
+from gpu_depth.core.depthdata import DepthData
+from gpu_depth.core.formats import PixelFormat, StoredFormat
+from gpu_depth.core.quantize import quantize
+from gpu_depth.errors import DepthError
+
+cupy = pytest.importorskip("cupy")
+cupy_backend = pytest.importorskip("gpu_depth.backends.cupy_backend")
+
+FORMATS = list(PixelFormat)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    reason = cupy_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    return cupy_backend.CupyBackend()
+
+
+def outcome(convert) -> list[bytes] | str:
+    try:
+        return [np.ascontiguousarray(cupy.asnumpy(rows)).view(np.uint8).tobytes() for rows in convert()]
+    except DepthError as exc:
+        return f"DepthError: {exc}"
+
+
+def same_as_numpy(backend, maps, mapping, fmt, alignment=1, size=None, device=False):
+    fmt = PixelFormat.parse(fmt)
+    host_maps = [cupy.asnumpy(m) for m in maps]
+    expected = outcome(lambda: NumpyBackend().convert(host_maps, mapping, fmt, alignment, size))
+    run = backend.convert_device if device else backend.convert
+    assert outcome(lambda: run(maps, mapping, fmt, alignment, size)) == expected
+    return expected
+
+
+def sample_maps(dtype: str, name: str) -> list[np.ndarray]:
+    rng = np.random.default_rng(17)
+    if dtype in ("uint8", "uint16"):
+        every = np.arange(np.iinfo(dtype).max + 1, dtype=dtype).reshape(-1, 256 if dtype == "uint16" else 16)
+        return [every, rng.integers(0, np.iinfo(dtype).max, (37, 53)).astype(dtype), np.zeros((1, 1), dtype)]
+    return [tame(float_map(rng, shape, name, dtype)) for shape in ((37, 53), (1, 9), (64, 48))]
+
+
+# ---- without a device ----------------------------------------------------------------------------------
+
+
+def test_kernel_sources_are_found():
+    directory = cupy_backend.kernel_directory()
+    for name in (*kernel_plan.SOURCES, kernel_plan.HEADER):
+        assert (directory / name).read_text() == (KERNELS / name).read_text()
+
+
+def test_default_nan_is_this_cpus():
+    literal = cupy_backend.host_default_nan()
+    expected = {"x86_64": "0xFFF8000000000000ULL", "AMD64": "0xFFF8000000000000ULL"}.get(platform.machine())
+    assert literal == expected or (expected is None and literal.endswith("ULL"))
+
+
+def test_host_inputs_stay_numpy():
+    values = np.ones((2, 3), np.float32)
+    assert cupy_backend.as_array(values) is values
+    assert isinstance(cupy_backend.as_array([[1, 2]]), np.ndarray)
+
+
+# ---- on a device -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("size", [None, (20, 15)])
+@pytest.mark.parametrize("alignment", [1, 64])
+@pytest.mark.parametrize("fmt", FORMATS, ids=str)
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float16", "float32"])
+@pytest.mark.parametrize("name", list(MAPPINGS))
+def test_host_maps_convert_like_numpy(backend, name, dtype, fmt, alignment, size):
+    same_as_numpy(backend, sample_maps(dtype, name), MAPPINGS[name], fmt, alignment, size)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [False, True], ids=["to-host", "on-device"])
+@pytest.mark.parametrize("kind", ["cupy", "batch", "cuda-array-interface", "dlpack", "mixed"])
+def test_device_maps_convert_like_numpy(backend, kind, device):
+    rng = np.random.default_rng(19)
+    batch = cupy.asarray(rng.random((4, 30, 40)).astype(np.float32))
+    maps = {
+        "cupy": [cupy.asarray(m) for m in sample_maps("float32", "metric")],
+        "batch": list(batch),  # one C-contiguous allocation: read in place
+        "cuda-array-interface": [_Interface(m) for m in batch],
+        "dlpack": [_DLPack(m) for m in batch],
+        "mixed": [batch[0], cupy.asnumpy(batch[1]), batch[2]],
+    }[kind]
+    mapping = RANGED["apple-gray"] if kind != "cupy" else MAPPINGS["metric"]
+    plain = [cupy_backend.as_array(m) for m in maps]
+    for fmt in ("hdis", "fdep"):
+        for size in (None, (7, 5)):
+            assert not isinstance(same_as_numpy(backend, plain, mapping, fmt, 16, size, device), str)
+            given = outcome(functools.partial(backend.convert, maps, mapping, PixelFormat.parse(fmt), 16, size))
+            assert given == outcome(
+                functools.partial(backend.convert, plain, mapping, PixelFormat.parse(fmt), 16, size)
+            )
+
+
+class _Interface:
+    """Only ``__cuda_array_interface__``, as Numba or PyTorch arrays offer it."""
+
+    def __init__(self, array):
+        self._array = array
+        self.__cuda_array_interface__ = array.__cuda_array_interface__
+
+
+class _DLPack:
+    """Only the DLPack protocol."""
+
+    def __init__(self, array):
+        self._array = array
+
+    def __dlpack__(self, **kwargs):
+        return self._array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._array.__dlpack_device__()
+
+
+@pytest.mark.gpu
+def test_device_results_stay_on_the_device(backend):
+    rows = backend.convert_device([cupy.zeros((3, 5), cupy.uint8)], MAPPINGS["apple-gray"], "hdis", 64)
+    assert isinstance(rows[0], cupy.ndarray) and rows[0].shape == (3, 32)
+
+
+@pytest.mark.gpu
+def test_many_batches_keep_order_and_errors(backend, monkeypatch):
+    monkeypatch.setattr(cupy_backend, "BATCH_BYTES", 1 << 14)  # a few maps per batch: the pipeline turns
+    rng = np.random.default_rng(23)
+    maps = [rng.random((int(h), int(w))).astype(np.float32) for h, w in rng.integers(1, 60, (40, 2))]
+    maps[5] = rng.integers(0, 256, (9, 9)).astype(np.uint8)
+    assert len(same_as_numpy(backend, maps, RANGED["inverted-gray"], "hdep", 16)) == len(maps)
+    maps[31][0, 0] = 2.0  # gray outside [0, 1] in a late batch
+    assert "outside [0, 1]" in same_as_numpy(backend, maps, RANGED["inverted-gray"], "hdep", 16)
+    maps[12][0, 0] = -1.0  # an earlier one wins, as in the NumPy path
+    assert "value -1.0 at index (0, 0)" in same_as_numpy(backend, maps, RANGED["inverted-gray"], "hdep", 16)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("stored", list(StoredFormat))
+def test_quantize_like_numpy(backend, stored):
+    rng = np.random.default_rng(29)
+    arrays = [rng.lognormal(0, 1, (33, 47)), np.full((2, 2), 4.0), -rng.random((5, 8))]
+    arrays[0].flat[::5] = np.nan
+    depths = [
+        DepthData.from_array(a, fmt, row_alignment=64) for a, fmt in zip(arrays, ["hdis", "fdep", "hdis"], strict=True)
+    ]
+    for got, expected in zip(backend.quantize(depths, stored), (quantize(d, stored) for d in depths), strict=True):
+        assert got.info == expected.info
+        assert got.pixels.tobytes() == expected.pixels.tobytes()
+
+
+@pytest.mark.gpu
+def test_public_convert_on_the_cupy_backend(backend):
+    assert select_backend("auto").name == "cupy"
+    maps = sample_maps("uint16", "kitti")[:2]  # the third is all invalid (KITTI 0)
+    on_gpu = gpu_depth.convert(maps, "fdis", MAPPINGS["kitti"], backend="cupy", row_alignment=64)
+    on_cpu = gpu_depth.convert(maps, "fdis", MAPPINGS["kitti"], backend="numpy", row_alignment=64)
+    assert on_gpu == on_cpu
+
+
+@pytest.mark.gpu
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_nan_rules_of_the_host_cpu_on_the_device(backend):
+    """The GPU makes canonical NaNs; the kernels give NumPy's: payloads kept, x86's default NaN for 0 · inf."""
+    codes = np.full((6, 8), 100, np.uint8)
+    codes[2, 7] = 0  # disparity +inf at zNear 0
+    result = same_as_numpy(backend, [codes], gpu_depth.DepthMapping("apple-gray", near=0.0, far=3.0), "fdis", 1, (4, 3))
+    assert not isinstance(result, str) and np.isnan(np.frombuffer(result[0], np.float32)).any()
+    payloads = [np.array([[0.5, np.nan]], np.float32), np.array([[0.25, 0.5]], np.float32)]
+    payloads[0].view(np.uint32)[0, 1] = 0xFFC12345
+    result = same_as_numpy(backend, payloads, RANGED["apple-gray"], "fdep")
+    assert np.frombuffer(result[0], np.uint32)[1] == 0xFFC12345

@@ -1,0 +1,267 @@
+"""The ISOBMFF box reader/writer: sizes, item tables in every version, hostile bytes."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from helpers import sample
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gpu_depth.containers.heic import isobmff
+from gpu_depth.containers.heic.isobmff import Extent, ItemInfo, Location, Meta, Reference
+from gpu_depth.errors import DepthError
+
+
+def box(kind: str, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind.encode()) + payload
+
+
+def full(kind: str, version: int, flags: int, payload: bytes) -> bytes:
+    return box(kind, struct.pack(">I", version << 24 | flags) + payload)
+
+
+FTYP = box("ftyp", b"heic\0\0\0\0mif1heic")
+HDLR = full("hdlr", 0, 0, b"\0\0\0\0pict" + bytes(12) + b"\0")
+
+
+def small_meta(properties: int = 2, item_id: int = 1) -> Meta:
+    """A meta with one hvc1 item, ``properties`` dummy properties and a mime item with idat data."""
+    props = [full("irot", 0, 0, bytes([i % 4])) for i in range(properties)]
+    return Meta(
+        order=[HDLR, "pitm", "iinf", "iref", "iprp", "iloc", box("idat", b"IDAT-DATA")],
+        iprp_order=["ipco", "ipma"],
+        primary=item_id,
+        items=[ItemInfo(item_id, "hvc1"), ItemInfo(item_id + 1, "mime", 1, content_type="application/rdf+xml")],
+        locations={
+            item_id: Location(item_id, extents=[Extent(0, 4), Extent(4, 3)]),
+            item_id + 1: Location(item_id + 1, method=isobmff.IDAT_OFFSET, extents=[Extent(5, 4)]),
+        },
+        references=[Reference("cdsc", item_id + 1, [item_id])],
+        properties=props,
+        associations={item_id: [(index + 1, index % 2 == 0) for index in range(properties)]},
+    )
+
+
+def tables(meta: Meta) -> tuple:
+    return (
+        meta.primary,
+        [(i.item_id, i.item_type, i.flags, i.content_type) for i in meta.items],
+        meta.locations,
+        meta.references,
+        meta.properties,
+        meta.associations,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- boxes
+
+
+def test_box_sizes_32_64_and_to_end():
+    large = struct.pack(">I4sQ", 1, b"free", 16 + 3) + b"abc"
+    data = box("ftyp", b"mif1") + large + struct.pack(">I4s", 0, b"mdat") + b"rest"
+    boxes = isobmff.read_boxes(data, 0, len(data))
+    assert [(b.type, b.header, b.end - b.start) for b in boxes] == [("ftyp", 8, 4), ("free", 16, 3), ("mdat", 8, 4)]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (box("ftyp", b"mif1") + b"\0\0\0", r"3 trailing bytes at offset 12"),
+        (struct.pack(">I4s", 4, b"free"), r"'free' box at offset 0: size 4 is smaller than its header"),
+        (struct.pack(">I4s", 100, b"mdat") + b"xx", r"'mdat' box at offset 0: size 100 runs past the end of file"),
+        (struct.pack(">I4sQ", 1, b"mdat", 8), r"'mdat' box at offset 0: size 8 is smaller than its header"),
+        (struct.pack(">I4s", 1, b"mdat"), r"'mdat' box at offset 0: truncated 64-bit size"),
+    ],
+)
+def test_bad_box_headers(data, message):
+    with pytest.raises(DepthError, match=message):
+        isobmff.read_boxes(data, 0, len(data))
+
+
+def test_child_longer_than_parent_is_named():
+    iinf = full("iinf", 0, 0, b"\0\1" + struct.pack(">I4s", 200, b"infe"))
+    data = FTYP + box("meta", b"\0\0\0\0" + iinf)
+    with pytest.raises(DepthError, match=r"'infe' box at offset \d+: size 200 runs past the end of 'iinf' box"):
+        isobmff.parse_file(data)
+
+
+def test_nesting_depth_is_bounded():
+    nested = b""
+    for _ in range(isobmff.MAX_DEPTH + 2):
+        nested = box("ipco", nested + box("free", b""))
+    with pytest.raises(DepthError, match="nested deeper"):
+        # walk the chain as a reader would
+        def walk(data, start, end, depth):
+            for child in isobmff.read_boxes(data, start, end, depth):
+                if child.type == "ipco":
+                    walk(data, child.start, child.end, depth + 1)
+
+        walk(nested, 0, len(nested), 0)
+
+
+# ----------------------------------------------------------------------------------------------- meta tables
+
+
+def round_trip(meta: Meta, offset_size: int = 4) -> Meta:
+    raw = isobmff.meta_bytes(meta, offset_size, offset_size)
+    parsed = isobmff.parse_meta(raw, isobmff.read_boxes(raw, 0, len(raw))[0])
+    assert isobmff.meta_bytes(parsed, offset_size, offset_size) == raw
+    return parsed
+
+
+@pytest.mark.parametrize("offset_size", [4, 8])
+def test_meta_round_trip(offset_size):
+    meta = small_meta()
+    assert tables(round_trip(meta, offset_size)) == tables(meta)
+
+
+def test_wide_property_indices_above_127():
+    meta = small_meta(properties=200)
+    raw = isobmff.meta_bytes(meta)
+    ipma = raw[raw.index(b"ipma") - 4 :]
+    assert struct.unpack_from(">I", ipma, 8)[0] & 0xFFFFFF == 1  # flags: 15-bit indices
+    parsed = round_trip(meta)
+    assert parsed.associations[1][-1] == (200, False)
+    assert parsed.associations[1][128] == (129, True)
+
+
+def test_32_bit_item_ids():
+    meta = small_meta(item_id=70000)
+    raw = isobmff.meta_bytes(meta)
+    versions = {kind: raw[raw.index(kind.encode()) + 4] for kind in ("pitm", "iloc", "iref", "ipma", "infe")}
+    assert versions == {"pitm": 1, "iloc": 2, "iref": 1, "ipma": 1, "infe": 3}
+    assert tables(round_trip(meta)) == tables(meta)
+
+
+def iloc_box(version: int, sizes: tuple[int, int, int, int], entries: bytes, count: int) -> bytes:
+    offset_size, length_size, base_size, index_size = sizes
+    head = struct.pack(">BB", offset_size << 4 | length_size, base_size << 4 | index_size)
+    head += struct.pack(">I" if version == 2 else ">H", count)
+    return full("iloc", version, 0, head + entries)
+
+
+def meta_with(*children: bytes) -> Meta:
+    raw = box("meta", b"\0\0\0\0" + HDLR + full("iinf", 0, 0, b"\0\0") + b"".join(children))
+    return isobmff.parse_meta(raw, isobmff.read_boxes(raw, 0, len(raw))[0])
+
+
+def test_iloc_versions_fold_base_offsets():
+    v0 = iloc_box(0, (4, 4, 4, 0), struct.pack(">HHIHII", 1, 0, 100, 1, 5, 7), 1)
+    assert meta_with(v0).locations[1] == Location(1, 0, 0, [Extent(105, 7)])
+    v1 = iloc_box(1, (8, 4, 8, 4), struct.pack(">HHHQHIQI", 2, 1, 0, 10, 1, 3, 6, 9), 1)
+    assert meta_with(v1).locations[2] == Location(2, 1, 0, [Extent(16, 9, 3)])
+    v2 = iloc_box(2, (4, 8, 0, 0), struct.pack(">IHHHIQ", 1 << 20, 0, 0, 1, 40, 2), 1)
+    assert meta_with(v2).locations[1 << 20] == Location(1 << 20, 0, 0, [Extent(40, 2)])
+
+
+@pytest.mark.parametrize(
+    ("child", "message"),
+    [
+        (iloc_box(1, (4, 4, 0, 0), b"", 0xFFFF), r"'iloc' box .*item_count 65535 needs more than the 0 bytes left"),
+        (iloc_box(0, (3, 4, 0, 0), b"", 0), r"'iloc' box .*offset_size 3 is not 0, 4 or 8"),
+        (iloc_box(1, (4, 4, 0, 0), struct.pack(">HHHH", 1, 3, 0, 0), 1), r"unknown construction_method 3"),
+        (iloc_box(0, (4, 4, 0, 0), struct.pack(">HHH", 1, 0, 0xFFFF), 1), r"'iloc' box .*extent_count 65535"),
+        (full("iloc", 3, 0, b""), r"unsupported iloc version 3"),
+        (full("ipma", 0, 0, struct.pack(">I", 0xFFFFFFFF)), r"'ipma' box .*entry_count 4294967295"),
+        (full("iref", 0, 0, box("dimg", struct.pack(">HH", 1, 500))), r"'dimg' box .*reference_count 500"),
+        (full("pitm", 0, 0, b"\0"), r"'pitm' box .*item_ID of 2 bytes runs past the box end"),
+    ],
+)
+def test_hostile_tables_are_named(child, message):
+    if child[4:8] == b"ipma":
+        child = box("iprp", box("ipco", b"") + child)
+    with pytest.raises(DepthError, match=message):
+        meta_with(child, iloc_box(0, (4, 4, 0, 0), b"", 0) if b"iloc" not in child else b"")
+
+
+def test_ipma_index_beyond_ipco():
+    ipma = full("ipma", 0, 0, struct.pack(">IHBB", 1, 1, 1, 0x85))
+    with pytest.raises(DepthError, match=r"property 5 is beyond the 1 in ipco"):
+        meta_with(box("iprp", box("ipco", full("irot", 0, 0, b"\0")) + ipma), iloc_box(0, (4, 4, 0, 0), b"", 0))
+
+
+# ----------------------------------------------------------------------------------------------- files
+
+
+def file_with(meta: Meta, payload: bytes) -> bytes:
+    return isobmff.new_file(isobmff.FileType("heic", 0, ("mif1", "heic")), meta, payload)
+
+
+def test_item_data_and_idat():
+    heif = isobmff.parse_file(file_with(small_meta(), b"ABCDEFG"))
+    assert isobmff.item_data(heif, 1) == b"ABCDEFG"
+    assert isobmff.item_data(heif, 2) == b"DATA"
+
+
+def test_item_extent_past_the_end():
+    meta = small_meta()
+    meta.locations[1].extents = [Extent(0, 50)]
+    data = file_with(meta, b"ABCDEFG")
+    with pytest.raises(DepthError, match=r"iloc: item 1 extent \d+\+50 runs past the end of the file"):
+        isobmff.item_data(isobmff.parse_file(data), 1)
+
+
+def test_rebuild_moves_extents_and_sizes_a_final_size_0_box():
+    data = file_with(small_meta(), b"ABCDEFG")
+    data = data[:-15] + struct.pack(">I", 0) + data[-11:]  # the mdat now says "to the end of file"
+    heif = isobmff.parse_file(data)
+    meta = heif.meta
+    meta.items.append(ItemInfo(3, "Exif", 1))
+    meta.locations[3] = Location(3, extents=[Extent(0, 5)])
+    meta.order.insert(0, box("free", bytes(1000)))  # the meta grows: existing offsets must move
+    out = isobmff.rebuild(heif, meta, b"EXIF!", frozenset({3}))
+    again = isobmff.parse_file(out)
+    assert [b.type for b in again.boxes] == ["ftyp", "meta", "mdat", "mdat"]
+    assert [isobmff.item_data(again, i) for i in (1, 2, 3)] == [b"ABCDEFG", b"DATA", b"EXIF!"]
+
+
+def test_iphone_meta_reserialises_byte_identical():
+    data = sample("iphone13pro-pug.heic").read_bytes()
+    heif = isobmff.parse_file(data)
+    assert isobmff.meta_bytes(heif.meta) == data[heif.meta_box.offset : heif.meta_box.end]
+    assert len(heif.meta.items) == 55 and heif.meta.primary == 49
+    assert isobmff.rebuild(heif, heif.meta) == data
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_mutated_files_raise_only_depth_error(data):
+    original = bytearray(file_with(small_meta(3), b"ABCDEFG"))
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(original) - 1))
+        original[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(8, len(original)))
+    try:
+        heif = isobmff.parse_file(bytes(original[:cut]))
+        for item in heif.meta.items:
+            if item.item_id in heif.meta.locations:
+                isobmff.item_data(heif, item.item_id)
+            heif.meta.item_properties(item.item_id)
+        isobmff.rebuild(heif, heif.meta)
+    except DepthError:
+        pass
+
+
+def test_zero_byte_extents_are_bounded():
+    """iloc with 0-byte offset/length fields: 2000 items x 65535 extents in 12 kB took 131 s and 15 GiB."""
+    items = b"".join(struct.pack(">HHH", item_id, 0, 0xFFFF) for item_id in range(1, 2001))
+    with pytest.raises(DepthError, match=r"'iloc' box .*extent_count 65535 takes the table past 65536 entries"):
+        meta_with(iloc_box(0, (0, 0, 0, 0), items, 2000))
+    one = iloc_box(0, (0, 0, 0, 0), struct.pack(">HHH", 1, 0, 3), 1)  # legal: three whole-file extents
+    assert meta_with(one).locations[1].extents == [Extent(0, 0)] * 3
+
+
+def test_box_count_is_bounded():
+    """1M empty boxes in ipco took seconds and hundreds of MiB per 8 MB; a parent holds at most 65536."""
+    many = box("ipco", box("free", b"") * (isobmff.MAX_ENTRIES + 1))
+    with pytest.raises(DepthError, match=r"'ipco' box at offset \d+: more than 65536 boxes"):
+        meta_with(box("iprp", many), iloc_box(0, (4, 4, 0, 0), b"", 0))
+
+
+def test_ipma_associations_are_bounded():
+    entries = b"".join(struct.pack(">HB", item_id, 255) + bytes(255) for item_id in range(1, 260))
+    ipma = full("ipma", 0, 0, struct.pack(">I", 259) + entries)
+    with pytest.raises(DepthError, match=r"'ipma' box .*association_count 255 takes the table past 65536"):
+        meta_with(box("iprp", box("ipco", b"") + ipma), iloc_box(0, (4, 4, 0, 0), b"", 0))

@@ -1,0 +1,132 @@
+"""Lossless JPEG (SOF3): our encoder against libjpeg-turbo (through imagecodecs) as referee, and back."""
+
+from __future__ import annotations
+
+import struct
+
+import imagecodecs
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from gpu_depth import DepthError
+from gpu_depth.containers.jpeg import ljpeg
+from gpu_depth.containers.jpeg.segments import parse_jpeg
+
+
+def decode(data: bytes) -> np.ndarray:
+    return ljpeg.decode(data, parse_jpeg(data))
+
+
+def smooth(height: int = 96, width: int = 128, top: int = 65535) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    return np.rint(top * (0.5 + 0.45 * np.sin(x / 17) * np.cos(y / 23))).astype(np.uint16 if top > 255 else np.uint8)
+
+
+def fibonacci_categories() -> np.ndarray:
+    """One line whose differences fall in categories 0-16 with Fibonacci counts: Huffman codes over 16 bits."""
+    counts, differences = [1, 1], []
+    while len(counts) < ljpeg.CATEGORIES:
+        counts.append(counts[-1] + counts[-2])
+    for category, count in enumerate(reversed(counts)):
+        differences += [0 if category == 0 else 1 << (category - 1)] * count
+    return (np.cumsum([1 << 15, *differences[1:]]) & 0xFFFF).astype(np.uint16)[None, :]
+
+
+CASES = {
+    "smooth-16": smooth(),
+    "smooth-8": smooth(top=255),
+    "noise-16": np.random.default_rng(1).integers(0, 1 << 16, (37, 53)).astype(np.uint16),
+    "noise-8": np.random.default_rng(2).integers(0, 256, (20, 31)).astype(np.uint8),
+    "difference-32768": np.array([[0, 32768, 0, 65535, 32767, 32768]], np.uint16),
+    "constant": np.full((5, 7), 4321, np.uint16),
+    "one-pixel": np.array([[65535]], np.uint16),
+    "one-column": np.arange(0, 65536, 4099, dtype=np.uint16)[:, None],
+    "over-16-bit-codes": fibonacci_categories(),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_libjpeg_turbo_decodes_what_we_encode(name):
+    samples = CASES[name]
+    coded = ljpeg.encode(samples)
+    np.testing.assert_array_equal(imagecodecs.jpeg8_decode(coded), samples)
+    np.testing.assert_array_equal(decode(coded), samples)
+    assert decode(coded).dtype == samples.dtype
+
+
+def test_huffman_codes_stay_within_16_bits():
+    coded = ljpeg.encode(fibonacci_categories())
+    bits = coded[coded.index(b"\xff\xc4") + 5 :][:16]  # BITS: how many codes of each length 1-16
+    assert sum(bits) == ljpeg.CATEGORIES and bits[-1] > 0
+
+
+@pytest.mark.parametrize("precision", [8, 12, 16])
+@pytest.mark.parametrize("predictor", range(1, 8))
+def test_we_decode_every_predictor_libjpeg_turbo_writes(precision, predictor):
+    dtype = np.uint8 if precision == 8 else np.uint16
+    for samples in (smooth(top=(1 << precision) - 1).astype(dtype), CASES["noise-8"].astype(dtype)):
+        coded = imagecodecs.jpeg8_encode(samples, lossless=True, predictor=predictor, bitspersample=precision)
+        np.testing.assert_array_equal(decode(coded), samples)
+
+
+@settings(max_examples=60, deadline=None)
+@given(hnp.arrays(st.sampled_from([np.uint8, np.uint16]), hnp.array_shapes(min_dims=2, max_dims=2, max_side=40)))
+def test_any_map_round_trips(samples):
+    coded = ljpeg.encode(samples)
+    np.testing.assert_array_equal(decode(coded), samples)
+    np.testing.assert_array_equal(imagecodecs.jpeg8_decode(coded), samples)
+
+
+def test_restart_intervals_of_whole_lines():
+    band = smooth(8, 40)
+    coded = ljpeg.encode(band)  # a restart interval starts afresh, like a new image with the same table
+    image = parse_jpeg(coded)
+    _, sof, sos = image.segments
+    entropy = coded[sos.end : image.end - 2]
+    header = bytearray(coded[: sos.end])
+    header[sof.offset + 5 : sof.offset + 7] = struct.pack(">H", 3 * 8)
+    dri = b"\xff\xdd\x00\x04" + struct.pack(">H", 8 * 40)
+    spliced = bytes(header[: sos.offset]) + dri + bytes(header[sos.offset :])
+    spliced += entropy + b"\xff\xd0" + entropy + b"\xff\xd1" + entropy + b"\xff\xd9"
+    np.testing.assert_array_equal(decode(spliced), np.vstack([band] * 3))
+    with pytest.raises(DepthError, match=r"2 restart intervals, 3 expected"):
+        decode(spliced.replace(b"\xff\xd1", b""))
+
+
+def test_point_transform_shifts_the_samples():
+    samples = (30720 + smooth(top=4095)).astype(np.uint16)
+    coded = bytearray(ljpeg.encode(samples))
+    coded[coded.index(b"\xff\xda") + 9] = 4  # Al: samples were coded >> 4, so the first prediction is 2^11
+    np.testing.assert_array_equal(decode(bytes(coded)), (samples - 30720) << 4)
+
+
+def test_hostile_streams_get_one_line_errors():
+    coded = ljpeg.encode(smooth())
+    sof = coded.index(b"\xff\xc3")
+    with pytest.raises(DepthError, match=r"lossless JPEG at offset 0: .*sample \d+ of 12288 .*runs past the end"):
+        decode(coded[:-2000] + b"\xff\xd9")
+    with pytest.raises(DepthError, match=r"cannot hold 10000000 samples"):
+        decode(coded[: sof + 5] + struct.pack(">HH", 2500, 4000) + coded[sof + 9 :])
+    with pytest.raises(DepthError, match=r"a sample exceeds the 12-bit precision"):
+        decode(coded[: sof + 4] + b"\x0c" + coded[sof + 5 :])
+    with pytest.raises(DepthError, match=r"3 components"):
+        decode(coded[: sof + 9] + b"\x03" + coded[sof + 10 :])
+    dht = coded.index(b"\xff\xc4")
+    with pytest.raises(DepthError, match=r"code 0 \(17\) is not a valid lossless-JPEG Huffman code"):
+        decode(coded[: dht + 21] + b"\x11" + coded[dht + 22 :])
+    with pytest.raises(DepthError, match=r"sample 0 of 12288 \(bit 0 of \d+\) has no valid Huffman code"):
+        sos = coded.index(b"\xff\xda") + 10  # sixteen 1 bits: the code Huffman tables never use
+        decode(coded[:sos] + b"\xff\x00\xff\x00" + coded[sos:])
+    with pytest.raises(DepthError, match=r"Huffman table 0 is not defined"):
+        decode(coded[:dht] + coded[dht + 4 + 17 + sum(coded[dht + 5 : dht + 21]) :])
+
+
+@pytest.mark.parametrize(
+    "samples", [np.zeros((2, 70000), np.uint16), np.zeros((0, 4), np.uint16), np.zeros((4, 4), np.int32), np.zeros(5)]
+)
+def test_encoder_refuses_what_a_lossless_jpeg_cannot_hold(samples):
+    with pytest.raises(DepthError, match=r"a lossless JPEG holds a 2-D uint8/uint16 map of at most 65535 a side"):
+        ljpeg.encode(samples)

@@ -1,0 +1,66 @@
+"""Depth maps, mappings and calibrations the tests share."""
+
+import numpy as np
+
+from gpu_depth import CameraCalibration, DepthMapping
+
+RANGED = {
+    "apple-gray": DepthMapping("apple-gray", near=0.25, far=12.0),
+    "inverted-gray": DepthMapping("inverted-gray", near=0.3, far=7.0),
+    "inverse-gray": DepthMapping("inverse-gray", near=0.2, far=9.5),
+    "relative-disparity": DepthMapping("relative-disparity", near=0.4, far=20.0),
+}
+
+METRIC = {name: DepthMapping(name) for name in ("kitti", "mm16", "metric")}
+# NaN with sign, payloads and signalling ones: NumPy (x86) keeps the payload of an input NaN, made quiet.
+NAN_BITS = {
+    "float16": np.array([0x7E00, 0xFE00, 0x7E55, 0xFD01, 0x7C01], np.uint16),
+    "float32": np.array([0x7FC00000, 0xFFC00000, 0x7FC12345, 0xFFE00001, 0x7F800001], np.uint32),
+    "float64": np.array([0x7FF8 << 48, 0xFFF8 << 48, (0x7FF8 << 48) + 0x12345678, 0x7FF0000000000001], np.uint64),
+}
+SPECIALS = np.array([0.0, -0.0, -1.5, np.inf, -np.inf, 1e-40, 1e-45, 3e38])
+
+
+MAPPINGS = {**RANGED, **METRIC}
+
+
+def float_map(rng, shape, name, dtype) -> np.ndarray:
+    """Random values of the kind the mapping takes, with NaN, zeros, negatives and extremes mixed in."""
+    if name in RANGED and name != "relative-disparity":
+        values = rng.random(shape)
+        values.flat[:4] = [0.0, 1.0, np.nextafter(0, 1), np.nextafter(1, 0)]
+        specials = np.array([0.0, -0.0, 1.0])
+    else:
+        values = rng.lognormal(1.0, 1.5, shape) * {"kitti": 256, "mm16": 1000}.get(name, 1.0)
+        specials = SPECIALS
+    cells = rng.choice(values.size, size=values.size // 5, replace=False)
+    values.flat[cells] = rng.choice(specials, size=cells.size)
+    with np.errstate(over="ignore"):
+        values = values.astype(dtype)
+    nans = NAN_BITS[np.dtype(dtype).name].view(dtype)
+    values.flat[rng.choice(values.size, size=values.size // 10, replace=False)] = nans[0]
+    values.flat[: nans.size] = nans
+    return values
+
+
+def tame(values: np.ndarray) -> np.ndarray:
+    """The map without the huge and tiny values whose depth or disparity overflows."""
+    with np.errstate(invalid="ignore"):  # signalling NaN
+        wide = values.astype(np.float64)
+    values[np.abs(wide) > 1e30] = 1.0
+    values[(wide > 0) & (wide < 1e-30)] = 2.0
+    return values
+
+
+CALIBRATION = CameraCalibration(
+    intrinsic_matrix=(
+        (3032.59423828125, 0.0, 1988.450927734375),
+        (0.0, 3032.59423828125, 1512.30712890625),
+        (0.0, 0.0, 1.0),
+    ),
+    reference_dimensions=(4032, 3024),
+    lens_distortion_coefficients=(0.0, -0.94, 0.2),
+    inverse_lens_distortion_coefficients=(0.0, 0.92, -0.19),
+    lens_distortion_center=(1990.331298828125, 1515.21),
+    pixel_size=0.0019,
+)

@@ -1,0 +1,41 @@
+"""Running the console script and reading its outputs."""
+
+
+import json
+import sys
+
+from PIL import Image
+
+from gpu_depth.pipeline.example import gray_depth, render
+
+#: ``gpu-depth convert`` run as its own process, with the options most tests share.
+CONVERT = [
+    sys.executable,
+    "-m",
+    "gpu_depth",
+    "convert",
+    "--quiet",
+    "--workers",
+    "2",
+    "--near",
+    "0.5",
+    "--far",
+    "10",
+]
+
+
+def report_lines(path):
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return [line for line in lines if "summary" not in line], [line["summary"] for line in lines if "summary" in line]
+
+
+def make_dataset(folder, count, size=(64, 48)):
+    """``count`` JPEG photos with 16-bit gray depth PNGs of the same scene."""
+    photos, depths = folder / "photos", folder / "depth"
+    photos.mkdir(parents=True)
+    depths.mkdir()
+    for index in range(count):
+        rgb, depth = render(*size, shift=index / count)
+        Image.fromarray(rgb).save(photos / f"p{index:04d}.jpg", quality=85)
+        Image.fromarray(gray_depth(depth)).save(depths / f"p{index:04d}.png")
+    return photos, depths

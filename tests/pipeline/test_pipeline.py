@@ -1,0 +1,280 @@
+"""The bulk pipeline end to end: real photos, real containers, real worker processes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from helpers.pipeline import CONVERT, make_dataset, report_lines
+from PIL import Image
+
+from gpu_depth import read_depth
+from gpu_depth.cli.main import main
+from gpu_depth.fileio import TEMP_SUFFIX
+from gpu_depth.pipeline.example import gray_depth, render
+
+
+def convert(*args):
+    return main(["convert", "--quiet", "--workers", "2", "--near", "0.5", "--far", "10", *map(str, args)])
+
+
+def test_batch_with_broken_inputs_fails_only_those(tmp_path):
+    photos, depths = make_dataset(tmp_path, 200, size=(32, 24))
+    good = (depths / "p0000.png").read_bytes()
+    (depths / "p0001.png").write_bytes(good[: len(good) // 2])  # truncated PNG
+    Image.fromarray(np.zeros((10, 30), np.uint16)).save(depths / "p0002.png")  # wrong size (aspect)
+    (depths / "p0003.png").unlink()
+    (depths / "p0003.png").symlink_to(tmp_path / "gone.png")  # unreadable
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(depths / "p0004.png")  # not grayscale
+    (depths / "p0005.png").unlink()
+    np.save(depths / "p0005.npy", np.full((24, 32), np.nan, np.float32))  # NaN-only map
+    out = tmp_path / "out"
+    assert convert("--photos", photos, "--depth", depths, "--preset", "apple-gray", "--out", out) == 1
+    items, (summary,) = report_lines(out / "report.jsonl")
+    failed = {line["photo"].rsplit("/", 1)[1]: line["error"] for line in items if line["status"] == "failed"}
+    assert sorted(failed) == [f"p000{i}.jpg" for i in range(1, 6)]
+    assert "cannot decode" in failed["p0001.jpg"] and "aspect ratio" in failed["p0002.jpg"]
+    assert "cannot read" in failed["p0003.jpg"] and "grayscale" in failed["p0004.jpg"]
+    assert "no valid depth pixel" in failed["p0005.jpg"]
+    assert (summary["ok"], summary["failed"]) == (195, 5)
+    outputs = sorted(out.glob("*.jpg"))
+    assert len(outputs) == 195 and all(read_depth(path) is not None for path in outputs[:20])
+    assert not list(out.glob(f"*{TEMP_SUFFIX}"))
+
+
+def test_shards_together_equal_one_run(tmp_path):
+    photos, depths = make_dataset(tmp_path, 12)
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert convert("--photos", photos, "--depth", depths, "--out", whole) == 0
+    for index in range(3):
+        assert convert("--photos", photos, "--depth", depths, "--out", parts, "--shard", f"{index}/3") == 0
+    names = sorted(p.name for p in whole.glob("*.jpg"))
+    assert names == sorted(p.name for p in parts.glob("*.jpg")) and len(names) == 12
+    assert all((whole / n).read_bytes() == (parts / n).read_bytes() for n in names)
+    assert len(list(parts.glob("report.shard-*-of-3.jsonl"))) == 3
+
+
+def test_sigkill_then_resume_converts_each_item_once(tmp_path):
+    photos, depths = make_dataset(tmp_path, 60, size=(320, 240))
+    out = tmp_path / "out"
+    command = [
+        *CONVERT,
+        "--batch-size",
+        "4",
+        "--near",
+        "0.5",
+        "--far",
+        "10",
+        "--photos",
+        str(photos),
+        "--depth",
+        str(depths),
+        "--out",
+        str(out),
+    ]
+    process = subprocess.Popen(command, start_new_session=True, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("p*.jpg"))) < 10 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = {p.name for p in out.glob("p*.jpg")}
+    assert 10 <= len(before) < 60, "the run should have been killed part-way"
+    assert subprocess.run([*command, "--resume"], stderr=subprocess.DEVNULL).returncode == 0
+    items, _ = report_lines(out / "report.jsonl")
+    second = items[-60:]
+    converted_again = {line["output"].rsplit("/", 1)[1] for line in second if line["status"] == "ok"} & before
+    assert not converted_again
+    assert {line["status"] for line in second} == {"ok", "skipped"}
+    assert len(list(out.glob("p*.jpg"))) == 60 and all(read_depth(p) is not None for p in out.glob("p*.jpg"))
+    assert not list(out.glob(f".*{TEMP_SUFFIX}"))
+
+
+def test_exif_orientation_depth_is_stored_like_the_photo(tmp_path):
+    rgb, depth = render(48, 64)  # displayed portrait
+    stored = np.rot90(rgb, 1)  # orientation 6: stored landscape, shown turned 90° clockwise
+    image = Image.fromarray(np.ascontiguousarray(stored))
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "photo.jpg", exif=exif)
+    Image.fromarray(gray_depth(depth)).save(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    assert (
+        convert(
+            "--photo", tmp_path / "photo.jpg", "--depth", tmp_path / "photo.png", "--pixel-format", "fdep", "--out", out
+        )
+        == 0
+    )
+    result = read_depth(out / "photo.jpg")
+    assert (result.width, result.height) == (64, 48)
+    expected = np.rot90(0.5 + gray_depth(depth) / 65535 * 9.5, 1)
+    error = np.abs(result.array - expected)  # lossy 8-bit JPEG: a few steps at edges, far less elsewhere
+    assert np.median(error) < 9.5 / 255 / 2 and error.max() < 3 * 9.5 / 255
+
+
+def test_manifest_paths_cannot_escape_the_output_folder(tmp_path):
+    make_dataset(tmp_path / "data", 2)
+    (tmp_path / "run").mkdir()
+    manifest = tmp_path / "run" / "pairs.csv"
+    manifest.write_text(
+        "photo,depth\n../data/photos/p0000.jpg,../data/depth/p0000.png\n"
+        "../data/photos/p0001.jpg,../data/depth/p0001.png\n"
+    )
+    out = tmp_path / "run" / "out"
+    assert convert("--manifest", manifest, "--out", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["p0000.jpg", "p0001.jpg", "report.jsonl"]
+
+
+def test_output_never_overwrites_an_input(tmp_path):
+    photos, depths = make_dataset(tmp_path, 1)
+    before = (photos / "p0000.jpg").read_bytes()
+    assert convert("--photos", photos, "--depth", depths, "--out", photos) == 1
+    assert (photos / "p0000.jpg").read_bytes() == before
+
+
+def test_bad_usage_is_one_line_and_exit_2(tmp_path, capsys):
+    assert convert("--out", tmp_path) == 2
+    assert "give exactly one input" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "convert",
+                "--photos",
+                str(tmp_path),
+                "--depth",
+                str(tmp_path),
+                "--near",
+                "5",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "preset apple-gray needs near and far" in err and err.count("\n") == 1
+
+
+def test_example_converts_into_files_three_readers_accept(tmp_path):
+    """README's first command: pillow-heif, exiftool and our reader accept what it writes."""
+    import pillow_heif
+    from helpers import tool
+
+    out = tmp_path / "out"
+    assert main(["convert", "--example", str(out), "--quiet", "--workers", "2"]) == 0
+    outputs = sorted(out.glob("scene-*"))
+    assert {p.suffix for p in outputs} == {".heic", ".jpg"} and len(outputs) == 4
+    for path in outputs:
+        depth = read_depth(path)
+        assert depth.pixel_format.fourcc == "hdis" and (depth.width, depth.height) == (1024, 768)
+        assert 1 / 9.0 - 0.01 < np.nanmin(depth.array) and np.nanmax(depth.array) < 1 / 1.4
+    for path in out.glob("*.heic"):
+        (image,) = pillow_heif.open_heif(path).info["depth_images"]
+        assert image.size == (1024, 768) and image.info["metadata"]["representation_type"] == 1
+    for path in out.glob("*.jpg"):
+        report = subprocess.run(
+            [tool("exiftool"), "-n", "-MPFVersion", "-NumberOfImages", "-MPImageLength", str(path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "0100" in report and "Number Of Images                : 2" in report
+
+
+PEAK_RSS = """
+import resource, sys
+from gpu_depth.cli.main import main
+code = main(sys.argv[1:])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(code)
+"""
+
+
+def test_memory_stays_flat_with_dataset_size(tmp_path):
+    make_dataset(tmp_path, 2000, size=(32, 24))
+    peaks = {}
+    for count in (200, 2000):
+        manifest = tmp_path / f"m{count}.csv"
+        manifest.write_text(
+            "photo,depth\n" + "".join(f"photos/p{i:04d}.jpg,depth/p{i:04d}.png\n" for i in range(count))
+        )
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                PEAK_RSS,
+                *CONVERT[3:],
+                "--manifest",
+                str(manifest),
+                "--out",
+                str(tmp_path / f"out{count}"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        peaks[count] = [int(v) for v in run.stdout.split()]
+    assert len(list((tmp_path / "out2000").glob("*.jpg"))) == 2000
+    assert peaks[2000][0] <= 1.5 * peaks[200][0], peaks  # the driver process
+    assert peaks[2000][1] <= 1.5 * peaks[200][1], peaks  # the largest worker
+
+
+def test_inspect_extract_and_preview_an_iphone_file(tmp_path, capsys):
+    from helpers import sample
+
+    path = sample("iphone13pro-pug.heic")
+    assert main(["inspect", "--json", str(path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["container"], summary["location"], summary["pixel_format"]) == ("heic", "item 54", "hdis")
+    assert (summary["width"], summary["height"], summary["min"], summary["max"]) == (768, 576, 1.498046875, 4.3828125)
+    for suffix in (".npy", ".png", ".tif"):
+        assert main(["extract", str(path), "--out", str(tmp_path / f"d{suffix}")]) == 0
+    expected = read_depth(path).array.astype(np.float32)
+    assert np.array_equal(np.load(tmp_path / "d.npy"), expected)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "d.tif")), expected)
+    png = Image.open(tmp_path / "d.png")
+    low, high = float(png.text["gpu-depth:Code1"]), float(png.text["gpu-depth:Code65535"])
+    decoded = low + (np.asarray(png).astype(np.float64) - 1) / 65534 * (high - low)
+    assert np.abs(decoded - expected).max() <= (high - low) / 65534
+    assert main(["preview", str(path), "--out", str(tmp_path / "p.png")]) == 0
+    assert Image.open(tmp_path / "p.png").height == 512
+
+
+def test_dng_and_plain_tiff_photos_are_measured_by_their_own_readers(tmp_path):
+    from helpers.dng import make_dng
+
+    from gpu_depth.pipeline.stages import _photo_size
+
+    (tmp_path / "linear.dng").write_bytes(make_dng("linear-raw-in-ifd0"))  # Pillow cannot open this one
+    (tmp_path / "cfa.dng").write_bytes(make_dng())  # Pillow would read IFD0's 24x16 preview
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(tmp_path / "plain.tif")
+    assert _photo_size(tmp_path / "linear.dng") == (56, 40)
+    assert _photo_size(tmp_path / "cfa.dng") == (96, 64)
+    assert _photo_size(tmp_path / "plain.tif") == (50, 30)
+
+
+def test_gdepth_flag_adds_googles_depth_to_jpeg_outputs(tmp_path):
+    from gpu_depth.containers.jpeg import gdepth
+    from gpu_depth.containers.jpeg.segments import parse_jpeg
+
+    photos, depths = make_dataset(tmp_path, 1)
+    assert convert("--photos", photos, "--depth", depths, "--gdepth", "--out", tmp_path / "out") == 0
+    data = (tmp_path / "out" / "p0000.jpg").read_bytes()
+    assert gdepth.read(data, parse_jpeg(data)) is not None
+    assert read_depth(tmp_path / "out" / "p0000.jpg").pixel_format.fourcc == "hdis"  # Apple's map comes first
+
+
+@pytest.mark.parametrize(
+    ("flag", "frame"), [((), b"\xff\xc3\x00\x0b\x10"), (("--jpeg-depth", "baseline"), b"\xff\xc0")]
+)
+def test_jpeg_depth_flag_picks_how_the_map_is_coded(tmp_path, flag, frame):
+    photos, depths = make_dataset(tmp_path, 1)
+    assert convert("--photos", photos, "--depth", depths, *flag, "--out", tmp_path / "out") == 0
+    data = (tmp_path / "out" / "p0000.jpg").read_bytes()
+    mpf = data.index(b"MPF\0", data.index(b"\xff\xd9"))  # the depth image's own MPF segment
+    assert data.find(frame, mpf) > 0  # SOF3 16-bit (lossless, default) or SOF0 (baseline)
+    assert read_depth(tmp_path / "out" / "p0000.jpg").pixel_format.fourcc == "hdis"

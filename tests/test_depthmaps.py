@@ -1,0 +1,148 @@
+import io
+import struct
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from gpu_depth import DepthError
+from gpu_depth.containers.dng.tiff import TiffFile
+from gpu_depth.depthmaps import load_depth_map
+
+
+@pytest.mark.parametrize(
+    ("suffix", "array"),
+    [
+        (".png", np.arange(20, dtype=np.uint8).reshape(4, 5)),
+        (".png", (np.arange(20, dtype=np.uint16) * 3000).reshape(4, 5)),
+        (".tif", (np.arange(20, dtype=np.uint16) * 3000).reshape(4, 5)),
+        (".tif", np.linspace(0.1, 9, 20, dtype=np.float32).reshape(4, 5)),
+        (".npy", np.linspace(0.1, 9, 20, dtype=np.float32).reshape(4, 5)),
+    ],
+)
+def test_dataset_formats_load_exactly(tmp_path, suffix, array):
+    path = tmp_path / f"map{suffix}"
+    if suffix == ".npy":
+        np.save(path, array)
+    elif suffix == ".tif" and array.dtype == np.float32:
+        tifffile.imwrite(path, array)
+    else:
+        Image.fromarray(array).save(path)
+    loaded = load_depth_map(path)
+    assert loaded.dtype == array.dtype and np.array_equal(loaded, array)
+
+
+def test_broken_maps_name_the_file(tmp_path):
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "ok.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "ok.png").read_bytes()[:40])
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "rgb.png")
+    (tmp_path / "obj.npy").write_bytes(b"\x93NUMPY garbage")
+    for name, message in (
+        ("cut.png", "cannot decode"),
+        ("rgb.png", "must be grayscale, got mode RGB"),
+        ("obj.npy", "not a valid .npy"),
+        ("missing.png", "cannot read"),
+    ):
+        with pytest.raises(DepthError, match=message) as info:
+            load_depth_map(tmp_path / name)
+        assert str(info.value).startswith(str(tmp_path / name))
+
+
+def test_pixel_limit(tmp_path):
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(tmp_path / "big.png")
+    with pytest.raises(DepthError, match="exceeds the 5000-pixel limit"):
+        load_depth_map(tmp_path / "big.png", max_pixels=5000)
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        # IHDR's length field says 4 bytes: Pillow raises ValueError("Truncated IHDR chunk")
+        ("ihdr.png", _png(np.zeros((4, 4), np.uint8))[:8] + b"\0\0\0\4IHDR" + _png(np.zeros((4, 4), np.uint8))[16:]),
+        ("maxval.pgm", b"P5\n4 4\n1e999\n" + bytes(16)),  # ValueError from int()
+        ("token.pgm", b"P5\n4 4\n" + b"9" * 20 + b"\n" + bytes(16)),  # ValueError: token too long
+    ],
+    ids=["png-ihdr-length", "pgm-maxval", "pgm-long-token"],
+)
+def test_headers_pillow_rejects_with_value_error_are_depth_errors(tmp_path, name, data):
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(DepthError, match=rf"{name}: cannot decode the depth map"):
+        load_depth_map(tmp_path / name)
+
+
+def test_tiff_with_a_float_width_is_a_depth_error(tmp_path):
+    data = bytearray(_tiff(np.zeros((4, 5), np.uint16)))
+    tiff = TiffFile(bytes(data))
+    (ifd,) = tiff.walk()
+    type_at = ifd.offset + 2 + 12 * list(ifd.entries).index(256) + 2
+    struct.pack_into("<H", data, type_at, 11)  # a FLOAT ImageWidth: Pillow's ValueError("Invalid dimensions")
+    (tmp_path / "zero.tif").write_bytes(bytes(data))
+    with pytest.raises(DepthError, match=r"zero\.tif: cannot decode the depth map"):
+        load_depth_map(tmp_path / "zero.tif")
+
+
+def _tiff(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array)
+    return buffer.getvalue()
+
+
+def _npy(header: str, body: bytes = b"") -> bytes:
+    """A version 1.0 .npy file with this header dict text, padded as numpy pads it."""
+    text = header.encode("latin-1")
+    text += b" " * (-(10 + len(text) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + body
+
+
+@pytest.mark.parametrize(
+    ("header", "body", "message"),
+    [
+        # numpy's header tokenizer raises tokenize.TokenError on an unclosed bracket
+        ("{'descr': '<u2', 'fortran_order': False, 'shape': (4, 4", bytes(32), "not a valid .npy array"),
+        # np.load would allocate 256 GiB for this shape before finding the data missing
+        ("{'descr': '<f4', 'fortran_order': False, 'shape': (262144, 262144), }", bytes(32), "exceeds the"),
+        ("{'descr': '<u2', 'fortran_order': False, 'shape': (40, 40), }", bytes(32), "needs 3200"),
+        ("{'descr': '<u2', 'fortran_order': False, 'shape': (4, 4, 3), }", bytes(96), "got shape"),
+        ("{'descr': '|O', 'fortran_order': False, 'shape': (2, 2), }", bytes(32), "unsupported .npy dtype"),
+    ],
+    ids=["unclosed-header", "huge-shape", "truncated-data", "3-d", "object"],
+)
+def test_npy_headers_are_checked_before_allocating(tmp_path, header, body, message):
+    (tmp_path / "map.npy").write_bytes(_npy(header, body))
+    with pytest.raises(DepthError, match=message):
+        load_depth_map(tmp_path / "map.npy")
+
+
+def test_fortran_ordered_npy_keeps_its_values(tmp_path):
+    array = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))
+    np.save(tmp_path / "map.npy", array)
+    assert np.array_equal(load_depth_map(tmp_path / "map.npy"), array)
+
+
+def test_tiff_whose_strips_do_not_cover_its_size_is_refused(tmp_path):
+    """ImageLength raised from 4 to 100000 rows: Pillow would return 99996 rows of zeros as a valid map."""
+    data = bytearray(_tiff(np.ones((4, 5), np.uint16)))
+    (ifd,) = TiffFile(bytes(data)).walk()
+    struct.pack_into("<I", data, ifd.offset + 2 + 12 * list(ifd.entries).index(257) + 8, 100_000)
+    (tmp_path / "tall.tif").write_bytes(bytes(data))
+    with pytest.raises(DepthError, match=r"tall\.tif: the 5x100000 image's strips cover only 20 pixels"):
+        load_depth_map(tmp_path / "tall.tif")
+
+
+@pytest.mark.parametrize(("type_", "value"), [(5, 8), (2, 0x00414141), (4, 1 << 30)], ids=["rational", "ascii", "far"])
+def test_tiff_strip_offsets_must_be_integers_inside_the_file(tmp_path, type_, value):
+    """StripOffsets as RATIONAL or ASCII made Pillow raise TypeError on load (fuzz finding)."""
+    data = bytearray(_tiff(np.ones((4, 5), np.uint16)))
+    (ifd,) = TiffFile(bytes(data)).walk()
+    at = ifd.offset + 2 + 12 * list(ifd.entries).index(273)
+    struct.pack_into("<HII", data, at + 2, type_, 1 if type_ != 2 else 4, value)
+    (tmp_path / "strip.tif").write_bytes(bytes(data))
+    with pytest.raises(DepthError, match=r"strip\.tif: image data offset .* is outside the \d+-byte file"):
+        load_depth_map(tmp_path / "strip.tif")
