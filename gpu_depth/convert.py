@@ -11,6 +11,7 @@ from .core.depthdata import DepthData
 from .core.formats import PixelFormat
 from .core.mapping import FLOAT_DTYPES, INTEGER_DTYPES, DepthMapping
 from .core.metadata import DepthMetadata
+from .core.orientation import parse_size
 from .errors import DepthError
 
 #: NumPy or CuPy arrays, or anything exposing ``__cuda_array_interface__``, DLPack or ``__array__`` (PyTorch…).
@@ -32,8 +33,8 @@ def convert(
     """Convert one map (2-D) or a batch (a sequence, or a 3-D array) to DepthData.
 
     ``pixel_format``: ``hdis`` ``fdis`` ``hdep`` ``fdep``.  ``row_alignment``: BytesPerRow is padded to a
-    multiple of it (1 = tight rows; padding is zero).  ``size``: (width, height) to area-resample to,
-    or a list with one size (or None) per map.
+    multiple of it (1 = tight rows; padding is zero).  ``size``: (width, height) or ``"768x576"`` to
+    area-resample to, or a list with one size (or None) per map.
     Every value is the correctly rounded float16/float32 of the float64 result of ``mapping``;
     invalid pixels are NaN.  A map with no valid pixel is an error.
     """
@@ -65,6 +66,8 @@ def _sizes(size: object, batch: list) -> list[tuple[int, int] | None]:
     """One target size (or None) per map, from one (width, height) for all or a list of them."""
     if size is None:
         return [None] * len(batch)
+    if isinstance(size, str):
+        size = parse_size(size)
     if len(size) == 2 and all(isinstance(v, int | np.integer) for v in size):
         return [_check_size(size)] * len(batch)
     if len(size) != len(batch):
@@ -75,8 +78,9 @@ def _sizes(size: object, batch: list) -> list[tuple[int, int] | None]:
 def _split(maps: object) -> Iterable:
     if getattr(maps, "ndim", None) == 3:
         return (maps[i] for i in range(maps.shape[0]))
-    if isinstance(maps, (str, bytes)) or not isinstance(maps, Iterable):
-        raise DepthError(f"expected a 2-D map, a 3-D batch or a sequence of maps, got {type(maps).__name__}")
+    if isinstance(maps, (str, bytes)) or not isinstance(maps, Iterable) or getattr(maps, "ndim", 1) not in (1, 3):
+        shape = f"{maps.ndim}-D " if hasattr(maps, "ndim") else ""
+        raise DepthError(f"expected a 2-D map, a 3-D batch or a sequence of maps, got a {shape}{type(maps).__name__}")
     return maps
 
 

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..core import orientation
 from ..core.mapping import DepthMapping
 from ..errors import DepthError
 from ..pipeline.jobs import Job, pair_folders, parse_shard, read_manifest, shard, shard_from_environment
@@ -129,12 +130,7 @@ def _report_name(selected: tuple[int, int] | None) -> str:
 
 def parse_size(text: str) -> tuple[int, int] | None:
     """``--depth-size``: ``"768x576"`` → (768, 576); ``"native"`` → None."""
-    if text == "native":
-        return None
     try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise DepthError(f"--depth-size must look like 768x576 or be 'native', got {text!r}") from None
-    if width <= 0 or height <= 0:
-        raise DepthError(f"--depth-size must be positive, got {text!r}")
-    return width, height
+        return None if text == "native" else orientation.parse_size(text)
+    except DepthError as exc:
+        raise DepthError(f"--depth-size must be WIDTHxHEIGHT (e.g. 768x576) or 'native', got {text!r}") from exc

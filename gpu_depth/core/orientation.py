@@ -70,5 +70,16 @@ def depth_size(
     return target
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``"768x576"`` → (768, 576)."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise DepthError(f"size must look like 768x576, got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise DepthError(f"size must be positive, got {text!r}")
+    return width, height
+
+
 def _same_aspect(size: tuple[int, int], photo: tuple[int, int]) -> bool:
     return abs(size[0] * photo[1] - size[1] * photo[0]) <= ASPECT_TOLERANCE * size[1] * photo[0] + photo[0]

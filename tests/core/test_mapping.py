@@ -201,3 +201,17 @@ def test_zero_disparity_has_no_finite_depth():
     assert convert(np.array([[0.0, 1.0]], np.float32), "fdis", mapping).array[0, 0] == 0
     with pytest.raises(DepthError, match="a disparity of 0 has no finite depth"):
         convert(np.array([[0.0, 1.0]], np.float32), "fdep", mapping)
+
+
+@pytest.mark.parametrize("maps", [np.asarray(...), np.float32(1.0), 5, None, "map.png"])
+def test_convert_refuses_what_is_not_a_map_with_a_depth_error(maps):
+    with pytest.raises(DepthError, match="expected a 2-D map"):
+        convert(maps, "hdis", DepthMapping("apple-gray", near=0.4, far=12.0))
+
+
+def test_convert_takes_a_size_as_the_command_line_writes_it():
+    gray = np.zeros((48, 64), np.uint8)
+    depth = convert(gray, "hdis", DepthMapping("apple-gray", near=0.4, far=12.0), size="32x24")
+    assert (depth.width, depth.height) == (32, 24)
+    with pytest.raises(DepthError, match="768x576"):
+        convert(gray, "hdis", DepthMapping("apple-gray", near=0.4, far=12.0), size="big")
