@@ -27,6 +27,25 @@ EPILOG = """examples:
 """
 
 
+#: What ``extract`` writes into a folder.
+EXTRACT_FORMATS = ("npy", "png", "tif")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Help with each option's default (where it has one), and examples kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or action.help is None:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _command(commands, name: str, summary: str, examples: Sequence[str]) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` shows the defaults and ``examples``."""
+    epilog = "examples:\n" + "\n".join(f"  gpu-depth {name} {example}" for example in examples)
+    return commands.add_parser(name, help=summary, description=summary, epilog=epilog, formatter_class=_HelpFormatter)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -39,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of the output (head, less) has gone: stop quietly, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or Python complains again at exit
         return 1
+    except KeyboardInterrupt:
+        print("gpu-depth: interrupted", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,21 +73,38 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gpu-depth {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     _convert_parser(commands.add_parser("convert", help="attach depth maps to photos, in bulk"))
-    inspect = commands.add_parser("inspect", help="what depth a file holds")
-    inspect.add_argument("files", nargs="+", type=Path)
+    inspect = _command(commands, "inspect", "what depth a file holds", ["IMG_1.heic", "out/*.jpg --json"])
+    inspect.add_argument("files", nargs="+", type=Path, help="HEIC, JPEG or DNG files")
     inspect.add_argument("--json", action="store_true", help="one JSON object per file")
     inspect.set_defaults(run=_inspect)
-    extract = commands.add_parser("extract", help="save a file's depth as .npy, 16-bit .png or float .tif")
-    extract.add_argument("file", type=Path)
-    extract.add_argument("--out", type=Path, required=True, help="output path; its suffix picks the format")
+    extract = _command(
+        commands,
+        "extract",
+        "save files' depth as .npy, 16-bit .png or float .tif",
+        ["IMG_1.heic --out IMG_1.npy", "out/*.heic --out maps/ --format png"],
+    )
+    extract.add_argument("files", nargs="+", type=Path, help="HEIC, JPEG or DNG files")
+    extract.add_argument(
+        "--out", type=Path, required=True, help="output file (one input; its suffix picks the format) or folder"
+    )
+    extract.add_argument(
+        "--format", choices=EXTRACT_FORMATS, default="npy", help="format of the files written into an --out folder"
+    )
     extract.set_defaults(run=_extract)
-    preview = commands.add_parser("preview", help="PNG of the photo beside its colour-mapped depth")
-    preview.add_argument("file", type=Path)
+    preview = _command(
+        commands, "preview", "PNG of the photo beside its colour-mapped depth", ["IMG_1.heic --out IMG_1.png"]
+    )
+    preview.add_argument("file", type=Path, help="a HEIC, JPEG or DNG file with depth")
     preview.add_argument("--out", type=Path, help="default: FILE's name with -preview.png")
     preview.set_defaults(run=_preview)
-    commands.add_parser("info", help="backend, GPU and library versions").set_defaults(run=_info)
-    verify = commands.add_parser("verify", help="why a photo's depth will or will not show on Apple devices")
-    verify.add_argument("files", nargs="+", type=Path)
+    _command(commands, "info", "backend, GPU and library versions", [""]).set_defaults(run=_info)
+    verify = _command(
+        commands,
+        "verify",
+        "why a photo's depth will or will not show on Apple devices",
+        ["IMG_1.heic", "out/*.heic out/*.jpg --json"],
+    )
+    verify.add_argument("files", nargs="+", type=Path, help="HEIC, JPEG or DNG files")
     verify.add_argument("--json", action="store_true", help="one JSON object per file")
     verify.set_defaults(run=_verify)
     return parser
@@ -180,14 +219,35 @@ def _table(summary: dict) -> str:
 
 
 def _extract(args: argparse.Namespace) -> int:
+    """One file to ``--out`` when it names a file; else each file to ``--out/STEM.FORMAT``, failures named."""
     from ..api import read_depth
     from ..depthmaps import save_depth
 
-    depth = read_depth(args.file)
-    if depth is None:
-        raise DepthError(f"{args.file}: no depth to extract")
-    save_depth(depth, args.out)
-    return 0
+    to_folder = len(args.files) > 1 or args.out.is_dir() or not args.out.suffix
+    if to_folder:
+        _make_folder(args.out, "--out")
+    failed = 0
+    for path in args.files:
+        target = args.out / f"{path.stem}.{args.format}" if to_folder else args.out
+        try:
+            depth = read_depth(path)
+            if depth is None:
+                raise DepthError(f"{path}: no depth to extract")
+            save_depth(depth, target)
+        except DepthError as exc:
+            print(f"gpu-depth: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if to_folder:
+            print(target)
+    return 1 if failed else 0
+
+
+def _make_folder(folder: Path, flag: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DepthError(f"{flag} {folder}: cannot create the folder: {exc.strerror or exc}") from exc
 
 
 def _preview(args: argparse.Namespace) -> int:
