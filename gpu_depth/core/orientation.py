@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DepthError
+from ..limits import check_pixels
 
 #: Relative aspect-ratio difference tolerated between a depth map and its photo.
 ASPECT_TOLERANCE = 0.01
@@ -67,6 +68,7 @@ def depth_size(
             )
     if stretch and requested is None:
         target = (depth[0], max(1, round(depth[0] * photo[1] / photo[0])))
+    check_pixels(*target, "the depth map's stored size")
     return target
 
 
