@@ -57,6 +57,7 @@ def depth_size(
     ``requested`` (e.g. 768x576) is turned to the photo's orientation; without it the map keeps its
     size.  A map whose aspect ratio differs from the photo's is an error unless ``stretch``.
     """
+    check_pixels(*photo, "the photo")
     portrait = photo[1] > photo[0]
     if requested is not None and (requested[1] > requested[0]) != portrait and requested[0] != requested[1]:
         requested = (requested[1], requested[0])

@@ -129,7 +129,7 @@ def decode(item: Item, options: Options) -> Item:
         try:
             item.size = depth_size(shape, photo_size, options.depth_size, options.stretch)
         except DepthError as exc:
-            raise DepthError(f"{exc}; use --fit stretch to stretch it") from exc
+            raise DepthError(f"{exc}; use --fit stretch to stretch it" if "aspect" in str(exc) else str(exc)) from exc
     except Exception as exc:
         return item.fail(exc)
     item.details["decode_s"] = round(time.perf_counter() - started, 4)
@@ -216,23 +216,27 @@ def _photo_size(path: Path) -> tuple[int, int]:
     """The photo's displayed (width, height): from its container, or Pillow for PNG and plain TIFF photos."""
     data = read_file(path)
     module = containers.sniff(data)
+    if module is None:
+        return _pillow_size(data, path)
     try:
-        return module.displayed_size(data) if module is not None else _pillow_size(data)
+        return module.displayed_size(data)
     except DepthError as exc:
-        if module is None or module.NAME != "dng":  # plain TIFFs sniff as DNG; Pillow reads them
+        if module.NAME != "dng":  # plain TIFFs sniff as DNG; Pillow reads them
             raise DepthError(f"{path}: cannot read the photo's size: {exc}") from exc
     return _pillow_size(data, path)
 
 
-def _pillow_size(data: bytes, path: Path | None = None) -> tuple[int, int]:
+def _pillow_size(data: bytes, path: Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:
             orientation = image.getexif().get(0x0112, 1)
             return displayed_size(image.width, image.height, orientation if orientation in range(1, 9) else 1)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        raise DepthError(f"{path or 'photo'}: cannot read the photo's size: {exc}") from exc
+    except UnidentifiedImageError:
+        raise DepthError(f"{path}: not a photo in a format gpu-depth reads") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DepthError(f"{path}: cannot read the photo's size: {exc}") from exc
 
 
 def _valid_output(path: Path) -> bool:
