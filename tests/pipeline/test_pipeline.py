@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -58,38 +57,59 @@ def test_shards_together_equal_one_run(tmp_path):
     assert len(list(parts.glob("report.shard-*-of-3.jsonl"))) == 3
 
 
-def test_sigkill_then_resume_converts_each_item_once(tmp_path):
+def descendants(pid):
+    """The processes below ``pid`` (from /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                children.setdefault(int(stat.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers follow their driver through Linux's parent-death signal")
+def test_sigkill_of_the_driver_ends_its_workers_then_resume_converts_exactly_the_missing(tmp_path):
+    """Workers outlived a SIGKILLed driver, went on writing, and held the caller's stdout/stderr open."""
     photos, depths = make_dataset(tmp_path, 60, size=(320, 240))
     out = tmp_path / "out"
-    command = [
-        *CONVERT,
-        "--batch-size",
-        "4",
-        "--near",
-        "0.5",
-        "--far",
-        "10",
-        "--photos",
-        str(photos),
-        "--depth",
-        str(depths),
-        "--out",
-        str(out),
-    ]
-    process = subprocess.Popen(command, start_new_session=True, stderr=subprocess.DEVNULL)
+    command = [*CONVERT, "--batch-size", "4", "--photos", str(photos), "--depth", str(depths), "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while len(list(out.glob("p*.jpg"))) < 10 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    workers = descendants(process.pid)
+    assert workers, "the driver should have started its workers"
+    process.kill()
+    killed = time.monotonic()
+    while any(map(alive, workers)) and time.monotonic() < killed + 2:
+        time.sleep(0.02)
+    assert not any(map(alive, workers)), "workers outlived their driver by 2 s"
+    process.communicate(timeout=5)  # no worker holds the pipes: they close at once
     before = {p.name for p in out.glob("p*.jpg")}
     assert 10 <= len(before) < 60, "the run should have been killed part-way"
+    time.sleep(0.3)
+    assert {p.name for p in out.glob("p*.jpg")} == before, "something was written after the kill"
     assert subprocess.run([*command, "--resume"], stderr=subprocess.DEVNULL).returncode == 0
-    items, _ = report_lines(out / "report.jsonl")
-    second = items[-60:]
-    converted_again = {line["output"].rsplit("/", 1)[1] for line in second if line["status"] == "ok"} & before
-    assert not converted_again
-    assert {line["status"] for line in second} == {"ok", "skipped"}
+    items, summaries = report_lines(out / "report.jsonl")
+    assert len(items) == 60 and len(summaries) == 1  # the report lists each item once
+    done = {line["output"].rsplit("/", 1)[1] for line in items if line["status"] == "ok"}
+    assert done == {f"p{i:04d}.jpg" for i in range(60)} - before
+    assert {line["output"].rsplit("/", 1)[1] for line in items if line["status"] == "skipped"} == before
     assert len(list(out.glob("p*.jpg"))) == 60 and all(read_depth(p) is not None for p in out.glob("p*.jpg"))
     assert not list(out.glob(f".*{TEMP_SUFFIX}"))
 
