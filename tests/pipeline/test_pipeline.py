@@ -298,3 +298,25 @@ def test_jpeg_depth_flag_picks_how_the_map_is_coded(tmp_path, flag, frame):
     mpf = data.index(b"MPF\0", data.index(b"\xff\xd9"))  # the depth image's own MPF segment
     assert data.find(frame, mpf) > 0  # SOF3 16-bit (lossless, default) or SOF0 (baseline)
     assert read_depth(tmp_path / "out" / "p0000.jpg").pixel_format.fourcc == "hdis"
+
+
+def test_shards_into_the_photos_folder_never_overwrite_an_input(tmp_path):
+    """b.jpg and b.jpeg fell in different shards and both wrote b.jpg: one shard replaced the other's input."""
+    make_dataset(tmp_path, 2)
+    photos, depths = tmp_path / "photos", tmp_path / "depth"
+    (photos / "p0000.jpg").rename(photos / "b.jpg")
+    (photos / "p0001.jpg").rename(photos / "b.jpeg")
+    (depths / "p0000.png").rename(depths / "b.png")
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    errors = []
+    for index in range(2):
+        convert("--photos", photos, "--depth", depths, "--out", photos, "--shard", f"{index}/2")
+        items, _ = report_lines(photos / f"report.shard-{index}-of-2.jsonl")
+        errors += [line["error"] for line in items if line["status"] == "failed"]
+    assert {p.name: p.read_bytes() for p in photos.iterdir() if p.suffix != ".jsonl"} == before
+    assert sorted(errors) == sorted(
+        [
+            f"output b.jpg is also that of {photos / 'b.jpeg'}",
+            f"output {photos / 'b.jpg'} is the input {photos / 'b.jpg'}: choose another --out",
+        ]
+    )
