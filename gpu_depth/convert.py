@@ -13,6 +13,7 @@ from .core.mapping import FLOAT_DTYPES, INTEGER_DTYPES, DepthMapping
 from .core.metadata import DepthMetadata
 from .core.orientation import parse_size
 from .errors import DepthError
+from .limits import check_pixels
 
 #: NumPy or CuPy arrays, or anything exposing ``__cuda_array_interface__``, DLPack or ``__array__`` (PyTorch…).
 ArrayLike = object
@@ -122,8 +123,7 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
         width, height = (int(v) for v in size)
     except (TypeError, ValueError):
         raise DepthError(f"size must be (width, height), got {size!r}") from None
-    if width <= 0 or height <= 0:
-        raise DepthError(f"size must be positive, got {width}x{height}")
+    check_pixels(width, height, "resample size")
     return width, height
 
 

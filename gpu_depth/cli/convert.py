@@ -11,10 +11,11 @@ from pathlib import Path
 from ..core import orientation
 from ..core.mapping import DepthMapping
 from ..errors import DepthError
-from ..pipeline.jobs import Job, pair_folders, parse_shard, read_manifest, shard, shard_from_environment
+from ..pipeline.jobs import Job, pair_folders, parse_shard, read_manifest, shard_from_environment
 from ..pipeline.local import run
 from ..pipeline.options import Options
 from ..pipeline.report import Progress, Report
+from ..pipeline.stages import in_shard
 
 
 def run_convert(args: argparse.Namespace) -> int:
@@ -27,16 +28,11 @@ def run_convert(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise DepthError(f"{out}: cannot create the output folder: {exc.strerror or exc}") from exc
     jobs, unmatched = _jobs(args, out)
-    selected = _shard(args)
-    if selected:
-        jobs = shard(jobs, *selected)
-    try:
-        report = Report(args.report or out / _report_name(selected))
-    except OSError as exc:
-        raise DepthError(f"cannot write the report in {out}: {exc.strerror or exc}") from exc
+    report = Report(args.report or out / _report_name(options.shard))
     for line in unmatched:
         print(f"gpu-depth: unmatched: {line}", file=sys.stderr)
-    progress = Progress(len(jobs), options.backend, enabled=False if args.quiet else None)
+    total = sum(in_shard(job, options) for job in jobs)
+    progress = Progress(total, options.backend, enabled=False if args.quiet else None)
 
     def on_result(line: dict) -> None:
         report.write(line)
@@ -83,6 +79,7 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         backend=args.backend,
         batch_size=args.batch_size,
         resume=args.resume,
+        shard=parse_shard(args.shard) if args.shard else shard_from_environment(),
         quality=args.quality,
         encoder_preset=args.encoder_preset,
         attach={"gdepth": args.gdepth, "coding": args.jpeg_depth},
@@ -118,10 +115,6 @@ def _engine(args: argparse.Namespace) -> Callable[[list[Job], Options, Callable[
     from ..pipeline.ray_engine import run_ray
 
     return functools.partial(run_ray, address=args.ray_address, num_cpus=args.workers)
-
-
-def _shard(args: argparse.Namespace) -> tuple[int, int] | None:
-    return parse_shard(args.shard) if args.shard else shard_from_environment()
 
 
 def _report_name(selected: tuple[int, int] | None) -> str:

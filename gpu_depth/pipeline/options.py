@@ -25,6 +25,7 @@ class Options:
     batch_size: int = 16
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     resume: bool = False
+    shard: tuple[int, int] | None = None  # (index, count): do only the outputs of that shard
     quality: int = 90
     encoder_preset: str = "medium"
     #: Container options by the keyword each plugin's ``attach_depth`` takes (its ``ATTACH_OPTIONS``), e.g.

@@ -4,6 +4,7 @@ photo's size), convert (batched, on the backend), encode (attach + atomic write)
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,8 +20,8 @@ from ..core.mapping import DepthMapping
 from ..core.orientation import depth_size, displayed_size, to_stored
 from ..depthmaps import load_depth_map
 from ..errors import DepthError
-from ..fileio import read_file, temp_path, write_atomic
-from .jobs import Job
+from ..fileio import read_file, temp_target, write_atomic
+from .jobs import Job, shard_of
 from .options import Options
 
 
@@ -38,7 +39,9 @@ class Item:
     depth: DepthData | None = None
 
     def fail(self, error: Exception) -> Item:
-        self.status, self.error = "failed", str(error)
+        """Mark the item failed by ``error``: a DepthError's line, or any other exception's type and message."""
+        text = str(error) if isinstance(error, DepthError) else f"unexpected {type(error).__name__}: {error}"
+        self.status, self.error = "failed", " ".join(text.split()) or type(error).__name__
         self.gray = self.depth = None
         return self
 
@@ -74,42 +77,60 @@ def summary(counts: dict[str, int], interrupted: bool, backend: str, elapsed: fl
     }
 
 
+def in_shard(job: Job, options: Options) -> bool:
+    """Whether ``job`` is in the run's shard, chosen by its output's name (by the photo's if it has none)."""
+    if options.shard is None:
+        return True
+    try:
+        name = output_path(job, options).name
+    except DepthError:
+        name = job.photo.name
+    return shard_of(name, options.shard[1]) == options.shard[0]
+
+
 def plan(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> Iterator[Item]:
-    """Items to do; duplicates and (with resume) valid existing outputs are reported, not done."""
-    seen: dict[Path, Job] = {}
+    """The items of the run's shard to do, in order.  An item whose output is also that of an earlier item
+    (names compared case-folded) or is one of any job's inputs fails before anything is written; with
+    resume, items with a valid output are skipped.  Temporary files a killed run left for them are removed."""
+    inputs = _identities(jobs)
+    stale = _temporary_files(options.out)
+    seen: dict[str, Job] = {}
     for job in jobs:
+        if not in_shard(job, options):
+            continue
         item = Item(job, Path())
         try:
             item.output = output_path(job, options)
-        except DepthError as exc:
+            for temp in stale.pop(item.output.name, ()):
+                temp.unlink(missing_ok=True)
+            key = item.output.name.casefold()
+            if key in seen:
+                raise DepthError(f"output {item.output.name} is also that of {seen[key].photo}")
+            seen[key] = job
+            if (source := inputs.get(_identity(item.output))) is not None:
+                raise DepthError(f"output {item.output} is the input {source}: choose another --out")
+            if options.resume and _valid_output(item.output):
+                item.status = "skipped"
+                finish(item)
+                continue
+        except Exception as exc:  # any failure of one item is that item's
             finish(item.fail(exc))
             continue
-        temp_path(item.output).unlink(missing_ok=True)  # left by a killed run
-        if item.output in seen:
-            finish(item.fail(DepthError(f"output {item.output.name} is also that of {seen[item.output].photo}")))
-        elif options.resume and _valid_output(item.output):
-            seen[item.output] = job
-            item.status = "skipped"
-            finish(item)
-        else:
-            seen[item.output] = job
-            yield item
+        yield item
 
 
 def decode(item: Item, options: Options) -> Item:
     """Load the item's depth map and choose its stored size from the photo's header."""
     started = time.perf_counter()
     try:
-        if item.job.photo.resolve() == item.output.resolve():
-            raise DepthError(f"{item.output}: the output would overwrite the input photo")
         item.gray = load_depth_map(item.job.depth)
         photo_size = _photo_size(item.job.photo)
         shape = (item.gray.shape[1], item.gray.shape[0])
         try:
             item.size = depth_size(shape, photo_size, options.depth_size, options.stretch)
         except DepthError as exc:
-            raise DepthError(f"{exc}; use --fit stretch to stretch it") from exc
-    except DepthError as exc:
+            raise DepthError(f"{exc}; use --fit stretch to stretch it" if "aspect" in str(exc) else str(exc)) from exc
+    except Exception as exc:
         return item.fail(exc)
     item.details["decode_s"] = round(time.perf_counter() - started, 4)
     return item
@@ -123,7 +144,7 @@ def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Ite
             continue
         try:
             key = (_mapping(item.job, options), item.job.pixel_format or options.pixel_format)
-        except DepthError as exc:
+        except Exception as exc:
             item.fail(exc)
             continue
         groups.setdefault(key, []).append(item)
@@ -131,7 +152,7 @@ def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Ite
         started = time.perf_counter()
         try:
             depths = convert([m.gray for m in members], fmt, mapping, size=[m.size for m in members], backend=backend)
-        except DepthError:  # find the culprit: convert one by one
+        except Exception:  # find the culprit: convert one by one
             depths = [_convert_one(m, fmt, mapping, backend) for m in members]
         share = round((time.perf_counter() - started) / len(members), 5)
         for member, depth in zip(members, depths, strict=True):
@@ -145,7 +166,7 @@ def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Ite
 def _convert_one(item: Item, fmt: str, mapping: DepthMapping, backend: str) -> DepthData | None:
     try:
         return convert(item.gray, fmt, mapping, size=item.size, backend=backend)
-    except DepthError as exc:
+    except Exception as exc:
         item.fail(exc)
         return None
 
@@ -163,20 +184,19 @@ def encode(item: Item, options: Options) -> Item:
         depth = _stored_orientation(item.depth, target.orientation(photo))
         chosen = {**options.attach, "encoder_threads": threads}
         result = target.attach_depth(photo, depth, **{k: v for k, v in chosen.items() if k in target.ATTACH_OPTIONS})
+        finite = depth.array[np.isfinite(depth.array)]
+        details = {
+            "pixel_format": str(depth.pixel_format),
+            "width": depth.width,
+            "height": depth.height,
+            "min": float(finite.min()),
+            "max": float(finite.max()),
+        }
         write_atomic(item.output, result, protect=(item.job.photo, item.job.depth))
-    except DepthError as exc:
+    except Exception as exc:
         return item.fail(exc)
-    values = depth.array
-    finite = values[np.isfinite(values)]
     item.status, item.depth = "ok", None
-    item.details.update(
-        pixel_format=str(depth.pixel_format),
-        width=depth.width,
-        height=depth.height,
-        min=float(finite.min()),
-        max=float(finite.max()),
-        attach_s=round(time.perf_counter() - started, 4),
-    )
+    item.details.update(details, attach_s=round(time.perf_counter() - started, 4))
     return item
 
 
@@ -196,23 +216,27 @@ def _photo_size(path: Path) -> tuple[int, int]:
     """The photo's displayed (width, height): from its container, or Pillow for PNG and plain TIFF photos."""
     data = read_file(path)
     module = containers.sniff(data)
+    if module is None:
+        return _pillow_size(data, path)
     try:
-        return module.displayed_size(data) if module is not None else _pillow_size(data)
+        return module.displayed_size(data)
     except DepthError as exc:
-        if module is None or module.NAME != "dng":  # plain TIFFs sniff as DNG; Pillow reads them
+        if module.NAME != "dng":  # plain TIFFs sniff as DNG; Pillow reads them
             raise DepthError(f"{path}: cannot read the photo's size: {exc}") from exc
     return _pillow_size(data, path)
 
 
-def _pillow_size(data: bytes, path: Path | None = None) -> tuple[int, int]:
+def _pillow_size(data: bytes, path: Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:
             orientation = image.getexif().get(0x0112, 1)
             return displayed_size(image.width, image.height, orientation if orientation in range(1, 9) else 1)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        raise DepthError(f"{path or 'photo'}: cannot read the photo's size: {exc}") from exc
+    except UnidentifiedImageError:
+        raise DepthError(f"{path}: not a photo in a format gpu-depth reads") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DepthError(f"{path}: cannot read the photo's size: {exc}") from exc
 
 
 def _valid_output(path: Path) -> bool:
@@ -220,3 +244,35 @@ def _valid_output(path: Path) -> bool:
         return path.is_file() and read_depth(path) is not None
     except DepthError:
         return False
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path`` (links followed), or None if there is none."""
+    try:
+        status = path.stat()
+    except (OSError, ValueError):
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _identities(jobs: list[Job]) -> dict[tuple[int, int], Path]:
+    """Every input of every job (shards included), by identity."""
+    found = {}
+    for job in jobs:
+        for path in (job.photo, job.depth):
+            if (identity := _identity(path)) is not None:
+                found.setdefault(identity, path)
+    return found
+
+
+def _temporary_files(folder: Path) -> dict[str, list[Path]]:
+    """The temporary files in ``folder``, by the name of their target."""
+    found: dict[str, list[Path]] = {}
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return found
+    for entry in entries:
+        if (target := temp_target(entry.name)) is not None:
+            found.setdefault(target, []).append(Path(entry.path))
+    return found

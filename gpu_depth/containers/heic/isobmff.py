@@ -630,7 +630,8 @@ def parse_file(data: bytes | memoryview) -> HeifFile:
 
 
 def item_data(heif: HeifFile, item_id: int, limit: int = 1 << 30) -> bytes:
-    """The bytes of an item stored in this file (construction methods 0 and 1), bounds-checked."""
+    """The bytes of an item stored in this file (construction methods 0 and 1), bounds-checked: at most
+    ``limit`` bytes, and no more than the file or idat holds (overlapping extents cannot multiply it)."""
     loc = heif.meta.locations.get(item_id)
     if loc is None:
         raise DepthError(f"iloc: item {item_id} has no location")
@@ -653,6 +654,8 @@ def item_data(heif: HeifFile, item_id: int, limit: int = 1 << 30) -> bytes:
         total += length
         if total > limit:
             raise DepthError(f"iloc: item {item_id} is larger than {limit} bytes")
+        if total > len(source):
+            raise DepthError(f"iloc: item {item_id}'s extents add up to more than the {len(source)} bytes of {where}")
         chunks.append(bytes(source[extent.offset : extent.offset + length]))
     return b"".join(chunks)
 
