@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..core.formats import PixelFormat, StoredFormat
-from ..core.metadata import PixelDataInfo
+from ..core.metadata import PixelDataInfo, is_depth_type
 from ..core.orientation import ASPECT_TOLERANCE
 from ..core.xmp import APDI, DEPTH_DATA, parse_depth_xmp, properties
 from ..errors import DepthError
@@ -73,6 +73,12 @@ def check_depth_xmp(findings: Findings, xmp: bytes, container: str, where: str) 
         listed = ", ".join(f"apdi:{name}" for name in missing)
         findings.error(f"{container}.xmp-fields", where, f"the depth XMP lacks {listed}")
         return None
+    kind, subtype = xmp_text(xmp, APDI, "AuxiliaryImageType"), xmp_text(xmp, APDI, "AuxiliaryImageSubType")
+    if not is_depth_type(kind, subtype):
+        kind = f"{kind}/{subtype}" if subtype else kind
+        message = f"apdi:AuxiliaryImageType {kind} is not 'disparity' or 'depth'"
+        findings.error(f"{container}.xmp-values", where, message)
+        return None
     try:
         info, _ = parse_depth_xmp(xmp)
         problems = _value_problems(info)
@@ -104,12 +110,9 @@ def xmp_text(xmp: bytes, namespace: str, name: str) -> str | None:
 
 def _value_problems(info: PixelDataInfo) -> list[str]:
     problems = []
-    if not info.is_depth_map:
-        kind = info.image_type + (f"/{info.subtype}" if info.subtype else "")
-        problems.append(f"apdi:AuxiliaryImageType {kind} is not 'disparity' or 'depth'")
     try:
         native = PixelFormat.parse(info.native_format)
-        if info.is_depth_map and native.quantity != info.image_type:
+        if native.quantity != info.image_type:
             problems.append(f"apdi:NativeFormat {native.fourcc} holds {native.quantity}, not {info.image_type}")
     except DepthError:
         problems.append(f"apdi:NativeFormat {info.native_format} is not hdis, fdis, hdep or fdep")

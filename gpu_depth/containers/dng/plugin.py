@@ -34,7 +34,7 @@ from ...core.depthdata import DepthData
 from ...core.formats import PixelFormat
 from ...core.metadata import DepthMetadata
 from ...core.orientation import displayed_size as turned
-from ...errors import DepthError
+from ...errors import DepthError, ExistingDepth
 from .tiff import (
     BIGTIFF_MAGIC,
     BYTE,
@@ -109,7 +109,7 @@ def read_depth(data: bytes) -> DepthData | None:
     else:
         values, fmt = 1.0 / near + fraction * (1.0 / far - 1.0 / near), PixelFormat.FDIS
     units = scalar(tiff, ifds[0], DEPTH_UNITS, 0)
-    metadata = DepthMetadata(accuracy="absolute" if units == METERS else "relative")
+    metadata = DepthMetadata(accuracy="absolute" if units == METERS else None)  # DepthUnits 0: unknown
     return DepthData.from_array(values, fmt, metadata=metadata)
 
 
@@ -279,7 +279,7 @@ def _kept_subifds(tiff: TiffFile, ifds: list[Ifd], replace: bool) -> list[int]:
     subifds = list(tiff.integers(ifd0, SUBIFDS)) if SUBIFDS in ifd0 else []
     existing = depth_ifds(tiff, ifds)
     if existing and not replace:
-        raise DepthError(f"the DNG already has a depth map ({existing[0].name}); pass replace=True to replace it")
+        raise ExistingDepth(f"the DNG already has a depth map ({existing[0].name})")
     stray = [ifd.name for ifd in existing if ifd.offset not in subifds]
     if stray:
         raise DepthError(f"cannot replace the depth map {stray[0]}: it is not one of IFD0's SubIFDs")
