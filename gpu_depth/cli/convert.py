@@ -84,7 +84,7 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         resume=args.resume,
         quality=args.quality,
         encoder_preset=args.encoder_preset,
-        attach={"gdepth": args.gdepth, "coding": args.jpeg_depth},
+        attach={"gdepth": args.gdepth, "coding": args.jpeg_depth, "replace": args.replace},
         **extra,
     )
 

@@ -354,7 +354,7 @@ def test_the_api_attaches_and_reads_dng_files(tmp_path):
     photo = tmp_path / "raw.dng"
     photo.write_bytes(make_dng(byteorder=">"))
     depth = depth_map("hdis")
-    out = gpu_depth.attach_depth(photo, depth, tmp_path / "with-depth.dng", measure_type=2)
+    out = gpu_depth.attach_depth(photo, depth, tmp_path / "with-depth.dng", measure_type=2, fit="stretch")
     assert gpu_depth.read_depth(out).pixel_format.fourcc == "fdis"
     as_depth = gpu_depth.read_depth(out, kind="depth")
     assert as_depth.pixel_format.fourcc == "fdep"

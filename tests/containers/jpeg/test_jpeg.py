@@ -258,7 +258,7 @@ def test_other_photos_become_jpeg_with_exif_icc_orientation(suffix, tmp_path):
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     source = tmp_path / f"photo{suffix}"
     Image.open(io.BytesIO(make_photo())).save(source, exif=exif, icc_profile=icc)
-    out = gpu_depth.attach_depth(source, smooth_depth("hdis"), tmp_path / "out.jpg", quality=95)
+    out = gpu_depth.attach_depth(source, smooth_depth("hdis"), tmp_path / "out.jpg", quality=95, fit="stretch")
     with Image.open(source) as original, Image.open(out) as image:
         assert image.format == "MPO" and image.n_frames == 2
         assert image.info.get("icc_profile") == original.info.get("icc_profile")
