@@ -30,6 +30,10 @@ REQUIRED_APDI = (
 )
 #: depthData properties every iPhone writes (AVDepthData's accuracy, filtering, quality, version).
 IPHONE_DEPTH_DATA = ("DepthDataVersion", "Accuracy", "Filtered", "Quality")
+#: Of those, what macOS ImageIO leaves out for a custom map (CGImageDestinationAddAuxiliaryDataInfo).
+IMAGEIO_OMITS = ("DepthDataVersion",)
+#: depthData properties that tell Photos a depth map is fit for Portrait effects.
+PORTRAIT_SIGNALS = ("PortraitScore", "PortraitScoreIsHigh")
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,15 @@ def check_depth_xmp(findings: Findings, xmp: bytes, container: str, where: str) 
     missing = [name for name in IPHONE_DEPTH_DATA if (DEPTH_DATA, name) not in names]
     if missing:
         listed = ", ".join(f"depthData:{name}" for name in missing)
-        findings.warning(f"{container}.xmp-metadata", where, f"the depth XMP lacks {listed}, which iPhones write")
+        report = findings.info if set(missing) <= set(IMAGEIO_OMITS) else findings.warning
+        report(f"{container}.xmp-metadata", where, f"the depth XMP lacks {listed}, which iPhones write")
+    signals = [
+        f"depthData:{name} {xmp_text(xmp, DEPTH_DATA, name)}"
+        for name in PORTRAIT_SIGNALS
+        if (DEPTH_DATA, name) in names
+    ]
+    if signals:
+        findings.info(f"{container}.portrait", where, "Portrait signals: " + ", ".join(signals))
     return info
 
 

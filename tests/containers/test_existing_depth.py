@@ -11,15 +11,15 @@ import sys
 import numpy as np
 import pillow_heif
 import pytest
-from helpers import tool
+from helpers import sample, tool
 from helpers.jpeg import exiftool_binary, exiftool_json, make_photo, smooth_depth
 from PIL import Image
 
 import gpu_depth
-from gpu_depth import DepthError
+from gpu_depth import DepthError, DepthMetadata
 from gpu_depth.containers.heic import isobmff
 from gpu_depth.containers.heic import plugin as heic
-from gpu_depth.containers.jpeg import mpf
+from gpu_depth.containers.jpeg import gdepth, mpf
 from gpu_depth.containers.jpeg import plugin as jpeg
 from gpu_depth.containers.jpeg.segments import APP2, segment
 from gpu_depth.core.mapping import DepthMapping
@@ -28,22 +28,50 @@ from gpu_depth.verify import verify_bytes
 GAIN_MAP = b"urn:com:apple:photo:2020:aux:hdrgainmap"
 
 
-def with_gain_map() -> bytes:
-    """A JPEG whose one MP image is an HDR gain map whose XMP has apdi:AuxiliaryImageType but no
-    NativeFormat, as iOS 17.2 writes it."""
+def with_depth_xmp(edit) -> bytes:
+    """Our JPEG with its one MP image's XMP packet passed through ``edit`` (segment length and MP index fixed)."""
     data = jpeg.attach_depth(make_photo(64, 48), smooth_depth("hdis", 16, 12))
     index = jpeg.mp_index(data, jpeg.parse_jpeg(data))
     (image,) = index.images
     old = data[image.start : image.end]
-    gain = re.sub(
-        rb"<apdi:NativeFormat>[^<]*</apdi:NativeFormat>\s*", b"", old.replace(b">disparity<", b">" + GAIN_MAP + b"<")
-    )
-    gain = gain[:4] + struct.pack(">H", struct.unpack_from(">H", gain, 4)[0] - (len(old) - len(gain))) + gain[6:]
-    entries = [mpf.Entry(mpf.PRIMARY_TYPE, image.start, 0), mpf.Entry(0, len(gain), image.entry.offset)]
+    new = edit(old)
+    new = new[:4] + struct.pack(">H", struct.unpack_from(">H", new, 4)[0] + len(new) - len(old)) + new[6:]
+    entries = [mpf.Entry(mpf.PRIMARY_TYPE, image.start, 0), mpf.Entry(0, len(new), image.entry.offset)]
     head = (
         data[: index.segment.offset] + segment(APP2, mpf.build_index(entries)) + data[index.segment.end : image.start]
     )
-    return head + gain
+    return head + new
+
+
+def with_gain_map() -> bytes:
+    """A JPEG whose one MP image is an HDR gain map whose XMP has apdi:AuxiliaryImageType but no
+    NativeFormat, as iOS 17.2 writes it."""
+    return with_depth_xmp(
+        lambda xmp: re.sub(
+            rb"<apdi:NativeFormat>[^<]*</apdi:NativeFormat>\s*",
+            b"",
+            xmp.replace(b">disparity<", b">" + GAIN_MAP + b"<"),
+        )
+    )
+
+
+def test_verify_takes_imageio_metadata_as_apple_output():
+    """ImageIO writes no DepthDataVersion for a custom map: that was a warning."""
+    imageio = with_depth_xmp(
+        lambda xmp: (
+            re.sub(rb"<depthData:DepthDataVersion>[^<]*</depthData:DepthDataVersion>\s*", b"", xmp)
+            .replace(b">True</depthData:Filtered>", b">False</depthData:Filtered>")
+            .replace(
+                b"</depthData:Quality>",
+                b"</depthData:Quality><depthData:PortraitScoreIsHigh>False</depthData:PortraitScoreIsHigh>",
+            )
+        )
+    )
+    findings = verify_bytes(imageio)
+    assert [f.rule for f in findings if f.severity != "info"] == []
+    assert any(f.rule == "jpeg.xmp-metadata" and "DepthDataVersion" in f.message for f in findings)
+    (portrait,) = [f for f in findings if f.rule == "jpeg.portrait"]
+    assert "depthData:PortraitScoreIsHigh False" in portrait.message
 
 
 def test_an_aux_image_that_is_not_depth_is_kept_and_skipped():
@@ -160,3 +188,13 @@ def test_heif_info_accepts_a_replaced_file(tmp_path):
     (tmp_path / "twice.heic").write_bytes(twice)
     info = subprocess.run([tool("heif-info"), str(tmp_path / "twice.heic")], capture_output=True, text=True, check=True)
     assert info.stdout.count("depth channel: yes") == 1 and "uniform disparity" in info.stdout
+
+
+def test_gdepth_reads_say_only_what_the_file_says():
+    """Lens Blur holds no Units, Accuracy, Filtered, Quality or DepthDataVersion: those read as unknown."""
+    lens_blur = gpu_depth.read_depth(sample("motorola-lensblur-gdepth.jpg"))
+    assert lens_blur.metadata == DepthMetadata()
+    assert lens_blur.metadata.for_writing().version == 65541  # the defaults apply when writing only
+    photo = make_photo(64, 48)
+    ours = jpeg._splice(photo, len(photo), gdepth.edit(photo, jpeg.parse_jpeg(photo), smooth_depth("hdep", 16, 12)))[0]
+    assert jpeg.read_depth(ours).metadata == DepthMetadata(accuracy="absolute")  # GDepth:Units m
