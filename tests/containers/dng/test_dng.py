@@ -452,3 +452,19 @@ def test_deflate_stops_at_the_size_the_map_needs():
     _, found = depth_ifd(bytes(data))
     put(data, entry_position(found, 257) + 8, "I", 20)  # the strip inflates to twice what 20 rows need
     assert dng.read_depth(bytes(data)).height == 20
+
+
+def test_new_data_goes_after_every_range_a_truncated_dng_claims():
+    """A truncated ProRAW's preview strip claims bytes past its end; the depth strips were put there."""
+    data = bytearray(make_dng())
+    tiff = TiffFile(bytes(data))
+    ifd0 = tiff.walk()[0]
+    (offset,) = tiff.integers(ifd0, 273)
+    claimed = len(data) + 5000
+    assert ifd0.entries[279].type == 4 and ifd0.entries[279].count == 1
+    struct.pack_into("<I", data, entry_position(ifd0, 279) + 8, claimed - offset)
+    out = dng.attach_depth(bytes(data), depth_map())
+    tiff, found = depth_ifd(out)
+    assert min(tiff.integers(found, 273)) >= claimed and found.offset >= claimed
+    assert np.allclose(dng.read_depth(out).array, depth_map().array, rtol=1e-3)
+    assert out[8 : len(data)] == bytes(data)[8:]  # every input byte kept but the header's IFD0 offset
