@@ -82,7 +82,7 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         shard=parse_shard(args.shard) if args.shard else shard_from_environment(),
         quality=args.quality,
         encoder_preset=args.encoder_preset,
-        attach={"gdepth": args.gdepth, "coding": args.jpeg_depth},
+        attach={"gdepth": args.gdepth, "coding": args.jpeg_depth, "replace": args.replace},
         **extra,
     )
 

@@ -140,6 +140,7 @@ def _convert_parser(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--quality", type=int, default=90, help="quality when a photo must be re-encoded")
     sub.add_argument("--encoder-preset", default="medium", help="x265 preset when re-encoding to HEIC")
     sub.add_argument("--gdepth", action="store_true", help="JPEG outputs also carry Google's GDepth (Android)")
+    sub.add_argument("--replace", action="store_true", help="replace depth a photo already has (Apple's or GDepth)")
     sub.add_argument(
         "--jpeg-depth",
         choices=("lossless", "baseline"),

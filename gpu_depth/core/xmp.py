@@ -11,7 +11,7 @@ from xml.parsers import expat
 
 from .. import limits
 from ..errors import DepthError
-from .metadata import DEPTH_DATA_VERSION, CameraCalibration, DepthMetadata, PixelDataInfo
+from .metadata import CameraCalibration, DepthMetadata, PixelDataInfo, is_depth_type
 
 X = "adobe:ns:meta/"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -45,7 +45,12 @@ def build_metadata_xmp(metadata: DepthMetadata) -> bytes:
 
 
 def parse_depth_xmp(data: bytes) -> tuple[PixelDataInfo | None, DepthMetadata]:
-    """Pixel data info (None when the packet has no ``apdi`` map description) and metadata."""
+    """Pixel data info and metadata of a depth map's packet.
+
+    The info is None unless the packet describes a depth or disparity map: that is decided first,
+    from ``apdi:AuxiliaryImageType`` and ``AuxiliaryImageSubType``, and the map fields of any other
+    auxiliary image (mattes, HDR gain maps, types we do not know) are never parsed.
+    """
     props = _properties(parse_xml(data))
     return _pixel_data_info(props), _metadata(props)
 
@@ -144,7 +149,7 @@ def _split(tag: str) -> tuple[str, str]:
 
 
 def _pixel_data_info(props: dict) -> PixelDataInfo | None:
-    if (APDI, "AuxiliaryImageType") not in props:
+    if not is_depth_type(props.get((APDI, "AuxiliaryImageType")), props.get((APDI, "AuxiliaryImageSubType"))):
         return None
     return PixelDataInfo(
         image_type=_text(props, APDI, "AuxiliaryImageType"),
@@ -162,11 +167,12 @@ def _metadata(props: dict) -> DepthMetadata:
     calibration = None
     if (DEPTH_DATA, "IntrinsicMatrix") in props:
         calibration = _calibration(props)
+    filtered = _text(props, DEPTH_DATA, "Filtered", None)
     return DepthMetadata(
-        accuracy=_text(props, DEPTH_DATA, "Accuracy", "relative"),
-        filtered=_text(props, DEPTH_DATA, "Filtered", "True").lower() == "true",
-        quality=_text(props, DEPTH_DATA, "Quality", "high"),
-        version=_number(props, DEPTH_DATA, "DepthDataVersion", int, DEPTH_DATA_VERSION),
+        accuracy=_text(props, DEPTH_DATA, "Accuracy", None),
+        filtered=None if filtered is None else filtered.lower() == "true",
+        quality=_text(props, DEPTH_DATA, "Quality", None),
+        version=_number(props, DEPTH_DATA, "DepthDataVersion", int, None),
         calibration=calibration,
     )
 
@@ -205,6 +211,7 @@ def _column_major(matrix: tuple) -> list[float]:
 
 
 def _metadata_properties(meta: DepthMetadata) -> list[tuple[str, str, str | list[str]]]:
+    meta = meta.for_writing()
     props: list[tuple[str, str, str | list[str]]] = [
         (DEPTH_DATA, "DepthDataVersion", str(meta.version)),
         (DEPTH_DATA, "Accuracy", meta.accuracy),

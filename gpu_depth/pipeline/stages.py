@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from .. import containers
-from ..api import in_container, read_depth
+from ..api import attach, read_depth
 from ..convert import convert
 from ..core.depthdata import DepthData
 from ..core.mapping import DepthMapping
-from ..core.orientation import depth_size, displayed_size, to_stored
+from ..core.orientation import depth_size, displayed_size
 from ..depthmaps import load_depth_map
-from ..errors import DepthError
+from ..errors import DepthError, ExistingDepth
 from ..fileio import read_file, temp_target, write_atomic
 from .jobs import Job, shard_of
 from .options import Options
@@ -179,11 +179,19 @@ def encode(item: Item, options: Options) -> Item:
         target = containers.plugin(options.container) if options.container != "same" else containers.sniff(photo)
         if target is None:
             raise DepthError(f"{item.job.photo}: not a HEIC, JPEG or DNG photo; choose --container")
-        threads = options.encoder_threads
-        photo = in_container(photo, item.job.photo, target, options.quality, options.encoder_preset, threads)
-        depth = _stored_orientation(item.depth, target.orientation(photo))
-        chosen = {**options.attach, "encoder_threads": threads}
-        result = target.attach_depth(photo, depth, **{k: v for k, v in chosen.items() if k in target.ATTACH_OPTIONS})
+        depth = item.depth
+        result = attach(
+            photo,
+            item.job.photo,
+            depth,
+            target,
+            orientation="displayed",
+            fit="stretch" if options.stretch else "error",
+            quality=options.quality,
+            encoder_preset=options.encoder_preset,
+            encoder_threads=options.encoder_threads,
+            **options.attach,
+        )
         finite = depth.array[np.isfinite(depth.array)]
         details = {
             "pixel_format": str(depth.pixel_format),
@@ -193,17 +201,13 @@ def encode(item: Item, options: Options) -> Item:
             "max": float(finite.max()),
         }
         write_atomic(item.output, result, protect=(item.job.photo, item.job.depth))
+    except ExistingDepth as exc:
+        return item.fail(DepthError(f"{exc}; pass --replace to replace it"))
     except Exception as exc:
         return item.fail(exc)
     item.status, item.depth = "ok", None
     item.details.update(details, attach_s=round(time.perf_counter() - started, 4))
     return item
-
-
-def _stored_orientation(depth: DepthData, orientation: int) -> DepthData:
-    if orientation == 1:
-        return depth
-    return DepthData.from_array(to_stored(depth.array, orientation), depth.pixel_format, metadata=depth.metadata)
 
 
 def _mapping(job: Job, options: Options) -> DepthMapping:

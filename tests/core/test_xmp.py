@@ -59,8 +59,8 @@ def test_build_parse_round_trip():
 
 def test_matte_is_not_a_depth_map():
     info = PixelDataInfo("depth", 1278226488, 1278226488, 0, 255, 0.0, 1.0, subtype="portraiteffectsmatte")
-    parsed, _ = parse_depth_xmp(build_depth_xmp(info, DepthMetadata()))
-    assert parsed.subtype == "portraiteffectsmatte" and not parsed.is_depth_map
+    assert not info.is_depth_map
+    assert parse_depth_xmp(build_depth_xmp(info, DepthMetadata()))[0] is None
 
 
 BOMB = b"""<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]>
@@ -103,10 +103,10 @@ def test_text_properties_given_as_a_seq_are_refused(name):
         parse_depth_xmp(packet)
 
 
-def test_empty_optional_text_takes_its_default():
+def test_empty_optional_text_reads_as_unknown():
     packet = build_depth_xmp(PixelDataInfo("disparity", 1, 2, 0, 255, 0, 1), DepthMetadata(quality="low"))
     _, metadata = parse_depth_xmp(packet.replace(b">low<", b"><"))
-    assert metadata.quality == "high"
+    assert metadata.quality is None
 
 
 def nested(levels: int) -> bytes:

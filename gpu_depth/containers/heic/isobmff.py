@@ -283,7 +283,9 @@ class Meta:
         return len(self.properties)
 
     def remove_items(self, ids: set[int]) -> None:
-        """Drop items from every table (their properties stay in ``ipco``, unused)."""
+        """Drop items from every table, and the properties no remaining item uses any more (the
+        other properties keep their order; their indices are renumbered)."""
+        released = {index for item_id in ids for index, _ in self.associations.get(item_id, [])}
         self.items = [item for item in self.items if item.item_id not in ids]
         for item_id in ids:
             self.locations.pop(item_id, None)
@@ -294,13 +296,55 @@ class Meta:
             if ref.from_id not in ids and targets:
                 references.append(Reference(ref.kind, ref.from_id, targets))
         self.references = references
+        self._drop_properties(released - {index for entries in self.associations.values() for index, _ in entries})
+
+    def _drop_properties(self, gone: set[int]) -> None:
+        renumbered, kept = {}, []
+        for index, raw in enumerate(self.properties, 1):
+            if index not in gone:
+                kept.append(raw)
+                renumbered[index] = len(kept)
+        self.properties = kept
+        self.associations = {
+            item_id: [(renumbered[index], essential) for index, essential in entries]
+            for item_id, entries in self.associations.items()
+        }
+
+    def closure(self, item_id: int, kinds: tuple[str, ...] | None = None) -> set[int]:
+        """The item and every item it references, directly or through others (by irefs of ``kinds``; all when None)."""
+        found, todo = set(), [item_id]
+        while todo:
+            current = todo.pop()
+            if current not in found:
+                found.add(current)
+                todo += [
+                    i
+                    for ref in self.references
+                    if ref.from_id == current and (kinds is None or ref.kind in kinds)
+                    for i in ref.to_ids
+                ]
+        return found
 
     def next_item_id(self) -> int:
         """An ID above every one the tables mention, so no stale reference, location or association
         of the file (to an item it lacks) can attach itself to a new item."""
         used = {item.item_id for item in self.items} | set(self.locations) | set(self.associations)
         used |= {i for ref in self.references for i in (ref.from_id, *ref.to_ids)} | {self.primary or 0}
-        return max(used) + 1
+        return max(used | self.group_ids()) + 1
+
+    def group_ids(self) -> set[int]:
+        """The group IDs and entity IDs of ``grpl``'s entity groups, which share the item ID space."""
+        ids: set[int] = set()
+        for child in self.order:
+            if isinstance(child, bytes) and child[4:8] == b"grpl":
+                grpl = read_boxes(child, 0, len(child), parent="meta")[0]
+                for group in read_boxes(child, grpl.start, grpl.end, 2, str(grpl)):
+                    reader = Reader(child, group)
+                    reader.full_box()
+                    ids.add(reader.uint(4, "group_id"))
+                    count = reader.count(4, 4, "num_entities_in_group")
+                    ids.update(reader.uint(4, "entity_id") for _ in range(count))
+        return ids
 
 
 def parse_meta(data: bytes | memoryview, box: Box, depth: int = 1) -> Meta:
@@ -660,24 +704,33 @@ def item_data(heif: HeifFile, item_id: int, limit: int = 1 << 30) -> bytes:
     return b"".join(chunks)
 
 
-def rebuild(heif: HeifFile, meta: Meta, appended: bytes = b"", new_items: frozenset[int] = frozenset()) -> bytes:
-    """The file with ``meta`` in place of its meta box and ``appended`` in a new ``mdat`` at the end.
+def rebuild(
+    heif: HeifFile,
+    meta: Meta,
+    appended: bytes = b"",
+    new_items: frozenset[int] = frozenset(),
+    cuts: tuple[tuple[int, int], ...] = (),
+) -> bytes:
+    """The file with ``meta`` in place of its meta box, the byte ranges ``cuts`` (file offsets, inside
+    top-level boxes other than meta, used by no item left) taken out, and ``appended`` added.
 
-    Every other top-level box keeps its bytes (a size-0 last box gets an explicit size), so the
-    existing items' data is untouched; file-offset extents move with the box that holds them.
+    ``appended`` goes at the end of the last box when that is an ``mdat`` (grown, 64-bit size where
+    needed: one mdat, as Apple writes), else into a new ``mdat`` at the end.  Every other byte keeps
+    its value (a size-0 last box gets an explicit size); file-offset extents move with their bytes.
     Extents of ``new_items`` are offsets into ``appended``.
     """
+    grow = bool(appended) and heif.boxes[-1].type == "mdat" and heif.boxes[-1] is not heif.meta_box
     for offset_size in (4, 8):
         try:
             meta_size = len(meta_bytes(meta, offset_size, offset_size))  # the size depends on field sizes only
-            moved = _moved(heif, meta, new_items, meta_size, len(appended))
-            raw = meta_bytes(moved, offset_size, offset_size)
+            layout = _Layout(heif, meta_size, sorted(cuts), len(appended), grow)
+            raw = meta_bytes(layout.moved(meta, new_items), offset_size, offset_size)
             break
         except OverflowError:
             if offset_size == 8:
                 raise DepthError("iloc: an offset exceeds 64 bits") from None
-    out = [raw if box is heif.meta_box else _explicit(heif.data, box) for box in heif.boxes]
-    if appended:
+    out = [raw if box is heif.meta_box else layout.box_bytes(box, appended if grow else b"") for box in heif.boxes]
+    if appended and not grow:
         out.append(box_bytes("mdat", appended))
     return b"".join(out)
 
@@ -699,25 +752,83 @@ def _explicit(data: bytes | memoryview, box: Box) -> bytes:
     return box_bytes(box.type, bytes(data[box.start : box.end]))
 
 
-def _moved(heif: HeifFile, meta: Meta, new_items: frozenset[int], meta_size: int, appended: int) -> Meta:
-    """A copy of ``meta`` whose file-offset extents are absolute offsets in the rebuilt file."""
-    shifts, position = [], 0
-    for box in heif.boxes:
-        size = meta_size if box is heif.meta_box else _header_size(heif.data, box) + box.end - box.start
-        if box is not heif.meta_box:
-            shifts.append((box, position + size - box.end))
-        position += size
-    appended_start = position + (HEADER if HEADER + appended <= U32_MAX else LARGE_HEADER)
-    locations = {}
-    for item_id, loc in meta.locations.items():
-        extents = loc.extents
-        if loc.method == FILE_OFFSET and not loc.data_reference:
-            if item_id in new_items:
-                extents = [Extent(e.offset + appended_start, e.length, e.index) for e in extents]
-            else:
-                extents = [_shifted(e, shifts, len(heif.data), item_id) for e in extents]
-        locations[item_id] = Location(item_id, loc.method, loc.data_reference, extents)
-    return replace(meta, locations=locations)
+class _Layout:
+    """Where each top-level box's payload lands in the rebuilt file, its cuts taken out."""
+
+    def __init__(self, heif: HeifFile, meta_size: int, cuts: list[tuple[int, int]], appended: int, grow: bool):
+        self.heif, self.cuts = heif, cuts
+        self.starts: dict[int, int] = {}  # box offset -> new payload start
+        self.grown = {heif.boxes[-1].offset: appended} if grow else {}
+        position = 0
+        for box in heif.boxes:
+            if box is heif.meta_box:
+                position += meta_size
+                continue
+            for lo, hi in cuts:
+                if lo < hi and not (box.start <= lo and hi <= box.end) and lo < box.end and box.offset < hi:
+                    raise DepthError(f"cut {lo}..{hi} does not lie inside the payload of the {box}")
+            length = box.end - box.start - self._cut(box, box.end) + self.grown.get(box.offset, 0)
+            header = self._header(box, length)
+            self.starts[box.offset] = position + header
+            position += header + length
+        # inside the grown last box, after its old payload; else after the header of a new mdat
+        last = heif.boxes[-1]
+        self.appended_start = (
+            self.starts[last.offset] + length - appended
+            if grow
+            else position + (HEADER if HEADER + appended <= U32_MAX else LARGE_HEADER)
+        )
+
+    def _cut(self, box: Box, before: int) -> int:
+        """Bytes cut from ``box`` before file offset ``before``."""
+        return sum(hi - lo for lo, hi in self.cuts if box.start <= lo and hi <= min(before, box.end))
+
+    def _changed(self, box: Box) -> bool:
+        return box.offset in self.grown or self._cut(box, box.end) > 0
+
+    def _header(self, box: Box, length: int) -> int:
+        if not self._changed(box):
+            return _header_size(self.heif.data, box)
+        return HEADER if HEADER + length <= U32_MAX else LARGE_HEADER
+
+    def box_bytes(self, box: Box, appended: bytes) -> bytes:
+        if not self._changed(box):
+            return _explicit(self.heif.data, box)
+        data, pieces, pos = self.heif.data, [], box.start
+        for lo, hi in self.cuts:
+            if box.start <= lo and hi <= box.end:
+                pieces.append(bytes(data[pos:lo]))
+                pos = hi
+        pieces.append(bytes(data[pos : box.end]))
+        return box_bytes(box.type, b"".join(pieces) + appended)
+
+    def moved(self, meta: Meta, new_items: frozenset[int]) -> Meta:
+        """A copy of ``meta`` whose file-offset extents are absolute offsets in the rebuilt file."""
+        locations = {}
+        for item_id, loc in meta.locations.items():
+            extents = loc.extents
+            if loc.method == FILE_OFFSET and not loc.data_reference:
+                if item_id in new_items:
+                    extents = [Extent(e.offset + self.appended_start, e.length, e.index) for e in extents]
+                else:
+                    extents = [self._shifted(e, item_id) for e in extents]
+            locations[item_id] = Location(item_id, loc.method, loc.data_reference, extents)
+        return replace(meta, locations=locations)
+
+    def _shifted(self, extent: Extent, item_id: int) -> Extent:
+        """The extent moved with the top-level box that holds it; it must lie inside one (not meta)."""
+        size = len(self.heif.data)
+        length = extent.length or size - extent.offset
+        start, end = extent.offset, extent.offset + length
+        for box in self.heif.boxes:
+            if box is not self.heif.meta_box and box.offset <= start and end <= box.end:
+                if any(lo < end and start < hi for lo, hi in self.cuts):
+                    raise DepthError(f"iloc: item {item_id} extent {start}+{length} overlaps removed data")
+                return Extent(self.starts[box.offset] + start - box.start - self._cut(box, start), length, extent.index)
+        raise DepthError(
+            f"iloc: item {item_id} extent {start}+{length} does not lie inside one top-level box "
+            f"other than meta (file of {size} bytes)"
+        )
 
 
 def _header_size(data: bytes | memoryview, box: Box) -> int:
@@ -725,15 +836,3 @@ def _header_size(data: bytes | memoryview, box: Box) -> int:
     if struct.unpack_from(">I", data, box.offset)[0] != 0:
         return box.header
     return HEADER if HEADER + box.end - box.start <= U32_MAX else LARGE_HEADER
-
-
-def _shifted(extent: Extent, shifts: list[tuple[Box, int]], file_size: int, item_id: int) -> Extent:
-    """The extent moved with the top-level box that holds it; it must lie inside one (not meta)."""
-    length = extent.length or file_size - extent.offset
-    for box, shift in shifts:
-        if box.offset <= extent.offset and extent.offset + length <= box.end:
-            return Extent(extent.offset + shift, length, extent.index)
-    raise DepthError(
-        f"iloc: item {item_id} extent {extent.offset}+{length} does not lie inside one top-level box "
-        f"other than meta (file of {file_size} bytes)"
-    )

@@ -26,7 +26,7 @@ from ...core.orientation import displayed_size as turned
 from ...core.orientation import orientation_of
 from ...core.quantize import dequantize, quantize
 from ...core.xmp import build_depth_xmp, parse_depth_xmp
-from ...errors import DepthError
+from ...errors import DepthError, ExistingDepth
 from ..jpeg.plugin import decode_gray
 from ..jpeg.segments import parse_jpeg
 from . import isobmff
@@ -242,8 +242,10 @@ def attach_depth(
         raise DepthError("meta: the photo has no primary item (pitm)")
     existing = depth_items(meta)
     if existing and not replace:
-        raise DepthError(f"the photo already has a depth item ({existing[0]}); pass replace=True to replace it")
-    meta.remove_items({*existing, *(x for d in existing if (x := xmp_item(meta, d)) is not None)})
+        raise ExistingDepth(f"the photo already has a depth item ({existing[0]})")
+    removed = depth_related(meta, existing)
+    cuts = unused_ranges(heif, removed)
+    meta.remove_items(removed)
 
     stored = quantize(depth)
     coding, coded = _encode_map(stored.pixels, depth_quality, _encoder_params(depth_preset, encoder_threads))
@@ -267,7 +269,41 @@ def attach_depth(
         meta.order.insert(meta.order.index("iinf") + 1, "iref")
     if "iprp" not in meta.order:  # a photo without item properties: the depth item's need one
         meta.order.append("iprp")
-    return isobmff.rebuild(heif, meta, coded + xmp, frozenset({depth_id, xmp_id}))
+    return isobmff.rebuild(heif, meta, coded + xmp, frozenset({depth_id, xmp_id}), cuts)
+
+
+def depth_related(meta: Meta, depth_ids: list[int]) -> set[int]:
+    """The depth items with the items only they use (their XMP, the tiles of a depth grid): what
+    replacing removes.  Never the primary or anything it references, directly or not."""
+    needed = meta.closure(meta.primary)
+    removed = set()
+    for depth_id in depth_ids:
+        removed |= meta.closure(depth_id, ("dimg",))
+        removed |= {x for x in meta.referencing("cdsc", depth_id) if set(meta.referenced("cdsc", x)) <= set(depth_ids)}
+    return removed - needed
+
+
+def unused_ranges(heif: HeifFile, removed: set[int]) -> tuple[tuple[int, int], ...]:
+    """The file ranges that only ``removed`` items' extents cover (in the file, not idat)."""
+
+    def ranges(item_ids) -> list[tuple[int, int]]:
+        found = []
+        for item_id in item_ids:
+            loc = heif.meta.locations.get(item_id)
+            if loc is None or loc.method != isobmff.FILE_OFFSET or loc.data_reference:
+                continue
+            found += [(e.offset, e.offset + (e.length or len(heif.data) - e.offset)) for e in loc.extents]
+        return found
+
+    kept = ranges(set(heif.meta.locations) - removed)
+    gone = sorted({r for r in ranges(removed) if not any(lo < r[1] and r[0] < hi for lo, hi in kept)})
+    merged: list[tuple[int, int]] = []
+    for lo, hi in gone:
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return tuple(merged)
 
 
 def _sei(info: PixelDataInfo) -> DepthRepresentation:
