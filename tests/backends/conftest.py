@@ -4,7 +4,7 @@ no test left an unordered device access behind."""
 import pytest
 
 
-@pytest.fixture(autouse=True, scope="package")
+@pytest.fixture(autouse=True, scope="module")
 def simulated_device():
     try:
         import cupy

@@ -63,7 +63,8 @@ def test_copies_from_pinned_memory_read_it_when_they_run():
     staging = cupyx.empty_pinned(3, np.float32)
     staging[:] = 1.0
     stream = cupy.cuda.Stream(non_blocking=True)
-    values = cupy.empty(3, cupy.float32)
+    with stream:
+        values = cupy.empty(3, cupy.float32)
     values.set(staging, stream=stream)
     staging[:] = 2.0  # before the copy ran
     assert (values.get(stream=stream) == 2.0).all()
@@ -76,7 +77,7 @@ def test_kernels_are_the_host_compiled_module():
 
 
 def test_new_tables_do_not_wait_for_the_callers_stream():
-    """A model's queued work on the caller's stream: uploading a new table must not block behind it."""
+    """A model's queued work on the caller's stream: host maps, and the new table, do not wait behind it."""
     backend = cupy_backend.CupyBackend()
     caller = cupy.cuda.Stream(non_blocking=True)
     with caller:
@@ -85,7 +86,8 @@ def test_new_tables_do_not_wait_for_the_callers_stream():
         maps = [np.arange(60, dtype=np.uint8).reshape(6, 10)]
         rows = backend.convert(maps, RANGED["inverse-gray"], PixelFormat.HDIS, 1, None)
     assert not model_done.done
-    assert rows[0].tobytes() == NumpyBackend().convert(maps, RANGED["inverse-gray"], PixelFormat.HDIS, 1, None)[0].tobytes()
+    expected = NumpyBackend().convert(maps, RANGED["inverse-gray"], PixelFormat.HDIS, 1, None)
+    assert rows[0].tobytes() == expected[0].tobytes()
     caller.synchronize()
     del model
 
