@@ -4,11 +4,13 @@
 // A launch runs every thread of every block one after the other (threadIdx/blockIdx become loops):
 // valid because the kernels never synchronise threads or share memory, and their atomics commute.
 // GD_EXPORT(symbol, kernel) defines `extern "C" void symbol(gx, gy, bx, void** params)`, where params
-// points at each argument as cuLaunchKernel's kernelParams do.
+// points at each argument as cuLaunchKernel's kernelParams do, and `symbol_const()`, a mask of the
+// parameters pointing at const data (what the stream simulator of tests/fake_cupy counts as reads).
 #pragma once
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #define GD_DEV static inline
@@ -66,5 +68,16 @@ static void gd_emulate(void (*kernel)(A...), unsigned gx, unsigned gy, unsigned 
             }
 }
 
-#define GD_EXPORT(symbol, kernel) \
-    extern "C" void symbol(unsigned gx, unsigned gy, unsigned bx, void** params) { gd_emulate(kernel, gx, gy, bx, params); }
+// Bit i set when parameter i points at const data (the kernel only reads it).
+template <typename... A>
+static unsigned long long gd_read_only(void (*)(A...)) {
+    unsigned long long mask = 0, bit = 1;
+    ((mask |= std::is_pointer_v<A> && std::is_const_v<std::remove_pointer_t<A>> ? bit : 0, bit <<= 1), ...);
+    return mask;
+}
+
+#define GD_EXPORT(symbol, kernel)                                                                   \
+    extern "C" void symbol(unsigned gx, unsigned gy, unsigned bx, void** params) {                  \
+        gd_emulate(kernel, gx, gy, bx, params);                                                     \
+    }                                                                                               \
+    extern "C" unsigned long long symbol##_const() { return gd_read_only(kernel); }

@@ -2,10 +2,18 @@
 
 Host maps are packed into pinned staging buffers and flow through two CUDA streams (double
 buffering): while the kernels of batch k run on one stream, batch k+1 is packed and uploaded on the
-other, and batch k−1's download completes.  Maps already on the device (CuPy arrays, anything with
-``__cuda_array_interface__`` or DLPack, e.g. a PyTorch tensor) never pass through the host; a
-C-contiguous device batch is read in place.  :meth:`CupyBackend.convert` returns host rows,
-:meth:`CupyBackend.convert_device` keeps them on the device.  Results are the NumPy backend's bytes.
+other, and batch k−1's download completes.  Maps already on the device (DLPack, e.g. a PyTorch
+tensor, or ``__cuda_array_interface__``) never pass through the host; a C-contiguous device batch is
+read in place.  :meth:`CupyBackend.convert` returns host rows, :meth:`CupyBackend.convert_device`
+keeps them on the device.  Results are the NumPy backend's bytes.
+
+Stream rules: with device maps or results, both slot streams wait (on the device, through an
+event) for the caller's current stream, so device maps may still be being written there; host maps
+to host rows never wait for it.  Lookup tables are uploaded on a slot's
+stream, and each slot waits on the table's event; a batch keeps its table alive until it is done.
+Device results are allocated from the caller's stream's pool and are complete when
+``convert_device`` returns: use them on that stream, or order other streams after it.  Host results
+are pageable copies out of a fixed pinned buffer per slot.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -76,11 +85,13 @@ def as_array(values: object) -> np.ndarray | cupy.ndarray:
     """A NumPy array, or a CuPy array for data already on a CUDA device (no copy through the host)."""
     if isinstance(values, (np.ndarray, cupy.ndarray)):
         return values
+    if hasattr(values, "__dlpack_device__"):  # first: event-based, where the interface syncs the host
+        if values.__dlpack_device__()[0] in CUDA_DLPACK_DEVICES:
+            return cupy.from_dlpack(values)
+        if not hasattr(values, "__cuda_array_interface__"):
+            return np.from_dlpack(values)
     if hasattr(values, "__cuda_array_interface__"):
         return cupy.asarray(values)
-    if hasattr(values, "__dlpack_device__"):
-        on_device = values.__dlpack_device__()[0] in CUDA_DLPACK_DEVICES
-        return cupy.from_dlpack(values) if on_device else np.from_dlpack(values)
     return np.asarray(values)
 
 
@@ -103,9 +114,15 @@ class _Batch:
     indices: list[int]
     maps: list  # NumPy or CuPy arrays
     plan: kp.ConvertPlan
-    out: cupy.ndarray | np.ndarray  # the rows: on the device, or in pinned host memory
+    out: cupy.ndarray | np.ndarray  # the rows: on the device, or in the slot's pinned buffer
     flags: np.ndarray  # pinned, filled when the slot's event fires
-    keep: tuple = ()  # device buffers the stream still uses
+    keep: tuple = ()  # device buffers (the table too) the stream still uses
+
+
+@dataclass
+class _Table:
+    values: cupy.ndarray | None  # None: the plan needs no table (float inputs)
+    ready: cupy.cuda.Event | None  # recorded after the upload, on the stream that made it
 
 
 class _Slot:
@@ -115,16 +132,18 @@ class _Slot:
         self.stream = cupy.cuda.Stream(non_blocking=True)
         self.done = cupy.cuda.Event(disable_timing=True)
         self.staging: np.ndarray | None = None
+        self.host_out: np.ndarray | None = None
         self.device_in: cupy.ndarray | None = None
         self.flags = cupyx.empty_pinned(kp.MAX_MAPS, np.int32)
         self.batch: _Batch | None = None
 
     def staging_view(self, count: int, dtype: np.dtype) -> np.ndarray:
-        nbytes = count * dtype.itemsize
-        if self.staging is None or self.staging.nbytes < nbytes:
-            self.staging = None  # back to the pinned pool first
-            self.staging = cupyx.empty_pinned(nbytes, np.uint8)
-        return self.staging[:nbytes].view(dtype)
+        self.staging = _pinned_at_least(self.staging, count * dtype.itemsize)
+        return self.staging[: count * dtype.itemsize].view(dtype)
+
+    def output_view(self, count: int, dtype: np.dtype) -> np.ndarray:
+        self.host_out = _pinned_at_least(self.host_out, count * dtype.itemsize)
+        return self.host_out[: count * dtype.itemsize].view(dtype)
 
     def input_view(self, count: int, dtype: np.dtype) -> cupy.ndarray:
         nbytes = count * dtype.itemsize
@@ -132,6 +151,14 @@ class _Slot:
             self.device_in = None  # back to the pool before the larger allocation
             self.device_in = cupy.empty(nbytes, cupy.uint8)
         return self.device_in[:nbytes].view(dtype)
+
+
+def _pinned_at_least(buffer: np.ndarray | None, nbytes: int) -> np.ndarray:
+    """``buffer``, or a larger pinned one (the old one back to the pinned pool first)."""
+    if buffer is not None and buffer.nbytes >= nbytes:
+        return buffer
+    buffer = None
+    return cupyx.empty_pinned(max(nbytes, 1), np.uint8)
 
 
 class _DeviceState:
@@ -142,9 +169,14 @@ class _DeviceState:
         self.blocks = BLOCKS_PER_SM * self.device.attributes["MultiProcessorCount"]
         self.slots = (_Slot(), _Slot())
         self.functions: dict[str, cupy.RawKernel] = {}
-        self.tables: dict[tuple, cupy.ndarray | None] = {}
+        self.tables: OrderedDict[tuple, _Table] = OrderedDict()  # least recently used first
         self.packers = ThreadPoolExecutor(PACKERS, thread_name_prefix="gpu-depth-pack")
         self.lock = threading.Lock()  # one conversion at a time uses the slots
+
+
+def _after(stream: cupy.cuda.Stream, other: cupy.cuda.Stream) -> None:
+    """Order later work on ``stream`` after the work queued on ``other`` so far (no host wait)."""
+    stream.wait_event(other.record())
 
 
 @cupy.memoize(for_each_device=True)
@@ -169,7 +201,7 @@ class CupyBackend:
         row_alignment: int,
         size: tuple[int, int] | None,
     ) -> list[np.ndarray]:
-        """Rows of each map on the host: views of pinned memory that CuPy's pinned pool recycles."""
+        """Rows of each map on the host: one pageable array each."""
         return self._run(maps, mapping, PixelFormat.parse(pixel_format), row_alignment, size, to_host=True)
 
     def convert_device(
@@ -180,7 +212,8 @@ class CupyBackend:
         row_alignment: int = 1,
         size: tuple[int, int] | None = None,
     ) -> list[cupy.ndarray]:
-        """Like :meth:`convert`, but the rows stay on the device (CuPy views of one buffer per batch)."""
+        """Like :meth:`convert`, but the rows stay on the device: CuPy views of one buffer per batch,
+        allocated on the caller's current stream and complete on return."""
         return self._run(maps, mapping, PixelFormat.parse(pixel_format), row_alignment, size, to_host=False)
 
     # ---- the pipeline ----
@@ -189,17 +222,14 @@ class CupyBackend:
         maps = [as_array(m) for m in maps]
         kp.check_batch(maps, fmt, row_alignment, size)
         with self._state.lock:
-            self._after_caller()
-            return self._pipeline(maps, mapping, fmt, row_alignment, size, to_host)
+            caller = cupy.cuda.get_current_stream()
+            if not to_host or any(isinstance(m, cupy.ndarray) for m in maps):
+                for slot in self._state.slots:
+                    _after(slot.stream, caller)  # the caller's stream produced the device maps
+            return self._pipeline(maps, mapping, fmt, row_alignment, size, None if to_host else caller)
 
-    def _after_caller(self) -> None:
-        """Make both streams wait for the caller's stream, which produced any device maps."""
-        ready = cupy.cuda.Event(disable_timing=True)
-        ready.record(cupy.cuda.get_current_stream())
-        for slot in self._state.slots:
-            slot.stream.wait_event(ready)
-
-    def _pipeline(self, maps, mapping, fmt, row_alignment, size, to_host: bool) -> list:
+    def _pipeline(self, maps, mapping, fmt, row_alignment, size, caller) -> list:
+        """Rows of every map; ``caller``: the stream owning device results (None: host results)."""
         rows: list = [None] * len(maps)
 
         def finish(slot: _Slot) -> None:
@@ -211,7 +241,7 @@ class CupyBackend:
                 slot, previous = self._state.slots[number % 2], self._state.slots[(number + 1) % 2]
                 finish(slot)  # batch number − 2: its buffers become free
                 try:
-                    self._start(slot, *batch, mapping, to_host)
+                    self._start(slot, *batch, mapping, caller)
                 except DepthError:
                     finish(previous)  # an earlier batch's error comes first, as in the NumPy path
                     raise
@@ -251,23 +281,28 @@ class CupyBackend:
                 if index is not None:
                     chosen, used = [index], costs[maps[index].shape]
 
-    def _start(self, slot: _Slot, indices, members, plan, mapping: DepthMapping, to_host: bool) -> None:
-        table = self._table(mapping, plan)
+    def _start(self, slot: _Slot, indices, members, plan, mapping: DepthMapping, caller) -> None:
+        table = self._table(slot, mapping, plan)
+        if caller is not None:  # device results: from the caller's pool, written after the allocation
+            with caller:
+                d_out = cupy.empty(plan.out_size, plan.fmt.dtype)
+            _after(slot.stream, caller)
         with slot.stream:
             d_in = contiguous_batch(members)
             if d_in is None:
                 d_in = slot.input_view(plan.in_size, plan.dtype)
                 self._upload(slot, members, plan, d_in)
-            d_out = cupy.empty(plan.out_size, plan.fmt.dtype)
-            flags = kp.run_convert(self._launch, cupy, plan, mapping, table, d_in, d_out, self._state.blocks)
+            if caller is None:
+                d_out = cupy.empty(plan.out_size, plan.fmt.dtype)
+            flags = kp.run_convert(self._launch, cupy, plan, mapping, table.values, d_in, d_out, self._state.blocks)
             host_flags = slot.flags[: plan.count]
             flags.get(stream=slot.stream, out=host_flags, blocking=False)
             out = d_out
-            if to_host:
-                out = cupyx.empty_pinned(plan.out_size, plan.fmt.dtype)
+            if caller is None:
+                out = slot.output_view(plan.out_size, plan.fmt.dtype)
                 d_out.get(stream=slot.stream, out=out, blocking=False)
             slot.done.record(slot.stream)
-        slot.batch = _Batch(indices, members, plan, out, host_flags, keep=(d_in, d_out, flags))
+        slot.batch = _Batch(indices, members, plan, out, host_flags, keep=(d_in, d_out, flags, table))
 
     def _upload(self, slot: _Slot, members: list, plan: kp.ConvertPlan, d_in: cupy.ndarray) -> None:
         """Pack host maps in pinned memory (on several threads) and copy them up; device maps copy on the device."""
@@ -293,18 +328,29 @@ class CupyBackend:
         if bad is not None:
             target = size if batch.plan.resize else None
             kp.raise_like_numpy(cupy.asnumpy(batch.maps[bad]), mapping, fmt, row_alignment, target)
-        for index, view in zip(batch.indices, kp.unpack(batch.out, batch.plan), strict=True):
+        views = kp.unpack(batch.out, batch.plan)
+        if isinstance(batch.out, np.ndarray):  # out of the slot's pinned buffer, which the next batch reuses
+            views = list(self._state.packers.map(np.array, views))
+        for index, view in zip(batch.indices, views, strict=True):
             rows[index] = view
 
-    def _table(self, mapping: DepthMapping, plan: kp.ConvertPlan) -> cupy.ndarray | None:
-        key = (mapping, plan.dtype, plan.fmt, plan.resize)
-        if key not in self._state.tables:
-            table = kp.device_table(mapping, plan.dtype, plan.fmt, plan.resize)
-            if len(self._state.tables) >= TABLES:
-                self._state.tables.clear()
-            self._state.tables[key] = None if table is None else cupy.asarray(np.ascontiguousarray(table))
-            cupy.cuda.get_current_stream().synchronize()  # uploaded before the slot streams read it
-        return self._state.tables[key]
+    def _table(self, slot: _Slot, mapping: DepthMapping, plan: kp.ConvertPlan) -> _Table:
+        """The plan's lookup table, uploaded on ``slot``'s stream if new, ordered before its use there."""
+        tables, key = self._state.tables, (mapping, plan.dtype, plan.fmt, plan.resize)
+        table = tables.get(key)
+        if table is None:
+            host = kp.device_table(mapping, plan.dtype, plan.fmt, plan.resize)
+            table = _Table(None, None)
+            if host is not None:
+                with slot.stream:
+                    table = _Table(cupy.asarray(np.ascontiguousarray(host)), slot.stream.record())
+            tables[key] = table
+            while len(tables) > TABLES:
+                tables.popitem(last=False)  # batches in flight keep theirs
+        tables.move_to_end(key)
+        if table.ready is not None:
+            slot.stream.wait_event(table.ready)
+        return table
 
     def _launch(self, name: str, grid: tuple, block: tuple, args: tuple) -> None:
         """Launch after checking what CuPy does not: contiguous arrays on this device, typed scalars, grid."""

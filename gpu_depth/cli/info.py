@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import platform
 from importlib import metadata
 
 from ..backends import cupy_unavailable
 
-LIBRARIES = ("numpy", "pillow", "pillow-heif", "cupy-cuda12x", "nvidia-ml-py")
+LIBRARIES = ("numpy", "pillow", "pillow-heif", "nvidia-ml-py")
 
 
 def describe() -> str:
@@ -17,10 +18,24 @@ def describe() -> str:
             lines.append(f"{name}: {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             lines.append(f"{name}: not installed")
+    lines.append(_cupy())
     reason = cupy_unavailable()
     lines.append("backend (auto): cupy" if reason is None else f"backend (auto): numpy, because {reason}")
     lines.extend(_gpus())
     return "\n".join(lines)
+
+
+def _cupy() -> str:
+    """CuPy's version and the distribution that installed it (cupy-cuda12x, cupy-cuda13x, cupy …)."""
+    if importlib.util.find_spec("cupy") is None:
+        return "cupy: not installed"
+    try:
+        import cupy
+    except Exception as exc:  # a broken install: CUDA libraries missing
+        return f"cupy: cannot be imported ({str(exc).splitlines()[0]})"
+    distributions = metadata.packages_distributions().get("cupy", [])
+    origin = f" ({', '.join(distributions)})" if distributions else ""
+    return f"cupy: {cupy.__version__}{origin}"
 
 
 def _gpus() -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import platform
 
 import numpy as np
@@ -40,11 +41,14 @@ def outcome(convert) -> list[bytes] | str:
 
 
 def same_as_numpy(backend, maps, mapping, fmt, alignment=1, size=None, device=False):
+    """The backend's outcome is the NumPy backend's; the maps are read back only afterwards, so a
+    conversion that does not wait for the caller's stream reads them unwritten."""
     fmt = PixelFormat.parse(fmt)
+    run = backend.convert_device if device else backend.convert
+    got = outcome(lambda: run(maps, mapping, fmt, alignment, size))
     host_maps = [cupy.asnumpy(m) for m in maps]
     expected = outcome(lambda: NumpyBackend().convert(host_maps, mapping, fmt, alignment, size))
-    run = backend.convert_device if device else backend.convert
-    assert outcome(lambda: run(maps, mapping, fmt, alignment, size)) == expected
+    assert got == expected
     return expected
 
 
@@ -189,3 +193,145 @@ def test_nan_rules_of_the_host_cpu_on_the_device(backend):
     payloads[0].view(np.uint32)[0, 1] = 0xFFC12345
     result = same_as_numpy(backend, payloads, RANGED["apple-gray"], "fdep")
     assert np.frombuffer(result[0], np.uint32)[1] == 0xFFC12345
+
+
+# ---- streams, lifetimes and protocols (issue 18) ------------------------------------------------------------
+
+
+def written_later(host: np.ndarray, stream) -> cupy.ndarray:
+    """A device copy of ``host`` whose upload is queued on ``stream`` behind other work (as a model's output)."""
+    with stream:
+        values = cupy.empty(host.shape, host.dtype)
+        cupy.zeros(1 << 16, cupy.uint8).fill(3)  # earlier work on the stream
+        values.set(host)
+    return values
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [False, True], ids=["to-host", "on-device"])
+def test_input_still_being_written_when_converted(backend, device):
+    rng = np.random.default_rng(31)
+    hosts = [rng.random((21, 34)).astype(np.float32), rng.integers(0, 256, (9, 17)).astype(np.uint8)]
+    producer = cupy.cuda.Stream(non_blocking=True)
+    maps = [written_later(h, producer) for h in hosts]
+    with producer:  # the caller converts on the stream that is still writing its maps
+        run = backend.convert_device if device else backend.convert
+        got = outcome(lambda: run(maps, RANGED["apple-gray"], PixelFormat.HDIS, 16, None))
+    expected = outcome(lambda: NumpyBackend().convert(hosts, RANGED["apple-gray"], PixelFormat.HDIS, 16, None))
+    assert got == expected
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [False, True], ids=["to-host", "on-device"])
+@pytest.mark.parametrize("view", ["rows", "columns", "transposed", "batch-slice", "interface", "dlpack"])
+def test_strided_device_inputs(backend, view, device):
+    rng = np.random.default_rng(37)
+    whole = cupy.asarray(rng.random((3, 24, 30)).astype(np.float32))
+    maps = {
+        "rows": [whole[0, ::2], whole[1, 3:17, 2:]],
+        "columns": [whole[0, :, 1:29:3], whole[2, :, ::-1]],
+        "transposed": [whole[1].T, whole[2, :10].T],
+        "batch-slice": list(whole[:, 2:20, 5:25]),
+        "interface": [_Interface(whole[0, ::3]), _Interface(whole[1].T)],
+        "dlpack": [_DLPack(whole[2, 1:, ::2]), _DLPack(whole[0].T)],
+    }[view]
+    plain = [cupy_backend.as_array(m) for m in maps]
+    assert not any(m.flags.c_contiguous for m in plain) or view == "batch-slice"
+    for mapping, fmt, size in ((RANGED["inverted-gray"], "fdep", None), (MAPPINGS["metric"], "hdis", (7, 5))):
+        assert not isinstance(same_as_numpy(backend, plain, mapping, fmt, 16, size, device), str)
+
+
+class _Both:
+    """Both protocols, as a PyTorch tensor offers them; records which one was used."""
+
+    def __init__(self, array):
+        self._array, self.used = array, []
+
+    def __dlpack__(self, **kwargs):
+        self.used.append("dlpack")
+        return self._array.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._array.__dlpack_device__()
+
+    @property
+    def __cuda_array_interface__(self):
+        self.used.append("interface")  # CuPy 14 then synchronises the producer's stream on the host
+        return self._array.__cuda_array_interface__
+
+
+@pytest.mark.gpu
+def test_dlpack_is_preferred_to_the_cuda_array_interface(backend):
+    values = cupy.asarray(np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4))
+    tensor = _Both(values)
+    assert cupy_backend.as_array(tensor).data.ptr == values.data.ptr
+    assert tensor.used == ["dlpack"]
+
+
+@pytest.mark.gpu
+def test_host_results_are_pageable_and_outlive_later_calls(backend, monkeypatch):
+    monkeypatch.setattr(cupy_backend, "BATCH_BYTES", 1 << 13)
+    rng = np.random.default_rng(41)
+    maps = [rng.integers(0, 256, (int(h), int(w))).astype(np.uint8) for h, w in rng.integers(1, 50, (12, 2))]
+    first = backend.convert(maps, RANGED["apple-gray"], PixelFormat.FDIS, 64, None)
+    kept = [r.copy() for r in first]
+    for rows in first:
+        attributes = cupy.cuda.runtime.pointerGetAttributes(rows.ctypes.data)
+        assert attributes.type != cupy.cuda.runtime.memoryTypeHost  # not pinned
+    backend.convert(maps[::-1], RANGED["inverse-gray"], PixelFormat.FDIS, 64, None)  # the ring is reused
+    assert all(np.array_equal(a, b) for a, b in zip(first, kept, strict=True))
+
+
+@pytest.mark.gpu
+def test_device_results_belong_to_the_callers_stream(backend):
+    """A consumer still reading the rows on its stream when it drops them: their memory returns to
+    that stream's pool, so the next conversion cannot overwrite them before the read."""
+    consumer = cupy.cuda.Stream(non_blocking=True)
+    with consumer:
+        codes = cupy.asarray(np.arange(64, dtype=np.uint8).reshape(8, 8))
+        rows = backend.convert_device([codes], RANGED["apple-gray"], "hdis", 1)
+        copied = cupy.empty(rows[0].shape, rows[0].dtype)
+        copied[...] = rows[0]  # queued on the consumer's stream
+        del rows
+        gc.collect()
+        backend.convert_device([codes] * 3, RANGED["inverse-gray"], "fdep", 64)
+    expected = NumpyBackend().convert([cupy.asnumpy(codes)], RANGED["apple-gray"], PixelFormat.HDIS, 1, None)
+    assert cupy.asnumpy(copied, stream=consumer).tobytes() == expected[0].tobytes()
+
+
+@pytest.mark.gpu
+def test_table_eviction_under_load(backend, monkeypatch):
+    """More mappings than cached tables, batches of a few maps in both slots: each batch keeps its table."""
+    monkeypatch.setattr(cupy_backend, "TABLES", 2)
+    monkeypatch.setattr(cupy_backend, "BATCH_BYTES", 1 << 12)
+    rng = np.random.default_rng(43)
+    maps = [rng.integers(0, 256, (int(h), int(w))).astype(np.uint8) for h, w in rng.integers(1, 40, (9, 2))]
+    for near in (0.1, 0.2, 0.3, 0.1, 0.4, 0.2):
+        mapping = gpu_depth.DepthMapping("apple-gray", near=near, far=6.0)
+        assert not isinstance(same_as_numpy(backend, maps, mapping, "hdis", 16), str)
+        assert not isinstance(same_as_numpy(backend, maps[::2], mapping, "fdep", 1, (6, 4), True), str)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [False, True], ids=["to-host", "on-device"])
+def test_many_maps_through_both_slots(backend, monkeypatch, device):
+    monkeypatch.setattr(cupy_backend, "BATCH_BYTES", 1 << 11)  # one or two maps per batch
+    rng = np.random.default_rng(47)
+    shapes = rng.integers(1, 30, (60, 2))
+    maps: list = [rng.integers(0, 256, (int(h), int(w))).astype(np.uint8) for h, w in shapes]
+    maps[::3] = [cupy.asarray(m) for m in maps[::3]]
+    maps[1::7] = [rng.random(m.shape).astype(np.float32) for m in maps[1::7]]
+    for size in (None, (9, 7)):
+        assert len(same_as_numpy(backend, maps, RANGED["inverted-gray"], "hdep", 16, size, device)) == len(maps)
+
+
+@pytest.mark.gpu
+def test_errors_leave_the_slots_idle(backend, monkeypatch):
+    """A map refused early while later batches are in flight: the buffers they use are freed only after them."""
+    monkeypatch.setattr(cupy_backend, "BATCH_BYTES", 1 << 11)
+    rng = np.random.default_rng(53)
+    maps = [rng.random((20, 20)).astype(np.float32) for _ in range(8)]
+    maps[1][0, 0] = 3.0  # gray outside [0, 1]
+    for device in (False, True):
+        assert "outside [0, 1]" in same_as_numpy(backend, maps, RANGED["apple-gray"], "fdis", 1, None, device)
+    assert not isinstance(same_as_numpy(backend, maps[2:], RANGED["apple-gray"], "fdis"), str)

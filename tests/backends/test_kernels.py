@@ -25,8 +25,8 @@ FORMATS = list(PixelFormat)
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory) -> HostKernels:
-    return HostKernels(tmp_path_factory.mktemp("kernels"))
+def host() -> HostKernels:
+    return HostKernels()
 
 
 def outcome(convert) -> list[bytes] | str:

@@ -1,6 +1,6 @@
 """The CUDA kernels compiled for the host (kernels/host_emulation.h) and driven like CuPy kernels.
 
-``HostKernels(directory).launch(name, grid, block, args)`` takes what a CuPy RawKernel call takes:
+``HostKernels().launch(name, grid, block, args)`` takes what a CuPy RawKernel call takes:
 NumPy arrays stand in for device arrays, NumPy scalars keep their C types.  ``host_convert`` and
 ``host_quantize`` run the CuPy backend's plans (gpu_depth.backends.kernel_plan) with NumPy arrays.
 """
@@ -8,8 +8,11 @@ NumPy arrays stand in for device arrays, NumPy scalars keep their C types.  ``ho
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -32,34 +35,68 @@ _SCALARS = {
 }
 
 
+def compile_host(source: str, options: tuple[str, ...] = (), sanitize: bool = False) -> ctypes.CDLL:
+    """``source`` (kernels as NVRTC sees them) compiled for the host with kernels/host_emulation.h.
+
+    Every kernel ``name`` is exported as ``emu_name`` (and ``emu_name_const``, its read-only pointer
+    parameters as a bit mask).  Builds are cached by content in the temporary directory.
+    ``sanitize``: with AddressSanitizer and UBSan (the process must preload libasan).
+    """
+    compiler = shutil.which("g++") or pytest.skip("g++ is not installed")
+    flags = [o for o in options if o.startswith(("-std=", "-D"))]
+    assert len(flags) == len(options), f"unexpected module options {options}"
+    exports = "\n".join(f"GD_EXPORT(emu_{kernel}, {kernel})" for kernel in kp.kernel_names(source))
+    text = f'#include "host_emulation.h"\n{source}\n{exports}\n'
+    command = [compiler, *flags, "-O2", "-ffp-contract=off", "-fPIC", "-shared", f"-I{KERNELS}"]
+    if sanitize:
+        command += ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+    header = (KERNELS / "host_emulation.h").read_text()
+    key = hashlib.sha256("\0".join([text, header, *command]).encode()).hexdigest()[:20]
+    build = Path(tempfile.gettempdir()) / "gpu_depth_host_kernels"
+    build.mkdir(exist_ok=True)
+    library = build / f"{key}.so"
+    if not library.exists():
+        wrapper = build / f"{key}.{os.getpid()}.cpp"
+        wrapper.write_text(text)
+        partial = build / f"{key}.{os.getpid()}.so"
+        subprocess.run([*command, "-x", "c++", str(wrapper), "-o", str(partial)], check=True)
+        os.replace(partial, library)
+        wrapper.unlink()
+    return ctypes.CDLL(str(library))
+
+
+def launch(library: ctypes.CDLL, name: str, grid: tuple, block: tuple, args: tuple) -> None:
+    """Run kernel ``name`` of a :func:`compile_host` library on NumPy arrays and typed NumPy scalars."""
+    cells = [_cell(arg) for arg in args]
+    params = (ctypes.c_void_p * len(cells))(*(ctypes.cast(ctypes.pointer(c), ctypes.c_void_p) for c in cells))
+    function = getattr(library, f"emu_{name}")
+    function.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p]
+    function(grid[0], grid[1], block[0], params)
+
+
+def read_only(library: ctypes.CDLL, name: str) -> int:
+    """Bit mask of the kernel's parameters that point at const data."""
+    function = getattr(library, f"emu_{name}_const")
+    function.restype = ctypes.c_uint64
+    return function()
+
+
+def _cell(arg: object) -> ctypes._SimpleCData:
+    if isinstance(arg, np.ndarray):
+        assert arg.flags.c_contiguous, "kernel arrays must be contiguous"
+        return ctypes.c_void_p(arg.ctypes.data)
+    assert isinstance(arg, np.generic), f"kernel scalars must be typed NumPy scalars, got {type(arg).__name__}"
+    return _SCALARS[arg.dtype](arg.item())
+
+
 class HostKernels:
-    def __init__(self, build: Path) -> None:
-        compiler = shutil.which("g++") or pytest.skip("g++ is not installed")
-        sources = kp.kernel_sources(KERNELS)
-        lines = ['#include "host_emulation.h"']
-        for name, text in sources.items():
-            lines.append(f'#include "{name}"')
-            lines.extend(f"GD_EXPORT(emu_{kernel}, {kernel})" for kernel in kp.kernel_names(text))
-        wrapper, library = build / "emulation.cpp", build / "kernels.so"
-        wrapper.write_text("\n".join(lines) + "\n")
-        command = [compiler, "-std=c++17", "-O2", "-ffp-contract=off", "-fPIC", "-shared", f"-I{KERNELS}"]
-        subprocess.run([*command, "-x", "c++", str(wrapper), "-o", str(library)], check=True)
-        self.library = ctypes.CDLL(str(library))
+    """The kernel module of kernels/*.cu (the source the CuPy backend compiles) built for the host."""
+
+    def __init__(self, sanitize: bool = False) -> None:
+        self.library = compile_host(kp.module_source(KERNELS), ("-std=c++17",), sanitize)
 
     def launch(self, name: str, grid: tuple, block: tuple, args: tuple) -> None:
-        cells = [self._cell(arg) for arg in args]
-        params = (ctypes.c_void_p * len(cells))(*(ctypes.cast(ctypes.pointer(c), ctypes.c_void_p) for c in cells))
-        function = getattr(self.library, f"emu_{name}")
-        function.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p]
-        function(grid[0], grid[1], block[0], params)
-
-    @staticmethod
-    def _cell(arg: object) -> ctypes._SimpleCData:
-        if isinstance(arg, np.ndarray):
-            assert arg.flags.c_contiguous, "kernel arrays must be contiguous"
-            return ctypes.c_void_p(arg.ctypes.data)
-        assert isinstance(arg, np.generic), f"kernel scalars must be typed NumPy scalars, got {type(arg).__name__}"
-        return _SCALARS[arg.dtype](arg.item())
+        launch(self.library, name, grid, block, args)
 
 
 def host_convert(kernels: HostKernels, maps, mapping, fmt, row_alignment=1, size=None, packed=False) -> list:
