@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     extract.set_defaults(run=_extract)
     preview = commands.add_parser("preview", help="PNG of the photo beside its colour-mapped depth")
     preview.add_argument("file", type=Path)
-    preview.add_argument("--out", type=Path, help="default: FILE's name with -preview.png")
+    preview.add_argument("--out", type=Path, help="default: FILE's stem + -preview.png in the current folder")
     preview.set_defaults(run=_preview)
     commands.add_parser("info", help="backend, GPU and library versions").set_defaults(run=_info)
     verify = commands.add_parser("verify", help="why a photo's depth will or will not show on Apple devices")
@@ -194,7 +194,7 @@ def _extract(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
     from .preview import write_preview
 
-    out = args.out or args.file.with_name(args.file.stem + "-preview.png")
+    out = args.out or Path(args.file.stem + "-preview.png")  # the current folder, never the input's
     write_preview(args.file, out)
     print(out)
     return 0
