@@ -177,7 +177,8 @@ def _table(summary: dict) -> str:
     if summary.get("depth", True) is None:
         return f"{summary['file']}: no depth ({summary['container']})"
     width = max(map(len, summary))
-    return "\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()) + "\n"
+    shown = {key: "unknown" if value is None else value for key, value in summary.items()}  # the file does not say
+    return "\n".join(f"{key:<{width}}  {value}" for key, value in shown.items()) + "\n"
 
 
 def _extract(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""``gpu-depth preview``: both panels as the photo is shown, written to the current folder."""
+"""``gpu-depth preview`` and ``inspect``: panels as shown, output in the current folder, unknowns shown so."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+from helpers import sample
 from helpers.jpeg import make_photo
 from PIL import Image
 
@@ -29,3 +30,11 @@ def test_the_depth_panel_is_turned_like_the_photo(tmp_path):
     assert canvas.shape[:2] == (HEIGHT, panel + panel + BAR + 90)
     top, bottom = canvas[4, panel + panel // 2], canvas[-5, panel + panel // 2]
     assert top[2] > top[0] and bottom[0] > bottom[2]  # shown: low values on top (blue), high below (red)
+
+
+def test_inspect_shows_what_a_gdepth_file_does_not_say():
+    """Lens Blur reads reported accuracy relative, filtered, quality high and DepthDataVersion 65541."""
+    path = sample("motorola-lensblur-gdepth.jpg")
+    shown = subprocess.run([sys.executable, "-m", "gpu_depth", "inspect", str(path)], capture_output=True, text=True)
+    fields = dict(line.split(None, 1) for line in shown.stdout.splitlines() if line.strip())
+    assert {fields[k] for k in ("accuracy", "filtered", "quality", "depth_data_version")} == {"unknown"}
