@@ -716,7 +716,10 @@ def rebuild(
     its value (a size-0 last box gets an explicit size); file-offset extents move with their bytes.
     Extents of ``new_items`` are offsets into ``appended``.
     """
-    grow = bool(appended) and heif.boxes[-1].type == "mdat" and heif.boxes[-1] is not heif.meta_box
+    fixed = _headers_in_items(heif, meta, new_items)  # boxes whose header bytes an item holds keep them
+    cuts = tuple(c for c in cuts if not any(b.offset in fixed and b.start <= c[0] < b.end for b in heif.boxes))
+    last = heif.boxes[-1]
+    grow = bool(appended) and last.type == "mdat" and last is not heif.meta_box and last.offset not in fixed
     for offset_size in (4, 8):
         try:
             meta_size = len(meta_bytes(meta, offset_size, offset_size))  # the size depends on field sizes only
@@ -747,6 +750,17 @@ def _explicit(data: bytes | memoryview, box: Box) -> bytes:
     if struct.unpack_from(">I", data, box.offset)[0] != 0:
         return bytes(data[box.offset : box.end])
     return box_bytes(box.type, bytes(data[box.start : box.end]))
+
+
+def _headers_in_items(heif: HeifFile, meta: Meta, new_items: frozenset[int]) -> set[int]:
+    """Offsets of the top-level boxes whose header bytes some item's file extent covers."""
+    extents = [
+        (e.offset, e.offset + (e.length or len(heif.data) - e.offset))
+        for item_id, loc in meta.locations.items()
+        if item_id not in new_items and loc.method == FILE_OFFSET and not loc.data_reference
+        for e in loc.extents
+    ]
+    return {box.offset for box in heif.boxes if any(lo < box.start and box.offset < hi for lo, hi in extents)}
 
 
 class _Layout:

@@ -279,7 +279,9 @@ def depth_related(meta: Meta, depth_ids: list[int]) -> set[int]:
     removed = set()
     for depth_id in depth_ids:
         removed |= meta.closure(depth_id, ("dimg",))
-        removed |= {x for x in meta.referencing("cdsc", depth_id) if set(meta.referenced("cdsc", x)) <= set(depth_ids)}
+        xmp_id = xmp_item(meta, depth_id)
+        if xmp_id is not None and set(meta.referenced("cdsc", xmp_id)) <= set(depth_ids):
+            removed.add(xmp_id)
     return removed - needed
 
 
