@@ -95,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         commands, "preview", "PNG of the photo beside its colour-mapped depth", ["IMG_1.heic --out IMG_1.png"]
     )
     preview.add_argument("file", type=Path, help="a HEIC, JPEG or DNG file with depth")
-    preview.add_argument("--out", type=Path, help="default: FILE's name with -preview.png")
+    preview.add_argument("--out", type=Path, help="default: FILE's stem + -preview.png in the current folder")
     preview.set_defaults(run=_preview)
     _command(commands, "info", "backend, GPU and library versions", [""]).set_defaults(run=_info)
     verify = _command(
@@ -216,7 +216,8 @@ def _table(summary: dict) -> str:
     if summary.get("depth", True) is None:
         return f"{summary['file']}: no depth ({summary['container']})"
     width = max(map(len, summary))
-    return "\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()) + "\n"
+    shown = {key: "unknown" if value is None else value for key, value in summary.items()}  # the file does not say
+    return "\n".join(f"{key:<{width}}  {value}" for key, value in shown.items()) + "\n"
 
 
 def _extract(args: argparse.Namespace) -> int:
@@ -254,7 +255,7 @@ def _make_folder(folder: Path, flag: str) -> None:
 def _preview(args: argparse.Namespace) -> int:
     from .preview import write_preview
 
-    out = args.out or args.file.with_name(args.file.stem + "-preview.png")
+    out = args.out or Path(args.file.stem + "-preview.png")  # the current folder, never the input's
     write_preview(args.file, out)
     print(out)
     return 0

@@ -9,7 +9,9 @@ parsed :class:`Meta` serialises back to the same tables with only the changes ma
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
+from itertools import accumulate
 
 from ...errors import DepthError
 
@@ -719,7 +721,11 @@ def rebuild(
     its value (a size-0 last box gets an explicit size); file-offset extents move with their bytes.
     Extents of ``new_items`` are offsets into ``appended``.
     """
-    grow = bool(appended) and heif.boxes[-1].type == "mdat" and heif.boxes[-1] is not heif.meta_box
+    fixed = _headers_in_items(heif, meta, new_items)  # boxes whose header bytes an item holds keep them
+    offsets = [box.offset for box in heif.boxes]
+    cuts = tuple(c for c in cuts if offsets[max(0, bisect_right(offsets, c[0]) - 1)] not in fixed)
+    last = heif.boxes[-1]
+    grow = bool(appended) and last.type == "mdat" and last is not heif.meta_box and last.offset not in fixed
     for offset_size in (4, 8):
         try:
             meta_size = len(meta_bytes(meta, offset_size, offset_size))  # the size depends on field sizes only
@@ -752,11 +758,36 @@ def _explicit(data: bytes | memoryview, box: Box) -> bytes:
     return box_bytes(box.type, bytes(data[box.start : box.end]))
 
 
+def _headers_in_items(heif: HeifFile, meta: Meta, new_items: frozenset[int]) -> set[int]:
+    """Offsets of the top-level boxes whose header bytes some item's file extent covers."""
+    offsets, starts = [box.offset for box in heif.boxes], [box.start for box in heif.boxes]
+    marks = [0] * (len(heif.boxes) + 1)  # +1 at the first box an extent's range of headers holds, -1 after the last
+    for item_id, loc in meta.locations.items():
+        if item_id in new_items or loc.method != FILE_OFFSET or loc.data_reference:
+            continue
+        for e in loc.extents:
+            lo, hi = e.offset, e.offset + (e.length or len(heif.data) - e.offset)
+            first, stop = bisect_right(starts, lo), bisect_left(offsets, hi)
+            if first < stop:
+                marks[first] += 1
+                marks[stop] -= 1
+    return {box.offset for box, covered in zip(heif.boxes, accumulate(marks), strict=False) if covered}
+
+
 class _Layout:
-    """Where each top-level box's payload lands in the rebuilt file, its cuts taken out."""
+    """Where each top-level box's payload lands in the rebuilt file, its cuts taken out.
+
+    ``cuts`` are sorted, disjoint (start, end) file ranges, each inside one box's payload."""
 
     def __init__(self, heif: HeifFile, meta_size: int, cuts: list[tuple[int, int]], appended: int, grow: bool):
-        self.heif, self.cuts = heif, cuts
+        self.heif = heif
+        self.offsets = [box.offset for box in heif.boxes]
+        self.los, self.his = [lo for lo, _ in cuts], [hi for _, hi in cuts]
+        self.prefix = [0, *accumulate(hi - lo for lo, hi in cuts)]
+        for lo, hi in cuts:
+            box = self._box_at(lo)
+            if box is None or box is heif.meta_box or not (box.start <= lo < hi <= box.end):
+                raise DepthError(f"cut {lo}..{hi} does not lie inside the payload of a top-level box other than meta")
         self.starts: dict[int, int] = {}  # box offset -> new payload start
         self.grown = {heif.boxes[-1].offset: appended} if grow else {}
         position = 0
@@ -764,9 +795,6 @@ class _Layout:
             if box is heif.meta_box:
                 position += meta_size
                 continue
-            for lo, hi in cuts:
-                if lo < hi and not (box.start <= lo and hi <= box.end) and lo < box.end and box.offset < hi:
-                    raise DepthError(f"cut {lo}..{hi} does not lie inside the payload of the {box}")
             length = box.end - box.start - self._cut(box, box.end) + self.grown.get(box.offset, 0)
             header = self._header(box, length)
             self.starts[box.offset] = position + header
@@ -779,9 +807,18 @@ class _Layout:
             else position + (HEADER if HEADER + appended <= U32_MAX else LARGE_HEADER)
         )
 
+    def _box_at(self, offset: int) -> Box | None:
+        index = bisect_right(self.offsets, offset) - 1
+        return self.heif.boxes[index] if index >= 0 and offset < self.heif.boxes[index].end else None
+
+    def _cuts_in(self, box: Box, before: int) -> range:
+        """Indices of the cuts in ``box`` that end by file offset ``before``."""
+        return range(bisect_left(self.los, box.start), bisect_right(self.his, min(before, box.end)))
+
     def _cut(self, box: Box, before: int) -> int:
         """Bytes cut from ``box`` before file offset ``before``."""
-        return sum(hi - lo for lo, hi in self.cuts if box.start <= lo and hi <= min(before, box.end))
+        found = self._cuts_in(box, before)
+        return self.prefix[found.stop] - self.prefix[found.start] if found else 0
 
     def _changed(self, box: Box) -> bool:
         return box.offset in self.grown or self._cut(box, box.end) > 0
@@ -795,10 +832,9 @@ class _Layout:
         if not self._changed(box):
             return _explicit(self.heif.data, box)
         data, pieces, pos = self.heif.data, [], box.start
-        for lo, hi in self.cuts:
-            if box.start <= lo and hi <= box.end:
-                pieces.append(bytes(data[pos:lo]))
-                pos = hi
+        for index in self._cuts_in(box, box.end):
+            pieces.append(bytes(data[pos : self.los[index]]))
+            pos = self.his[index]
         pieces.append(bytes(data[pos : box.end]))
         return box_bytes(box.type, b"".join(pieces) + appended)
 
@@ -820,15 +856,16 @@ class _Layout:
         size = len(self.heif.data)
         length = extent.length or size - extent.offset
         start, end = extent.offset, extent.offset + length
-        for box in self.heif.boxes:
-            if box is not self.heif.meta_box and box.offset <= start and end <= box.end:
-                if any(lo < end and start < hi for lo, hi in self.cuts):
-                    raise DepthError(f"iloc: item {item_id} extent {start}+{length} overlaps removed data")
-                return Extent(self.starts[box.offset] + start - box.start - self._cut(box, start), length, extent.index)
-        raise DepthError(
-            f"iloc: item {item_id} extent {start}+{length} does not lie inside one top-level box "
-            f"other than meta (file of {size} bytes)"
-        )
+        box = self._box_at(start)
+        if box is None or box is self.heif.meta_box or end > box.end:
+            raise DepthError(
+                f"iloc: item {item_id} extent {start}+{length} does not lie inside one top-level box "
+                f"other than meta (file of {size} bytes)"
+            )
+        after = bisect_right(self.his, start)  # the first cut ending after the extent starts
+        if after < len(self.los) and self.los[after] < end:
+            raise DepthError(f"iloc: item {item_id} extent {start}+{length} overlaps removed data")
+        return Extent(self.starts[box.offset] + start - box.start - self._cut(box, start), length, extent.index)
 
 
 def _header_size(data: bytes | memoryview, box: Box) -> int:

@@ -14,6 +14,7 @@ Depth maps are in the photo's stored (coded) orientation, as Apple stores them: 
 from __future__ import annotations
 
 import io
+from bisect import bisect_right
 
 import numpy as np
 import pillow_heif
@@ -279,7 +280,9 @@ def depth_related(meta: Meta, depth_ids: list[int]) -> set[int]:
     removed = set()
     for depth_id in depth_ids:
         removed |= meta.closure(depth_id, ("dimg",))
-        removed |= {x for x in meta.referencing("cdsc", depth_id) if set(meta.referenced("cdsc", x)) <= set(depth_ids)}
+        xmp_id = xmp_item(meta, depth_id)
+        if xmp_id is not None and set(meta.referenced("cdsc", xmp_id)) <= set(depth_ids):
+            removed.add(xmp_id)
     return removed - needed
 
 
@@ -295,15 +298,25 @@ def unused_ranges(heif: HeifFile, removed: set[int]) -> tuple[tuple[int, int], .
             found += [(e.offset, e.offset + (e.length or len(heif.data) - e.offset)) for e in loc.extents]
         return found
 
-    kept = ranges(set(heif.meta.locations) - removed)
-    gone = sorted({r for r in ranges(removed) if not any(lo < r[1] and r[0] < hi for lo, hi in kept)})
+    kept = _merged(ranges(set(heif.meta.locations) - removed))
+    starts = [lo for lo, _ in kept]
+
+    def free(lo: int, hi: int) -> bool:
+        index = bisect_right(starts, lo) - 1  # the last kept range starting at or before lo, then the next
+        return all(not (k_lo < hi and lo < k_hi) for k_lo, k_hi in kept[max(index, 0) : index + 2])
+
+    return tuple(_merged([r for r in ranges(removed) if free(*r)]))
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted ranges with the overlapping or touching ones joined."""
     merged: list[tuple[int, int]] = []
-    for lo, hi in gone:
+    for lo, hi in sorted(ranges):
         if merged and lo <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
         else:
             merged.append((lo, hi))
-    return tuple(merged)
+    return merged
 
 
 def _sei(info: PixelDataInfo) -> DepthRepresentation:
