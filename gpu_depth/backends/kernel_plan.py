@@ -16,7 +16,7 @@ import numpy as np
 
 from ..core.depthdata import row_bytes
 from ..core.formats import PixelFormat, StoredFormat
-from ..core.mapping import UNITS_PER_METRE, DepthMapping, Preset
+from ..core.mapping import ABSOLUTE, DepthMapping, Preset
 from ..core.metadata import PixelDataInfo
 from ..core.quantize import StoredMap, round_bound
 from ..errors import DepthError
@@ -50,7 +50,7 @@ LAYOUT = np.dtype(
 
 FLAG_OVERFLOW, FLAG_GRAY_RANGE, FLAG_HAS_NAN = 1, 2, 4
 NO_MIN, NO_MAX = np.uint64(2**64 - 1), np.uint64(0)
-METRES, GRAY, INVERTED, RELATIVE = 0, 1, 2, 3
+METRES, GRAY, INVERTED, RELATIVE, DISPARITY_PX = 0, 1, 2, 3, 4
 
 Launch = Callable[[str, tuple, tuple, tuple], None]
 
@@ -74,11 +74,14 @@ def kernel_names(source: str) -> list[str]:
 
 
 def mapping_args(mapping: DepthMapping, fmt: PixelFormat) -> tuple:
-    """(kind, reciprocal, a, b, scale) of the evaluate kernels: native = a + t · b (or x / scale)."""
+    """(kind, reciprocal, a, b, scale) of the evaluate kernels: native = a + t · b, x / scale or (x / scale + a) / b."""
     preset = mapping.preset
     reciprocal = np.int32(fmt.is_disparity != mapping.native_is_disparity)
-    if preset in UNITS_PER_METRE:
-        return np.int32(METRES), reciprocal, np.float64(0), np.float64(0), np.float64(UNITS_PER_METRE[preset])
+    if preset == Preset.DISPARITY_PX:
+        a, b = mapping.doffs, mapping.focal_px * mapping.baseline
+        return np.int32(DISPARITY_PX), reciprocal, np.float64(a), np.float64(b), np.float64(mapping.scale)
+    if preset in ABSOLUTE:
+        return np.int32(METRES), reciprocal, np.float64(0), np.float64(0), np.float64(mapping.scale)
     near, far = float(mapping.near), float(mapping.far)
     if preset == Preset.RELATIVE_DISPARITY:
         kind, a, b = RELATIVE, 1.0 / far, 1.0 / near - 1.0 / far
@@ -232,6 +235,7 @@ def run_convert(
     when resampling).  Returns the per-map flags (device int32), to check once the stream is done.
     """
     count, fmt, source = plan.count, plan.fmt, plan.dtype.name
+    mapping.check_dtype(plan.dtype)
     flags = xp.zeros(count, xp.int32)
     layout = xp.asarray(plan.layout.view(np.int64))
     stage_layout, stage_out = layout, d_out

@@ -11,7 +11,7 @@ import zlib
 import numpy as np
 import pytest
 from helpers.host_kernels import KERNELS, HostKernels, host_convert, host_quantize
-from helpers.maps import MAPPINGS, METRIC, NAN_BITS, RANGED, float_map, tame
+from helpers.maps import FLOAT_NAMES, MAPPINGS, METRIC, NAN_BITS, RANGED, float_map, mapping_for, tame
 
 from gpu_depth.backends import kernel_plan as kp
 from gpu_depth.backends.numpy_backend import NumpyBackend
@@ -102,8 +102,8 @@ def test_every_code_converts_like_numpy(host, name, dtype, fmt, alignment):
     every = np.arange(top + 1, dtype=dtype).reshape(-1, 16 if dtype == "uint8" else 256)
     rng = np.random.default_rng(3)
     maps = [every, rng.permutation(every.ravel())[: 7 * 13].reshape(7, 13), np.full((1, 1), top, dtype)]
-    result = same_as_numpy(host, maps, MAPPINGS[name], fmt, alignment)
-    too_deep = name == "metric" and dtype == "uint16" and str(fmt) == "hdep"  # 65535 m > float16 max
+    result = same_as_numpy(host, maps, mapping_for(name, dtype), fmt, alignment)
+    too_deep = name == "disparity-px" and str(fmt) == "hdep"  # disparity code 1: 1/256 px, ~99 km > float16 max
     assert isinstance(result, str) == too_deep, result
 
 
@@ -129,7 +129,7 @@ NANS = NAN_BITS["float32"].view(np.float32)
 @pytest.mark.parametrize("alignment", [1, 16])
 @pytest.mark.parametrize("fmt", FORMATS, ids=str)
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
-@pytest.mark.parametrize("name", list(MAPPINGS))
+@pytest.mark.parametrize("name", FLOAT_NAMES)
 def test_float_maps_convert_like_numpy(host, name, dtype, fmt, alignment):
     rng = np.random.default_rng(zlib.crc32(f"{name} {dtype} {fmt}".encode()))
     maps = [float_map(rng, shape, name, dtype) for shape in ((19, 23), (1, 40), (33, 2))]
@@ -139,8 +139,8 @@ def test_float_maps_convert_like_numpy(host, name, dtype, fmt, alignment):
 def test_float_results_are_values_not_errors(host):
     """The random maps above mostly convert: check one per preset really produced bytes."""
     rng = np.random.default_rng(11)
-    for name, mapping in MAPPINGS.items():
-        maps = [tame(float_map(rng, (9, 9), name, "float32"))]
+    for name in FLOAT_NAMES:
+        maps, mapping = [tame(float_map(rng, (9, 9), name, "float32"))], MAPPINGS[name]
         assert not isinstance(same_as_numpy(host, maps, mapping, "fdep"), str), name
 
 
@@ -193,7 +193,7 @@ def test_float_rounding_of_random_doubles(host):
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=str)
-@pytest.mark.parametrize("name", ["apple-gray", "relative-disparity", "metric", "kitti"])
+@pytest.mark.parametrize("name", ["apple-gray", "relative-disparity", "metric", "kitti", "disparity-px"])
 def test_area_downscale_like_numpy(host, name, fmt):
     rng = np.random.default_rng(7)
     dtype = "uint16" if name == "kitti" else "float32"
@@ -205,7 +205,7 @@ def test_area_downscale_like_numpy(host, name, fmt):
         nan_free[~np.isfinite(nan_free) | (nan_free == 0)] = 0.5
         maps.append(nan_free)  # takes area_resize's NaN-free formula
     for size in [(12, 12), (7, 5), (45, 2), (1, 1), (50, 40)]:
-        result = same_as_numpy(host, maps, MAPPINGS[name], fmt, 8, size)
+        result = same_as_numpy(host, maps, mapping_for(name, dtype), fmt, 8, size)
         assert not isinstance(result, str), result
 
 
