@@ -21,7 +21,7 @@ from ..core.metadata import PixelDataInfo
 from ..core.quantize import StoredMap, round_bound
 from ..errors import DepthError
 
-SOURCES = ("convert.cu", "quantize.cu", "resample.cu")
+SOURCES = ("convert.cu", "quantize.cu", "resample.cu", "holes.cu")
 HEADER = "common.cuh"
 #: Threads per block of every kernel.
 BLOCK = 256
@@ -326,23 +326,26 @@ def run_finite_range(launch: Launch, xp, plan: QuantizePlan, d_in, blocks: int):
 
 
 def quantize_params(depths: Sequence, keys: np.ndarray, stored: StoredFormat) -> tuple[np.ndarray, list]:
-    """(low, scale) per map for the quantize kernel and (FloatMin, FloatMax) per map, as ``quantize``
-    computes them from each map's finite min/max keys; a map without a finite value is refused."""
+    """(low, scale, IntMin) per map for the quantize kernel and (IntMin, FloatMin, FloatMax) per map, as
+    ``quantize`` computes them from each map's finite min/max keys and its holes (IntMin 1 when the host
+    map has a NaN); a map without a finite value is refused."""
     params, ranges = [], []
     for depth, (low_key, high_key) in zip(depths, np.asarray(keys, np.uint64).reshape(-1, 2), strict=True):
         if low_key == NO_MIN:
             raise DepthError(f"{depth.width}x{depth.height} depth map has no finite value to store")
         low = round_bound(_unkey(int(low_key)), up=False)
         high = round_bound(_unkey(int(high_key)), up=True)
-        params.append((low, stored.max_code / (high - low) if high > low else 0.0))
-        ranges.append((low, high))
+        bottom = int(not np.isfinite(depth.array).all())
+        params.append((low, (stored.max_code - bottom) / (high - low) if high > low else 0.0, bottom))
+        ranges.append((bottom, low, high))
     return np.array(params, np.float64).reshape(-1), ranges
 
 
-def stored_map(depth, pixels: np.ndarray, bounds: tuple[float, float], stored: StoredFormat) -> StoredMap:
-    """The StoredMap ``quantize`` returns for ``depth``, around the kernel's pixels."""
+def stored_map(depth, pixels: np.ndarray, bounds: tuple[int, float, float], stored: StoredFormat) -> StoredMap:
+    """The StoredMap ``quantize`` returns for ``depth`` around the kernel's pixels; ``bounds``: IntMin, FloatMin/Max."""
     fmt = depth.pixel_format
-    info = PixelDataInfo(fmt.quantity, fmt.code, stored.code, 0, stored.max_code, *bounds)
+    bottom, low, high = bounds
+    info = PixelDataInfo(fmt.quantity, fmt.code, stored.code, bottom, stored.max_code, low, high)
     return StoredMap(pixels, info, depth.metadata)
 
 
@@ -352,10 +355,32 @@ def _unkey(key: int) -> float:
 
 
 def run_quantize(launch: Launch, xp, plan: QuantizePlan, d_in, layout, params: np.ndarray, d_out, blocks: int) -> None:
-    """Write the stored maps; ``params`` holds (low, scale) per map."""
+    """Write the stored maps; ``params`` holds (low, scale, IntMin) per map."""
     name = f"quantize_{plan.fmt.dtype.name}_{plan.stored.dtype.name}"
     args = (d_in, d_out, layout, xp.asarray(params, xp.float64), np.float64(plan.stored.max_code))
     launch(name, grid_for_rows(plan.layout, blocks), (BLOCK,), args)
+
+
+def plan_fill(shapes: Sequence[tuple[int, int, int]], fmt: PixelFormat) -> tuple[np.ndarray, int]:
+    """Layout of maps given as (height, width, elements per row) of their rows, the same in and out,
+    and the elements of the buffers holding them all."""
+    layout = np.zeros(len(shapes), LAYOUT)
+    size = 0
+    for index, (height, width, pitch) in enumerate(shapes):
+        layout[index] = (size, pitch, width, height, size, pitch, width, height, 0)
+        size += _aligned(height * pitch, fmt.bytes_per_pixel)
+    return layout, size
+
+
+def run_fill_holes(launch: Launch, xp, fmt: PixelFormat, layout: np.ndarray, d_rows, d_tmp, d_out, blocks: int):
+    """Fill the holes of every map (``core.holes.fill_holes``): rows from ``d_rows`` into ``d_tmp``, then
+    columns from ``d_tmp`` into ``d_out``; a depth map's farther value is the larger, a disparity map's the smaller."""
+    name, device_layout = f"fill_lines_{fmt.dtype.name}", xp.asarray(layout.view(np.int64))
+    larger = np.int32(not fmt.is_disparity)
+    for columns, source, target in ((0, d_rows, d_tmp), (1, d_tmp, d_out)):
+        lines = int(layout["width" if columns else "height"].max())
+        grid = _grid_for_items(lines, len(layout), blocks)
+        launch(name, grid, (BLOCK,), (source, target, device_layout, np.int32(columns), larger))
 
 
 def check_batch(maps: Sequence, fmt: PixelFormat, row_alignment: int, size) -> None:
