@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import zlib
 from collections.abc import Mapping
@@ -32,6 +33,8 @@ class Job:
     near: float | None = None
     far: float | None = None
     pixel_format: str | None = None
+    depth_scale: float | None = None
+    intrinsics: tuple[float, float, float, float] | None = None
 
     @property
     def name(self) -> str:
@@ -61,7 +64,9 @@ def pair_folders(photos: Path, depths: Path, suffix: str = "") -> tuple[list[Job
 
 
 def read_manifest(path: Path) -> list[Job]:
-    """Jobs from a CSV (header: photo,depth[,near,far,format]) or JSON Lines manifest.
+    """Jobs from a CSV (header: photo,depth[,near,far,format,depth_scale,intrinsics]) or JSON Lines manifest.
+
+    ``intrinsics``: "fx,fy,cx,cy" (a list of four numbers in JSON Lines).
 
     Relative paths are relative to the manifest's folder.
     """
@@ -137,4 +142,25 @@ def _job(row: dict, manifest: Path, number: int) -> Job:
         near, far = (float(row[key]) if row.get(key) not in (None, "") else None for key in ("near", "far"))
     except (TypeError, ValueError):
         raise DepthError(f"{where}: near and far must be numbers") from None
-    return Job(photo, depth, near, far, row.get("format") or None)
+    try:
+        scale = float(row["depth_scale"]) if row.get("depth_scale") not in (None, "") else None
+    except (TypeError, ValueError):
+        raise DepthError(f"{where}: depth_scale must be a number of codes per metre") from None
+    intrinsics = row.get("intrinsics")
+    try:
+        intrinsics = parse_intrinsics(intrinsics) if intrinsics not in (None, "") else None
+    except DepthError as exc:
+        raise DepthError(f"{where}: {exc}") from exc
+    return Job(photo, depth, near, far, row.get("format") or None, scale, intrinsics)
+
+
+def parse_intrinsics(value: object) -> tuple[float, float, float, float]:
+    """``--intrinsics`` / the manifest's column: "fx,fy,cx,cy" or four numbers (pixels of the depth map)."""
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        numbers = tuple(float(part) for part in parts)
+    except (TypeError, ValueError):
+        numbers = ()
+    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers) or min(numbers[:2]) <= 0:
+        raise DepthError(f"intrinsics must be fx,fy,cx,cy (pixels, fx and fy > 0), got {value!r}")
+    return numbers
