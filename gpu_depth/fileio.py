@@ -4,6 +4,7 @@ never replacing an input."""
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from .errors import DepthError
@@ -53,12 +54,25 @@ def write_atomic(path: PathLike, data: bytes | memoryview, *, protect: tuple = (
 
 
 def read_file(path: PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
-    """A file's bytes, refusing unreadable or oversized files with one clear line."""
+    """A regular file's bytes, at most ``limit`` of them, refusing anything else with one clear line.
+
+    Opened without blocking (a FIFO with no writer opens at once) and checked to be a regular file
+    before any read, so devices (/dev/zero) and pipes are refused rather than read without end.
+    """
     try:
-        with open(path, "rb") as stream:
-            size = os.fstat(stream.fileno()).st_size
-            if size > limit:
-                raise DepthError(f"{path}: file of {size} bytes exceeds the {limit}-byte limit")
-            return stream.read()
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise DepthError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(handle, "rb") as stream:
+            status = os.fstat(stream.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise DepthError(f"{path}: not a regular file")
+            if status.st_size > limit:
+                raise DepthError(f"{path}: file of {status.st_size} bytes exceeds the {limit}-byte limit")
+            data = stream.read(limit + 1)
+    except OSError as exc:
+        raise DepthError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    if len(data) > limit:
+        raise DepthError(f"{path}: file grew beyond the {limit}-byte limit while it was read")
+    return data

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..depthmaps import SUFFIXES as DEPTH_SUFFIXES
 from ..errors import DepthError
 
-PHOTO_SUFFIXES = (".heic", ".heif", ".hif", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".dng")
+PHOTO_SUFFIXES = (".heic", ".heif", ".hif", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".dng", ".webp", ".ppm")
 
 #: Environment variables of array jobs: (index variable, count variable), first match wins.
 SHARD_VARIABLES = (
