@@ -184,7 +184,7 @@ def test_dataset_float_formats_load_exactly(tmp_path, name, data):
     [
         ("eps.png", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n", "looks like a PostScript/EPS file, not a"),
         ("photo.png", b"\xff\xd8\xff\xe0" + bytes(64), "looks like a JPEG image, not a depth map format"),
-        ("noise.tif", b"\x00\x01garbage", r"its first bytes are b'\\x00\\x01garbag', not a depth map format gpu-depth reads"),
+        ("noise.tif", b"\x00\x01garbage", r"its first bytes are b'\\x00\\x01garbag', not a depth map format"),
         ("colour.pfm", b"PF\n2 2\n-1\n" + bytes(48), "looks like a colour PFM"),
         ("two.npz", depthfiles.npz(a=RAMP, b=RAMP), "the .npz holds a, b: name the depth array 'depth'"),
         ("short.dpt", depthfiles.dpt(RAMP)[:40], "floats need 48 bytes, the file holds 28"),
