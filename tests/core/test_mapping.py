@@ -274,3 +274,11 @@ def test_mappings_describe_themselves():
     assert DepthMapping("apple-gray", 0.5, 8).describe() == "apple-gray, near 0.5 m, far 8 m"
     rig = DepthMapping("disparity-px", focal_px=700, baseline=0.5, doffs=2, depth_scale=256)
     assert rig.describe() == "disparity-px: depth = 700 px · 0.5 m / (pixels + 2), pixels = codes / 256"
+
+
+def test_visualised_midas_mid_gray_is_relative_disparity():
+    """MiDaS write_depth stores normalised disparity: mid gray between 0.5 m and 10 m is 0.95 m, not 5.25 m."""
+    mid = np.array([[0.5]], np.float64)
+    relative = convert(np.array([[0.0, 0.5, 1.0]]), "fdep", DepthMapping("relative-disparity", 0.5, 10.0))
+    assert np.isclose(relative.array[0, 1], 1 / (0.1 + 0.5 * 1.9))
+    assert np.isclose(convert(mid, "fdep", DepthMapping("inverted-gray", 0.5, 10.0)).array[0, 0], 5.25)
