@@ -4,7 +4,8 @@
 Maps are read by content, never by suffix alone, and only as these formats:
 
 * PNG, TIFF (one page) and PGM: 8/16-bit gray or 32-bit float gray (through Pillow, restricted to that format);
-* NumPy ``.npy``, and ``.npz`` (key ``depth``, else its only array: Apple Depth Pro's CLI writes ``depth``);
+* NumPy ``.npy``, and ``.npz`` (key ``depth``, else its only array: Apple Depth Pro's CLI writes ``depth``; key
+  ``intrinsics`` (fx, fy, cx, cy) or ``K`` (3×3) gives the camera's intrinsics);
 * PFM (``Pf``, one channel; Middlebury, MiDaS): float32 rows stored bottom to top, the scale's sign the byte order;
 * Sintel ``.dpt``: the tag 202021.25, width and height as int32, float32 depth row by row (little-endian);
 * OpenEXR with one float channel, or one of Z, Y, R (extra ``exr``: ``pip install 'gpu_depth[exr]'``).
@@ -34,6 +35,8 @@ NPY_DTYPES = tuple(np.dtype(name) for name in ("uint8", "uint16", "float16", "fl
 NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 #: Sintel's TAG_FLOAT (202021.25 as little-endian float32).
 DPT_TAG = b"PIEH"
+#: Keys of an .npz that hold the camera's intrinsics rather than a map: fx, fy, cx, cy, or the 3×3 matrix K.
+NPZ_INTRINSICS = ("intrinsics", "K")
 #: Channels an OpenEXR depth map may keep its depth in, in order of preference.
 EXR_CHANNELS = ("Z", "Y", "R")
 #: Leading bytes of each format read, and the reader.
@@ -67,6 +70,13 @@ def load_depth_map(path: str | os.PathLike, max_pixels: int | None = None) -> np
 
     ``max_pixels``: the decompression-bomb limit, by default :func:`gpu_depth.limits.max_pixels`.
     """
+    return load_depth_file(path, max_pixels)[0]
+
+
+def load_depth_file(
+    path: str | os.PathLike, max_pixels: int | None = None
+) -> tuple[np.ndarray, tuple[float, float, float, float] | None]:
+    """:func:`load_depth_map`'s array, and the intrinsics (fx, fy, cx, cy) the file gives or None."""
     path = Path(path)
     max_pixels = limits.max_pixels() if max_pixels is None else max_pixels
     data = read_file(path)
@@ -75,13 +85,14 @@ def load_depth_map(path: str | os.PathLike, max_pixels: int | None = None) -> np
         raise DepthError(f"{path}: {_looks_like(data)}, not a depth map format gpu-depth reads ({KNOWN})")
     try:
         array = READERS[kind](data, max_pixels)
+        intrinsics = _npz_intrinsics(data) if kind == "NPZ" else None
     except DepthError as exc:
         raise DepthError(f"{path}: {exc}") from exc
     if array.ndim != 2:
         raise DepthError(f"{path}: depth map must be single-channel grayscale, got shape {array.shape}")
     if array.size > max_pixels:
         raise DepthError(f"{path}: {array.size} pixels exceed the {max_pixels}-pixel limit")
-    return array
+    return array, intrinsics
 
 
 def sniff(data: bytes) -> str | None:
@@ -121,6 +132,7 @@ def _load_npz(data: bytes, max_pixels: int) -> np.ndarray:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+        members = {name: info for name, info in members.items() if name not in NPZ_INTRINSICS}
         if "depth" in members:
             info = members["depth"]
         elif len(members) == 1:
@@ -138,6 +150,39 @@ def _load_npz(data: bytes, max_pixels: int) -> np.ndarray:
     if len(inflated) > bound:
         raise DepthError(f"array {info.filename} inflates beyond the {max_pixels}-pixel limit")
     return _load_npy(inflated, max_pixels)
+
+
+def _npz_intrinsics(data: bytes) -> tuple[float, float, float, float] | None:
+    """fx, fy, cx, cy from an .npz's ``intrinsics`` (4 numbers) or ``K`` (3×3) array, or None."""
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    names = {info.filename.removesuffix(".npy"): info for info in archive.infolist()}
+    key = next((key for key in NPZ_INTRINSICS if key in names), None)
+    if key is None:
+        return None
+    if names[key].file_size > 1 << 12:
+        raise DepthError(f"the .npz's {key} array is too large to be intrinsics")
+    try:
+        with archive.open(names[key]) as member:
+            values = _load_array(member.read(1 << 12)).astype(np.float64)
+    except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError) as exc:
+        raise DepthError(f"not a valid .npz archive ({_plain(exc)})") from exc
+    if key == "K" and values.shape == (3, 3):
+        numbers = (values[0, 0], values[1, 1], values[0, 2], values[1, 2])
+    elif key == "intrinsics" and values.shape == (4,):
+        numbers = tuple(values)
+    else:
+        raise DepthError(f"the .npz's {key} has shape {values.shape}; expected K 3x3 or intrinsics fx, fy, cx, cy")
+    if not (np.isfinite(numbers).all() and min(numbers[:2]) > 0):
+        raise DepthError(f"the .npz's {key} gives fx, fy, cx, cy = {numbers}: need finite values, fx and fy > 0")
+    return tuple(float(n) for n in numbers)
+
+
+def _load_array(data: bytes) -> np.ndarray:
+    """A small numeric .npy array of any shape (no pickled objects)."""
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DepthError(f"not a valid .npy array ({exc})") from exc
 
 
 def _load_pfm(data: bytes, max_pixels: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from gpu_depth import DepthError
 from gpu_depth.containers.dng.tiff import TiffFile
-from gpu_depth.depthmaps import load_depth_map
+from gpu_depth.depthmaps import load_depth_file, load_depth_map
 
 
 @pytest.mark.parametrize(
@@ -230,3 +230,18 @@ def test_devices_and_fifos_are_refused_without_reading(tmp_path):
         reader.start()
         reader.join(60)
         assert outcome.get(path, "").endswith("not a regular file"), path
+
+
+def test_npz_intrinsics_keys(tmp_path):
+    K = np.array([[600.0, 0, 320], [0, 601, 240], [0, 0, 1]])
+    for name, arrays, expected in (
+        ("k.npz", {"depth": RAMP, "K": K}, (600.0, 601.0, 320.0, 240.0)),
+        ("four.npz", {"prediction": RAMP, "intrinsics": np.array([5.0, 6, 7, 8])}, (5.0, 6.0, 7.0, 8.0)),
+        ("none.npz", {"depth": RAMP}, None),
+    ):
+        (tmp_path / name).write_bytes(depthfiles.npz(**arrays))
+        array, intrinsics = load_depth_file(tmp_path / name)
+        assert np.array_equal(array, RAMP) and intrinsics == expected
+    (tmp_path / "bad.npz").write_bytes(depthfiles.npz(depth=RAMP, K=np.eye(2)))
+    with pytest.raises(DepthError, match=r"K has shape \(2, 2\); expected K 3x3"):
+        load_depth_file(tmp_path / "bad.npz")

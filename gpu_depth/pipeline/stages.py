@@ -19,7 +19,7 @@ from ..core.holes import fill_depth
 from ..core.mapping import DepthMapping
 from ..core.metadata import CameraCalibration
 from ..core.orientation import depth_size, displayed_size, to_stored
-from ..depthmaps import load_depth_map
+from ..depthmaps import load_depth_file
 from ..errors import DepthError
 from ..fileio import read_file, temp_path, write_atomic
 from .jobs import Job
@@ -38,6 +38,7 @@ class Item:
     gray: np.ndarray | None = None
     size: tuple[int, int] | None = None
     map_size: tuple[int, int] | None = None  # (width, height) of the depth map as loaded
+    intrinsics: tuple[float, float, float, float] | None = None  # fx, fy, cx, cy the depth file gives
     depth: DepthData | None = None
 
     def fail(self, error: Exception) -> Item:
@@ -105,7 +106,7 @@ def decode(item: Item, options: Options) -> Item:
     try:
         if item.job.photo.resolve() == item.output.resolve():
             raise DepthError(f"{item.output}: the output would overwrite the input photo")
-        item.gray = load_depth_map(item.job.depth)
+        item.gray, item.intrinsics = load_depth_file(item.job.depth)
         photo_size = _photo_size(item.job.photo)
         shape = item.map_size = (item.gray.shape[1], item.gray.shape[0])
         try:
@@ -140,7 +141,8 @@ def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Ite
         for member, depth in zip(members, depths, strict=True):
             member.gray = None
             if depth is not None:
-                member.depth = _with_intrinsics(depth, member.job.intrinsics or options.intrinsics, member.map_size)
+                intrinsics = member.job.intrinsics or options.intrinsics or member.intrinsics
+                member.depth = _with_intrinsics(depth, intrinsics, member.map_size)
                 member.details.update(mapping=mapping.describe(), convert_s=share)
     return batch
 

@@ -209,3 +209,14 @@ def test_intrinsics_are_written_as_the_camera_calibration(tmp_path):
     assert calibration.reference_dimensions == (WIDTH, HEIGHT)
     result, _ = convert_one(tmp_path, name, data, flags, "--intrinsics", "525,526")
     assert result.returncode == 2 and "intrinsics must be fx,fy,cx,cy" in result.stderr
+
+
+def test_intrinsics_in_an_npz_are_written_unless_the_command_line_gives_others(tmp_path):
+    metres = np.full((HEIGHT, WIDTH), 2.0, np.float32)
+    K = np.array([[50.0, 0, 31.5], [0, 51.0, 23.5], [0, 0, 1]])
+    data = depthfiles.npz(depth=metres, K=K)
+    result, output = convert_one(tmp_path, "depth.npz", data, ["--preset", "metric"])
+    assert result.returncode == 0, result.stderr
+    assert read_depth(output).metadata.calibration.intrinsic_matrix == tuple(map(tuple, K))
+    result, output = convert_one(tmp_path, "depth.npz", data, ["--preset", "metric", "--intrinsics", "9,9,1,1"])
+    assert read_depth(output).metadata.calibration.intrinsic_matrix[0] == (9.0, 0.0, 1.0)
