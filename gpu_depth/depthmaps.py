@@ -252,7 +252,7 @@ def _load_image(data: bytes, max_pixels: int, kind: str) -> np.ndarray:
             image = Image.open(io.BytesIO(data), formats=formats)
             limits.check_pixels(image.width, image.height, "depth map", max_pixels)
             limits.check_tiles(image, len(data))
-            frames = getattr(image, "n_frames", 1)
+            frames = _frames(image, kind)
             if frames > 1:
                 raise DepthError(f"the {kind} holds {frames} pages or frames; a depth map is one")
             image.load()
@@ -275,6 +275,14 @@ def _load_image(data: bytes, max_pixels: int, kind: str) -> np.ndarray:
             raise DepthError("32-bit integer depth maps are not supported; use 16-bit")
         array = array.astype(np.uint16)
     return array.astype(array.dtype.newbyteorder("="))
+
+
+def _frames(image, kind: str) -> int:
+    """How many pages or frames the image holds; Pillow parses every TIFF IFD to count them."""
+    try:
+        return getattr(image, "n_frames", 1)
+    except (TypeError, KeyError, ValueError, OSError, SyntaxError, EOFError, struct.error) as exc:
+        raise DepthError(f"cannot read the pages of the {kind} ({_plain(exc)})") from exc
 
 
 def _plain(exc: Exception) -> str:

@@ -70,9 +70,9 @@ def read_file(path: PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
                 raise DepthError(f"{path}: not a regular file")
             if status.st_size > limit:
                 raise DepthError(f"{path}: file of {status.st_size} bytes exceeds the {limit}-byte limit")
-            data = stream.read(limit + 1)
+            data = stream.read(status.st_size + 1)  # one byte more than its size tells whether it grew
     except OSError as exc:
         raise DepthError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    if len(data) > limit:
-        raise DepthError(f"{path}: file grew beyond the {limit}-byte limit while it was read")
+    if len(data) > status.st_size:
+        raise DepthError(f"{path}: the file grew while it was read")
     return data
