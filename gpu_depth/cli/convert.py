@@ -58,7 +58,7 @@ def run_convert(args: argparse.Namespace) -> int:
         summary = _engine(args)(jobs, options, on_result)
     finally:
         progress.close()
-    summary.update(unmatched=len(unmatched), mapping=_mapping(options).describe(), depth_m=metres.span())
+    summary.update(unmatched=len(unmatched), mapping=_described(options), depth_m=metres.span())
     report.write({"summary": summary})
     report.close()
     print(
@@ -113,6 +113,14 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
 def _mapping(options: Options) -> DepthMapping:
     rig = {"focal_px": options.focal_px, "baseline": options.baseline, "doffs": options.doffs}
     return DepthMapping(options.preset, options.near, options.far, depth_scale=options.depth_scale, **rig)
+
+
+def _described(options: Options) -> str:
+    """The run's mapping in words; a manifest that gives near/far/depth_scale per row has one per item."""
+    try:
+        return _mapping(options).describe()
+    except DepthError:
+        return f"{options.preset}, per manifest row (each item's is in the report)"
 
 
 class MetreRange:

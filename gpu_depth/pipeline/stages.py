@@ -168,9 +168,9 @@ def encode(item: Item, options: Options) -> Item:
     """Attach the converted depth to the photo and write it atomically (runs in a worker process)."""
     started = time.perf_counter()
     try:
-        invalid = int(np.isnan(item.depth.array).sum())
+        invalid, filled = int(np.isnan(item.depth.array).sum()), 0
         if options.holes == "fill":
-            item.depth, _ = fill_depth(item.depth)
+            item.depth, filled = fill_depth(item.depth)
         photo = read_file(item.job.photo)
         target = containers.plugin(options.container) if options.container != "same" else containers.sniff(photo)
         if target is None:
@@ -194,7 +194,7 @@ def encode(item: Item, options: Options) -> Item:
         max=high,
         depth_m=_metres(depth.pixel_format.is_disparity, low, high),
         invalid_pixels=invalid,
-        filled_pixels=invalid if options.holes == "fill" else 0,
+        filled_pixels=filled,
         accuracy=depth.metadata.accuracy,
         filtered=depth.metadata.filtered,
         attach_s=round(time.perf_counter() - started, 4),

@@ -220,3 +220,16 @@ def test_intrinsics_in_an_npz_are_written_unless_the_command_line_gives_others(t
     assert read_depth(output).metadata.calibration.intrinsic_matrix == tuple(map(tuple, K))
     result, output = convert_one(tmp_path, "depth.npz", data, ["--preset", "metric", "--intrinsics", "9,9,1,1"])
     assert read_depth(output).metadata.calibration.intrinsic_matrix[0] == (9.0, 0.0, 1.0)
+
+
+def test_manifest_rows_with_their_own_range_report_each_mapping(tmp_path):
+    Image.fromarray(np.full((HEIGHT, WIDTH, 3), 128, np.uint8)).save(tmp_path / "a.jpg")
+    Image.fromarray(np.full((HEIGHT, WIDTH), 100, np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "m.csv").write_text("photo,depth,near,far\na.jpg,a.png,0.5,4\n")
+    command = [sys.executable, "-m", "gpu_depth", "convert", "--quiet", "--workers", "1"]
+    command += ["--manifest", str(tmp_path / "m.csv"), "--out", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    (line,), (summary,) = report_lines(tmp_path / "out" / "report.jsonl")
+    assert line["mapping"] == "apple-gray, near 0.5 m, far 4 m"
+    assert summary["mapping"] == "apple-gray, per manifest row (each item's is in the report)"
