@@ -138,7 +138,7 @@ def _load_npz(data: bytes, max_pixels: int) -> np.ndarray:
         elif len(members) == 1:
             (info,) = members.values()
         else:
-            names = ', '.join(sorted(members)) or 'no arrays'
+            names = ", ".join(sorted(members)) or "no arrays"
             raise DepthError(f"the .npz holds {names}: name the depth array 'depth'")
         bound = max_pixels * 8 + (1 << 16)  # the largest accepted array (float64) and its header
         if info.file_size > bound:
