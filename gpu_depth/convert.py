@@ -37,7 +37,8 @@ def convert(
     multiple of it (1 = tight rows; padding is zero).  ``size``: (width, height) or ``"768x576"`` to
     area-resample to, or a list with one size (or None) per map.
     Every value is the correctly rounded float16/float32 of the float64 result of ``mapping``;
-    invalid pixels are NaN.  A map with no valid pixel is an error.
+    invalid pixels are NaN.  A map with no valid pixel is an error.  ``metadata`` defaults to the
+    mapping's accuracy (absolute for metric presets), filtered unless the map has invalid pixels.
     """
     fmt = PixelFormat.parse(pixel_format)
     if not isinstance(mapping, DepthMapping):
@@ -46,6 +47,7 @@ def convert(
     batch = [_as_array(m) for m in ([maps] if single else _split(maps))]
     for index, values in enumerate(batch):
         _check_map(values, index)
+        mapping.check_dtype(values.dtype)
     sizes = _sizes(size, batch)
     engine = select_backend(backend)
     rows: list = [None] * len(batch)
@@ -59,8 +61,12 @@ def convert(
     for index, (values, map_rows, target) in enumerate(zip(batch, rows, sizes, strict=True)):
         width = target[0] if target else values.shape[1]
         _check_valid(map_rows, width, values.dtype, mapping, fmt, index)
-        results.append(DepthData.from_rows(map_rows, fmt, width, metadata))
+        results.append(DepthData.from_rows(map_rows, fmt, width, metadata or _metadata(mapping, map_rows[:, :width])))
     return results[0] if single else results
+
+
+def _metadata(mapping: DepthMapping, values: np.ndarray) -> DepthMetadata:
+    return DepthMetadata(accuracy=mapping.accuracy, filtered=not np.isnan(values).any())
 
 
 def _sizes(size: object, batch: list) -> list[tuple[int, int] | None]:

@@ -64,16 +64,23 @@ def write_atomic(path: PathLike, data: bytes | memoryview, *, protect: tuple = (
 
 
 def read_file(path: PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
-    """A regular file's bytes, at most ``limit`` of them, refusing anything else with one clear line."""
+    """A regular file's bytes, at most ``limit`` of them, refusing anything else with one clear line.
+
+    Opened without blocking (a FIFO with no writer opens at once) and checked to be a regular file
+    before any read, so devices (/dev/zero) and pipes are refused rather than read without end.
+    """
     try:
-        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO opens without a writer
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise DepthError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
         with os.fdopen(handle, "rb") as stream:
-            status = os.fstat(handle)
+            status = os.fstat(stream.fileno())
             if not stat.S_ISREG(status.st_mode):
                 raise DepthError(f"{path}: not a regular file")
             if status.st_size > limit:
                 raise DepthError(f"{path}: file of {status.st_size} bytes exceeds the {limit}-byte limit")
-            data = stream.read(status.st_size + 1)
+            data = stream.read(status.st_size + 1)  # one byte more than its size tells whether it grew
     except OSError as exc:
         raise DepthError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     if len(data) > status.st_size:

@@ -122,9 +122,28 @@ def _convert_parser(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--out", type=Path, help="output folder")
     sub.add_argument("--container", choices=("heic", "jpeg", "dng", "same"), default="same")
     sub.add_argument("--pixel-format", choices=[f.fourcc for f in PixelFormat], default="hdis")
-    sub.add_argument("--preset", choices=[p.value for p in Preset], default="apple-gray")
+    sub.add_argument(
+        "--preset",
+        choices=[p.value for p in Preset],
+        help="how the maps' values read (default: metric with --depth-scale, else apple-gray); see README",
+    )
     sub.add_argument("--near", type=float, help="zNear in metres (gray and relative presets)")
     sub.add_argument("--far", type=float, help="zFar in metres (gray and relative presets)")
+    sub.add_argument(
+        "--depth-scale",
+        type=float,
+        help="integer maps: codes per metre (TUM 5000, mm 1000, KITTI 256), or per pixel (disparity-px); 0 = invalid",
+    )
+    sub.add_argument("--focal-px", type=float, help="disparity-px: focal length in pixels")
+    sub.add_argument("--baseline", type=float, help="disparity-px: stereo baseline in metres")
+    sub.add_argument("--doffs", type=float, default=0.0, help="disparity-px: disparity offset in pixels (Middlebury)")
+    sub.add_argument(
+        "--holes",
+        choices=("fill", "keep"),
+        default="fill",
+        help="invalid pixels: fill from the farther valid neighbour (filtered), or keep them as holes (unfiltered)",
+    )
+    sub.add_argument("--intrinsics", help="fx,fy,cx,cy of the depth map's camera in its pixels (written to the XMP)")
     sub.add_argument("--depth-size", default="native", help="stored map size, e.g. 768x576, or native")
     sub.add_argument(
         "--fit",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import zlib
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ from ..depthmaps import SUFFIXES as DEPTH_SUFFIXES
 from ..errors import DepthError
 from ..limits import parse_float, parse_int
 
-PHOTO_SUFFIXES = (".heic", ".heif", ".hif", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".dng")
+PHOTO_SUFFIXES = (".heic", ".heif", ".hif", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".dng", ".webp", ".ppm")
 
 #: Environment variables of array jobs: (index variable, count variable), first match wins.
 SHARD_VARIABLES = (
@@ -33,6 +34,8 @@ class Job:
     near: float | None = None
     far: float | None = None
     pixel_format: str | None = None
+    depth_scale: float | None = None
+    intrinsics: tuple[float, float, float, float] | None = None
 
     @property
     def name(self) -> str:
@@ -62,7 +65,9 @@ def pair_folders(photos: Path, depths: Path, suffix: str = "") -> tuple[list[Job
 
 
 def read_manifest(path: Path) -> list[Job]:
-    """Jobs from a CSV (header: photo,depth[,near,far,format]) or JSON Lines manifest.
+    """Jobs from a CSV (header: photo,depth[,near,far,format,depth_scale,intrinsics]) or JSON Lines manifest.
+
+    ``intrinsics``: "fx,fy,cx,cy" (a list of four numbers in JSON Lines).
 
     Relative paths are relative to the manifest's folder.
     """
@@ -140,17 +145,34 @@ def _job(row: dict, manifest: Path, number: int) -> Job:
         if not isinstance(row.get(key), str) or not row[key]:
             raise DepthError(f"{where}: {'missing' if row.get(key) in (None, '') else 'not a path:'} {key}")
     photo, depth = manifest.parent / row["photo"], manifest.parent / row["depth"]
-    near, far = (_number(row.get(key), f"{where}: {key}") for key in ("near", "far"))
+    near, far, scale = (_number(row.get(key), f"{where}: {key}") for key in ("near", "far", "depth_scale"))
     fmt = row.get("format") or None
     if fmt is not None and not isinstance(fmt, str):
         raise DepthError(f"{where}: format must be a pixel format name such as hdis, got {fmt!r}")
-    return Job(photo, depth, near, far, fmt)
+    intrinsics = row.get("intrinsics")
+    try:
+        intrinsics = parse_intrinsics(intrinsics) if intrinsics not in (None, "") else None
+    except DepthError as exc:
+        raise DepthError(f"{where}: {exc}") from exc
+    return Job(photo, depth, near, far, fmt, scale, intrinsics)
 
 
 def _number(value: object, what: str) -> float | None:
-    """A manifest's near/far: a number, its text, or empty (None); ``true`` and lists are refused."""
+    """A manifest's number: a number, its text, or empty (None); ``true`` and lists are refused."""
     if value in (None, ""):
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise DepthError(f"{what} must be a number, got {value!r}")
     return parse_float(str(value), what)
+
+
+def parse_intrinsics(value: object) -> tuple[float, float, float, float]:
+    """``--intrinsics`` / the manifest's column: "fx,fy,cx,cy" or four numbers (pixels of the depth map)."""
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        numbers = tuple(parse_float(str(part).strip(), "intrinsics") for part in parts)
+    except (TypeError, DepthError):
+        numbers = ()
+    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers) or min(numbers[:2]) <= 0:
+        raise DepthError(f"intrinsics must be fx,fy,cx,cy (pixels, fx and fy > 0), got {value!r}")
+    return numbers

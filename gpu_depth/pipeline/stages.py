@@ -7,7 +7,7 @@ import io
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +16,11 @@ from .. import containers
 from ..api import attach, read_depth
 from ..convert import convert
 from ..core.depthdata import DepthData
+from ..core.holes import fill_depth
 from ..core.mapping import DepthMapping
+from ..core.metadata import CameraCalibration
 from ..core.orientation import depth_size, displayed_size
-from ..depthmaps import load_depth_map
+from ..depthmaps import load_depth_file
 from ..errors import DepthError, ExistingDepth
 from ..fileio import read_file, temp_target, write_atomic
 from .jobs import Job, shard_of
@@ -36,6 +38,8 @@ class Item:
     details: dict = field(default_factory=dict)  # timings, value range, format
     gray: np.ndarray | None = None
     size: tuple[int, int] | None = None
+    map_size: tuple[int, int] | None = None  # (width, height) of the depth map as loaded
+    intrinsics: tuple[float, float, float, float] | None = None  # fx, fy, cx, cy the depth file gives
     depth: DepthData | None = None
 
     def fail(self, error: Exception) -> Item:
@@ -123,9 +127,9 @@ def decode(item: Item, options: Options) -> Item:
     """Load the item's depth map and choose its stored size from the photo's header."""
     started = time.perf_counter()
     try:
-        item.gray = load_depth_map(item.job.depth)
+        item.gray, item.intrinsics = load_depth_file(item.job.depth)
         photo_size = _photo_size(item.job.photo)
-        shape = (item.gray.shape[1], item.gray.shape[0])
+        shape = item.map_size = (item.gray.shape[1], item.gray.shape[0])
         try:
             item.size = depth_size(shape, photo_size, options.depth_size, options.stretch)
         except DepthError as exc:
@@ -158,9 +162,19 @@ def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Ite
         for member, depth in zip(members, depths, strict=True):
             member.gray = None
             if depth is not None:
-                member.depth = depth
-                member.details["convert_s"] = share
+                intrinsics = member.job.intrinsics or options.intrinsics or member.intrinsics
+                member.depth = _with_intrinsics(depth, intrinsics, member.map_size)
+                member.details.update(mapping=mapping.describe(), convert_s=share)
     return batch
+
+
+def _with_intrinsics(depth: DepthData, intrinsics: tuple | None, map_size: tuple[int, int]) -> DepthData:
+    """``depth`` carrying the camera's fx, fy, cx, cy (pixels of the map as loaded, its reference dimensions)."""
+    if intrinsics is None:
+        return depth
+    fx, fy, cx, cy = intrinsics
+    calibration = CameraCalibration(((fx, 0.0, cx), (0.0, fy, cy), (0.0, 0.0, 1.0)), map_size)
+    return replace(depth, metadata=replace(depth.metadata, calibration=calibration))
 
 
 def _convert_one(item: Item, fmt: str, mapping: DepthMapping, backend: str) -> DepthData | None:
@@ -175,6 +189,9 @@ def encode(item: Item, options: Options) -> Item:
     """Attach the converted depth to the photo and write it atomically (runs in a worker process)."""
     started = time.perf_counter()
     try:
+        invalid, filled = int(np.isnan(item.depth.array).sum()), 0
+        if options.holes == "fill":
+            item.depth, filled = fill_depth(item.depth)
         photo = read_file(item.job.photo)
         target = containers.plugin(options.container) if options.container != "same" else containers.sniff(photo)
         if target is None:
@@ -192,13 +209,18 @@ def encode(item: Item, options: Options) -> Item:
             encoder_threads=options.encoder_threads,
             **options.attach,
         )
-        finite = depth.array[np.isfinite(depth.array)]
+        low, high = float(np.nanmin(depth.array)), float(np.nanmax(depth.array))
         details = {
             "pixel_format": str(depth.pixel_format),
             "width": depth.width,
             "height": depth.height,
-            "min": float(finite.min()),
-            "max": float(finite.max()),
+            "min": low,
+            "max": high,
+            "depth_m": _metres(depth.pixel_format.is_disparity, low, high),
+            "invalid_pixels": invalid,
+            "filled_pixels": filled,
+            "accuracy": depth.metadata.accuracy,
+            "filtered": depth.metadata.filtered,
         }
         write_atomic(item.output, result, protect=(item.job.photo, item.job.depth))
     except ExistingDepth as exc:
@@ -210,10 +232,17 @@ def encode(item: Item, options: Options) -> Item:
     return item
 
 
+def _metres(disparity: bool, low: float, high: float) -> list[float | None]:
+    """[nearest, farthest] depth in metres of a map's value range (None: infinitely far, disparity 0)."""
+    return [1 / high, 1 / low if low > 0 else None] if disparity else [low, high]
+
+
 def _mapping(job: Job, options: Options) -> DepthMapping:
     near = job.near if job.near is not None else options.near
     far = job.far if job.far is not None else options.far
-    return DepthMapping(options.preset, near, far)
+    scale = job.depth_scale if job.depth_scale is not None else options.depth_scale
+    rig = {"focal_px": options.focal_px, "baseline": options.baseline, "doffs": options.doffs}
+    return DepthMapping(options.preset, near, far, depth_scale=scale, **rig)
 
 
 def _photo_size(path: Path) -> tuple[int, int]:

@@ -102,3 +102,29 @@ def test_csv_manifest_with_a_byte_order_mark(tmp_path):
     """Excel saves UTF-8 CSVs with a BOM: the header's first column was "\ufeffphoto" and the manifest refused."""
     (tmp_path / "m.csv").write_bytes("photo,depth\na.jpg,a.png\n".encode("utf-8-sig"))
     assert read_manifest(tmp_path / "m.csv") == [Job(tmp_path / "a.jpg", tmp_path / "a.png")]
+
+
+def test_pairing_takes_every_depth_format_the_loader_reads(tmp_path):
+    names = ["a.pfm", "b.npz", "c.dpt", "d.exr", "e.pgm", "f.npy"]
+    touch(tmp_path / "p", "a.ppm", "b.webp", "c.jpg", "d.jpg", "e.jpg", "f.jpg")
+    touch(tmp_path / "d", *names)
+    jobs, unmatched = pair_folders(tmp_path / "p", tmp_path / "d")
+    assert [job.depth.name for job in jobs] == names and not unmatched
+
+
+def test_manifest_depth_scale_and_intrinsics_columns(tmp_path):
+    (tmp_path / "m.csv").write_text(
+        'photo,depth,depth_scale,intrinsics\na.jpg,a.png,5000,"525,525,319.5,239.5"\nb.jpg,b.png,,\n'
+    )
+    a, b = read_manifest(tmp_path / "m.csv")
+    assert (a.depth_scale, a.intrinsics) == (5000.0, (525.0, 525.0, 319.5, 239.5))
+    assert (b.depth_scale, b.intrinsics) == (None, None)
+    (tmp_path / "m.jsonl").write_text(json.dumps({"photo": "a", "depth": "b", "intrinsics": [1, 2, 3, 4]}) + "\n")
+    assert read_manifest(tmp_path / "m.jsonl")[0].intrinsics == (1.0, 2.0, 3.0, 4.0)
+    for bad in ('"525,525,319.5"', '"0,1,2,3"', '"a,b,c,d"'):
+        (tmp_path / "bad.csv").write_text(f"photo,depth,intrinsics\na.jpg,a.png,{bad}\n")
+        with pytest.raises(DepthError, match=r"bad.csv:2: intrinsics must be fx,fy,cx,cy"):
+            read_manifest(tmp_path / "bad.csv")
+    (tmp_path / "bad.csv").write_text("photo,depth,depth_scale\na.jpg,a.png,lots\n")
+    with pytest.raises(DepthError, match="depth_scale is not a finite decimal number"):
+        read_manifest(tmp_path / "bad.csv")

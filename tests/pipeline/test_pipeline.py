@@ -176,7 +176,7 @@ def test_bad_usage_is_one_line_and_exit_2(tmp_path, capsys):
         == 2
     )
     err = capsys.readouterr().err
-    assert "preset apple-gray needs near and far" in err and err.count("\n") == 1
+    assert "preset apple-gray needs --near and --far" in err and err.count("\n") == 1
 
 
 def test_example_converts_into_files_three_readers_accept(tmp_path):
