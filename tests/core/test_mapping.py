@@ -226,6 +226,7 @@ def test_convert_takes_a_size_as_the_command_line_writes_it():
     with pytest.raises(DepthError, match="768x576"):
         convert(gray, "hdis", DepthMapping("apple-gray", near=0.4, far=12.0), size="big")
 
+
 # ---- what each preset can mean (issue 21) --------------------------------------------------------------
 
 
