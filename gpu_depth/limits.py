@@ -24,6 +24,10 @@ DEFAULT_MAX_XMP_BYTES = 4 << 20
 #: seconds).  Every reader (read_depth, verify, inspect, attach_depth, the depth-map loader) keeps within
 #: them whatever the file holds; bench/fuzz.py checks each case against them.
 READ_BUDGETS = ((1 << 20, 512 << 20, 1.0), (16 << 20, 1 << 30, 3.0))
+#: Most bytes of samples a compressed image may decode to per byte of its coded data, beyond EXPANSION_ALLOWANCE
+#: (Deflate alone allows 1032:1): what a small file can make a reader decode stays small, under the pixel limit.
+MAX_EXPANSION = 64
+EXPANSION_ALLOWANCE = 16 << 20
 #: Most digits a decimal integer read from a file or a flag may have (every such count or size fits in 64 bits).
 MAX_DIGITS = 18
 _INTEGER = re.compile(rf"[+-]?[0-9]{{1,{MAX_DIGITS}}}")
@@ -66,6 +70,12 @@ def check_tiles(image, size: int) -> None:
         covered += (box[2] - box[0]) * (box[3] - box[1]) if box else 0
     if covered < image.width * image.height:
         raise DepthError(f"the {image.width}x{image.height} image's strips cover only {covered} pixels")
+
+
+def check_expansion(decoded: int, coded: int, what: str) -> None:
+    """Refuse ``decoded`` bytes of samples from ``coded`` bytes of data beyond MAX_EXPANSION (and the allowance)."""
+    if decoded > MAX_EXPANSION * coded + EXPANSION_ALLOWANCE:
+        raise DepthError(f"{what} of {decoded} bytes from {coded} bytes of data expands more than {MAX_EXPANSION}-fold")
 
 
 def read_budget(size: int) -> tuple[int, float] | None:
