@@ -14,7 +14,8 @@ huge or near values, chunk duplication, deletion and splicing with another seed;
 XMP) and runs the reader in a worker process, timing it.  Case ``i`` of reader ``r`` depends only on
 ``--seed``, ``r`` and ``i``, so ``--readers r --replay i`` reruns one case.  Any exception but
 DepthError, a worker crash, a case over ``--hang`` seconds or a worker over ``--memory-mib`` (its
-address space is limited, so a runaway allocation fails as MemoryError) is a finding.
+address space is limited, so a runaway allocation fails as MemoryError) is a finding; so is a case over
+its budget in ``gpu_depth.limits.READ_BUDGETS`` (CPU seconds, and the peak memory it added to its process).
 
     python bench/fuzz.py --cases 1000 --seed 1
     python bench/fuzz.py --readers heif --replay 123 --seed 1 --save case.heic
@@ -61,9 +62,11 @@ from gpu_depth.containers.jpeg.segments import APP1, APP2, parse_jpeg
 from gpu_depth.core.metadata import CameraCalibration
 from gpu_depth.core.xmp import parse_depth_xmp
 from gpu_depth.depthmaps import load_depth_map
+from gpu_depth.limits import read_budget
+from gpu_depth.verify import verify_bytes
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-READERS = ("heif", "isobmff", "jpeg", "dng", "xmp", "loaders", "attach", "photo")
+READERS = ("heif", "isobmff", "jpeg", "dng", "xmp", "loaders", "attach", "photo", "verify")
 #: JPEG segments that describe the coding: SOF0-3, DHT, SOS, DRI.
 CODING_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC4, 0xDA, 0xDD})
 #: Values written into 16/32-bit length, count and offset fields.
@@ -608,6 +611,11 @@ def _dng_bytes_lost(photo: bytes, out: bytes) -> str:
     return "" if same else "bytes other than the first IFD offset changed"
 
 
+def run_verify(data: bytes, seed: Seed) -> None:
+    """verify (and inspect, which calls it to locate the depth) on a mutated photo."""
+    verify_bytes(data)
+
+
 def run_xmp(data: bytes, seed: Seed) -> None:
     parse_depth_xmp(data)
 
@@ -642,12 +650,15 @@ RUNNERS = {
     "loaders": (loader_seeds, run_loaders),
     "attach": (attach_seeds, run_attach),
     "photo": (photo_seeds, run_photo),
+    "verify": (attach_seeds, run_verify),
 }
 
 
 def run_case(reader: str, seeds: list[Seed], run_seed: int, index: int) -> tuple[str, float, float, str | None]:
     """(outcome, wall seconds, CPU seconds, traceback): outcome is ``ok``, ``DepthError`` or the leaked type."""
     seed, data, ops = make_case(reader, seeds, run_seed, index)
+    where = f"case {index} (seed {seed.name}, {'+'.join(ops)}, {len(data)} bytes)"
+    resident, peak = _resident(), _peak()
     start, cpu = time.perf_counter(), time.process_time()
     try:
         RUNNERS[reader][1](data, seed)
@@ -656,8 +667,33 @@ def run_case(reader: str, seeds: list[Seed], run_seed: int, index: int) -> tuple
         outcome, trace = "DepthError", None
     except Exception as exc:
         outcome = type(exc).__name__
-        trace = f"case {index} (seed {seed.name}, {'+'.join(ops)}):\n{traceback.format_exc()}"
-    return outcome, time.perf_counter() - start, time.process_time() - cpu, trace
+        trace = f"{where}:\n{traceback.format_exc()}"
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    over = _over_budget(len(data), cpu, _peak() - resident if _peak() > peak else 0)
+    if over and not trace:
+        outcome, trace = "over budget", f"{where}: over budget: {over}"
+    return outcome, seconds, cpu, trace
+
+
+def _over_budget(size: int, cpu: float, added: int) -> str:
+    """What of a case's cost exceeds the budget for its input size (``added``: bytes it added to the peak)."""
+    budget = read_budget(size)
+    if budget is None:
+        return ""
+    memory, seconds = budget
+    over = [f"{cpu:.2f} s CPU > {seconds:g} s"] if cpu > seconds else []
+    return ", ".join(over + ([f"{added >> 20} MiB peak > {memory >> 20} MiB"] if added > memory else []))
+
+
+def _resident() -> int:
+    """This process's resident memory now, in bytes."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _peak() -> int:
+    """This process's peak resident memory so far, in bytes (a case raises it only past earlier peaks)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss << 10
 
 
 # ----------------------------------------------------------------------------------------------- workers

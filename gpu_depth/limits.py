@@ -20,6 +20,14 @@ DEFAULT_MAX_PIXELS = 1 << 26
 #: Largest XMP packet parsed (main or Extended XMP), in bytes; None: ``GPU_DEPTH_MAX_XMP_BYTES``, else 4 MiB.
 MAX_XMP_BYTES: int | None = None
 DEFAULT_MAX_XMP_BYTES = 4 << 20
+#: What reading one file may cost, by its size: (files below this many bytes, peak memory in bytes, CPU
+#: seconds).  Every reader (read_depth, verify, inspect, attach_depth, the depth-map loader) keeps within
+#: them whatever the file holds; bench/fuzz.py checks each case against them.
+READ_BUDGETS = ((1 << 20, 512 << 20, 1.0), (16 << 20, 1 << 30, 3.0))
+#: Most bytes of samples a compressed image may decode to per byte of its coded data, beyond EXPANSION_ALLOWANCE
+#: (Deflate alone allows 1032:1): what a small file can make a reader decode stays small, under the pixel limit.
+MAX_EXPANSION = 64
+EXPANSION_ALLOWANCE = 16 << 20
 #: Most digits a decimal integer read from a file or a flag may have (every such count or size fits in 64 bits).
 MAX_DIGITS = 18
 _INTEGER = re.compile(rf"[+-]?[0-9]{{1,{MAX_DIGITS}}}")
@@ -62,6 +70,17 @@ def check_tiles(image, size: int) -> None:
         covered += (box[2] - box[0]) * (box[3] - box[1]) if box else 0
     if covered < image.width * image.height:
         raise DepthError(f"the {image.width}x{image.height} image's strips cover only {covered} pixels")
+
+
+def check_expansion(decoded: int, coded: int, what: str) -> None:
+    """Refuse ``decoded`` bytes of samples from ``coded`` bytes of data beyond MAX_EXPANSION (and the allowance)."""
+    if decoded > MAX_EXPANSION * coded + EXPANSION_ALLOWANCE:
+        raise DepthError(f"{what} of {decoded} bytes from {coded} bytes of data expands more than {MAX_EXPANSION}-fold")
+
+
+def read_budget(size: int) -> tuple[int, float] | None:
+    """(peak memory bytes, CPU seconds) reading a file of ``size`` bytes may cost; None above the budgets."""
+    return next(((memory, cpu) for below, memory, cpu in READ_BUDGETS if size < below), None)
 
 
 def parse_int(text: str, what: str) -> int:

@@ -89,3 +89,28 @@ def test_worker_crashes_and_hangs_are_counted_and_the_run_goes_on(monkeypatch):
     assert stats.cases == 60
     assert stats.counts["crash (exit 70)"] == crashes and stats.counts["hang (> 0.5 s)"] == hangs
     assert stats.counts["ok"] == 60 - crashes - hangs
+
+
+def test_a_case_over_its_budget_is_a_finding(monkeypatch):
+    """What a case costs (CPU seconds, peak memory it adds) is held to gpu_depth.limits.READ_BUDGETS."""
+
+    def costly(data: bytes, seed: fuzz.Seed) -> None:
+        block = b"x" * (64 << 20)  # written, so resident
+        end = time.process_time() + 0.1
+        while time.process_time() < end:
+            pass
+        del block
+
+    monkeypatch.setitem(fuzz.RUNNERS, "xmp", (fuzz.xmp_seeds, costly))
+    monkeypatch.setattr(fuzz, "read_budget", lambda size: (8 << 20, 0.05))
+    stats = fuzz.fuzz(["xmp"], 2, SEED, jobs=1, chunk=2, hang=30, memory=0, progress=None)["xmp"]  # fresh process
+    assert stats.counts["over budget"] == 2
+    assert "s CPU > 0.05 s" in stats.traces[0] and "MiB peak > 8 MiB" in stats.traces[0]
+
+
+def test_the_budgets_grow_with_the_input():
+    from gpu_depth.limits import read_budget
+
+    assert read_budget(1000) == (512 << 20, 1.0)
+    assert read_budget(8 << 20) == (1 << 30, 3.0)
+    assert read_budget(64 << 20) is None

@@ -54,7 +54,7 @@ def run(jobs: list[Job], options: Options, on_result: Callable[[dict], None]) ->
             for item in convert_batch(batch, options, backend.name):
                 if item.status:
                     finish(item)
-                else:
+                elif not stop.signalled:
                     encoders.submit(item, options, finish)
             if not options.out.is_dir():
                 raise DepthError(f"{options.out}: the output folder has gone; stopping the run")

@@ -1,6 +1,5 @@
 """Running the console script and reading its outputs."""
 
-
 import json
 import sys
 
@@ -39,3 +38,13 @@ def make_dataset(folder, count, size=(64, 48)):
         Image.fromarray(rgb).save(photos / f"p{index:04d}.jpg", quality=85)
         Image.fromarray(gray_depth(depth)).save(depths / f"p{index:04d}.png")
     return photos, depths
+
+
+def dying_encode(item, options):
+    """An encode stage (importable by spawned workers) whose worker dies on ``die.jpg``, as one killed by the system."""
+    import os
+
+    if item.job.photo.name == "die.jpg":
+        os._exit(3)
+    item.status = "ok"
+    return item

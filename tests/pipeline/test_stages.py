@@ -38,3 +38,51 @@ def test_a_conversion_that_raises_fails_only_its_item(tmp_path, monkeypatch):
     stages.convert_batch(batch, Options(tmp_path, near=0.5, far=10), "numpy")
     assert [item.status for item in batch] == [None, "failed", None]
     assert batch[1].error == "unexpected ValueError: bad map" and batch[0].depth == "converted"
+
+
+def test_a_worker_that_dies_fails_its_items_and_a_fresh_pool_goes_on(tmp_path, monkeypatch):
+    """A worker killed by the system broke the pool: every later item raised BrokenProcessPool and the run ended."""
+    from helpers.pipeline import dying_encode
+
+    from gpu_depth.pipeline import local
+
+    monkeypatch.setattr(local, "encode", dying_encode)
+    names = ["a", "die", "b", "c", "d", "e"]
+    finished = {}
+    encoders = local._Encoders(1)
+    try:
+        for name in names:
+            item = stages.Item(Job(Path(f"{name}.jpg"), Path(f"{name}.png")), tmp_path / f"{name}.jpg")
+            encoders.submit(item, Options(tmp_path), lambda done: finished.setdefault(done.job.photo.stem, done))
+        encoders.drain(lambda done: finished.setdefault(done.job.photo.stem, done))
+    finally:
+        encoders.shutdown()
+    assert sorted(finished) == sorted(names)
+    assert finished["die"].status == "failed" and "worker process writing it died" in finished["die"].error
+    assert [finished[name].status for name in ("d", "e")] == ["ok", "ok"]
+
+
+def test_after_sigterm_only_the_items_in_flight_finish(tmp_path):
+    """SIGTERM let the batches decoded ahead still convert and write (Slurm SIGKILLs 30 s later)."""
+    import os
+    import signal
+
+    from helpers.pipeline import make_dataset
+
+    from gpu_depth.pipeline import local
+    from gpu_depth.pipeline.jobs import pair_folders
+
+    photos, depths = make_dataset(tmp_path, 40)
+    lines = []
+
+    def on_result(line):
+        lines.append(line)
+        if len(lines) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    options = Options(tmp_path / "out", near=0.5, far=10, batch_size=4, workers=1, backend="numpy")
+    before = signal.getsignal(signal.SIGTERM)
+    summary = local.run(pair_folders(photos, depths)[0], options, on_result)
+    assert summary["interrupted"] and signal.getsignal(signal.SIGTERM) is before
+    assert 1 <= len(lines) <= 1 + 2 * options.workers  # the first, and those already with a worker
+    assert len(list(options.out.glob("p*.jpg"))) == len(lines)

@@ -69,6 +69,8 @@ DEPTH_DNG_VERSION = (1, 5, 0, 0)
 #: Largest code of the 16-bit samples written, and the size aimed at for each strip.
 CODE_MAX = 65535
 STRIP_BYTES = 1 << 16
+#: Most strips or tiles a depth map may have (each is decoded on its own: floods of them took seconds and GBs).
+MAX_CHUNKS = 1 << 14
 RATIONAL_MAX = 0xFFFFFFFF
 INFINITY = (1, 0)
 MAX_CLASSIC_SIZE = 1 << 32
@@ -413,11 +415,15 @@ class _Decoder:
         size = samples * self.dtype.itemsize
         if samples > limits.max_pixels() or (not self.deflate and size > self.tiff.size):
             raise DepthError(f"{self.ifd.name}: {samples} samples cannot be stored in the {self.tiff.size}-byte file")
+        if self.deflate:
+            limits.check_expansion(size, self.tiff.size, f"{self.ifd.name}: Deflate depth map")
 
     def chunks(self, offsets_tag: int, counts_tag: int, expected: int) -> list[tuple[int, int]]:
         ifd = self.ifd
         if offsets_tag not in ifd or counts_tag not in ifd:
             raise DepthError(f"{ifd.name} lacks {tag_name(offsets_tag)} or {tag_name(counts_tag)}")
+        if expected > MAX_CHUNKS:
+            raise DepthError(f"{ifd.name}: {expected} strips or tiles, more than the {MAX_CHUNKS} allowed")
         found = ifd.entries[offsets_tag].count, ifd.entries[counts_tag].count
         if found != (expected, expected):  # checked before decoding the values
             raise DepthError(

@@ -284,6 +284,7 @@ def _image(props: dict[str, str]) -> tuple[np.ndarray, int]:
         blob = base64.b64decode("".join(props["Data"].split()), validate=True)  # writers wrap lines
         image = Image.open(io.BytesIO(blob), formats=["PNG", "JPEG"])
         limits.check_pixels(image.width, image.height, "GDepth image")
+        limits.check_expansion(image.width * image.height * 2, len(blob), "GDepth image")
         image.load()
     except DepthError:
         raise

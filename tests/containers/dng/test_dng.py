@@ -331,10 +331,27 @@ def put(out: bytearray, position: int, code: str, value: int) -> None:
         # a count of 0 unpacked to nothing: ValueError leaked (fuzz finding of the count-first check)
         (lambda out, t, f: put(out, entry_position(f, 256) + 4, "I", 0), r"\(ImageWidth\) must hold 1 value, not 0"),
         (lambda out, t, f: put(out, entry_position(t.walk()[0], 50706) + 4, "I", 3), "DNGVersion must be 4 BYTEs"),
+        # a strip flood: each strip is decoded on its own (seconds and GBs for a file of a few MB)
+        (
+            lambda out, t, f: (
+                put(out, entry_position(f, 259) + 8, "H", 8),
+                put(out, entry_position(f, 257) + 8, "I", 1 << 15),
+                put(out, entry_position(f, 278) + 8, "I", 1),
+            ),
+            "32768 strips or tiles, more than the 16384 allowed",
+        ),
+        # Deflate lets a small file claim up to the pixel limit: 2 GB for a 130 KB file
+        (
+            lambda out, t, f: (
+                put(out, entry_position(f, 259) + 8, "H", 8),
+                put(out, entry_position(f, 257) + 8, "I", 1 << 18),
+            ),
+            r"Deflate depth map of 33554432 bytes from \d+ bytes of data expands more than 64-fold",
+        ),
     ],
     ids=[
         *("strip-count", "strip-offsets", "compression", "bits", "height", "rows", "format", "type", "loop", "ifd0"),
-        *("no-width", "short-version"),
+        *("no-width", "short-version", "strip-flood", "deflate-bomb"),
     ],
 )
 def test_hostile_dngs_raise_depth_error(patch, message):

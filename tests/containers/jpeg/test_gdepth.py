@@ -176,6 +176,14 @@ def test_data_in_the_main_xmp_is_read():
     np.testing.assert_allclose(depth.array, [[1.0, 3.0]])
 
 
+def test_a_small_gdepth_cannot_decode_to_a_huge_map(monkeypatch):
+    """A 200 KB GDepth PNG of 8000x8000 zeros, within the pixel limit, cost 2 GB: decoding is bounded by the data."""
+    data = png_base64(np.zeros((2000, 2000), np.uint16))  # 8 MB of samples in a few kB
+    monkeypatch.setattr(gpu_depth.limits, "EXPANSION_ALLOWANCE", 0)  # so that a small image shows the rule
+    with pytest.raises(DepthError, match=r"GDepth image of 8000000 bytes from \d+ bytes of data expands more than 64"):
+        jpeg.read_depth(gdepth_jpeg(f'GDepth:Format="RangeLinear" GDepth:Near="1" GDepth:Far="3" GDepth:Data="{data}"'))
+
+
 GUID = b"0123456789ABCDEF0123456789ABCDEF"
 
 
