@@ -17,7 +17,7 @@ def test_any_exception_while_decoding_is_the_items_failure(tmp_path, monkeypatch
     def load(path):
         raise error
 
-    monkeypatch.setattr(stages, "load_depth_map", load)
+    monkeypatch.setattr(stages, "load_depth_file", load)
     item = stages.decode(
         stages.Item(Job(tmp_path / "a.jpg", tmp_path / "a.png"), tmp_path / "out.jpg"), Options(tmp_path)
     )
