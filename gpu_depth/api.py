@@ -73,7 +73,7 @@ def attach_depth(
             **attach_options,
         )
     except ExistingDepth as exc:
-        raise DepthError(f"{photo}: {exc}; pass replace=True to replace it") from exc
+        raise ExistingDepth(f"{photo}: {exc}; pass replace=True to replace it") from exc
     except DepthError as exc:
         raise DepthError(f"{photo}: {exc}") from exc
     write_atomic(out, result, protect=(photo,))

@@ -49,6 +49,10 @@ class DepthMetadata:
     quality: str | None = None  # "high" or "low"
     version: int | None = None  # DepthDataVersion
     calibration: CameraCalibration | None = None
+    #: Portrait signals (depthData:PortraitScore, PortraitScoreIsHigh): iPhones with a portrait matte write
+    #: 0.97…/True; written only when set.
+    portrait_score: float | None = None
+    portrait_score_is_high: bool | None = None
 
     def __post_init__(self) -> None:
         if self.accuracy not in (None, "relative", "absolute"):

@@ -167,13 +167,15 @@ def _metadata(props: dict) -> DepthMetadata:
     calibration = None
     if (DEPTH_DATA, "IntrinsicMatrix") in props:
         calibration = _calibration(props)
-    filtered = _text(props, DEPTH_DATA, "Filtered", None)
+    filtered, high = (_text(props, DEPTH_DATA, name, None) for name in ("Filtered", "PortraitScoreIsHigh"))
     return DepthMetadata(
         accuracy=_text(props, DEPTH_DATA, "Accuracy", None),
         filtered=None if filtered is None else filtered.lower() == "true",
         quality=_text(props, DEPTH_DATA, "Quality", None),
         version=_number(props, DEPTH_DATA, "DepthDataVersion", int, None),
         calibration=calibration,
+        portrait_score=_number(props, DEPTH_DATA, "PortraitScore", float, None),
+        portrait_score_is_high=None if high is None else high.lower() == "true",
     )
 
 
@@ -218,6 +220,10 @@ def _metadata_properties(meta: DepthMetadata) -> list[tuple[str, str, str | list
         (DEPTH_DATA, "Filtered", "True" if meta.filtered else "False"),
         (DEPTH_DATA, "Quality", meta.quality),
     ]
+    if meta.portrait_score is not None:
+        props.append((DEPTH_DATA, "PortraitScore", f"{meta.portrait_score:f}"))
+    if meta.portrait_score_is_high is not None:
+        props.append((DEPTH_DATA, "PortraitScoreIsHigh", "True" if meta.portrait_score_is_high else "False"))
     cal = meta.calibration
     if cal is None:
         return props

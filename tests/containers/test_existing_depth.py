@@ -16,6 +16,8 @@ from helpers.jpeg import exiftool_binary, exiftool_json, make_photo, smooth_dept
 from PIL import Image
 
 import gpu_depth
+import gpu_depth.core.xmp
+import gpu_depth.verify
 from gpu_depth import DepthError, DepthMetadata
 from gpu_depth.containers.heic import isobmff
 from gpu_depth.containers.heic import plugin as heic
@@ -198,3 +200,16 @@ def test_gdepth_reads_say_only_what_the_file_says():
     photo = make_photo(64, 48)
     ours = jpeg._splice(photo, len(photo), gdepth.edit(photo, jpeg.parse_jpeg(photo), smooth_depth("hdep", 16, 12)))[0]
     assert jpeg.read_depth(ours).metadata == DepthMetadata(accuracy="absolute")  # GDepth:Units m
+
+
+def test_portrait_signals_are_read_and_written_back(tmp_path):
+    """Re-depthing an iPhone 14 Portrait dropped its depthData:PortraitScore/PortraitScoreIsHigh."""
+    path = sample("iphone14-front-mattes.heic")
+    depth = gpu_depth.read_depth(path)
+    assert (depth.metadata.portrait_score, depth.metadata.portrait_score_is_high) == (0.978223, True)
+    out = gpu_depth.attach_depth(path, depth, tmp_path / "out.heic", replace=True)
+    tags = exiftool_json(out)
+    assert (tags["XMP-depthData:PortraitScore"], tags["XMP-depthData:PortraitScoreIsHigh"]) == (0.978223, True)
+    (portrait,) = [f for f in gpu_depth.verify.verify(out) if f.rule == "heic.portrait"]
+    assert "PortraitScoreIsHigh True" in portrait.message
+    assert b"PortraitScore" not in gpu_depth.core.xmp.build_metadata_xmp(DepthMetadata())  # only when set

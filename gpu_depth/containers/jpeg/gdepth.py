@@ -168,10 +168,8 @@ def _strip(packet: bytes) -> bytes:
         else:
             continue
         prefix = re.escape(declared[1])
-        packet = re.sub(
-            rb"\s*<" + prefix + rb":(" + names + rb")\b[^>]*>.*?</" + prefix + rb":\1\s*>", b"", packet, flags=re.S
-        )
         packet = re.sub(rb"\s*<" + prefix + rb":" + names + rb"\b[^>]*/>", b"", packet)
+        packet = re.sub(rb"\s*<" + prefix + rb":(" + names + rb")\b[^>]*>[^<]*</" + prefix + rb":\1\s*>", b"", packet)
         packet = re.sub(rb"\s+" + prefix + rb":" + names + value, b"", packet)
         if not re.search(rb"[<\s]" + prefix + rb":", packet):
             packet = re.sub(rb"\s+xmlns:" + prefix + value, b"", packet)

@@ -106,6 +106,15 @@ def _listed_images(data: bytes, primary: JpegImage, findings: Findings) -> list[
             )
         _check_count(data, image, len(entries), place, findings)
         images.append((number, image))
+    reach = (0, 0)
+    for number, image in sorted(images, key=lambda found: found[1].start):
+        if image.start < reach[1]:
+            findings.error(
+                "jpeg.mpf-overlap",
+                f"{where}, MP entry {number}",
+                f"the image at offset {image.start} overlaps MP entry {reach[0]}'s, which ends at {reach[1]}",
+            )
+        reach = max(reach, (number, image.end), key=lambda r: r[1])
     return images
 
 

@@ -1,4 +1,3 @@
-
 """JPEG container: Apple depth as an MPF secondary image, checked by exiftool, Pillow and the iPhone X sample."""
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from gpu_depth.containers.jpeg import segments
 from gpu_depth.core.formats import StoredFormat
 from gpu_depth.core.mapping import round_to_format
 from gpu_depth.core.quantize import quantize
+from gpu_depth.verify import verify_bytes
 
 
 def app2_mpf(data: bytes) -> tuple[int, int]:
@@ -444,6 +444,7 @@ def test_mp_entries_may_not_overlap():
     faults = jpeg.mp_index(patched, jpeg.parse_jpeg(patched)).faults
     assert len(faults) == 1 and re.search(r"MP entry \d at offset \d+ overlaps another", faults[0])
     assert jpeg.read_depth(patched) is not None  # the depth image, read once
+    assert "jpeg.mpf-overlap" in {f.rule for f in verify_bytes(patched) if f.severity == "error"}
 
 
 @pytest.mark.parametrize(
