@@ -110,19 +110,19 @@ def contiguous_batch(maps: Sequence) -> cupy.ndarray | None:
 
 
 @dataclass
+class _Table:
+    values: cupy.ndarray | None  # None: the plan needs no table (float inputs)
+    ready: cupy.cuda.Event | None  # recorded after the upload, on the stream that made it
+
+
+@dataclass
 class _Batch:
     indices: list[int]
     maps: list  # NumPy or CuPy arrays
     plan: kp.ConvertPlan
     out: cupy.ndarray | np.ndarray  # the rows: on the device, or in the slot's pinned buffer
     flags: np.ndarray  # pinned, filled when the slot's event fires
-    keep: tuple = ()  # device buffers (the table too) the stream still uses
-
-
-@dataclass
-class _Table:
-    values: cupy.ndarray | None  # None: the plan needs no table (float inputs)
-    ready: cupy.cuda.Event | None  # recorded after the upload, on the stream that made it
+    table: _Table  # kept alive while the batch runs: it may belong to the other slot's pool
 
 
 class _Slot:
@@ -283,10 +283,8 @@ class CupyBackend:
 
     def _start(self, slot: _Slot, indices, members, plan, mapping: DepthMapping, caller) -> None:
         table = self._table(slot, mapping, plan)
-        if caller is not None:  # device results: from the caller's pool, written after the allocation
-            with caller:
-                d_out = cupy.empty(plan.out_size, plan.fmt.dtype)
-            _after(slot.stream, caller)
+        if caller is not None:  # device results: from the caller's (the current) stream's pool
+            d_out = cupy.empty(plan.out_size, plan.fmt.dtype)
         with slot.stream:
             d_in = contiguous_batch(members)
             if d_in is None:
@@ -302,7 +300,7 @@ class CupyBackend:
                 out = slot.output_view(plan.out_size, plan.fmt.dtype)
                 d_out.get(stream=slot.stream, out=out, blocking=False)
             slot.done.record(slot.stream)
-        slot.batch = _Batch(indices, members, plan, out, host_flags, keep=(d_in, d_out, flags, table))
+        slot.batch = _Batch(indices, members, plan, out, host_flags, table)
 
     def _upload(self, slot: _Slot, members: list, plan: kp.ConvertPlan, d_in: cupy.ndarray) -> None:
         """Pack host maps in pinned memory (on several threads) and copy them up; device maps copy on the device."""
