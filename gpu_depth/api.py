@@ -8,7 +8,9 @@ from typing import Any
 
 from . import containers, limits
 from .core.depthdata import DepthData
-from .errors import DepthError
+from .core.orientation import depth_size, to_stored
+from .core.orientation import displayed_size as turned
+from .errors import DepthError, ExistingDepth
 from .fileio import PathLike, read_file, write_atomic
 
 
@@ -38,6 +40,8 @@ def attach_depth(
     *,
     container: str | None = None,
     replace: bool = False,
+    orientation: str = "stored",
+    fit: str = "error",
     quality: int = 90,
     encoder_preset: str = "medium",
     **attach_options: Any,
@@ -46,8 +50,8 @@ def attach_depth(
 
     ``container``: ``heic``, ``jpeg`` or ``dng``; by default the one ``out``'s suffix names, else the
     photo's own.  A photo already in that container keeps its coded bytes; another is re-encoded
-    with ``quality`` (and, for HEIC, the x265 ``encoder_preset``).  ``replace`` allows replacing an
-    existing depth map.
+    with ``quality`` (and, for HEIC, the x265 ``encoder_preset``).  ``orientation``, ``fit``,
+    ``replace`` and the container options (``attach_options``) are those of :func:`attach`.
     """
     if not isinstance(depth, DepthData):
         raise DepthError(f"depth must be DepthData, got {type(depth).__name__}")
@@ -56,12 +60,78 @@ def attach_depth(
     if target is None:
         raise DepthError(f"{photo}: unknown photo format; name the output container")
     try:
-        data = in_container(data, photo, target, quality, encoder_preset)
-        result = target.attach_depth(data, depth, replace=replace, **attach_options)
+        result = attach(
+            data,
+            photo,
+            depth,
+            target,
+            replace=replace,
+            orientation=orientation,
+            fit=fit,
+            quality=quality,
+            encoder_preset=encoder_preset,
+            **attach_options,
+        )
+    except ExistingDepth as exc:
+        raise DepthError(f"{photo}: {exc}; pass replace=True to replace it") from exc
     except DepthError as exc:
         raise DepthError(f"{photo}: {exc}") from exc
     write_atomic(out, result, protect=(photo,))
     return Path(out)
+
+
+def attach(
+    data: bytes,
+    path: PathLike,
+    depth: DepthData,
+    target: containers.Plugin,
+    *,
+    replace: bool = False,
+    orientation: str = "stored",
+    fit: str = "error",
+    quality: int = 90,
+    encoder_preset: str = "medium",
+    encoder_threads: int | None = None,
+    **options: Any,
+) -> bytes:
+    """The one attach path (:func:`attach_depth` and ``gpu-depth convert``): the photo ``data`` (read from
+    ``path``) in the ``target`` container with ``depth`` attached.
+
+    ``orientation``: ``"stored"`` (the default) takes the map as the photo stores its pixels, which is
+    how files keep it and :func:`read_depth` returns it, so reading and attaching back stores the same
+    map; ``"displayed"`` takes it as the photo is shown (a model's output, the CLI's maps) and turns
+    it into the stored orientation.  ``fit``: ``"error"`` refuses a map whose aspect ratio differs from
+    the photo's (in that orientation), ``"stretch"`` stores it anyway.  Existing depth (Apple's or a
+    GDepth, also in a photo of another container that would be re-encoded) raises
+    :class:`ExistingDepth` unless ``replace``.  ``options``: the container's ``ATTACH_OPTIONS``;
+    those of other containers are ignored.
+    """
+    if orientation not in ("stored", "displayed"):
+        raise DepthError(f"orientation must be 'stored' or 'displayed', got {orientation!r}")
+    if fit not in ("error", "stretch"):
+        raise DepthError(f"fit must be 'error' or 'stretch', got {fit!r}")
+    known = frozenset().union(*(containers.plugin(name).ATTACH_OPTIONS for name in containers.PLUGINS))
+    if unknown := sorted(set(options) - known - {"encoder_threads"}):
+        raise DepthError(f"unknown attach option(s): {', '.join(unknown)}")
+    source = containers.sniff(data)
+    if source is not None and source is not target and not replace and _has_depth(source, data):
+        raise ExistingDepth(f"the {source.NAME} photo already has depth, which its {target.NAME} copy would drop")
+    photo = in_container(data, path, target, quality, encoder_preset, encoder_threads)
+    turn = target.orientation(photo)
+    if orientation == "displayed" and turn != 1:
+        depth = DepthData.from_array(to_stored(depth.array, turn), depth.pixel_format, metadata=depth.metadata)
+    stored, size = turned(*target.displayed_size(photo), turn), (depth.width, depth.height)
+    if fit == "error" and not _fits(size, stored):
+        shown = turned(*stored, turn)
+        hint = " (it fits the displayed photo: pass orientation='displayed')" if _fits(size, shown) else ""
+        raise DepthError(
+            f"the {size[0]}x{size[1]} depth map has another aspect ratio than the photo's stored "
+            f"{stored[0]}x{stored[1]}{hint}; fit='stretch' stores it anyway"
+        )
+    chosen = {**options, "encoder_threads": encoder_threads}
+    return target.attach_depth(
+        photo, depth, replace=replace, **{k: v for k, v in chosen.items() if k in target.ATTACH_OPTIONS}
+    )
 
 
 def in_container(
@@ -77,6 +147,22 @@ def in_container(
         return data
     image = decode_photo(path, data)
     return target.encode_photo(image, quality=quality, encoder_preset=encoder_preset, encoder_threads=encoder_threads)
+
+
+def _has_depth(module: containers.Plugin, data: bytes) -> bool:
+    """Whether the photo has depth its own container reads (a plain TIFF, sniffed as DNG, has none)."""
+    try:
+        return module.read_depth(data) is not None
+    except DepthError:
+        return False
+
+
+def _fits(size: tuple[int, int], photo: tuple[int, int]) -> bool:
+    try:
+        depth_size(size, photo)
+    except DepthError:
+        return False
+    return True
 
 
 def _container_of(data: bytes, path: PathLike):

@@ -11,7 +11,9 @@ from .core.depthdata import DepthData
 from .core.formats import PixelFormat
 from .core.mapping import FLOAT_DTYPES, INTEGER_DTYPES, DepthMapping
 from .core.metadata import DepthMetadata
+from .core.orientation import parse_size
 from .errors import DepthError
+from .limits import check_pixels
 
 #: NumPy or CuPy arrays, or anything exposing ``__cuda_array_interface__``, DLPack or ``__array__`` (PyTorch…).
 ArrayLike = object
@@ -32,10 +34,11 @@ def convert(
     """Convert one map (2-D) or a batch (a sequence, or a 3-D array) to DepthData.
 
     ``pixel_format``: ``hdis`` ``fdis`` ``hdep`` ``fdep``.  ``row_alignment``: BytesPerRow is padded to a
-    multiple of it (1 = tight rows; padding is zero).  ``size``: (width, height) to area-resample to,
-    or a list with one size (or None) per map.
+    multiple of it (1 = tight rows; padding is zero).  ``size``: (width, height) or ``"768x576"`` to
+    area-resample to, or a list with one size (or None) per map.
     Every value is the correctly rounded float16/float32 of the float64 result of ``mapping``;
-    invalid pixels are NaN.  A map with no valid pixel is an error.
+    invalid pixels are NaN.  A map with no valid pixel is an error.  ``metadata`` defaults to the
+    mapping's accuracy (absolute for metric presets), filtered unless the map has invalid pixels.
     """
     fmt = PixelFormat.parse(pixel_format)
     if not isinstance(mapping, DepthMapping):
@@ -44,6 +47,7 @@ def convert(
     batch = [_as_array(m) for m in ([maps] if single else _split(maps))]
     for index, values in enumerate(batch):
         _check_map(values, index)
+        mapping.check_dtype(values.dtype)
     sizes = _sizes(size, batch)
     engine = select_backend(backend)
     rows: list = [None] * len(batch)
@@ -57,14 +61,20 @@ def convert(
     for index, (values, map_rows, target) in enumerate(zip(batch, rows, sizes, strict=True)):
         width = target[0] if target else values.shape[1]
         _check_valid(map_rows, width, values.dtype, mapping, fmt, index)
-        results.append(DepthData.from_rows(map_rows, fmt, width, metadata))
+        results.append(DepthData.from_rows(map_rows, fmt, width, metadata or _metadata(mapping, map_rows[:, :width])))
     return results[0] if single else results
+
+
+def _metadata(mapping: DepthMapping, values: np.ndarray) -> DepthMetadata:
+    return DepthMetadata(accuracy=mapping.accuracy, filtered=not np.isnan(values).any())
 
 
 def _sizes(size: object, batch: list) -> list[tuple[int, int] | None]:
     """One target size (or None) per map, from one (width, height) for all or a list of them."""
     if size is None:
         return [None] * len(batch)
+    if isinstance(size, str):
+        size = parse_size(size)
     if len(size) == 2 and all(isinstance(v, int | np.integer) for v in size):
         return [_check_size(size)] * len(batch)
     if len(size) != len(batch):
@@ -75,8 +85,9 @@ def _sizes(size: object, batch: list) -> list[tuple[int, int] | None]:
 def _split(maps: object) -> Iterable:
     if getattr(maps, "ndim", None) == 3:
         return (maps[i] for i in range(maps.shape[0]))
-    if isinstance(maps, (str, bytes)) or not isinstance(maps, Iterable):
-        raise DepthError(f"expected a 2-D map, a 3-D batch or a sequence of maps, got {type(maps).__name__}")
+    if isinstance(maps, (str, bytes)) or not isinstance(maps, Iterable) or getattr(maps, "ndim", 1) not in (1, 3):
+        shape = f"{maps.ndim}-D " if hasattr(maps, "ndim") else ""
+        raise DepthError(f"expected a 2-D map, a 3-D batch or a sequence of maps, got a {shape}{type(maps).__name__}")
     return maps
 
 
@@ -118,8 +129,7 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
         width, height = (int(v) for v in size)
     except (TypeError, ValueError):
         raise DepthError(f"size must be (width, height), got {size!r}") from None
-    if width <= 0 or height <= 0:
-        raise DepthError(f"size must be positive, got {width}x{height}")
+    check_pixels(width, height, "resample size")
     return width, height
 
 

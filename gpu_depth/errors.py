@@ -3,3 +3,7 @@
 
 class DepthError(ValueError):
     """Bad input, parameter or file; the message says what and where, on one line."""
+
+
+class ExistingDepth(DepthError):
+    """The photo already carries depth and replacing it was not asked for; callers add the flag to pass."""

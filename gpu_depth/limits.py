@@ -10,6 +10,7 @@ reads), and every XMP packet against the XMP limit.  Both are looked up at each 
 from __future__ import annotations
 
 import os
+import re
 
 from .errors import DepthError
 
@@ -19,6 +20,10 @@ DEFAULT_MAX_PIXELS = 1 << 26
 #: Largest XMP packet parsed (main or Extended XMP), in bytes; None: ``GPU_DEPTH_MAX_XMP_BYTES``, else 4 MiB.
 MAX_XMP_BYTES: int | None = None
 DEFAULT_MAX_XMP_BYTES = 4 << 20
+#: Most digits a decimal integer read from a file or a flag may have (every such count or size fits in 64 bits).
+MAX_DIGITS = 18
+_INTEGER = re.compile(rf"[+-]?[0-9]{{1,{MAX_DIGITS}}}")
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def max_pixels() -> int:
@@ -57,6 +62,24 @@ def check_tiles(image, size: int) -> None:
         covered += (box[2] - box[0]) * (box[3] - box[1]) if box else 0
     if covered < image.width * image.height:
         raise DepthError(f"the {image.width}x{image.height} image's strips cover only {covered} pixels")
+
+
+def parse_int(text: str, what: str) -> int:
+    """A plain decimal integer of at most MAX_DIGITS digits, as XMP and our flags write them; no ``_``, no
+    other digits than 0-9 (Python's ``int()`` takes "6_5535" and "١٢")."""
+    text = text.strip()
+    if not _INTEGER.fullmatch(text):
+        raise DepthError(f"{what} is not an integer of at most {MAX_DIGITS} digits: {text[:40]!r}")
+    return int(text)
+
+
+def parse_float(text: str, what: str) -> float:
+    """A finite decimal number such as ``1.5e-3`` (no ``_``, ``inf`` or ``nan``, which ``float()`` takes)."""
+    text = text.strip()
+    value = float(text) if len(text) <= 64 and _DECIMAL.fullmatch(text) else float("nan")
+    if value != value or abs(value) == float("inf"):
+        raise DepthError(f"{what} is not a finite decimal number: {text[:40]!r}")
+    return value
 
 
 def _limit(value: int | None, variable: str, default: int) -> int:

@@ -36,6 +36,7 @@ GD_DEV void gather(const In* in, const Out* table, Out* out, const MapLayout* ma
 #define GD_GRAY 1      // a + x · b, gray checked against [0, 1]
 #define GD_INVERTED 2  // a + (1 − x) · b
 #define GD_RELATIVE 3  // a + (x − low) / (high − low) · b with the map's finite low/high
+#define GD_DISPARITY_PX 4  // (x / scale + a) / b; invalid unless x > 0 and the result > 0 and finite
 
 struct Mapping {
     int kind;
@@ -49,6 +50,10 @@ GD_DEV double native_value(const In* p, const Mapping& f, double low, double hig
     if (f.kind == GD_METRES) {
         double metres = gd_div(x, f.scale);
         return metres > 0.0 && !gd_isinf(metres) ? metres : gd_double(GD_INVALID);
+    }
+    if (f.kind == GD_DISPARITY_PX) {
+        double inverse = gd_div(gd_add(gd_div(x, f.scale), f.a), f.b);
+        return x > 0.0 && inverse > 0.0 && !gd_isinf(inverse) ? inverse : gd_double(GD_INVALID);
     }
     double t;
     if (f.kind == GD_RELATIVE) {

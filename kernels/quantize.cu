@@ -27,17 +27,18 @@ GD_DEV void finite_range(const In* in, const MapLayout* maps, u64* keys) {
     }
 }
 
-// codes = clip(rint((finite ? value : low) − low) · scale), 0, top); params[2i], params[2i+1] = low, scale.
+// codes = clip(rint((value − low) · scale) + bottom, 0, top), 0 for non-finite values (holes);
+// params[3i], params[3i+1], params[3i+2] = low, scale, bottom (IntMin: 1 when map i has holes, else 0).
 template <typename In, typename Out>
 GD_DEV void quantize(const In* in, Out* out, const MapLayout* maps, const double* params, double top) {
     const MapLayout m = maps[blockIdx.y];
-    const double low = params[2 * blockIdx.y], scale = params[2 * blockIdx.y + 1];
+    const double low = params[3 * blockIdx.y], scale = params[3 * blockIdx.y + 1], bottom = params[3 * blockIdx.y + 2];
     for (i64 row = blockIdx.x; row < m.height; row += gridDim.x) {
         const In* source = in + m.in_offset + row * m.in_pitch;
         Out* target = out + m.out_offset + row * m.out_pitch;
         for (i64 col = threadIdx.x; col < m.width; col += blockDim.x) {
             double value = gd_load(source + col);
-            double code = rint(gd_mul(gd_sub(gd_isfinite(value) ? value : low, low), scale));
+            double code = gd_isfinite(value) ? gd_add(rint(gd_mul(gd_sub(value, low), scale)), bottom) : 0.0;
             target[col] = (Out)(code < 0.0 ? 0.0 : code > top ? top : code);
         }
     }

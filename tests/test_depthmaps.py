@@ -1,14 +1,18 @@
 import io
+import os
 import struct
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from helpers import depthfiles
 from PIL import Image
 
 from gpu_depth import DepthError
 from gpu_depth.containers.dng.tiff import TiffFile
-from gpu_depth.depthmaps import load_depth_map
+from gpu_depth.depthmaps import load_depth_file, load_depth_map
 
 
 @pytest.mark.parametrize(
@@ -146,3 +150,98 @@ def test_tiff_strip_offsets_must_be_integers_inside_the_file(tmp_path, type_, va
     (tmp_path / "strip.tif").write_bytes(bytes(data))
     with pytest.raises(DepthError, match=r"strip\.tif: image data offset .* is outside the \d+-byte file"):
         load_depth_map(tmp_path / "strip.tif")
+
+
+# ---- formats datasets and depth models ship (issue 21) and what may open (issue 16) -------------------------
+
+RAMP = np.linspace(0.5, 9.5, 12, dtype=np.float32).reshape(3, 4)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("depthpro.npz", depthfiles.npz(depth=RAMP, focallength_px=np.float32(1200))),
+        ("only.npz", depthfiles.npz(prediction=RAMP)),
+        ("middlebury.pfm", depthfiles.pfm(RAMP)),
+        ("big-endian.pfm", depthfiles.pfm(RAMP, little_endian=False)),
+        ("sintel.dpt", depthfiles.dpt(RAMP)),
+        ("model.exr", None),
+        ("rgb.exr", None),
+    ],
+)
+def test_dataset_float_formats_load_exactly(tmp_path, name, data):
+    if name.endswith(".exr"):
+        pytest.importorskip("OpenEXR")
+        channels = {"Z": RAMP} if name == "model.exr" else {"R": RAMP, "G": RAMP * 0, "B": RAMP * 0}
+        data = depthfiles.exr(channels)
+    (tmp_path / name).write_bytes(data)
+    loaded = load_depth_map(tmp_path / name)
+    assert loaded.dtype == np.float32 and np.array_equal(loaded, RAMP)  # PFM rows come back top to bottom
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("eps.png", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n", "looks like a PostScript/EPS file, not a"),
+        ("photo.png", b"\xff\xd8\xff\xe0" + bytes(64), "looks like a JPEG image, not a depth map format"),
+        ("noise.tif", b"\x00\x01garbage", r"its first bytes are b'\\x00\\x01garbag', not a depth map format"),
+        ("colour.pfm", b"PF\n2 2\n-1\n" + bytes(48), "looks like a colour PFM"),
+        ("two.npz", depthfiles.npz(a=RAMP, b=RAMP), "the .npz holds a, b: name the depth array 'depth'"),
+        ("short.dpt", depthfiles.dpt(RAMP)[:40], "floats need 48 bytes, the file holds 28"),
+        ("flat.pfm", b"Pf\n4 3\n0\n" + bytes(48), "scale is 0"),
+        ("broken.png", b"\x89PNG\r\n\x1a\n" + bytes(30), "cannot decode the depth map as PNG"),
+        ("broken.npz", b"PK\x03\x04" + bytes(30), "not a valid .npz archive"),
+    ],
+)
+def test_maps_are_opened_by_content_and_refused_in_plain_words(tmp_path, name, data, message):
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(DepthError, match=message) as info:
+        load_depth_map(tmp_path / name)
+    assert " at 0x" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_npz_member_that_inflates_past_the_limit_is_refused(tmp_path):
+    huge = io.BytesIO()
+    np.save(huge, np.zeros((100, 100), np.float64))
+    (tmp_path / "bomb.npz").write_bytes(depthfiles.zip_member("depth.npy", huge.getvalue()))
+    with pytest.raises(DepthError, match="exceeds the 100-pixel limit"):
+        load_depth_map(tmp_path / "bomb.npz", max_pixels=100)
+
+
+def test_multi_page_tiff_is_refused_not_read_as_page_one(tmp_path):
+    pages = [Image.fromarray(RAMP, mode="F"), Image.fromarray(RAMP * 2, mode="F")]
+    pages[0].save(tmp_path / "pages.tif", save_all=True, append_images=pages[1:])
+    with pytest.raises(DepthError, match="holds 2 pages or frames; a depth map is one"):
+        load_depth_map(tmp_path / "pages.tif")
+
+
+def test_devices_and_fifos_are_refused_without_reading(tmp_path):
+    os.mkfifo(tmp_path / "fifo.png")  # no writer: opening it for reading would block
+    outcome = {}
+
+    def load(path):
+        try:
+            load_depth_map(path)
+        except DepthError as exc:
+            outcome[path] = str(exc)
+
+    for path in (Path("/dev/zero"), tmp_path / "fifo.png"):
+        reader = threading.Thread(target=load, args=(path,), daemon=True)
+        reader.start()
+        reader.join(60)
+        assert outcome.get(path, "").endswith("not a regular file"), path
+
+
+def test_npz_intrinsics_keys(tmp_path):
+    K = np.array([[600.0, 0, 320], [0, 601, 240], [0, 0, 1]])
+    for name, arrays, expected in (
+        ("k.npz", {"depth": RAMP, "K": K}, (600.0, 601.0, 320.0, 240.0)),
+        ("four.npz", {"prediction": RAMP, "intrinsics": np.array([5.0, 6, 7, 8])}, (5.0, 6.0, 7.0, 8.0)),
+        ("none.npz", {"depth": RAMP}, None),
+    ):
+        (tmp_path / name).write_bytes(depthfiles.npz(**arrays))
+        array, intrinsics = load_depth_file(tmp_path / name)
+        assert np.array_equal(array, RAMP) and intrinsics == expected
+    (tmp_path / "bad.npz").write_bytes(depthfiles.npz(depth=RAMP, K=np.eye(2)))
+    with pytest.raises(DepthError, match=r"K has shape \(2, 2\); expected K 3x3"):
+        load_depth_file(tmp_path / "bad.npz")

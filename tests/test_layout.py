@@ -109,3 +109,10 @@ def test_the_layout_test_sees_cycles_and_upward_imports(tmp_path, monkeypatch):
         test_imports_go_down_the_layers("gpu_depth.core.bad")
     with pytest.raises(AssertionError, match=r"gpu_depth\.core\.bad -> gpu_depth\.core\.worse -> gpu_depth\.core\.bad"):
         test_no_import_cycle_at_module_level()
+
+
+def test_every_package_ships_in_the_wheel():
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {name for name, path in MODULES.items() if path.name == "__init__.py"}
+    assert packages | {"gpu_depth.kernels"} == set(config["packages"])

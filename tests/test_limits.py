@@ -158,7 +158,7 @@ def test_a_tiff_photo_with_a_rational_strip_offset_is_a_depth_error(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".png", ".tif", ".webp", ".heic"])
 def test_photos_of_every_format_still_convert(tmp_path, suffix):
-    image = Image.fromarray(np.full((16, 24, 3), 90, np.uint8))
+    image = Image.fromarray(np.full((18, 24, 3), 90, np.uint8))  # the depth map's 4:3
     if suffix == ".heic":
         (tmp_path / "photo.heic").write_bytes(heic.encode_photo(image, quality=50, encoder_preset="ultrafast"))
     else:

@@ -16,12 +16,12 @@ import numpy as np
 
 from ..core.depthdata import row_bytes
 from ..core.formats import PixelFormat, StoredFormat
-from ..core.mapping import UNITS_PER_METRE, DepthMapping, Preset
+from ..core.mapping import ABSOLUTE, DepthMapping, Preset
 from ..core.metadata import PixelDataInfo
 from ..core.quantize import StoredMap, round_bound
 from ..errors import DepthError
 
-SOURCES = ("convert.cu", "quantize.cu", "resample.cu")
+SOURCES = ("convert.cu", "quantize.cu", "resample.cu", "holes.cu")
 HEADER = "common.cuh"
 #: Threads per block of every kernel.
 BLOCK = 256
@@ -50,7 +50,7 @@ LAYOUT = np.dtype(
 
 FLAG_OVERFLOW, FLAG_GRAY_RANGE, FLAG_HAS_NAN = 1, 2, 4
 NO_MIN, NO_MAX = np.uint64(2**64 - 1), np.uint64(0)
-METRES, GRAY, INVERTED, RELATIVE = 0, 1, 2, 3
+METRES, GRAY, INVERTED, RELATIVE, DISPARITY_PX = 0, 1, 2, 3, 4
 
 Launch = Callable[[str, tuple, tuple, tuple], None]
 
@@ -74,11 +74,14 @@ def kernel_names(source: str) -> list[str]:
 
 
 def mapping_args(mapping: DepthMapping, fmt: PixelFormat) -> tuple:
-    """(kind, reciprocal, a, b, scale) of the evaluate kernels: native = a + t · b (or x / scale)."""
+    """(kind, reciprocal, a, b, scale) of the evaluate kernels: native = a + t · b, x / scale or (x / scale + a) / b."""
     preset = mapping.preset
     reciprocal = np.int32(fmt.is_disparity != mapping.native_is_disparity)
-    if preset in UNITS_PER_METRE:
-        return np.int32(METRES), reciprocal, np.float64(0), np.float64(0), np.float64(UNITS_PER_METRE[preset])
+    if preset == Preset.DISPARITY_PX:
+        a, b = mapping.doffs, mapping.focal_px * mapping.baseline
+        return np.int32(DISPARITY_PX), reciprocal, np.float64(a), np.float64(b), np.float64(mapping.scale)
+    if preset in ABSOLUTE:
+        return np.int32(METRES), reciprocal, np.float64(0), np.float64(0), np.float64(mapping.scale)
     near, far = float(mapping.near), float(mapping.far)
     if preset == Preset.RELATIVE_DISPARITY:
         kind, a, b = RELATIVE, 1.0 / far, 1.0 / near - 1.0 / far
@@ -232,6 +235,7 @@ def run_convert(
     when resampling).  Returns the per-map flags (device int32), to check once the stream is done.
     """
     count, fmt, source = plan.count, plan.fmt, plan.dtype.name
+    mapping.check_dtype(plan.dtype)
     flags = xp.zeros(count, xp.int32)
     layout = xp.asarray(plan.layout.view(np.int64))
     stage_layout, stage_out = layout, d_out
@@ -322,23 +326,26 @@ def run_finite_range(launch: Launch, xp, plan: QuantizePlan, d_in, blocks: int):
 
 
 def quantize_params(depths: Sequence, keys: np.ndarray, stored: StoredFormat) -> tuple[np.ndarray, list]:
-    """(low, scale) per map for the quantize kernel and (FloatMin, FloatMax) per map, as ``quantize``
-    computes them from each map's finite min/max keys; a map without a finite value is refused."""
+    """(low, scale, IntMin) per map for the quantize kernel and (IntMin, FloatMin, FloatMax) per map, as
+    ``quantize`` computes them from each map's finite min/max keys and its holes (IntMin 1 when the host
+    map has a NaN); a map without a finite value is refused."""
     params, ranges = [], []
     for depth, (low_key, high_key) in zip(depths, np.asarray(keys, np.uint64).reshape(-1, 2), strict=True):
         if low_key == NO_MIN:
             raise DepthError(f"{depth.width}x{depth.height} depth map has no finite value to store")
         low = round_bound(_unkey(int(low_key)), up=False)
         high = round_bound(_unkey(int(high_key)), up=True)
-        params.append((low, stored.max_code / (high - low) if high > low else 0.0))
-        ranges.append((low, high))
+        bottom = int(not np.isfinite(depth.array).all())
+        params.append((low, (stored.max_code - bottom) / (high - low) if high > low else 0.0, bottom))
+        ranges.append((bottom, low, high))
     return np.array(params, np.float64).reshape(-1), ranges
 
 
-def stored_map(depth, pixels: np.ndarray, bounds: tuple[float, float], stored: StoredFormat) -> StoredMap:
-    """The StoredMap ``quantize`` returns for ``depth``, around the kernel's pixels."""
+def stored_map(depth, pixels: np.ndarray, bounds: tuple[int, float, float], stored: StoredFormat) -> StoredMap:
+    """The StoredMap ``quantize`` returns for ``depth`` around the kernel's pixels; ``bounds``: IntMin, FloatMin/Max."""
     fmt = depth.pixel_format
-    info = PixelDataInfo(fmt.quantity, fmt.code, stored.code, 0, stored.max_code, *bounds)
+    bottom, low, high = bounds
+    info = PixelDataInfo(fmt.quantity, fmt.code, stored.code, bottom, stored.max_code, low, high)
     return StoredMap(pixels, info, depth.metadata)
 
 
@@ -348,10 +355,32 @@ def _unkey(key: int) -> float:
 
 
 def run_quantize(launch: Launch, xp, plan: QuantizePlan, d_in, layout, params: np.ndarray, d_out, blocks: int) -> None:
-    """Write the stored maps; ``params`` holds (low, scale) per map."""
+    """Write the stored maps; ``params`` holds (low, scale, IntMin) per map."""
     name = f"quantize_{plan.fmt.dtype.name}_{plan.stored.dtype.name}"
     args = (d_in, d_out, layout, xp.asarray(params, xp.float64), np.float64(plan.stored.max_code))
     launch(name, grid_for_rows(plan.layout, blocks), (BLOCK,), args)
+
+
+def plan_fill(shapes: Sequence[tuple[int, int, int]], fmt: PixelFormat) -> tuple[np.ndarray, int]:
+    """Layout of maps given as (height, width, elements per row) of their rows, the same in and out,
+    and the elements of the buffers holding them all."""
+    layout = np.zeros(len(shapes), LAYOUT)
+    size = 0
+    for index, (height, width, pitch) in enumerate(shapes):
+        layout[index] = (size, pitch, width, height, size, pitch, width, height, 0)
+        size += _aligned(height * pitch, fmt.bytes_per_pixel)
+    return layout, size
+
+
+def run_fill_holes(launch: Launch, xp, fmt: PixelFormat, layout: np.ndarray, d_rows, d_tmp, d_out, blocks: int):
+    """Fill the holes of every map (``core.holes.fill_holes``): rows from ``d_rows`` into ``d_tmp``, then
+    columns from ``d_tmp`` into ``d_out``; a depth map's farther value is the larger, a disparity map's the smaller."""
+    name, device_layout = f"fill_lines_{fmt.dtype.name}", xp.asarray(layout.view(np.int64))
+    larger = np.int32(not fmt.is_disparity)
+    for columns, source, target in ((0, d_rows, d_tmp), (1, d_tmp, d_out)):
+        lines = int(layout["width" if columns else "height"].max())
+        grid = _grid_for_items(lines, len(layout), blocks)
+        launch(name, grid, (BLOCK,), (source, target, device_layout, np.int32(columns), larger))
 
 
 def check_batch(maps: Sequence, fmt: PixelFormat, row_alignment: int, size) -> None:

@@ -27,6 +27,25 @@ EPILOG = """examples:
 """
 
 
+#: What ``extract`` writes into a folder.
+EXTRACT_FORMATS = ("npy", "png", "tif")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Help with each option's default (where it has one), and examples kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or action.help is None:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _command(commands, name: str, summary: str, examples: Sequence[str]) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` shows the defaults and ``examples``."""
+    epilog = "examples:\n" + "\n".join(f"  gpu-depth {name} {example}" for example in examples)
+    return commands.add_parser(name, help=summary, description=summary, epilog=epilog, formatter_class=_HelpFormatter)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -39,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of the output (head, less) has gone: stop quietly, as other tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or Python complains again at exit
         return 1
+    except KeyboardInterrupt:
+        print("gpu-depth: interrupted", file=sys.stderr)
+        return 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,21 +73,38 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"gpu-depth {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     _convert_parser(commands.add_parser("convert", help="attach depth maps to photos, in bulk"))
-    inspect = commands.add_parser("inspect", help="what depth a file holds")
-    inspect.add_argument("files", nargs="+", type=Path)
+    inspect = _command(commands, "inspect", "what depth a file holds", ["IMG_1.heic", "out/*.jpg --json"])
+    inspect.add_argument("files", nargs="+", type=Path, help="HEIC, JPEG or DNG files")
     inspect.add_argument("--json", action="store_true", help="one JSON object per file")
     inspect.set_defaults(run=_inspect)
-    extract = commands.add_parser("extract", help="save a file's depth as .npy, 16-bit .png or float .tif")
-    extract.add_argument("file", type=Path)
-    extract.add_argument("--out", type=Path, required=True, help="output path; its suffix picks the format")
+    extract = _command(
+        commands,
+        "extract",
+        "save files' depth as .npy, 16-bit .png or float .tif",
+        ["IMG_1.heic --out IMG_1.npy", "out/*.heic --out maps/ --format png"],
+    )
+    extract.add_argument("files", nargs="+", type=Path, help="HEIC, JPEG or DNG files")
+    extract.add_argument(
+        "--out", type=Path, required=True, help="output file (one input; its suffix picks the format) or folder"
+    )
+    extract.add_argument(
+        "--format", choices=EXTRACT_FORMATS, default="npy", help="format of the files written into an --out folder"
+    )
     extract.set_defaults(run=_extract)
-    preview = commands.add_parser("preview", help="PNG of the photo beside its colour-mapped depth")
-    preview.add_argument("file", type=Path)
-    preview.add_argument("--out", type=Path, help="default: FILE's name with -preview.png")
+    preview = _command(
+        commands, "preview", "PNG of the photo beside its colour-mapped depth", ["IMG_1.heic --out IMG_1.png"]
+    )
+    preview.add_argument("file", type=Path, help="a HEIC, JPEG or DNG file with depth")
+    preview.add_argument("--out", type=Path, help="default: FILE's stem + -preview.png in the current folder")
     preview.set_defaults(run=_preview)
-    commands.add_parser("info", help="backend, GPU and library versions").set_defaults(run=_info)
-    verify = commands.add_parser("verify", help="why a photo's depth will or will not show on Apple devices")
-    verify.add_argument("files", nargs="+", type=Path)
+    _command(commands, "info", "backend, GPU and library versions", [""]).set_defaults(run=_info)
+    verify = _command(
+        commands,
+        "verify",
+        "why a photo's depth will or will not show on Apple devices",
+        ["IMG_1.heic", "out/*.heic out/*.jpg --json"],
+    )
+    verify.add_argument("files", nargs="+", type=Path, help="HEIC, JPEG or DNG files")
     verify.add_argument("--json", action="store_true", help="one JSON object per file")
     verify.set_defaults(run=_verify)
     return parser
@@ -83,9 +122,28 @@ def _convert_parser(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--out", type=Path, help="output folder")
     sub.add_argument("--container", choices=("heic", "jpeg", "dng", "same"), default="same")
     sub.add_argument("--pixel-format", choices=[f.fourcc for f in PixelFormat], default="hdis")
-    sub.add_argument("--preset", choices=[p.value for p in Preset], default="apple-gray")
+    sub.add_argument(
+        "--preset",
+        choices=[p.value for p in Preset],
+        help="how the maps' values read (default: metric with --depth-scale, else apple-gray); see README",
+    )
     sub.add_argument("--near", type=float, help="zNear in metres (gray and relative presets)")
     sub.add_argument("--far", type=float, help="zFar in metres (gray and relative presets)")
+    sub.add_argument(
+        "--depth-scale",
+        type=float,
+        help="integer maps: codes per metre (TUM 5000, mm 1000, KITTI 256), or per pixel (disparity-px); 0 = invalid",
+    )
+    sub.add_argument("--focal-px", type=float, help="disparity-px: focal length in pixels")
+    sub.add_argument("--baseline", type=float, help="disparity-px: stereo baseline in metres")
+    sub.add_argument("--doffs", type=float, default=0.0, help="disparity-px: disparity offset in pixels (Middlebury)")
+    sub.add_argument(
+        "--holes",
+        choices=("fill", "keep"),
+        default="fill",
+        help="invalid pixels: fill from the farther valid neighbour (filtered), or keep them as holes (unfiltered)",
+    )
+    sub.add_argument("--intrinsics", help="fx,fy,cx,cy of the depth map's camera in its pixels (written to the XMP)")
     sub.add_argument("--depth-size", default="native", help="stored map size, e.g. 768x576, or native")
     sub.add_argument(
         "--fit",
@@ -101,6 +159,7 @@ def _convert_parser(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--quality", type=int, default=90, help="quality when a photo must be re-encoded")
     sub.add_argument("--encoder-preset", default="medium", help="x265 preset when re-encoding to HEIC")
     sub.add_argument("--gdepth", action="store_true", help="JPEG outputs also carry Google's GDepth (Android)")
+    sub.add_argument("--replace", action="store_true", help="replace depth a photo already has (Apple's or GDepth)")
     sub.add_argument(
         "--jpeg-depth",
         choices=("lossless", "baseline"),
@@ -176,24 +235,46 @@ def _table(summary: dict) -> str:
     if summary.get("depth", True) is None:
         return f"{summary['file']}: no depth ({summary['container']})"
     width = max(map(len, summary))
-    return "\n".join(f"{key:<{width}}  {value}" for key, value in summary.items()) + "\n"
+    shown = {key: "unknown" if value is None else value for key, value in summary.items()}  # the file does not say
+    return "\n".join(f"{key:<{width}}  {value}" for key, value in shown.items()) + "\n"
 
 
 def _extract(args: argparse.Namespace) -> int:
+    """One file to ``--out`` when it names a file; else each file to ``--out/STEM.FORMAT``, failures named."""
     from ..api import read_depth
     from ..depthmaps import save_depth
 
-    depth = read_depth(args.file)
-    if depth is None:
-        raise DepthError(f"{args.file}: no depth to extract")
-    save_depth(depth, args.out)
-    return 0
+    to_folder = len(args.files) > 1 or args.out.is_dir() or not args.out.suffix
+    if to_folder:
+        _make_folder(args.out, "--out")
+    failed = 0
+    for path in args.files:
+        target = args.out / f"{path.stem}.{args.format}" if to_folder else args.out
+        try:
+            depth = read_depth(path)
+            if depth is None:
+                raise DepthError(f"{path}: no depth to extract")
+            save_depth(depth, target)
+        except DepthError as exc:
+            print(f"gpu-depth: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if to_folder:
+            print(target)
+    return 1 if failed else 0
+
+
+def _make_folder(folder: Path, flag: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DepthError(f"{flag} {folder}: cannot create the folder: {exc.strerror or exc}") from exc
 
 
 def _preview(args: argparse.Namespace) -> int:
     from .preview import write_preview
 
-    out = args.out or args.file.with_name(args.file.stem + "-preview.png")
+    out = args.out or Path(args.file.stem + "-preview.png")  # the current folder, never the input's
     write_preview(args.file, out)
     print(out)
     return 0

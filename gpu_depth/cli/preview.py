@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import containers
 from ..api import read_depth
+from ..core.orientation import to_stored
 from ..errors import DepthError
-from ..fileio import write_atomic
+from ..fileio import read_file, write_atomic
 
 HEIGHT = 512
 BAR = 24
@@ -31,6 +33,16 @@ def colour_map(values: np.ndarray, low: float, high: float) -> np.ndarray:
     return rgb.astype(np.uint8)
 
 
+#: The orientation whose undoing (:func:`to_stored`) shows a stored map: each one's inverse.
+DISPLAY = {code: {6: 8, 8: 6}.get(code, code) for code in range(1, 9)}
+
+
+def _orientation(path: Path) -> int:
+    data = read_file(path)
+    module = containers.sniff(data)
+    return module.orientation(data) if module is not None else 1
+
+
 def write_preview(path: Path, out: Path) -> None:
     """Write a PNG: photo | depth | colour bar labelled with the range and unit."""
     from PIL import Image, ImageDraw, ImageOps
@@ -44,19 +56,19 @@ def write_preview(path: Path, out: Path) -> None:
         photo = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
     except OSError as exc:
         raise DepthError(f"{path}: cannot decode the photo: {exc}") from exc
-    values = depth.array.astype(np.float64)
+    values = to_stored(depth.array.astype(np.float64), DISPLAY[_orientation(path)])  # both panels as shown
     finite = values[np.isfinite(values)]
     low, high = float(finite.min()), float(finite.max())
     depth_image = Image.fromarray(colour_map(values, low, high))
     scale = HEIGHT / photo.height
     photo = photo.resize((max(1, round(photo.width * scale)), HEIGHT))
-    depth_image = depth_image.resize((max(1, round(depth.width * HEIGHT / depth.height)), HEIGHT), Image.NEAREST)
+    depth_image = depth_image.resize((max(1, round(values.shape[1] * HEIGHT / values.shape[0])), HEIGHT), Image.NEAREST)
     ramp = np.linspace(high, low, HEIGHT)[:, None].repeat(BAR, axis=1)
     canvas = Image.new("RGB", (photo.width + depth_image.width + BAR + 90, HEIGHT), "white")
     canvas.paste(photo, (0, 0))
     canvas.paste(depth_image, (photo.width, 0))
     canvas.paste(Image.fromarray(colour_map(ramp, low, high)), (photo.width + depth_image.width, 0))
-    unit = "1/m" if depth.pixel_format.is_disparity else "m"
+    unit = ("1/m" if depth.pixel_format.is_disparity else "m") if depth.metadata.accuracy else "(unknown units)"
     draw = ImageDraw.Draw(canvas)
     x = photo.width + depth_image.width + BAR + 4
     draw.text((x, 2), f"{high:.3g} {unit}", fill="black")

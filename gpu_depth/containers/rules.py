@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..core.formats import PixelFormat, StoredFormat
-from ..core.metadata import PixelDataInfo
+from ..core.metadata import PixelDataInfo, is_depth_type
 from ..core.orientation import ASPECT_TOLERANCE
 from ..core.xmp import APDI, DEPTH_DATA, parse_depth_xmp, properties
 from ..errors import DepthError
@@ -30,6 +30,10 @@ REQUIRED_APDI = (
 )
 #: depthData properties every iPhone writes (AVDepthData's accuracy, filtering, quality, version).
 IPHONE_DEPTH_DATA = ("DepthDataVersion", "Accuracy", "Filtered", "Quality")
+#: Of those, what macOS ImageIO leaves out for a custom map (CGImageDestinationAddAuxiliaryDataInfo).
+IMAGEIO_OMITS = ("DepthDataVersion",)
+#: depthData properties that tell Photos a depth map is fit for Portrait effects.
+PORTRAIT_SIGNALS = ("PortraitScore", "PortraitScoreIsHigh")
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,12 @@ def check_depth_xmp(findings: Findings, xmp: bytes, container: str, where: str) 
         listed = ", ".join(f"apdi:{name}" for name in missing)
         findings.error(f"{container}.xmp-fields", where, f"the depth XMP lacks {listed}")
         return None
+    kind, subtype = xmp_text(xmp, APDI, "AuxiliaryImageType"), xmp_text(xmp, APDI, "AuxiliaryImageSubType")
+    if not is_depth_type(kind, subtype):
+        kind = f"{kind}/{subtype}" if subtype else kind
+        message = f"apdi:AuxiliaryImageType {kind} is not 'disparity' or 'depth'"
+        findings.error(f"{container}.xmp-values", where, message)
+        return None
     try:
         info, _ = parse_depth_xmp(xmp)
         problems = _value_problems(info)
@@ -84,7 +94,15 @@ def check_depth_xmp(findings: Findings, xmp: bytes, container: str, where: str) 
     missing = [name for name in IPHONE_DEPTH_DATA if (DEPTH_DATA, name) not in names]
     if missing:
         listed = ", ".join(f"depthData:{name}" for name in missing)
-        findings.warning(f"{container}.xmp-metadata", where, f"the depth XMP lacks {listed}, which iPhones write")
+        report = findings.info if set(missing) <= set(IMAGEIO_OMITS) else findings.warning
+        report(f"{container}.xmp-metadata", where, f"the depth XMP lacks {listed}, which iPhones write")
+    signals = [
+        f"depthData:{name} {xmp_text(xmp, DEPTH_DATA, name)}"
+        for name in PORTRAIT_SIGNALS
+        if (DEPTH_DATA, name) in names
+    ]
+    if signals:
+        findings.info(f"{container}.portrait", where, "Portrait signals: " + ", ".join(signals))
     return info
 
 
@@ -104,12 +122,9 @@ def xmp_text(xmp: bytes, namespace: str, name: str) -> str | None:
 
 def _value_problems(info: PixelDataInfo) -> list[str]:
     problems = []
-    if not info.is_depth_map:
-        kind = info.image_type + (f"/{info.subtype}" if info.subtype else "")
-        problems.append(f"apdi:AuxiliaryImageType {kind} is not 'disparity' or 'depth'")
     try:
         native = PixelFormat.parse(info.native_format)
-        if info.is_depth_map and native.quantity != info.image_type:
+        if native.quantity != info.image_type:
             problems.append(f"apdi:NativeFormat {native.fourcc} holds {native.quantity}, not {info.image_type}")
     except DepthError:
         problems.append(f"apdi:NativeFormat {info.native_format} is not hdis, fdis, hdep or fdep")

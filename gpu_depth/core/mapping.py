@@ -29,38 +29,54 @@ class Preset(str, enum.Enum):
 
     #: Apple's convention: gray 0 (black) = near, 1 (white) = far, linear in depth.
     APPLE_GRAY = "apple-gray"
-    #: Gray 0 = far, 1 = near, linear in depth (visualised MiDaS/Depth Anything, Facebook 3D photos).
+    #: Gray 0 = far, 1 = near, linear in depth (Facebook 3D photos).
     INVERTED_GRAY = "inverted-gray"
     #: Gray 0 = near, 1 = far, linear in disparity (DNG DepthFormat 2, GDepth RangeInverse).
     INVERSE_GRAY = "inverse-gray"
-    #: KITTI: uint16 metres × 256, 0 = invalid.
+    #: KITTI depth: integer codes of metres × 256, 0 = invalid (``metric`` with depth_scale 256).
     KITTI = "kitti"
-    #: ScanNet/TUM/NYU: uint16 millimetres, 0 = invalid.
+    #: Integer millimetres (Redwood, ScanNet, ARKitScenes), 0 = invalid (``metric`` with depth_scale 1000).
     MILLIMETRES = "mm16"
-    #: Float metres (Depth Pro, metric Depth Anything); non-finite or ≤ 0 = invalid.
+    #: Float metres (Depth Pro, metric Depth Anything), or integer codes with ``depth_scale`` codes per metre
+    #: (TUM 5000, RealSense L515 4000); non-finite, 0 or negative = invalid.
     METRIC = "metric"
-    #: Relative disparity, larger = nearer, rescaled so its range spans 1/far … 1/near.
+    #: Stereo disparity in pixels (float, or integer with ``depth_scale`` codes per pixel: KITTI 256):
+    #: depth = focal_px · baseline / (d + doffs); d ≤ 0 = invalid.
+    DISPARITY_PX = "disparity-px"
+    #: Relative disparity, larger = nearer, rescaled so its range spans 1/far … 1/near (MiDaS, Depth
+    #: Anything, and their visualised 8/16-bit PNGs).
     RELATIVE_DISPARITY = "relative-disparity"
 
 
 _RANGED = {Preset.APPLE_GRAY, Preset.INVERTED_GRAY, Preset.INVERSE_GRAY, Preset.RELATIVE_DISPARITY}
-_NATIVE_DISPARITY = {Preset.INVERSE_GRAY, Preset.RELATIVE_DISPARITY}
-#: Input units per metre of the metric presets.
-UNITS_PER_METRE = {Preset.KITTI: 256.0, Preset.MILLIMETRES: 1000.0, Preset.METRIC: 1.0}
+_NATIVE_DISPARITY = {Preset.INVERSE_GRAY, Preset.RELATIVE_DISPARITY, Preset.DISPARITY_PX}
+#: Integer codes per metre of the named integer presets.
+UNITS_PER_METRE = {Preset.KITTI: 256.0, Preset.MILLIMETRES: 1000.0}
+#: Presets whose values are metric (Accuracy absolute); the gray and relative ones are relative.
+ABSOLUTE = {Preset.KITTI, Preset.MILLIMETRES, Preset.METRIC, Preset.DISPARITY_PX}
+#: Presets taking a depth_scale for integer maps.
+_SCALABLE = {Preset.METRIC, Preset.DISPARITY_PX}
 
 
 @dataclass(frozen=True)
 class DepthMapping:
-    """A preset plus the zNear/zFar range (metres) that gray or relative presets need.
+    """A preset plus what it needs: zNear/zFar (metres) for gray and relative presets, codes per metre
+    (or per pixel of disparity) for integer metric maps, and the stereo rig for ``disparity-px``.
 
-    ``DepthMapping("apple-gray", near=0.5, far=8)`` maps gray 0 to 0.5 m and gray 1 to 8 m.
-    Integer inputs are normalised by their largest code (255 or 65535); float inputs are used as
+    ``DepthMapping("apple-gray", near=0.5, far=8)`` maps gray 0 to 0.5 m and gray 1 to 8 m;
+    ``DepthMapping("metric", depth_scale=5000)`` reads TUM's uint16 codes as 1/5000 m;
+    ``DepthMapping("disparity-px", focal_px=721.5, baseline=0.54, depth_scale=256)`` reads KITTI disparity.
+    Integer gray inputs are normalised by their largest code (255 or 65535); float inputs are used as
     they are, except relative disparity, which each map's own finite min/max normalises.
     """
 
     preset: Preset = Preset.APPLE_GRAY
     near: float | None = None
     far: float | None = None
+    depth_scale: float | None = None
+    focal_px: float | None = None
+    baseline: float | None = None
+    doffs: float = 0.0
 
     def __post_init__(self) -> None:
         try:
@@ -71,12 +87,20 @@ class DepthMapping:
         if self.preset in _RANGED:
             self._check_range()
         elif self.near is not None or self.far is not None:
-            raise DepthError(f"preset {self.preset.value} takes no near/far: its values are metric")
+            raise DepthError(f"preset {self.preset.value} takes no --near/--far: its values are metric")
+        if self.depth_scale is not None:
+            self._check_scale()
+        if self.preset == Preset.DISPARITY_PX:
+            self._check_rig()
+        elif self.focal_px is not None or self.baseline is not None or self.doffs:
+            raise DepthError(
+                f"--focal-px, --baseline and --doffs belong to --preset disparity-px, not {self.preset.value}"
+            )
 
     def _check_range(self) -> None:
         near, far, name = self.near, self.far, self.preset.value
         if near is None or far is None:
-            raise DepthError(f"preset {name} needs near and far (metres)")
+            raise DepthError(f"preset {name} needs --near and --far (metres)")
         if math.isnan(near) or math.isnan(far):
             raise DepthError(f"near and far must be numbers, got near={near} far={far}")
         if not near < far:
@@ -88,23 +112,89 @@ class DepthMapping:
         if near == 0 and self.preset in _NATIVE_DISPARITY:
             raise DepthError(f"zNear must be > 0 for {name}: disparity 1/zNear would be infinite")
 
+    def _check_scale(self) -> None:
+        name, scale = self.preset.value, self.depth_scale
+        if self.preset in UNITS_PER_METRE:
+            raise DepthError(
+                f"preset {name} is --preset metric --depth-scale {UNITS_PER_METRE[self.preset]:g}; give one of them"
+            )
+        if self.preset not in _SCALABLE:
+            raise DepthError(f"--depth-scale belongs to --preset metric or disparity-px, not {name}")
+        if not (math.isfinite(scale) and scale > 0):
+            raise DepthError(f"--depth-scale must be a positive number of codes per unit, got {scale}")
+
+    def _check_rig(self) -> None:
+        for flag, value in (("--focal-px", self.focal_px), ("--baseline", self.baseline)):
+            if value is None:
+                raise DepthError("preset disparity-px needs --focal-px (pixels) and --baseline (metres)")
+            if not (math.isfinite(value) and value > 0):
+                raise DepthError(f"{flag} must be a positive number, got {value}")
+        if not math.isfinite(self.doffs):
+            raise DepthError(f"--doffs must be a finite number of pixels, got {self.doffs}")
+
     @property
     def native_is_disparity(self) -> bool:
         """Whether the preset is linear in disparity (True) or in depth (False)."""
         return self.preset in _NATIVE_DISPARITY
+
+    @property
+    def accuracy(self) -> str:
+        """AVDepthData's accuracy of what the mapping makes: ``absolute`` for metric inputs, else ``relative``."""
+        return "absolute" if self.preset in ABSOLUTE else "relative"
+
+    @property
+    def scale(self) -> float:
+        """Input units per metre (or per pixel of disparity) of the metric presets; 1 for float inputs."""
+        return self.depth_scale or UNITS_PER_METRE.get(self.preset, 1.0)
+
+    def describe(self) -> str:
+        """The mapping in one line, as the run's summary and report print it."""
+        name = self.preset.value
+        if self.preset in _RANGED:
+            return f"{name}, near {self.near:g} m, far {self.far:g} m"
+        per = f"codes / {self.scale:g}" if self.scale != 1.0 or self.depth_scale else "values"
+        if self.preset == Preset.DISPARITY_PX:
+            shift = f" + {self.doffs:g}" if self.doffs else ""
+            return f"{name}: depth = {self.focal_px:g} px · {self.baseline:g} m / (pixels{shift}), pixels = {per}"
+        return f"{name}: metres = {per}, 0 = invalid"
+
+    def check_dtype(self, dtype: np.dtype | str) -> None:
+        """Refuse a map whose dtype the preset cannot mean (integer codes as metres, floats as codes)."""
+        dtype, name = np.dtype(dtype), self.preset.value
+        if dtype.kind == "u" and self.preset == Preset.METRIC and self.depth_scale is None:
+            raise DepthError(
+                f"preset metric reads float metres, but this map holds {dtype} codes: give --depth-scale N, its codes "
+                "per metre (5000 TUM, 4000 RealSense L515), or --preset mm16 (millimetres) or kitti (metres x 256)"
+            )
+        if dtype.kind == "u" and self.preset == Preset.DISPARITY_PX and self.depth_scale is None:
+            raise DepthError(
+                f"preset disparity-px reads float pixels, but this map holds {dtype} codes: give --depth-scale N, "
+                "its codes per pixel (KITTI stereo: 256)"
+            )
+        if dtype.kind == "f" and (self.preset in UNITS_PER_METRE or self.depth_scale is not None):
+            what = f"--depth-scale {self.depth_scale:g}" if self.depth_scale else f"preset {name}"
+            fits = (
+                "--preset disparity-px without --depth-scale"
+                if self.preset == Preset.DISPARITY_PX
+                else "--preset metric"
+            )
+            raise DepthError(f"{what} reads integer codes, but this map holds {dtype} values: use {fits}")
 
     def evaluate(self, values: np.ndarray, disparity: bool) -> np.ndarray:
         """Depth (m) or disparity (1/m) of each input value in float64; NaN where invalid."""
         values = np.asarray(values)
         if values.dtype not in INTEGER_DTYPES + FLOAT_DTYPES:
             raise DepthError(f"unsupported depth map dtype {values.dtype}; use uint8, uint16 or float32")
+        self.check_dtype(values.dtype)
         with np.errstate(divide="ignore", invalid="ignore"):
             native = self._native(values)
             return native if disparity == self.native_is_disparity else 1.0 / native
 
     def _native(self, values: np.ndarray) -> np.ndarray:
-        if self.preset in UNITS_PER_METRE:
-            return _metres(values, UNITS_PER_METRE[self.preset])
+        if self.preset == Preset.DISPARITY_PX:
+            return _inverse_depth(values, self.scale, self.doffs, self.focal_px * self.baseline)
+        if self.preset in ABSOLUTE:
+            return _metres(values, self.scale)
         near, far = float(self.near), float(self.far)
         if self.preset == Preset.RELATIVE_DISPARITY:
             return 1.0 / far + _relative(values) * (1.0 / near - 1.0 / far)
@@ -122,6 +212,14 @@ def _metres(values: np.ndarray, scale: float) -> np.ndarray:
     metres = values.astype(np.float64) / scale
     metres[~(metres > 0) | np.isinf(metres)] = INVALID
     return metres
+
+
+def _inverse_depth(values: np.ndarray, scale: float, doffs: float, focal_baseline: float) -> np.ndarray:
+    """1/m of stereo disparity: (d / scale + doffs) / (f · B); invalid unless d > 0 and the result is > 0, finite."""
+    raw = values.astype(np.float64)
+    inverse = (raw / scale + doffs) / focal_baseline
+    inverse[~(raw > 0) | ~(inverse > 0) | np.isinf(inverse)] = INVALID
+    return inverse
 
 
 def _gray(values: np.ndarray, inverted: bool) -> np.ndarray:

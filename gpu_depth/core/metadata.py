@@ -3,7 +3,7 @@ camera calibration, and the ``apdi`` description of the stored integer map."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -38,19 +38,31 @@ class CameraCalibration:
 
 @dataclass(frozen=True)
 class DepthMetadata:
-    """What AVDepthData says about its map besides the pixels."""
+    """What AVDepthData says about its map besides the pixels; None where it is not known.
 
-    accuracy: str = "relative"  # or "absolute"
-    filtered: bool = True
-    quality: str = "high"  # or "low"
-    version: int = DEPTH_DATA_VERSION
+    Reading reports only what the file holds (a GDepth or a bare-SEI map holds none of these);
+    writing fills what is None with :data:`WRITE_DEFAULTS`.
+    """
+
+    accuracy: str | None = None  # "relative" or "absolute"
+    filtered: bool | None = None
+    quality: str | None = None  # "high" or "low"
+    version: int | None = None  # DepthDataVersion
     calibration: CameraCalibration | None = None
 
     def __post_init__(self) -> None:
-        if self.accuracy not in ("relative", "absolute"):
+        if self.accuracy not in (None, "relative", "absolute"):
             raise DepthError(f"metadata Accuracy must be relative or absolute, got {self.accuracy!r}")
-        if self.quality not in ("high", "low"):
+        if self.quality not in (None, "high", "low"):
             raise DepthError(f"metadata Quality must be high or low, got {self.quality!r}")
+
+    def for_writing(self) -> DepthMetadata:
+        """The metadata with every unknown field at its :data:`WRITE_DEFAULTS` value."""
+        return replace(self, **{k: v for k, v in WRITE_DEFAULTS.items() if getattr(self, k) is None})
+
+
+#: What is written for a field the metadata leaves unknown: an iPhone's rear-camera Portrait values.
+WRITE_DEFAULTS = {"accuracy": "relative", "filtered": True, "quality": "high", "version": DEPTH_DATA_VERSION}
 
 
 @dataclass(frozen=True)
@@ -69,4 +81,10 @@ class PixelDataInfo:
     @property
     def is_depth_map(self) -> bool:
         """True for a disparity or depth map, False for mattes and other auxiliary images."""
-        return self.image_type in ("disparity", "depth") and self.subtype is None
+        return is_depth_type(self.image_type, self.subtype)
+
+
+def is_depth_type(image_type: object, subtype: object = None) -> bool:
+    """Whether ``apdi:AuxiliaryImageType`` (and ``AuxiliaryImageSubType``) name a disparity or depth map:
+    mattes are ``depth`` with a subtype, gain maps and unknown types are other words."""
+    return image_type in ("disparity", "depth") and subtype in (None, "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DepthError
+from ..limits import check_pixels
 
 #: Relative aspect-ratio difference tolerated between a depth map and its photo.
 ASPECT_TOLERANCE = 0.01
@@ -56,6 +57,7 @@ def depth_size(
     ``requested`` (e.g. 768x576) is turned to the photo's orientation; without it the map keeps its
     size.  A map whose aspect ratio differs from the photo's is an error unless ``stretch``.
     """
+    check_pixels(*photo, "the photo")
     portrait = photo[1] > photo[0]
     if requested is not None and (requested[1] > requested[0]) != portrait and requested[0] != requested[1]:
         requested = (requested[1], requested[0])
@@ -67,7 +69,19 @@ def depth_size(
             )
     if stretch and requested is None:
         target = (depth[0], max(1, round(depth[0] * photo[1] / photo[0])))
+    check_pixels(*target, "the depth map's stored size")
     return target
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"768x576"`` → (768, 576)."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise DepthError(f"size must look like 768x576, got {text!r}") from None
+    if width <= 0 or height <= 0:
+        raise DepthError(f"size must be positive, got {text!r}")
+    return width, height
 
 
 def _same_aspect(size: tuple[int, int], photo: tuple[int, int]) -> bool:

@@ -4,6 +4,9 @@
 quantity, so for disparity larger codes are nearer.  FloatMin/FloatMax are the map's finite min/max
 rounded outwards to a 16-bit mantissa: exactly what the HEIF depth-representation SEI stores (Apple
 uses 16 bits), so the SEI, the XMP and the dequantised values agree to the bit.
+
+A map with holes (NaN, kept unfilled) is stored with IntMin 1 and code 0 for its holes: our reader
+gives codes below IntMin back as NaN; Apple's formula reads them a step beyond FloatMin.
 """
 
 from __future__ import annotations
@@ -49,22 +52,22 @@ def round_bound(value: float, up: bool) -> float:
 
 
 def quantize(depth: DepthData, stored_format: StoredFormat = StoredFormat.L008) -> StoredMap:
-    """The stored integer map of ``depth``; NaN and ±inf become code 0 (IntMin)."""
+    """The stored integer map of ``depth``; NaN and ±inf (holes) become code 0, below IntMin 1."""
     values = depth.array.astype(np.float64)
     finite = np.isfinite(values)
     if not finite.any():
         raise DepthError(f"{depth.width}x{depth.height} depth map has no finite value to store")
     low = round_bound(float(values[finite].min()), up=False)
     high = round_bound(float(values[finite].max()), up=True)
-    top = stored_format.max_code
-    scale = top / (high - low) if high > low else 0.0
-    codes = np.rint((np.where(finite, values, low) - low) * scale)
-    pixels = np.clip(codes, 0, top).astype(stored_format.dtype)
+    bottom, top = int(not finite.all()), stored_format.max_code
+    scale = (top - bottom) / (high - low) if high > low else 0.0
+    codes = np.rint((np.where(finite, values, low) - low) * scale) + bottom
+    pixels = np.clip(np.where(finite, codes, 0), 0, top).astype(stored_format.dtype)
     info = PixelDataInfo(
         image_type=depth.pixel_format.quantity,
         native_format=depth.pixel_format.code,
         stored_format=stored_format.code,
-        int_min=0,
+        int_min=bottom,
         int_max=top,
         float_min=low,
         float_max=high,
@@ -75,7 +78,7 @@ def quantize(depth: DepthData, stored_format: StoredFormat = StoredFormat.L008) 
 def dequantize(
     pixels: np.ndarray, info: PixelDataInfo, metadata: DepthMetadata | None = None, row_alignment: int = 1
 ) -> DepthData:
-    """DepthData in the native format that ``info`` names, from a decoded stored map."""
+    """DepthData in the native format that ``info`` names, from a decoded stored map; codes below IntMin are NaN."""
     pixels = np.asarray(pixels)
     if pixels.ndim != 2 or pixels.dtype.kind != "u":
         raise DepthError(f"stored depth map must be a 2-D unsigned integer image, got {pixels.ndim}-D {pixels.dtype}")
@@ -87,6 +90,7 @@ def dequantize(
             f"FloatMin {info.float_min} FloatMax {info.float_max}"
         )
     values = info.float_min + (pixels.astype(np.float64) - info.int_min) * (info.float_max - info.float_min) / span
+    values[pixels < info.int_min] = np.nan
     height, width = pixels.shape
     rows = empty_rows(fmt, width, height, row_alignment)
     rows[:, :width] = round_to_format(values, fmt)

@@ -11,7 +11,7 @@ from xml.parsers import expat
 
 from .. import limits
 from ..errors import DepthError
-from .metadata import DEPTH_DATA_VERSION, CameraCalibration, DepthMetadata, PixelDataInfo
+from .metadata import CameraCalibration, DepthMetadata, PixelDataInfo, is_depth_type
 
 X = "adobe:ns:meta/"
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -45,7 +45,12 @@ def build_metadata_xmp(metadata: DepthMetadata) -> bytes:
 
 
 def parse_depth_xmp(data: bytes) -> tuple[PixelDataInfo | None, DepthMetadata]:
-    """Pixel data info (None when the packet has no ``apdi`` map description) and metadata."""
+    """Pixel data info and metadata of a depth map's packet.
+
+    The info is None unless the packet describes a depth or disparity map: that is decided first,
+    from ``apdi:AuxiliaryImageType`` and ``AuxiliaryImageSubType``, and the map fields of any other
+    auxiliary image (mattes, HDR gain maps, types we do not know) are never parsed.
+    """
     props = _properties(parse_xml(data))
     return _pixel_data_info(props), _metadata(props)
 
@@ -61,13 +66,15 @@ def properties(data: bytes | str) -> dict[tuple[str, str], str | list[str]]:
 
 
 def parse_xml(data: bytes | str) -> ET.Element:
-    """Parse XML refusing DTDs, entity declarations and nesting beyond MAX_XML_DEPTH; errors are one DepthError line."""
-    if isinstance(data, str):
-        data = data.encode("utf-8")
+    """Parse XML refusing DTDs, entity declarations and nesting beyond MAX_XML_DEPTH; errors are one DepthError line.
+
+    XMP is UTF-8, UTF-16 or UTF-32 (told by its first bytes); an encoding declaration is ignored.
+    """
     if len(data) > (limit := limits.max_xmp_bytes()):
         raise DepthError(f"XMP packet of {len(data)} bytes exceeds the {limit}-byte limit")
+    text = data if isinstance(data, str) else _decode(data)
     builder = ET.TreeBuilder()
-    parser = expat.ParserCreate(namespace_separator="}")
+    parser = expat.ParserCreate(encoding="utf-8", namespace_separator="}")  # overrides any declaration
 
     def refuse(*_: object) -> None:
         raise DepthError("XMP: DTDs and entity declarations are not allowed")
@@ -94,10 +101,29 @@ def parse_xml(data: bytes | str) -> ET.Element:
     parser.EndElementHandler = end
     parser.CharacterDataHandler = builder.data
     try:
-        parser.Parse(data.rstrip(b"\0 \t\r\n"), True)
+        parser.Parse(text.rstrip("\0 \t\r\n").encode("utf-8", "surrogatepass"), True)
         return builder.close()
-    except (expat.ExpatError, LookupError) as exc:  # LookupError: an encoding declaration Python does not know
+    except expat.ExpatError as exc:
         raise DepthError(f"XMP: malformed XML ({exc})") from exc
+
+
+def _decode(data: bytes) -> str:
+    """XMP bytes as text, in the Unicode encoding their first bytes show (XML 1.0 appendix F)."""
+    head = data[:4].ljust(4, b"-")
+    if head[:3] == b"\0\0\0" or head == b"\0\0\xfe\xff":
+        encoding = "utf-32-be"
+    elif head[1:] == b"\0\0\0" or head == b"\xff\xfe\0\0":
+        encoding = "utf-32-le"
+    elif head[0] == 0 or head[:2] == b"\xfe\xff":
+        encoding = "utf-16-be"
+    elif head[1] == 0 or head[:2] == b"\xff\xfe":
+        encoding = "utf-16-le"
+    else:
+        encoding = "utf-8"
+    try:
+        return data.decode(encoding).removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        raise DepthError(f"XMP: not {encoding.upper()} text ({exc.reason} at byte {exc.start})") from None
 
 
 def _clark(name: str) -> str:
@@ -123,7 +149,7 @@ def _split(tag: str) -> tuple[str, str]:
 
 
 def _pixel_data_info(props: dict) -> PixelDataInfo | None:
-    if (APDI, "AuxiliaryImageType") not in props:
+    if not is_depth_type(props.get((APDI, "AuxiliaryImageType")), props.get((APDI, "AuxiliaryImageSubType"))):
         return None
     return PixelDataInfo(
         image_type=_text(props, APDI, "AuxiliaryImageType"),
@@ -141,11 +167,12 @@ def _metadata(props: dict) -> DepthMetadata:
     calibration = None
     if (DEPTH_DATA, "IntrinsicMatrix") in props:
         calibration = _calibration(props)
+    filtered = _text(props, DEPTH_DATA, "Filtered", None)
     return DepthMetadata(
-        accuracy=_text(props, DEPTH_DATA, "Accuracy", "relative"),
-        filtered=_text(props, DEPTH_DATA, "Filtered", "True").lower() == "true",
-        quality=_text(props, DEPTH_DATA, "Quality", "high"),
-        version=_number(props, DEPTH_DATA, "DepthDataVersion", int, DEPTH_DATA_VERSION),
+        accuracy=_text(props, DEPTH_DATA, "Accuracy", None),
+        filtered=None if filtered is None else filtered.lower() == "true",
+        quality=_text(props, DEPTH_DATA, "Quality", None),
+        version=_number(props, DEPTH_DATA, "DepthDataVersion", int, None),
         calibration=calibration,
     )
 
@@ -184,6 +211,7 @@ def _column_major(matrix: tuple) -> list[float]:
 
 
 def _metadata_properties(meta: DepthMetadata) -> list[tuple[str, str, str | list[str]]]:
+    meta = meta.for_writing()
     props: list[tuple[str, str, str | list[str]]] = [
         (DEPTH_DATA, "DepthDataVersion", str(meta.version)),
         (DEPTH_DATA, "Accuracy", meta.accuracy),
@@ -259,23 +287,21 @@ def _text(props: dict, ns: str, name: str, default: object = _MISSING):
 
 
 def _number(props: dict, ns: str, name: str, kind: type, default: object = _MISSING):
+    """A decimal integer (``kind`` int) or finite number (float) property; ``default`` when missing."""
     value = props.get((ns, name))
     if value is None and default is not _MISSING:
         return default
-    try:
-        return kind(float(value)) if kind is float else kind(value)
-    except (TypeError, ValueError):
-        raise DepthError(f"XMP: {PREFIXES[ns]}:{name} is not a number: {value!r}") from None
+    what = f"XMP: {PREFIXES[ns]}:{name}"
+    if not isinstance(value, str):
+        raise DepthError(f"{what} is missing or not a number")
+    return limits.parse_int(value, what) if kind is int else limits.parse_float(value, what)
 
 
 def _sequence(props: dict, name: str, length: int) -> list[float]:
     values = props.get((DEPTH_DATA, name))
     if not isinstance(values, list) or len(values) != length:
         raise DepthError(f"XMP: depthData:{name} must be a Seq of {length} numbers")
-    try:
-        return [float(v) for v in values]
-    except ValueError:
-        raise DepthError(f"XMP: depthData:{name} holds a value that is not a number") from None
+    return [limits.parse_float(v, f"XMP: a value of depthData:{name}") for v in values]
 
 
 def _optional_sequence(props: dict, name: str) -> tuple[float, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import zlib
 from collections.abc import Mapping
@@ -12,8 +13,9 @@ from pathlib import Path
 
 from ..depthmaps import SUFFIXES as DEPTH_SUFFIXES
 from ..errors import DepthError
+from ..limits import parse_float, parse_int
 
-PHOTO_SUFFIXES = (".heic", ".heif", ".hif", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".dng")
+PHOTO_SUFFIXES = (".heic", ".heif", ".hif", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".dng", ".webp", ".ppm")
 
 #: Environment variables of array jobs: (index variable, count variable), first match wins.
 SHARD_VARIABLES = (
@@ -32,6 +34,8 @@ class Job:
     near: float | None = None
     far: float | None = None
     pixel_format: str | None = None
+    depth_scale: float | None = None
+    intrinsics: tuple[float, float, float, float] | None = None
 
     @property
     def name(self) -> str:
@@ -61,42 +65,50 @@ def pair_folders(photos: Path, depths: Path, suffix: str = "") -> tuple[list[Job
 
 
 def read_manifest(path: Path) -> list[Job]:
-    """Jobs from a CSV (header: photo,depth[,near,far,format]) or JSON Lines manifest.
+    """Jobs from a CSV (header: photo,depth[,near,far,format,depth_scale,intrinsics]) or JSON Lines manifest.
+
+    ``intrinsics``: "fx,fy,cx,cy" (a list of four numbers in JSON Lines).
 
     Relative paths are relative to the manifest's folder.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Excel starts its UTF-8 CSVs with a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise DepthError(f"{path}: cannot read the manifest: {exc}") from exc
     rows = _json_lines(text, path) if path.suffix.lower() in (".jsonl", ".ndjson") else _csv_rows(text, path)
     return [_job(row, path, number) for number, row in rows]
 
 
-def shard(jobs: list[Job], index: int, count: int) -> list[Job]:
-    """The jobs of shard ``index`` of ``count``: a stable hash of the photo's name decides, so the
-    shards cover every job exactly once whatever order the jobs were listed in."""
-    if count < 1 or not 0 <= index < count:
-        raise DepthError(f"shard must be I/N with 0 <= I < N, got {index}/{count}")
-    return [job for job in jobs if zlib.crc32(job.photo.name.encode()) % count == index]
+def shard_of(output_name: str, count: int) -> int:
+    """The shard of ``count`` that writes the output ``output_name``: a stable hash of the name (case folded,
+    as some file systems fold it), so outputs that could collide are always in the same shard."""
+    return zlib.crc32(output_name.casefold().encode("utf-8", "surrogateescape")) % count
 
 
 def shard_from_environment(environ: Mapping[str, str] = os.environ) -> tuple[int, int] | None:
-    """(index, count) from Slurm, AWS Batch or Kubernetes indexed-job variables, or None."""
+    """(index, count) from Slurm, AWS Batch or Kubernetes indexed-job variables, or None.
+
+    An index without its count is an error: every task would otherwise do every item.
+    """
     for index_name, count_name in SHARD_VARIABLES:
-        if index_name in environ and count_name in environ:
-            try:
-                return int(environ[index_name]), int(environ[count_name])
-            except ValueError:
-                raise DepthError(f"{index_name}/{count_name} must be integers") from None
+        if index_name in environ:
+            if count_name not in environ:
+                raise DepthError(f"{index_name} is set but {count_name} is not: set it, or give --shard I/N")
+            return _checked(parse_int(environ[index_name], index_name), parse_int(environ[count_name], count_name))
     return None
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise DepthError(f"shard must look like I/N, got {text!r}") from None
+    """``--shard I/N``."""
+    index, slash, count = text.partition("/")
+    if not slash:
+        raise DepthError(f"--shard must look like I/N, got {text!r}")
+    return _checked(parse_int(index, "--shard's I"), parse_int(count, "--shard's N"))
+
+
+def _checked(index: int, count: int) -> tuple[int, int]:
+    if count < 1 or not 0 <= index < count:
+        raise DepthError(f"--shard must be I/N with 0 <= I < N, got {index}/{count}")
     return index, count
 
 
@@ -129,12 +141,38 @@ def _json_lines(text: str, path: Path) -> list[tuple[int, dict]]:
 
 def _job(row: dict, manifest: Path, number: int) -> Job:
     where = f"{manifest}:{number}"
+    for key in ("photo", "depth"):
+        if not isinstance(row.get(key), str) or not row[key]:
+            raise DepthError(f"{where}: {'missing' if row.get(key) in (None, '') else 'not a path:'} {key}")
+    photo, depth = manifest.parent / row["photo"], manifest.parent / row["depth"]
+    near, far, scale = (_number(row.get(key), f"{where}: {key}") for key in ("near", "far", "depth_scale"))
+    fmt = row.get("format") or None
+    if fmt is not None and not isinstance(fmt, str):
+        raise DepthError(f"{where}: format must be a pixel format name such as hdis, got {fmt!r}")
+    intrinsics = row.get("intrinsics")
     try:
-        photo, depth = (manifest.parent / str(row[key]) for key in ("photo", "depth"))
-    except KeyError as exc:
-        raise DepthError(f"{where}: missing {exc.args[0]}") from exc
+        intrinsics = parse_intrinsics(intrinsics) if intrinsics not in (None, "") else None
+    except DepthError as exc:
+        raise DepthError(f"{where}: {exc}") from exc
+    return Job(photo, depth, near, far, fmt, scale, intrinsics)
+
+
+def _number(value: object, what: str) -> float | None:
+    """A manifest's number: a number, its text, or empty (None); ``true`` and lists are refused."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise DepthError(f"{what} must be a number, got {value!r}")
+    return parse_float(str(value), what)
+
+
+def parse_intrinsics(value: object) -> tuple[float, float, float, float]:
+    """``--intrinsics`` / the manifest's column: "fx,fy,cx,cy" or four numbers (pixels of the depth map)."""
+    parts = value.split(",") if isinstance(value, str) else value
     try:
-        near, far = (float(row[key]) if row.get(key) not in (None, "") else None for key in ("near", "far"))
-    except (TypeError, ValueError):
-        raise DepthError(f"{where}: near and far must be numbers") from None
-    return Job(photo, depth, near, far, row.get("format") or None)
+        numbers = tuple(parse_float(str(part).strip(), "intrinsics") for part in parts)
+    except (TypeError, DepthError):
+        numbers = ()
+    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers) or min(numbers[:2]) <= 0:
+        raise DepthError(f"intrinsics must be fx,fy,cx,cy (pixels, fx and fy > 0), got {value!r}")
+    return numbers

@@ -5,24 +5,35 @@ stays flat whatever the dataset size, and the conversion of one batch overlaps t
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 
 from ..backends import select_backend
+from ..errors import DepthError
 from .jobs import Job
 from .options import Options
 from .signals import StopFlag
 from .stages import Item, convert_batch, decode, encode, plan, summary
 
+#: Linux's prctl option that signals a process when its parent dies.
+PR_SET_PDEATHSIG = 1
+
 
 def run(jobs: list[Job], options: Options, on_result: Callable[[dict], None]) -> dict:
-    """Convert every job; call ``on_result`` with each report line; return the summary."""
+    """Convert every job; call ``on_result`` with each report line; return the summary.
+
+    Any failure of one item is that item's line; a fault of the run itself (the output folder gone, the
+    report unwritable) raises DepthError.
+    """
     options = _sharing_cores(options)
     options.out.mkdir(parents=True, exist_ok=True)
     backend = select_backend(options.backend)
@@ -34,25 +45,68 @@ def run(jobs: list[Job], options: Options, on_result: Callable[[dict], None]) ->
         counts[item.status] += 1
         on_result(item.report())
 
-    spawn = multiprocessing.get_context("spawn")  # no fork of a process with threads or a CUDA context
-    with (
-        ThreadPoolExecutor(max(2, options.workers), thread_name_prefix="gpu-depth-decode") as decoders,
-        ProcessPoolExecutor(options.workers, mp_context=spawn, initializer=_start_worker) as encoders,
-    ):
-        pending: set[Future] = set()
+    decoders = ThreadPoolExecutor(max(2, options.workers), thread_name_prefix="gpu-depth-decode")
+    encoders = _Encoders(options.workers)
+    try:
         for batch in _batches(_decoded(plan(jobs, options, finish), decoders, options, stop), options):
+            if stop.signalled:  # decoded ahead but not started: the next --resume does them
+                break
             for item in convert_batch(batch, options, backend.name):
                 if item.status:
                     finish(item)
-                    continue
-                while len(pending) >= 2 * options.workers:
-                    pending = _drain(pending, finish, FIRST_COMPLETED)
-                pending.add(encoders.submit(encode, item, options))
-            if stop.signalled:
-                break
-        _drain(pending, finish, None)
-    stop.restore()
+                else:
+                    encoders.submit(item, options, finish)
+            if not options.out.is_dir():
+                raise DepthError(f"{options.out}: the output folder has gone; stopping the run")
+        encoders.drain(finish)
+    finally:
+        decoders.shutdown(cancel_futures=True)
+        encoders.shutdown()
+        stop.restore()
     return summary(counts, stop.signalled, backend.name, time.perf_counter() - start)
+
+
+class _Encoders:
+    """The worker processes that attach and write, at most two items each in flight.  A worker that dies
+    (killed by the system, say) fails the items it and its pool had in flight, and a fresh pool goes on."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pending: dict[Future, Item] = {}
+        self.pool = self._pool()
+
+    def _pool(self) -> ProcessPoolExecutor:
+        spawn = multiprocessing.get_context("spawn")  # no fork of a process with threads or a CUDA context
+        return ProcessPoolExecutor(self.workers, mp_context=spawn, initializer=_start_worker, initargs=(os.getpid(),))
+
+    def submit(self, item: Item, options: Options, finish: Callable[[Item], None]) -> None:
+        while len(self.pending) >= 2 * self.workers:
+            self._collect(finish, FIRST_COMPLETED)
+        try:
+            future = self.pool.submit(encode, item, options)
+        except BrokenProcessPool:
+            self._collect(finish, None)
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._pool()
+            future = self.pool.submit(encode, item, options)
+        self.pending[future] = item
+
+    def drain(self, finish: Callable[[Item], None]) -> None:
+        self._collect(finish, None)
+
+    def _collect(self, finish: Callable[[Item], None], until: str | None) -> None:
+        done = wait(self.pending, return_when=until).done if until else list(self.pending)
+        for future in done:
+            item = self.pending.pop(future)
+            try:
+                finish(future.result())
+            except BrokenProcessPool:
+                finish(item.fail(DepthError("the worker process writing it died (out of memory?)")))
+            except Exception as exc:  # the item could not be sent to a worker or back
+                finish(item.fail(exc))
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _decoded(items: Iterator[Item], pool: ThreadPoolExecutor, options: Options, stop: StopFlag) -> Iterator[Item]:
@@ -60,11 +114,11 @@ def _decoded(items: Iterator[Item], pool: ThreadPoolExecutor, options: Options, 
     ahead: deque[Future] = deque()
     for item in items:
         if stop.signalled:
-            break
+            return
         ahead.append(pool.submit(decode, item, options))
         if len(ahead) >= 2 * options.batch_size:
             yield ahead.popleft().result()
-    while ahead:
+    while ahead and not stop.signalled:
         yield ahead.popleft().result()
 
 
@@ -80,20 +134,22 @@ def _batches(items: Iterator[Item], options: Options) -> Iterator[list[Item]]:
         yield batch
 
 
-def _drain(pending: set[Future], finish: Callable[[Item], None], until: str | None) -> set[Future]:
-    done, rest = wait(pending, return_when=until) if until else (pending, set())
-    for future in done:
-        finish(future.result())
-    return set(rest)
-
-
 def _sharing_cores(options: Options) -> Options:
     """``options`` with the cores shared out among the workers: each HEVC encode runs that many threads."""
     threads = options.encoder_threads or max(1, (os.cpu_count() or 1) // options.workers)
     return replace(options, encoder_threads=threads)
 
 
-def _start_worker() -> None:
-    """Workers leave SIGINT/SIGTERM to the parent, which lets them finish their item."""
+def _start_worker(driver: int) -> None:
+    """Workers die with their driver (Linux), hold none of its pipes (stdin, stdout, stderr: /dev/null),
+    and leave SIGINT/SIGTERM to it, which lets them finish their item."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != driver:  # the driver died before the line above
+            os._exit(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    for descriptor in (0, 1, 2):
+        os.dup2(null, descriptor)
+    os.close(null)
     for number in StopFlag.SIGNALS:
         signal.signal(number, signal.SIG_IGN)

@@ -19,12 +19,19 @@ class Options:
     preset: str = "apple-gray"
     near: float | None = None
     far: float | None = None
+    depth_scale: float | None = None  # integer codes per metre (metric) or per pixel (disparity-px)
+    focal_px: float | None = None  # disparity-px: focal length (pixels), baseline (metres), disparity offset (pixels)
+    baseline: float | None = None
+    doffs: float = 0.0
+    holes: str = "fill"  # fill (core.holes.fill_holes, marked filtered) or keep (stored as holes, unfiltered)
+    intrinsics: tuple[float, float, float, float] | None = None  # fx, fy, cx, cy in the depth map's pixels
     depth_size: tuple[int, int] | None = None  # None keeps the map's own size
     stretch: bool = False
     backend: str = "auto"
     batch_size: int = 16
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     resume: bool = False
+    shard: tuple[int, int] | None = None  # (index, count): do only the outputs of that shard
     quality: int = 90
     encoder_preset: str = "medium"
     #: Container options by the keyword each plugin's ``attach_depth`` takes (its ``ATTACH_OPTIONS``), e.g.

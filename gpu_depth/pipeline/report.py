@@ -8,20 +8,33 @@ import time
 from pathlib import Path
 from typing import IO
 
+from ..errors import DepthError
+
 
 class Report:
-    """Appends one JSON line per item (flushed at once, so a killed run keeps what it did)."""
+    """One JSON line per item, flushed at once, so a killed run keeps what it did.  Each run writes the report
+    anew (a resumed run lists what it skipped), so every item is listed once, with one summary at the end.
+    A report that cannot be written is a fault of the run: DepthError."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._stream: IO[str] = path.open("a", encoding="utf-8")
+        try:
+            self._stream: IO[str] = path.open("w", encoding="utf-8")
+        except OSError as exc:
+            raise DepthError(f"{path}: cannot write the report: {exc.strerror or exc}") from exc
 
     def write(self, line: dict) -> None:
-        self._stream.write(json.dumps(line, sort_keys=False) + "\n")
-        self._stream.flush()
+        try:
+            self._stream.write(json.dumps(line, sort_keys=False) + "\n")
+            self._stream.flush()
+        except OSError as exc:
+            raise DepthError(f"{self.path}: cannot write the report: {exc.strerror or exc}") from exc
 
     def close(self) -> None:
-        self._stream.close()
+        try:
+            self._stream.close()
+        except OSError as exc:
+            raise DepthError(f"{self.path}: cannot write the report: {exc.strerror or exc}") from exc
 
 
 class Progress:

@@ -4,23 +4,26 @@ photo's size), convert (batched, on the backend), encode (attach + atomic write)
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from .. import containers
-from ..api import in_container, read_depth
+from ..api import attach, read_depth
 from ..convert import convert
 from ..core.depthdata import DepthData
+from ..core.holes import fill_depth
 from ..core.mapping import DepthMapping
-from ..core.orientation import depth_size, displayed_size, to_stored
-from ..depthmaps import load_depth_map
-from ..errors import DepthError
-from ..fileio import read_file, temp_path, write_atomic
-from .jobs import Job
+from ..core.metadata import CameraCalibration
+from ..core.orientation import depth_size, displayed_size
+from ..depthmaps import load_depth_file
+from ..errors import DepthError, ExistingDepth
+from ..fileio import read_file, temp_target, write_atomic
+from .jobs import Job, shard_of
 from .options import Options
 
 
@@ -35,10 +38,14 @@ class Item:
     details: dict = field(default_factory=dict)  # timings, value range, format
     gray: np.ndarray | None = None
     size: tuple[int, int] | None = None
+    map_size: tuple[int, int] | None = None  # (width, height) of the depth map as loaded
+    intrinsics: tuple[float, float, float, float] | None = None  # fx, fy, cx, cy the depth file gives
     depth: DepthData | None = None
 
     def fail(self, error: Exception) -> Item:
-        self.status, self.error = "failed", str(error)
+        """Mark the item failed by ``error``: a DepthError's line, or any other exception's type and message."""
+        text = str(error) if isinstance(error, DepthError) else f"unexpected {type(error).__name__}: {error}"
+        self.status, self.error = "failed", " ".join(text.split()) or type(error).__name__
         self.gray = self.depth = None
         return self
 
@@ -74,42 +81,60 @@ def summary(counts: dict[str, int], interrupted: bool, backend: str, elapsed: fl
     }
 
 
+def in_shard(job: Job, options: Options) -> bool:
+    """Whether ``job`` is in the run's shard, chosen by its output's name (by the photo's if it has none)."""
+    if options.shard is None:
+        return True
+    try:
+        name = output_path(job, options).name
+    except DepthError:
+        name = job.photo.name
+    return shard_of(name, options.shard[1]) == options.shard[0]
+
+
 def plan(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> Iterator[Item]:
-    """Items to do; duplicates and (with resume) valid existing outputs are reported, not done."""
-    seen: dict[Path, Job] = {}
+    """The items of the run's shard to do, in order.  An item whose output is also that of an earlier item
+    (names compared case-folded) or is one of any job's inputs fails before anything is written; with
+    resume, items with a valid output are skipped.  Temporary files a killed run left for them are removed."""
+    inputs = _identities(jobs)
+    stale = _temporary_files(options.out)
+    seen: dict[str, Job] = {}
     for job in jobs:
+        if not in_shard(job, options):
+            continue
         item = Item(job, Path())
         try:
             item.output = output_path(job, options)
-        except DepthError as exc:
+            for temp in stale.pop(item.output.name, ()):
+                temp.unlink(missing_ok=True)
+            key = item.output.name.casefold()
+            if key in seen:
+                raise DepthError(f"output {item.output.name} is also that of {seen[key].photo}")
+            seen[key] = job
+            if (source := inputs.get(_identity(item.output))) is not None:
+                raise DepthError(f"output {item.output} is the input {source}: choose another --out")
+            if options.resume and _valid_output(item.output):
+                item.status = "skipped"
+                finish(item)
+                continue
+        except Exception as exc:  # any failure of one item is that item's
             finish(item.fail(exc))
             continue
-        temp_path(item.output).unlink(missing_ok=True)  # left by a killed run
-        if item.output in seen:
-            finish(item.fail(DepthError(f"output {item.output.name} is also that of {seen[item.output].photo}")))
-        elif options.resume and _valid_output(item.output):
-            seen[item.output] = job
-            item.status = "skipped"
-            finish(item)
-        else:
-            seen[item.output] = job
-            yield item
+        yield item
 
 
 def decode(item: Item, options: Options) -> Item:
     """Load the item's depth map and choose its stored size from the photo's header."""
     started = time.perf_counter()
     try:
-        if item.job.photo.resolve() == item.output.resolve():
-            raise DepthError(f"{item.output}: the output would overwrite the input photo")
-        item.gray = load_depth_map(item.job.depth)
+        item.gray, item.intrinsics = load_depth_file(item.job.depth)
         photo_size = _photo_size(item.job.photo)
-        shape = (item.gray.shape[1], item.gray.shape[0])
+        shape = item.map_size = (item.gray.shape[1], item.gray.shape[0])
         try:
             item.size = depth_size(shape, photo_size, options.depth_size, options.stretch)
         except DepthError as exc:
-            raise DepthError(f"{exc}; use --fit stretch to stretch it") from exc
-    except DepthError as exc:
+            raise DepthError(f"{exc}; use --fit stretch to stretch it" if "aspect" in str(exc) else str(exc)) from exc
+    except Exception as exc:
         return item.fail(exc)
     item.details["decode_s"] = round(time.perf_counter() - started, 4)
     return item
@@ -123,7 +148,7 @@ def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Ite
             continue
         try:
             key = (_mapping(item.job, options), item.job.pixel_format or options.pixel_format)
-        except DepthError as exc:
+        except Exception as exc:
             item.fail(exc)
             continue
         groups.setdefault(key, []).append(item)
@@ -131,21 +156,31 @@ def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Ite
         started = time.perf_counter()
         try:
             depths = convert([m.gray for m in members], fmt, mapping, size=[m.size for m in members], backend=backend)
-        except DepthError:  # find the culprit: convert one by one
+        except Exception:  # find the culprit: convert one by one
             depths = [_convert_one(m, fmt, mapping, backend) for m in members]
         share = round((time.perf_counter() - started) / len(members), 5)
         for member, depth in zip(members, depths, strict=True):
             member.gray = None
             if depth is not None:
-                member.depth = depth
-                member.details["convert_s"] = share
+                intrinsics = member.job.intrinsics or options.intrinsics or member.intrinsics
+                member.depth = _with_intrinsics(depth, intrinsics, member.map_size)
+                member.details.update(mapping=mapping.describe(), convert_s=share)
     return batch
+
+
+def _with_intrinsics(depth: DepthData, intrinsics: tuple | None, map_size: tuple[int, int]) -> DepthData:
+    """``depth`` carrying the camera's fx, fy, cx, cy (pixels of the map as loaded, its reference dimensions)."""
+    if intrinsics is None:
+        return depth
+    fx, fy, cx, cy = intrinsics
+    calibration = CameraCalibration(((fx, 0.0, cx), (0.0, fy, cy), (0.0, 0.0, 1.0)), map_size)
+    return replace(depth, metadata=replace(depth.metadata, calibration=calibration))
 
 
 def _convert_one(item: Item, fmt: str, mapping: DepthMapping, backend: str) -> DepthData | None:
     try:
         return convert(item.gray, fmt, mapping, size=item.size, backend=backend)
-    except DepthError as exc:
+    except Exception as exc:
         item.fail(exc)
         return None
 
@@ -154,65 +189,87 @@ def encode(item: Item, options: Options) -> Item:
     """Attach the converted depth to the photo and write it atomically (runs in a worker process)."""
     started = time.perf_counter()
     try:
+        invalid, filled = int(np.isnan(item.depth.array).sum()), 0
+        if options.holes == "fill":
+            item.depth, filled = fill_depth(item.depth)
         photo = read_file(item.job.photo)
         target = containers.plugin(options.container) if options.container != "same" else containers.sniff(photo)
         if target is None:
             raise DepthError(f"{item.job.photo}: not a HEIC, JPEG or DNG photo; choose --container")
-        threads = options.encoder_threads
-        photo = in_container(photo, item.job.photo, target, options.quality, options.encoder_preset, threads)
-        depth = _stored_orientation(item.depth, target.orientation(photo))
-        chosen = {**options.attach, "encoder_threads": threads}
-        result = target.attach_depth(photo, depth, **{k: v for k, v in chosen.items() if k in target.ATTACH_OPTIONS})
+        depth = item.depth
+        result = attach(
+            photo,
+            item.job.photo,
+            depth,
+            target,
+            orientation="displayed",
+            fit="stretch" if options.stretch else "error",
+            quality=options.quality,
+            encoder_preset=options.encoder_preset,
+            encoder_threads=options.encoder_threads,
+            **options.attach,
+        )
+        low, high = float(np.nanmin(depth.array)), float(np.nanmax(depth.array))
+        details = {
+            "pixel_format": str(depth.pixel_format),
+            "width": depth.width,
+            "height": depth.height,
+            "min": low,
+            "max": high,
+            "depth_m": _metres(depth.pixel_format.is_disparity, low, high),
+            "invalid_pixels": invalid,
+            "filled_pixels": filled,
+            "accuracy": depth.metadata.accuracy,
+            "filtered": depth.metadata.filtered,
+        }
         write_atomic(item.output, result, protect=(item.job.photo, item.job.depth))
-    except DepthError as exc:
+    except ExistingDepth as exc:
+        return item.fail(DepthError(f"{exc}; pass --replace to replace it"))
+    except Exception as exc:
         return item.fail(exc)
-    values = depth.array
-    finite = values[np.isfinite(values)]
     item.status, item.depth = "ok", None
-    item.details.update(
-        pixel_format=str(depth.pixel_format),
-        width=depth.width,
-        height=depth.height,
-        min=float(finite.min()),
-        max=float(finite.max()),
-        attach_s=round(time.perf_counter() - started, 4),
-    )
+    item.details.update(details, attach_s=round(time.perf_counter() - started, 4))
     return item
 
 
-def _stored_orientation(depth: DepthData, orientation: int) -> DepthData:
-    if orientation == 1:
-        return depth
-    return DepthData.from_array(to_stored(depth.array, orientation), depth.pixel_format, metadata=depth.metadata)
+def _metres(disparity: bool, low: float, high: float) -> list[float | None]:
+    """[nearest, farthest] depth in metres of a map's value range (None: infinitely far, disparity 0)."""
+    return [1 / high, 1 / low if low > 0 else None] if disparity else [low, high]
 
 
 def _mapping(job: Job, options: Options) -> DepthMapping:
     near = job.near if job.near is not None else options.near
     far = job.far if job.far is not None else options.far
-    return DepthMapping(options.preset, near, far)
+    scale = job.depth_scale if job.depth_scale is not None else options.depth_scale
+    rig = {"focal_px": options.focal_px, "baseline": options.baseline, "doffs": options.doffs}
+    return DepthMapping(options.preset, near, far, depth_scale=scale, **rig)
 
 
 def _photo_size(path: Path) -> tuple[int, int]:
     """The photo's displayed (width, height): from its container, or Pillow for PNG and plain TIFF photos."""
     data = read_file(path)
     module = containers.sniff(data)
+    if module is None:
+        return _pillow_size(data, path)
     try:
-        return module.displayed_size(data) if module is not None else _pillow_size(data)
+        return module.displayed_size(data)
     except DepthError as exc:
-        if module is None or module.NAME != "dng":  # plain TIFFs sniff as DNG; Pillow reads them
+        if module.NAME != "dng":  # plain TIFFs sniff as DNG; Pillow reads them
             raise DepthError(f"{path}: cannot read the photo's size: {exc}") from exc
     return _pillow_size(data, path)
 
 
-def _pillow_size(data: bytes, path: Path | None = None) -> tuple[int, int]:
+def _pillow_size(data: bytes, path: Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:
             orientation = image.getexif().get(0x0112, 1)
             return displayed_size(image.width, image.height, orientation if orientation in range(1, 9) else 1)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-        raise DepthError(f"{path or 'photo'}: cannot read the photo's size: {exc}") from exc
+    except UnidentifiedImageError:
+        raise DepthError(f"{path}: not a photo in a format gpu-depth reads") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DepthError(f"{path}: cannot read the photo's size: {exc}") from exc
 
 
 def _valid_output(path: Path) -> bool:
@@ -220,3 +277,35 @@ def _valid_output(path: Path) -> bool:
         return path.is_file() and read_depth(path) is not None
     except DepthError:
         return False
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path`` (links followed), or None if there is none."""
+    try:
+        status = path.stat()
+    except (OSError, ValueError):
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _identities(jobs: list[Job]) -> dict[tuple[int, int], Path]:
+    """Every input of every job (shards included), by identity."""
+    found = {}
+    for job in jobs:
+        for path in (job.photo, job.depth):
+            if (identity := _identity(path)) is not None:
+                found.setdefault(identity, path)
+    return found
+
+
+def _temporary_files(folder: Path) -> dict[str, list[Path]]:
+    """The temporary files in ``folder``, by the name of their target."""
+    found: dict[str, list[Path]] = {}
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return found
+    for entry in entries:
+        if (target := temp_target(entry.name)) is not None:
+            found.setdefault(target, []).append(Path(entry.path))
+    return found

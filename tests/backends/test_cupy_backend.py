@@ -9,7 +9,7 @@ import platform
 import numpy as np
 import pytest
 from helpers.host_kernels import KERNELS
-from helpers.maps import MAPPINGS, RANGED, float_map, tame
+from helpers.maps import MAPPINGS, RANGED, float_map, mapping_for, tame
 
 import gpu_depth
 from gpu_depth.backends import cupy_unavailable, kernel_plan, select_backend
@@ -91,7 +91,9 @@ def test_host_inputs_stay_numpy():
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "float16", "float32"])
 @pytest.mark.parametrize("name", list(MAPPINGS))
 def test_host_maps_convert_like_numpy(backend, name, dtype, fmt, alignment, size):
-    same_as_numpy(backend, sample_maps(dtype, name), MAPPINGS[name], fmt, alignment, size)
+    if np.dtype(dtype).kind == "f" and name in ("kitti", "mm16"):
+        pytest.skip("kitti and mm16 read integer codes")
+    same_as_numpy(backend, sample_maps(dtype, name), mapping_for(name, dtype), fmt, alignment, size)
 
 
 @pytest.mark.gpu

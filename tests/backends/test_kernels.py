@@ -13,13 +13,14 @@ import zlib
 import numpy as np
 import pytest
 from helpers import ROOT
-from helpers.host_kernels import KERNELS, HostKernels, host_convert, host_quantize
-from helpers.maps import MAPPINGS, METRIC, NAN_BITS, RANGED, float_map, tame
+from helpers.host_kernels import BLOCKS, KERNELS, HostKernels, host_convert, host_quantize
+from helpers.maps import FLOAT_NAMES, MAPPINGS, METRIC, NAN_BITS, RANGED, float_map, mapping_for, tame
 
 from gpu_depth.backends import kernel_plan as kp
 from gpu_depth.backends.numpy_backend import NumpyBackend
 from gpu_depth.core.depthdata import DepthData
 from gpu_depth.core.formats import PixelFormat, StoredFormat
+from gpu_depth.core.holes import fill_holes
 from gpu_depth.core.mapping import DepthMapping
 from gpu_depth.core.quantize import quantize
 from gpu_depth.errors import DepthError
@@ -105,8 +106,8 @@ def test_every_code_converts_like_numpy(host, name, dtype, fmt, alignment):
     every = np.arange(top + 1, dtype=dtype).reshape(-1, 16 if dtype == "uint8" else 256)
     rng = np.random.default_rng(3)
     maps = [every, rng.permutation(every.ravel())[: 7 * 13].reshape(7, 13), np.full((1, 1), top, dtype)]
-    result = same_as_numpy(host, maps, MAPPINGS[name], fmt, alignment)
-    too_deep = name == "metric" and dtype == "uint16" and str(fmt) == "hdep"  # 65535 m > float16 max
+    result = same_as_numpy(host, maps, mapping_for(name, dtype), fmt, alignment)
+    too_deep = name == "disparity-px" and str(fmt) == "hdep"  # disparity code 1: 1/256 px, ~99 km > float16 max
     assert isinstance(result, str) == too_deep, result
 
 
@@ -132,7 +133,7 @@ NANS = NAN_BITS["float32"].view(np.float32)
 @pytest.mark.parametrize("alignment", [1, 16])
 @pytest.mark.parametrize("fmt", FORMATS, ids=str)
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
-@pytest.mark.parametrize("name", list(MAPPINGS))
+@pytest.mark.parametrize("name", FLOAT_NAMES)
 def test_float_maps_convert_like_numpy(host, name, dtype, fmt, alignment):
     rng = np.random.default_rng(zlib.crc32(f"{name} {dtype} {fmt}".encode()))
     maps = [float_map(rng, shape, name, dtype) for shape in ((19, 23), (1, 40), (33, 2))]
@@ -142,8 +143,8 @@ def test_float_maps_convert_like_numpy(host, name, dtype, fmt, alignment):
 def test_float_results_are_values_not_errors(host):
     """The random maps above mostly convert: check one per preset really produced bytes."""
     rng = np.random.default_rng(11)
-    for name, mapping in MAPPINGS.items():
-        maps = [tame(float_map(rng, (9, 9), name, "float32"))]
+    for name in FLOAT_NAMES:
+        maps, mapping = [tame(float_map(rng, (9, 9), name, "float32"))], MAPPINGS[name]
         assert not isinstance(same_as_numpy(host, maps, mapping, "fdep"), str), name
 
 
@@ -196,7 +197,7 @@ def test_float_rounding_of_random_doubles(host):
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=str)
-@pytest.mark.parametrize("name", ["apple-gray", "relative-disparity", "metric", "kitti"])
+@pytest.mark.parametrize("name", ["apple-gray", "relative-disparity", "metric", "kitti", "disparity-px"])
 def test_area_downscale_like_numpy(host, name, fmt):
     rng = np.random.default_rng(7)
     dtype = "uint16" if name == "kitti" else "float32"
@@ -208,7 +209,7 @@ def test_area_downscale_like_numpy(host, name, fmt):
         nan_free[~np.isfinite(nan_free) | (nan_free == 0)] = 0.5
         maps.append(nan_free)  # takes area_resize's NaN-free formula
     for size in [(12, 12), (7, 5), (45, 2), (1, 1), (50, 40)]:
-        result = same_as_numpy(host, maps, MAPPINGS[name], fmt, 8, size)
+        result = same_as_numpy(host, maps, mapping_for(name, dtype), fmt, 8, size)
         assert not isinstance(result, str), result
 
 
@@ -331,3 +332,41 @@ def test_kernels_under_address_and_undefined_behaviour_sanitizers(tmp_path):
     run = subprocess.run([sys.executable, "-c", SANITIZED_RUN], env=environment, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-4000:]
     assert "sanitized kernels: ok" in run.stdout
+
+
+# ---- hole filling -------------------------------------------------------------------------------------------
+
+
+def host_fill(host, depths: list[DepthData]) -> list[np.ndarray]:
+    """kernels/holes.cu run on the CPU over a batch of DepthData rows: each map's filled (height, width) values."""
+    fmt = depths[0].pixel_format
+    layout, size = kp.plan_fill([(d.height, d.width, d.bytes_per_row // fmt.bytes_per_pixel) for d in depths], fmt)
+    d_rows = np.zeros(size, fmt.dtype)
+    for depth, entry in zip(depths, layout, strict=True):
+        start, rows = int(entry["in_offset"]), np.frombuffer(bytes(depth.data), fmt.dtype)
+        d_rows[start : start + rows.size] = rows
+    d_tmp, d_out = np.zeros(size, fmt.dtype), np.zeros(size, fmt.dtype)
+    kp.run_fill_holes(host.launch, np, fmt, layout, d_rows, d_tmp, d_out, BLOCKS)
+    filled = []
+    for depth, entry in zip(depths, layout, strict=True):
+        start, pitch = int(entry["out_offset"]), int(entry["out_pitch"])
+        filled.append(d_out[start : start + depth.height * pitch].reshape(depth.height, pitch)[:, : depth.width])
+    return filled
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=str)
+def test_hole_filling_kernel_gives_numpy_bits(host, fmt):
+    rng = np.random.default_rng(zlib.crc32(str(fmt).encode()))
+    maps = []
+    for shape, holes in (((37, 53), 0.8), ((9, 300), 0.97), ((64, 3), 0.5), ((1, 1), 0.0), ((6, 7), 0.0)):
+        values = rng.lognormal(0.5, 1.0, shape)
+        values[rng.random(shape) < holes] = np.nan
+        maps.append(values)
+    maps[1][:, :] = np.nan
+    maps[1][4, 150] = 2.5  # one valid pixel: all else from it
+    maps[2][10:30] = np.nan  # whole rows filled down the columns
+    depths = [DepthData.from_array(values, fmt, row_alignment=16) for values in maps]
+    for depth, got in zip(depths, host_fill(host, depths), strict=True):
+        expected = fill_holes(depth.array, larger_is_farther=not fmt.is_disparity)
+        assert not np.isnan(expected).any()
+        assert got.tobytes() == np.ascontiguousarray(expected).tobytes()

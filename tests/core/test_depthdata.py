@@ -10,7 +10,7 @@ from gpu_depth import CameraCalibration, DepthData, DepthError, DepthMapping, De
 
 def sample_depth(fmt="hdis", alignment=64):
     gray = np.arange(48, dtype=np.uint8).reshape(6, 8) * 5
-    meta = DepthMetadata(accuracy="absolute", filtered=False, calibration=CALIBRATION)
+    meta = DepthMetadata(accuracy="absolute", filtered=False, quality="low", version=65541, calibration=CALIBRATION)
     return convert(gray, fmt, DepthMapping("apple-gray", 0.5, 6.0), row_alignment=alignment, metadata=meta)
 
 

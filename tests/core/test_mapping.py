@@ -134,8 +134,18 @@ def test_area_resize_to_requested_size():
         ({"preset": "apple-gray", "near": math.nan, "far": 1.0}, "must be numbers"),
         ({"preset": "apple-gray", "near": -1.0, "far": 1.0}, "zNear must be finite and >= 0"),
         ({"preset": "inverse-gray", "near": 0.0, "far": 1.0}, "zNear must be > 0"),
-        ({"preset": "apple-gray", "near": 1.0}, "needs near and far"),
-        ({"preset": "kitti", "near": 1.0, "far": 2.0}, "takes no near/far"),
+        ({"preset": "apple-gray", "near": 1.0}, "needs --near and --far"),
+        ({"preset": "kitti", "near": 1.0, "far": 2.0}, "takes no --near/--far"),
+        ({"preset": "kitti", "depth_scale": 256.0}, "kitti is --preset metric --depth-scale 256"),
+        ({"preset": "apple-gray", "near": 1.0, "far": 2.0, "depth_scale": 5.0}, "--depth-scale belongs to"),
+        ({"preset": "metric", "depth_scale": 0.0}, "--depth-scale must be a positive number"),
+        ({"preset": "disparity-px", "focal_px": 700.0}, "needs --focal-px .pixels. and --baseline"),
+        ({"preset": "disparity-px", "focal_px": -7.0, "baseline": 0.5}, "--focal-px must be a positive number"),
+        (
+            {"preset": "disparity-px", "focal_px": 7.0, "baseline": 0.5, "doffs": math.inf},
+            "--doffs must be a finite number",
+        ),
+        ({"preset": "metric", "baseline": 0.5}, "belong to --preset disparity-px, not metric"),
         ({"preset": "nope"}, "unknown preset"),
     ],
 )
@@ -201,3 +211,86 @@ def test_zero_disparity_has_no_finite_depth():
     assert convert(np.array([[0.0, 1.0]], np.float32), "fdis", mapping).array[0, 0] == 0
     with pytest.raises(DepthError, match="a disparity of 0 has no finite depth"):
         convert(np.array([[0.0, 1.0]], np.float32), "fdep", mapping)
+
+
+@pytest.mark.parametrize("maps", [np.asarray(...), np.float32(1.0), 5, None, "map.png"])
+def test_convert_refuses_what_is_not_a_map_with_a_depth_error(maps):
+    with pytest.raises(DepthError, match="expected a 2-D map"):
+        convert(maps, "hdis", DepthMapping("apple-gray", near=0.4, far=12.0))
+
+
+def test_convert_takes_a_size_as_the_command_line_writes_it():
+    gray = np.zeros((48, 64), np.uint8)
+    depth = convert(gray, "hdis", DepthMapping("apple-gray", near=0.4, far=12.0), size="32x24")
+    assert (depth.width, depth.height) == (32, 24)
+    with pytest.raises(DepthError, match="768x576"):
+        convert(gray, "hdis", DepthMapping("apple-gray", near=0.4, far=12.0), size="big")
+# ---- what each preset can mean (issue 21) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mapping", "dtype", "message"),
+    [
+        (DepthMapping("metric"), "uint16", "give --depth-scale N.*--preset mm16 .millimetres. or kitti"),
+        (DepthMapping("metric"), "uint8", "preset metric reads float metres, but this map holds uint8 codes"),
+        (DepthMapping("kitti"), "float32", "preset kitti reads integer codes.*float32 values: use --preset metric"),
+        (DepthMapping("mm16"), "float64", "preset mm16 reads integer codes.*use --preset metric"),
+        (DepthMapping("metric", depth_scale=5000), "float32", "--depth-scale 5000 reads integer codes"),
+        (DepthMapping("disparity-px", focal_px=7.0, baseline=0.5), "uint16", "codes per pixel .KITTI stereo: 256"),
+    ],
+)
+def test_presets_refuse_maps_they_cannot_mean(mapping, dtype, message):
+    with pytest.raises(DepthError, match=message) as info:
+        convert(np.full((2, 3), 7, dtype), "hdis", mapping)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=str)
+def test_depth_scale_reads_codes_per_metre(fmt):
+    tum = DepthMapping("metric", depth_scale=5000)
+    codes = np.array([[0, 5000, 2500, 65535]], np.uint16)
+    depth = convert(codes, fmt, tum).array.astype(np.float64)
+    metres = depth if not fmt.is_disparity else 1 / depth
+    assert np.isnan(metres[0, 0]) and np.allclose(metres[0, 1:], [1.0, 0.5, 13.107], rtol=1e-3)
+    for preset, scale in (("kitti", 256), ("mm16", 1000)):  # the named cases are the same tables
+        named, scaled = DepthMapping(preset), DepthMapping("metric", depth_scale=scale)
+        assert np.array_equal(named.lookup_table("uint16", fmt), scaled.lookup_table("uint16", fmt), equal_nan=True)
+
+
+def test_disparity_px_is_focal_times_baseline_over_disparity():
+    rig = {"focal_px": 721.5377, "baseline": 0.5372}
+    pixels = np.array([[0.0, -2.0, 10.0, 56.25, np.nan, np.inf]], np.float32)
+    depth = convert(pixels, "fdep", DepthMapping("disparity-px", **rig)).array
+    expected = rig["focal_px"] * rig["baseline"] / np.array([10.0, 56.25])
+    assert np.isnan(depth[0, [0, 1, 4, 5]]).all() and np.allclose(depth[0, 2:4], expected, rtol=1e-7)
+    scaled = DepthMapping("disparity-px", **rig, depth_scale=256)
+    kitti = convert(np.array([[0, 2560, 14400]], np.uint16), "fdep", scaled)
+    assert np.isnan(kitti.array[0, 0]) and np.allclose(kitti.array[0, 1:], expected, rtol=1e-7)
+    shifted = convert(np.array([[10.0]], np.float32), "fdep", DepthMapping("disparity-px", **rig, doffs=2.5)).array
+    assert np.isclose(shifted[0, 0], rig["focal_px"] * rig["baseline"] / 12.5, rtol=1e-7)
+    near_zero = convert(np.array([[1.0, 3.0]], np.float32), "fdis", DepthMapping("disparity-px", **rig, doffs=-2.0))
+    assert np.isnan(near_zero.array[0, 0]) and near_zero.array[0, 1] > 0  # d + doffs <= 0: invalid
+
+
+def test_metadata_says_whether_values_are_metric_and_holes_remain():
+    kitti = convert(np.array([[0, 512]], np.uint16), "hdis", DepthMapping("kitti")).metadata
+    gray = convert(np.array([[0, 5]], np.uint8), "hdis", DepthMapping("apple-gray", 1.0, 2.0)).metadata
+    assert (kitti.accuracy, kitti.filtered) == ("absolute", False)
+    assert (gray.accuracy, gray.filtered) == ("relative", True)
+
+
+def test_mappings_describe_themselves():
+    assert DepthMapping("metric", depth_scale=5000).describe() == "metric: metres = codes / 5000, 0 = invalid"
+    assert DepthMapping("metric").describe() == "metric: metres = values, 0 = invalid"
+    assert DepthMapping("kitti").describe() == "kitti: metres = codes / 256, 0 = invalid"
+    assert DepthMapping("apple-gray", 0.5, 8).describe() == "apple-gray, near 0.5 m, far 8 m"
+    rig = DepthMapping("disparity-px", focal_px=700, baseline=0.5, doffs=2, depth_scale=256)
+    assert rig.describe() == "disparity-px: depth = 700 px · 0.5 m / (pixels + 2), pixels = codes / 256"
+
+
+def test_visualised_midas_mid_gray_is_relative_disparity():
+    """MiDaS write_depth stores normalised disparity: mid gray between 0.5 m and 10 m is 0.95 m, not 5.25 m."""
+    mid = np.array([[0.5]], np.float64)
+    relative = convert(np.array([[0.0, 0.5, 1.0]]), "fdep", DepthMapping("relative-disparity", 0.5, 10.0))
+    assert np.isclose(relative.array[0, 1], 1 / (0.1 + 0.5 * 1.9))
+    assert np.isclose(convert(mid, "fdep", DepthMapping("inverted-gray", 0.5, 10.0)).array[0, 0], 5.25)

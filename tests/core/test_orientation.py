@@ -28,3 +28,20 @@ def test_depth_size_rules():
     with pytest.raises(DepthError, match="depth map 1000x1000 has another aspect ratio than the photo 4032x3024"):
         depth_size((1000, 1000), (4032, 3024))
     assert depth_size((1000, 1000), (4032, 3024), stretch=True) == (1000, 750)
+
+
+def test_the_stored_size_has_a_pixel_limit():
+    """--fit stretch of a 100000x1 map for a 4:3 photo allocated 55.9 GiB."""
+    with pytest.raises(DepthError, match="stored size of 100000x75000 exceeds the 67108864-pixel limit"):
+        depth_size((100000, 1), (4032, 3024), stretch=True)
+    with pytest.raises(DepthError, match="stored size of 40000x30000 exceeds"):
+        depth_size((768, 576), (4032, 3024), requested=(40000, 30000))
+    with pytest.raises(DepthError, match="the photo has no pixels"):
+        depth_size((768, 576), (0, 3024), stretch=True)
+
+
+def test_convert_refuses_a_resample_size_above_the_pixel_limit():
+    from gpu_depth import DepthMapping, convert
+
+    with pytest.raises(DepthError, match="resample size of 100000x75000 exceeds"):
+        convert(np.zeros((1, 10), np.uint16), "hdis", DepthMapping("apple-gray", 0.5, 10), size=(100000, 75000))

@@ -11,7 +11,17 @@ RANGED = {
     "relative-disparity": DepthMapping("relative-disparity", near=0.4, far=20.0),
 }
 
-METRIC = {name: DepthMapping(name) for name in ("kitti", "mm16", "metric")}
+#: KITTI's stereo rig (calibration of 2011_09_26): focal length in pixels, baseline in metres.
+KITTI_RIG = {"focal_px": 721.5377, "baseline": 0.5372}
+METRIC = {
+    **{name: DepthMapping(name) for name in ("kitti", "mm16", "metric")},
+    "disparity-px": DepthMapping("disparity-px", **KITTI_RIG, doffs=3.5),
+}
+#: The metric presets for integer maps: codes per metre (TUM's 5000) or per pixel (KITTI's 256).
+SCALED = {
+    "metric": DepthMapping("metric", depth_scale=5000),
+    "disparity-px": DepthMapping("disparity-px", **KITTI_RIG, depth_scale=256),
+}
 # NaN with sign, payloads and signalling ones: NumPy (x86) keeps the payload of an input NaN, made quiet.
 NAN_BITS = {
     "float16": np.array([0x7E00, 0xFE00, 0x7E55, 0xFD01, 0x7C01], np.uint16),
@@ -22,6 +32,13 @@ SPECIALS = np.array([0.0, -0.0, -1.5, np.inf, -np.inf, 1e-40, 1e-45, 3e38])
 
 
 MAPPINGS = {**RANGED, **METRIC}
+#: Presets of float maps (kitti and mm16 read integer codes only).
+FLOAT_NAMES = [name for name in MAPPINGS if name not in ("kitti", "mm16")]
+
+
+def mapping_for(name: str, dtype) -> DepthMapping:
+    """The mapping of preset ``name`` for maps of ``dtype``: integer maps of metric presets need a scale."""
+    return SCALED.get(name, MAPPINGS[name]) if np.dtype(dtype).kind == "u" else MAPPINGS[name]
 
 
 def float_map(rng, shape, name, dtype) -> np.ndarray:

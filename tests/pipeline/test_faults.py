@@ -3,6 +3,7 @@
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import time
@@ -94,3 +95,54 @@ def test_sigterm_finishes_items_in_flight_and_writes_the_report(tmp_path):
     assert summary["interrupted"] and 8 <= summary["ok"] < 80
     assert_report_matches_disk(out, items)
     assert "Traceback" not in stderr
+
+
+def test_a_report_that_cannot_be_written_ends_the_run_with_one_line(tmp_path):
+    """A full disk under --report gave a traceback."""
+    photos, depths = make_dataset(tmp_path, 3)
+    run = subprocess.run(
+        [
+            *COMMAND,
+            "--photos",
+            str(photos),
+            "--depth",
+            str(depths),
+            "--out",
+            str(tmp_path / "out"),
+            "--report",
+            "/dev/full",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and "/dev/full: cannot write the report: No space left on device" in run.stderr
+
+
+def test_the_output_folder_gone_ends_the_run_with_one_line(tmp_path):
+    photos, depths = make_dataset(tmp_path, 80, size=(320, 240))
+    out = tmp_path / "out"
+    command = [*COMMAND, "--batch-size", "4", "--photos", str(photos), "--depth", str(depths), "--out", str(out)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("p*.jpg"))) < 8 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    out.rename(tmp_path / "moved")
+    _, stderr = process.communicate(timeout=120)
+    shutil.rmtree(tmp_path / "moved")  # its report names outputs at paths that are gone
+    assert process.returncode == 2
+    assert "Traceback" not in stderr and stderr.splitlines()[-1].endswith(
+        "the output folder has gone; stopping the run"
+    )
+
+
+def test_a_truncated_report_is_written_anew(tmp_path):
+    """A truncated last line got the next record glued on; a resumed run appended a second summary."""
+    photos, depths = make_dataset(tmp_path, 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.jsonl").write_text('{"photo": "p0000.jpg", "sta')
+    command = [*COMMAND, "--photos", str(photos), "--depth", str(depths), "--out", str(out)]
+    assert subprocess.run([*command, "--resume"]).returncode == 0
+    items, summaries = report_lines(out / "report.jsonl")
+    assert [line["status"] for line in items] == ["ok", "ok"] and len(summaries) == 1

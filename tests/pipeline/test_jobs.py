@@ -3,7 +3,7 @@ import json
 import pytest
 
 from gpu_depth import DepthError
-from gpu_depth.pipeline.jobs import Job, pair_folders, parse_shard, read_manifest, shard, shard_from_environment
+from gpu_depth.pipeline.jobs import Job, pair_folders, parse_shard, read_manifest, shard_from_environment, shard_of
 
 
 def touch(folder, *names):
@@ -36,7 +36,10 @@ def test_csv_and_json_lines_manifests(tmp_path):
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("a,b\n1,2\n", "needs a header with photo and depth"), ("photo,depth,near\na,b,x\n", ":2: near and far")],
+    [
+        ("a,b\n1,2\n", "needs a header with photo and depth"),
+        ("photo,depth,near\na,b,x\n", ":2: near is not a finite decimal number"),
+    ],
 )
 def test_bad_manifests(tmp_path, text, message):
     (tmp_path / "m.csv").write_text(text)
@@ -44,14 +47,12 @@ def test_bad_manifests(tmp_path, text, message):
         read_manifest(tmp_path / "m.csv")
 
 
-def test_shards_cover_every_job_exactly_once():
-    from pathlib import Path
-
-    jobs = [Job(Path(f"p/{i}.jpg"), Path(f"d/{i}.png")) for i in range(500)]
-    parts = [shard(jobs, i, 7) for i in range(7)]
-    assert sorted(j.photo for part in parts for j in part) == sorted(j.photo for j in jobs)
-    assert all(40 < len(part) < 110 for part in parts)
-    assert shard(list(reversed(jobs)), 3, 7) == list(reversed(parts[3]))
+def test_shards_spread_names_and_fold_case():
+    counts = [0] * 7
+    for i in range(500):
+        counts[shard_of(f"{i}.jpg", 7)] += 1
+    assert all(40 < count < 110 for count in counts)
+    assert shard_of("IMG_1.JPG", 7) == shard_of("img_1.jpg", 7)
 
 
 def test_shard_from_environment():
@@ -61,4 +62,69 @@ def test_shard_from_environment():
     assert shard_from_environment({}) is None
     assert parse_shard("3/8") == (3, 8)
     with pytest.raises(DepthError, match="0 <= I < N"):
-        shard([], 8, 8)
+        parse_shard("8/8")
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{"SLURM_ARRAY_TASK_ID": "2"}, {"JOB_COMPLETION_INDEX": "0"}],
+)
+def test_an_array_index_without_its_count_is_an_error(environ):
+    """Every task of the array converted everything into the same folder."""
+    with pytest.raises(DepthError, match=r"is set but .* is not"):
+        shard_from_environment(environ)
+
+
+@pytest.mark.parametrize("text", ["1_0/2_0", "1/", "/2", "1/2/3", "١/٢", "1/" + "9" * 40])
+def test_shard_flags_are_plain_decimals(text):
+    """Python's int() read "1_0/2_0" as 10/20."""
+    with pytest.raises(DepthError, match="--shard"):
+        parse_shard(text)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"photo": "a.jpg", "depth": "a.png", "format": ["hdis"]}, "format must be a pixel format name"),
+        ({"photo": "a.jpg", "depth": "a.png", "near": True}, "near must be a number"),
+        ({"photo": "a.jpg", "depth": "a.png", "far": "1_0"}, "far is not a finite decimal number"),
+        ({"photo": ["a.jpg"], "depth": "a.png"}, "not a path: photo"),
+    ],
+)
+def test_json_manifest_values_of_the_wrong_type(tmp_path, row, message):
+    """``"format": ["hdis"]`` raised TypeError and aborted the run; ``"near": true`` was taken as 1.0."""
+    (tmp_path / "m.jsonl").write_text(json.dumps(row))
+    with pytest.raises(DepthError, match=message):
+        read_manifest(tmp_path / "m.jsonl")
+
+
+def test_csv_manifest_with_a_byte_order_mark(tmp_path):
+    """Excel saves UTF-8 CSVs with a BOM: the header's first column was "\ufeffphoto" and the manifest refused."""
+    (tmp_path / "m.csv").write_bytes("photo,depth\na.jpg,a.png\n".encode("utf-8-sig"))
+    assert read_manifest(tmp_path / "m.csv") == [Job(tmp_path / "a.jpg", tmp_path / "a.png")]
+
+
+def test_pairing_takes_every_depth_format_the_loader_reads(tmp_path):
+    names = ["a.pfm", "b.npz", "c.dpt", "d.exr", "e.pgm", "f.npy"]
+    touch(tmp_path / "p", "a.ppm", "b.webp", "c.jpg", "d.jpg", "e.jpg", "f.jpg")
+    touch(tmp_path / "d", *names)
+    jobs, unmatched = pair_folders(tmp_path / "p", tmp_path / "d")
+    assert [job.depth.name for job in jobs] == names and not unmatched
+
+
+def test_manifest_depth_scale_and_intrinsics_columns(tmp_path):
+    (tmp_path / "m.csv").write_text(
+        'photo,depth,depth_scale,intrinsics\na.jpg,a.png,5000,"525,525,319.5,239.5"\nb.jpg,b.png,,\n'
+    )
+    a, b = read_manifest(tmp_path / "m.csv")
+    assert (a.depth_scale, a.intrinsics) == (5000.0, (525.0, 525.0, 319.5, 239.5))
+    assert (b.depth_scale, b.intrinsics) == (None, None)
+    (tmp_path / "m.jsonl").write_text(json.dumps({"photo": "a", "depth": "b", "intrinsics": [1, 2, 3, 4]}) + "\n")
+    assert read_manifest(tmp_path / "m.jsonl")[0].intrinsics == (1.0, 2.0, 3.0, 4.0)
+    for bad in ('"525,525,319.5"', '"0,1,2,3"', '"a,b,c,d"'):
+        (tmp_path / "bad.csv").write_text(f"photo,depth,intrinsics\na.jpg,a.png,{bad}\n")
+        with pytest.raises(DepthError, match=r"bad.csv:2: intrinsics must be fx,fy,cx,cy"):
+            read_manifest(tmp_path / "bad.csv")
+    (tmp_path / "bad.csv").write_text("photo,depth,depth_scale\na.jpg,a.png,lots\n")
+    with pytest.raises(DepthError, match="depth_scale is not a finite decimal number"):
+        read_manifest(tmp_path / "bad.csv")

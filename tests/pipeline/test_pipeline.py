@@ -2,7 +2,6 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -58,38 +57,59 @@ def test_shards_together_equal_one_run(tmp_path):
     assert len(list(parts.glob("report.shard-*-of-3.jsonl"))) == 3
 
 
-def test_sigkill_then_resume_converts_each_item_once(tmp_path):
+def descendants(pid):
+    """The processes below ``pid`` (from /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                children.setdefault(int(stat.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers follow their driver through Linux's parent-death signal")
+def test_sigkill_of_the_driver_ends_its_workers_then_resume_converts_exactly_the_missing(tmp_path):
+    """Workers outlived a SIGKILLed driver, went on writing, and held the caller's stdout/stderr open."""
     photos, depths = make_dataset(tmp_path, 60, size=(320, 240))
     out = tmp_path / "out"
-    command = [
-        *CONVERT,
-        "--batch-size",
-        "4",
-        "--near",
-        "0.5",
-        "--far",
-        "10",
-        "--photos",
-        str(photos),
-        "--depth",
-        str(depths),
-        "--out",
-        str(out),
-    ]
-    process = subprocess.Popen(command, start_new_session=True, stderr=subprocess.DEVNULL)
+    command = [*CONVERT, "--batch-size", "4", "--photos", str(photos), "--depth", str(depths), "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while len(list(out.glob("p*.jpg"))) < 10 and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    workers = descendants(process.pid)
+    assert workers, "the driver should have started its workers"
+    process.kill()
+    killed = time.monotonic()
+    while any(map(alive, workers)) and time.monotonic() < killed + 2:
+        time.sleep(0.02)
+    assert not any(map(alive, workers)), "workers outlived their driver by 2 s"
+    process.communicate(timeout=5)  # no worker holds the pipes: they close at once
     before = {p.name for p in out.glob("p*.jpg")}
     assert 10 <= len(before) < 60, "the run should have been killed part-way"
+    time.sleep(0.3)
+    assert {p.name for p in out.glob("p*.jpg")} == before, "something was written after the kill"
     assert subprocess.run([*command, "--resume"], stderr=subprocess.DEVNULL).returncode == 0
-    items, _ = report_lines(out / "report.jsonl")
-    second = items[-60:]
-    converted_again = {line["output"].rsplit("/", 1)[1] for line in second if line["status"] == "ok"} & before
-    assert not converted_again
-    assert {line["status"] for line in second} == {"ok", "skipped"}
+    items, summaries = report_lines(out / "report.jsonl")
+    assert len(items) == 60 and len(summaries) == 1  # the report lists each item once
+    done = {line["output"].rsplit("/", 1)[1] for line in items if line["status"] == "ok"}
+    assert done == {f"p{i:04d}.jpg" for i in range(60)} - before
+    assert {line["output"].rsplit("/", 1)[1] for line in items if line["status"] == "skipped"} == before
     assert len(list(out.glob("p*.jpg"))) == 60 and all(read_depth(p) is not None for p in out.glob("p*.jpg"))
     assert not list(out.glob(f".*{TEMP_SUFFIX}"))
 
@@ -156,7 +176,7 @@ def test_bad_usage_is_one_line_and_exit_2(tmp_path, capsys):
         == 2
     )
     err = capsys.readouterr().err
-    assert "preset apple-gray needs near and far" in err and err.count("\n") == 1
+    assert "preset apple-gray needs --near and --far" in err and err.count("\n") == 1
 
 
 def test_example_converts_into_files_three_readers_accept(tmp_path):
@@ -278,3 +298,25 @@ def test_jpeg_depth_flag_picks_how_the_map_is_coded(tmp_path, flag, frame):
     mpf = data.index(b"MPF\0", data.index(b"\xff\xd9"))  # the depth image's own MPF segment
     assert data.find(frame, mpf) > 0  # SOF3 16-bit (lossless, default) or SOF0 (baseline)
     assert read_depth(tmp_path / "out" / "p0000.jpg").pixel_format.fourcc == "hdis"
+
+
+def test_shards_into_the_photos_folder_never_overwrite_an_input(tmp_path):
+    """b.jpg and b.jpeg fell in different shards and both wrote b.jpg: one shard replaced the other's input."""
+    make_dataset(tmp_path, 2)
+    photos, depths = tmp_path / "photos", tmp_path / "depth"
+    (photos / "p0000.jpg").rename(photos / "b.jpg")
+    (photos / "p0001.jpg").rename(photos / "b.jpeg")
+    (depths / "p0000.png").rename(depths / "b.png")
+    before = {p.name: p.read_bytes() for p in photos.iterdir()}
+    errors = []
+    for index in range(2):
+        convert("--photos", photos, "--depth", depths, "--out", photos, "--shard", f"{index}/2")
+        items, _ = report_lines(photos / f"report.shard-{index}-of-2.jsonl")
+        errors += [line["error"] for line in items if line["status"] == "failed"]
+    assert {p.name: p.read_bytes() for p in photos.iterdir() if p.suffix != ".jsonl"} == before
+    assert sorted(errors) == sorted(
+        [
+            f"output b.jpg is also that of {photos / 'b.jpeg'}",
+            f"output {photos / 'b.jpg'} is the input {photos / 'b.jpg'}: choose another --out",
+        ]
+    )

@@ -9,7 +9,7 @@ from PIL import Image
 from gpu_depth import read_depth
 from gpu_depth.cli.main import main
 from gpu_depth.errors import DepthError
-from gpu_depth.fileio import TEMP_SUFFIX
+from gpu_depth.fileio import TEMP_SUFFIX, temp_path
 from gpu_depth.pipeline.example import FAR, NEAR, write_example
 from gpu_depth.pipeline.ray_engine import converter_resources
 
@@ -73,7 +73,7 @@ def test_failing_item_is_reported_not_fatal_and_resume_skips_the_rest(tmp_path):
     assert not list(out.glob(f".*{TEMP_SUFFIX}"))
 
     (out / "report.jsonl").unlink()
-    (out / f".scene-00.heic{TEMP_SUFFIX}").write_bytes(b"left by a killed run")
+    temp_path(out / "scene-00.heic").write_bytes(b"left by a killed run")
     assert convert(photos, depths, out, "--engine", "ray", "--resume") == 1
     items, (summary,) = report(out)
     assert (summary["ok"], summary["skipped"], summary["failed"]) == (0, 3, 2)

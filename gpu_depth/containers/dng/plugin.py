@@ -34,7 +34,7 @@ from ...core.depthdata import DepthData
 from ...core.formats import PixelFormat
 from ...core.metadata import DepthMetadata
 from ...core.orientation import displayed_size as turned
-from ...errors import DepthError
+from ...errors import DepthError, ExistingDepth
 from .tiff import (
     BIGTIFF_MAGIC,
     BYTE,
@@ -109,7 +109,7 @@ def read_depth(data: bytes) -> DepthData | None:
     else:
         values, fmt = 1.0 / near + fraction * (1.0 / far - 1.0 / near), PixelFormat.FDIS
     units = scalar(tiff, ifds[0], DEPTH_UNITS, 0)
-    metadata = DepthMetadata(accuracy="absolute" if units == METERS else "relative")
+    metadata = DepthMetadata(accuracy="absolute" if units == METERS else None)  # DepthUnits 0: unknown
     return DepthData.from_array(values, fmt, metadata=metadata)
 
 
@@ -134,6 +134,7 @@ def attach_depth(
     fmt = tiff.format
 
     tail = _Tail(len(photo))
+    tail.data += bytes(claimed_end(tiff, ifds) - len(photo))  # a truncated file's claims stay unmet, not ours
     strip_offsets, strip_counts, rows_per_strip = _append_strips(tail, codes.astype(fmt.byteorder + "u2"))
     depth_offset = tail.align()
     depth_entries = [
@@ -279,12 +280,33 @@ def _kept_subifds(tiff: TiffFile, ifds: list[Ifd], replace: bool) -> list[int]:
     subifds = list(tiff.integers(ifd0, SUBIFDS)) if SUBIFDS in ifd0 else []
     existing = depth_ifds(tiff, ifds)
     if existing and not replace:
-        raise DepthError(f"the DNG already has a depth map ({existing[0].name}); pass replace=True to replace it")
+        raise ExistingDepth(f"the DNG already has a depth map ({existing[0].name})")
     stray = [ifd.name for ifd in existing if ifd.offset not in subifds]
     if stray:
         raise DepthError(f"cannot replace the depth map {stray[0]}: it is not one of IFD0's SubIFDs")
     dropped = {ifd.offset for ifd in existing}
     return [offset for offset in subifds if offset not in dropped]
+
+
+#: (offsets, byte counts) tags whose pairs claim byte ranges: strips, tiles, a JPEG preview stream.
+DATA_RANGES = ((STRIP_OFFSETS, STRIP_BYTE_COUNTS), (TILE_OFFSETS, TILE_BYTE_COUNTS), (513, 514))
+#: Farthest past its end a file's claims may reach for new data to be placed after them (zero-filled).
+MAX_CLAIMED_GAP = 256 << 20
+
+
+def claimed_end(tiff: TiffFile, ifds: list[Ifd]) -> int:
+    """The end of the file or of the farthest range any IFD's strips, tiles or JPEG stream claim, if
+    later: a truncated file (a ProRAW cut short) still claims ranges past its end, where new data
+    must not land."""
+    end = tiff.size
+    for ifd in ifds:
+        for offsets, counts in DATA_RANGES:
+            if offsets in ifd and counts in ifd:
+                pairs = zip(tiff.integers(ifd, offsets), tiff.integers(ifd, counts), strict=False)
+                end = max([end, *(offset + count for offset, count in pairs)])
+    if end - tiff.size > MAX_CLAIMED_GAP:
+        raise DepthError(f"the DNG's strips or tiles claim bytes up to offset {end}, far past its {tiff.size} bytes")
+    return end
 
 
 def _version_entries(tiff: TiffFile, ifd0: Ifd) -> dict[int, Entry]:

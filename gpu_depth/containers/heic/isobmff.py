@@ -9,7 +9,9 @@ parsed :class:`Meta` serialises back to the same tables with only the changes ma
 from __future__ import annotations
 
 import struct
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field, replace
+from itertools import accumulate
 
 from ...errors import DepthError
 
@@ -283,7 +285,9 @@ class Meta:
         return len(self.properties)
 
     def remove_items(self, ids: set[int]) -> None:
-        """Drop items from every table (their properties stay in ``ipco``, unused)."""
+        """Drop items from every table, and the properties no remaining item uses any more (the
+        other properties keep their order; their indices are renumbered)."""
+        released = {index for item_id in ids for index, _ in self.associations.get(item_id, [])}
         self.items = [item for item in self.items if item.item_id not in ids]
         for item_id in ids:
             self.locations.pop(item_id, None)
@@ -294,13 +298,55 @@ class Meta:
             if ref.from_id not in ids and targets:
                 references.append(Reference(ref.kind, ref.from_id, targets))
         self.references = references
+        self._drop_properties(released - {index for entries in self.associations.values() for index, _ in entries})
+
+    def _drop_properties(self, gone: set[int]) -> None:
+        renumbered, kept = {}, []
+        for index, raw in enumerate(self.properties, 1):
+            if index not in gone:
+                kept.append(raw)
+                renumbered[index] = len(kept)
+        self.properties = kept
+        self.associations = {
+            item_id: [(renumbered[index], essential) for index, essential in entries]
+            for item_id, entries in self.associations.items()
+        }
+
+    def closure(self, item_id: int, kinds: tuple[str, ...] | None = None) -> set[int]:
+        """The item and every item it references, directly or through others (by irefs of ``kinds``; all when None)."""
+        found, todo = set(), [item_id]
+        while todo:
+            current = todo.pop()
+            if current not in found:
+                found.add(current)
+                todo += [
+                    i
+                    for ref in self.references
+                    if ref.from_id == current and (kinds is None or ref.kind in kinds)
+                    for i in ref.to_ids
+                ]
+        return found
 
     def next_item_id(self) -> int:
         """An ID above every one the tables mention, so no stale reference, location or association
         of the file (to an item it lacks) can attach itself to a new item."""
         used = {item.item_id for item in self.items} | set(self.locations) | set(self.associations)
         used |= {i for ref in self.references for i in (ref.from_id, *ref.to_ids)} | {self.primary or 0}
-        return max(used) + 1
+        return max(used | self.group_ids()) + 1
+
+    def group_ids(self) -> set[int]:
+        """The group IDs and entity IDs of ``grpl``'s entity groups, which share the item ID space."""
+        ids: set[int] = set()
+        for child in self.order:
+            if isinstance(child, bytes) and child[4:8] == b"grpl":
+                grpl = read_boxes(child, 0, len(child), parent="meta")[0]
+                for group in read_boxes(child, grpl.start, grpl.end, 2, str(grpl)):
+                    reader = Reader(child, group)
+                    reader.full_box()
+                    ids.add(reader.uint(4, "group_id"))
+                    count = reader.count(4, 4, "num_entities_in_group")
+                    ids.update(reader.uint(4, "entity_id") for _ in range(count))
+        return ids
 
 
 def parse_meta(data: bytes | memoryview, box: Box, depth: int = 1) -> Meta:
@@ -630,7 +676,8 @@ def parse_file(data: bytes | memoryview) -> HeifFile:
 
 
 def item_data(heif: HeifFile, item_id: int, limit: int = 1 << 30) -> bytes:
-    """The bytes of an item stored in this file (construction methods 0 and 1), bounds-checked."""
+    """The bytes of an item stored in this file (construction methods 0 and 1), bounds-checked: at most
+    ``limit`` bytes, and no more than the file or idat holds (overlapping extents cannot multiply it)."""
     loc = heif.meta.locations.get(item_id)
     if loc is None:
         raise DepthError(f"iloc: item {item_id} has no location")
@@ -653,28 +700,43 @@ def item_data(heif: HeifFile, item_id: int, limit: int = 1 << 30) -> bytes:
         total += length
         if total > limit:
             raise DepthError(f"iloc: item {item_id} is larger than {limit} bytes")
+        if total > len(source):
+            raise DepthError(f"iloc: item {item_id}'s extents add up to more than the {len(source)} bytes of {where}")
         chunks.append(bytes(source[extent.offset : extent.offset + length]))
     return b"".join(chunks)
 
 
-def rebuild(heif: HeifFile, meta: Meta, appended: bytes = b"", new_items: frozenset[int] = frozenset()) -> bytes:
-    """The file with ``meta`` in place of its meta box and ``appended`` in a new ``mdat`` at the end.
+def rebuild(
+    heif: HeifFile,
+    meta: Meta,
+    appended: bytes = b"",
+    new_items: frozenset[int] = frozenset(),
+    cuts: tuple[tuple[int, int], ...] = (),
+) -> bytes:
+    """The file with ``meta`` in place of its meta box, the byte ranges ``cuts`` (file offsets, inside
+    top-level boxes other than meta, used by no item left) taken out, and ``appended`` added.
 
-    Every other top-level box keeps its bytes (a size-0 last box gets an explicit size), so the
-    existing items' data is untouched; file-offset extents move with the box that holds them.
+    ``appended`` goes at the end of the last box when that is an ``mdat`` (grown, 64-bit size where
+    needed: one mdat, as Apple writes), else into a new ``mdat`` at the end.  Every other byte keeps
+    its value (a size-0 last box gets an explicit size); file-offset extents move with their bytes.
     Extents of ``new_items`` are offsets into ``appended``.
     """
+    fixed = _headers_in_items(heif, meta, new_items)  # boxes whose header bytes an item holds keep them
+    offsets = [box.offset for box in heif.boxes]
+    cuts = tuple(c for c in cuts if offsets[max(0, bisect_right(offsets, c[0]) - 1)] not in fixed)
+    last = heif.boxes[-1]
+    grow = bool(appended) and last.type == "mdat" and last is not heif.meta_box and last.offset not in fixed
     for offset_size in (4, 8):
         try:
             meta_size = len(meta_bytes(meta, offset_size, offset_size))  # the size depends on field sizes only
-            moved = _moved(heif, meta, new_items, meta_size, len(appended))
-            raw = meta_bytes(moved, offset_size, offset_size)
+            layout = _Layout(heif, meta_size, sorted(cuts), len(appended), grow)
+            raw = meta_bytes(layout.moved(meta, new_items), offset_size, offset_size)
             break
         except OverflowError:
             if offset_size == 8:
                 raise DepthError("iloc: an offset exceeds 64 bits") from None
-    out = [raw if box is heif.meta_box else _explicit(heif.data, box) for box in heif.boxes]
-    if appended:
+    out = [raw if box is heif.meta_box else layout.box_bytes(box, appended if grow else b"") for box in heif.boxes]
+    if appended and not grow:
         out.append(box_bytes("mdat", appended))
     return b"".join(out)
 
@@ -696,25 +758,114 @@ def _explicit(data: bytes | memoryview, box: Box) -> bytes:
     return box_bytes(box.type, bytes(data[box.start : box.end]))
 
 
-def _moved(heif: HeifFile, meta: Meta, new_items: frozenset[int], meta_size: int, appended: int) -> Meta:
-    """A copy of ``meta`` whose file-offset extents are absolute offsets in the rebuilt file."""
-    shifts, position = [], 0
-    for box in heif.boxes:
-        size = meta_size if box is heif.meta_box else _header_size(heif.data, box) + box.end - box.start
-        if box is not heif.meta_box:
-            shifts.append((box, position + size - box.end))
-        position += size
-    appended_start = position + (HEADER if HEADER + appended <= U32_MAX else LARGE_HEADER)
-    locations = {}
+def _headers_in_items(heif: HeifFile, meta: Meta, new_items: frozenset[int]) -> set[int]:
+    """Offsets of the top-level boxes whose header bytes some item's file extent covers."""
+    offsets, starts = [box.offset for box in heif.boxes], [box.start for box in heif.boxes]
+    marks = [0] * (len(heif.boxes) + 1)  # +1 at the first box an extent's range of headers holds, -1 after the last
     for item_id, loc in meta.locations.items():
-        extents = loc.extents
-        if loc.method == FILE_OFFSET and not loc.data_reference:
-            if item_id in new_items:
-                extents = [Extent(e.offset + appended_start, e.length, e.index) for e in extents]
-            else:
-                extents = [_shifted(e, shifts, len(heif.data), item_id) for e in extents]
-        locations[item_id] = Location(item_id, loc.method, loc.data_reference, extents)
-    return replace(meta, locations=locations)
+        if item_id in new_items or loc.method != FILE_OFFSET or loc.data_reference:
+            continue
+        for e in loc.extents:
+            lo, hi = e.offset, e.offset + (e.length or len(heif.data) - e.offset)
+            first, stop = bisect_right(starts, lo), bisect_left(offsets, hi)
+            if first < stop:
+                marks[first] += 1
+                marks[stop] -= 1
+    return {box.offset for box, covered in zip(heif.boxes, accumulate(marks), strict=False) if covered}
+
+
+class _Layout:
+    """Where each top-level box's payload lands in the rebuilt file, its cuts taken out.
+
+    ``cuts`` are sorted, disjoint (start, end) file ranges, each inside one box's payload."""
+
+    def __init__(self, heif: HeifFile, meta_size: int, cuts: list[tuple[int, int]], appended: int, grow: bool):
+        self.heif = heif
+        self.offsets = [box.offset for box in heif.boxes]
+        self.los, self.his = [lo for lo, _ in cuts], [hi for _, hi in cuts]
+        self.prefix = [0, *accumulate(hi - lo for lo, hi in cuts)]
+        for lo, hi in cuts:
+            box = self._box_at(lo)
+            if box is None or box is heif.meta_box or not (box.start <= lo < hi <= box.end):
+                raise DepthError(f"cut {lo}..{hi} does not lie inside the payload of a top-level box other than meta")
+        self.starts: dict[int, int] = {}  # box offset -> new payload start
+        self.grown = {heif.boxes[-1].offset: appended} if grow else {}
+        position = 0
+        for box in heif.boxes:
+            if box is heif.meta_box:
+                position += meta_size
+                continue
+            length = box.end - box.start - self._cut(box, box.end) + self.grown.get(box.offset, 0)
+            header = self._header(box, length)
+            self.starts[box.offset] = position + header
+            position += header + length
+        # inside the grown last box, after its old payload; else after the header of a new mdat
+        last = heif.boxes[-1]
+        self.appended_start = (
+            self.starts[last.offset] + length - appended
+            if grow
+            else position + (HEADER if HEADER + appended <= U32_MAX else LARGE_HEADER)
+        )
+
+    def _box_at(self, offset: int) -> Box | None:
+        index = bisect_right(self.offsets, offset) - 1
+        return self.heif.boxes[index] if index >= 0 and offset < self.heif.boxes[index].end else None
+
+    def _cuts_in(self, box: Box, before: int) -> range:
+        """Indices of the cuts in ``box`` that end by file offset ``before``."""
+        return range(bisect_left(self.los, box.start), bisect_right(self.his, min(before, box.end)))
+
+    def _cut(self, box: Box, before: int) -> int:
+        """Bytes cut from ``box`` before file offset ``before``."""
+        found = self._cuts_in(box, before)
+        return self.prefix[found.stop] - self.prefix[found.start] if found else 0
+
+    def _changed(self, box: Box) -> bool:
+        return box.offset in self.grown or self._cut(box, box.end) > 0
+
+    def _header(self, box: Box, length: int) -> int:
+        if not self._changed(box):
+            return _header_size(self.heif.data, box)
+        return HEADER if HEADER + length <= U32_MAX else LARGE_HEADER
+
+    def box_bytes(self, box: Box, appended: bytes) -> bytes:
+        if not self._changed(box):
+            return _explicit(self.heif.data, box)
+        data, pieces, pos = self.heif.data, [], box.start
+        for index in self._cuts_in(box, box.end):
+            pieces.append(bytes(data[pos : self.los[index]]))
+            pos = self.his[index]
+        pieces.append(bytes(data[pos : box.end]))
+        return box_bytes(box.type, b"".join(pieces) + appended)
+
+    def moved(self, meta: Meta, new_items: frozenset[int]) -> Meta:
+        """A copy of ``meta`` whose file-offset extents are absolute offsets in the rebuilt file."""
+        locations = {}
+        for item_id, loc in meta.locations.items():
+            extents = loc.extents
+            if loc.method == FILE_OFFSET and not loc.data_reference:
+                if item_id in new_items:
+                    extents = [Extent(e.offset + self.appended_start, e.length, e.index) for e in extents]
+                else:
+                    extents = [self._shifted(e, item_id) for e in extents]
+            locations[item_id] = Location(item_id, loc.method, loc.data_reference, extents)
+        return replace(meta, locations=locations)
+
+    def _shifted(self, extent: Extent, item_id: int) -> Extent:
+        """The extent moved with the top-level box that holds it; it must lie inside one (not meta)."""
+        size = len(self.heif.data)
+        length = extent.length or size - extent.offset
+        start, end = extent.offset, extent.offset + length
+        box = self._box_at(start)
+        if box is None or box is self.heif.meta_box or end > box.end:
+            raise DepthError(
+                f"iloc: item {item_id} extent {start}+{length} does not lie inside one top-level box "
+                f"other than meta (file of {size} bytes)"
+            )
+        after = bisect_right(self.his, start)  # the first cut ending after the extent starts
+        if after < len(self.los) and self.los[after] < end:
+            raise DepthError(f"iloc: item {item_id} extent {start}+{length} overlaps removed data")
+        return Extent(self.starts[box.offset] + start - box.start - self._cut(box, start), length, extent.index)
 
 
 def _header_size(data: bytes | memoryview, box: Box) -> int:
@@ -722,15 +873,3 @@ def _header_size(data: bytes | memoryview, box: Box) -> int:
     if struct.unpack_from(">I", data, box.offset)[0] != 0:
         return box.header
     return HEADER if HEADER + box.end - box.start <= U32_MAX else LARGE_HEADER
-
-
-def _shifted(extent: Extent, shifts: list[tuple[Box, int]], file_size: int, item_id: int) -> Extent:
-    """The extent moved with the top-level box that holds it; it must lie inside one (not meta)."""
-    length = extent.length or file_size - extent.offset
-    for box, shift in shifts:
-        if box.offset <= extent.offset and extent.offset + length <= box.end:
-            return Extent(extent.offset + shift, length, extent.index)
-    raise DepthError(
-        f"iloc: item {item_id} extent {extent.offset}+{length} does not lie inside one top-level box "
-        f"other than meta (file of {file_size} bytes)"
-    )

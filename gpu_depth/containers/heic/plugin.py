@@ -14,6 +14,7 @@ Depth maps are in the photo's stored (coded) orientation, as Apple stores them: 
 from __future__ import annotations
 
 import io
+from bisect import bisect_right
 
 import numpy as np
 import pillow_heif
@@ -26,7 +27,7 @@ from ...core.orientation import displayed_size as turned
 from ...core.orientation import orientation_of
 from ...core.quantize import dequantize, quantize
 from ...core.xmp import build_depth_xmp, parse_depth_xmp
-from ...errors import DepthError
+from ...errors import DepthError, ExistingDepth
 from ..jpeg.plugin import decode_gray
 from ..jpeg.segments import parse_jpeg
 from . import isobmff
@@ -242,8 +243,10 @@ def attach_depth(
         raise DepthError("meta: the photo has no primary item (pitm)")
     existing = depth_items(meta)
     if existing and not replace:
-        raise DepthError(f"the photo already has a depth item ({existing[0]}); pass replace=True to replace it")
-    meta.remove_items({*existing, *(x for d in existing if (x := xmp_item(meta, d)) is not None)})
+        raise ExistingDepth(f"the photo already has a depth item ({existing[0]})")
+    removed = depth_related(meta, existing)
+    cuts = unused_ranges(heif, removed)
+    meta.remove_items(removed)
 
     stored = quantize(depth)
     coding, coded = _encode_map(stored.pixels, depth_quality, _encoder_params(depth_preset, encoder_threads))
@@ -267,7 +270,53 @@ def attach_depth(
         meta.order.insert(meta.order.index("iinf") + 1, "iref")
     if "iprp" not in meta.order:  # a photo without item properties: the depth item's need one
         meta.order.append("iprp")
-    return isobmff.rebuild(heif, meta, coded + xmp, frozenset({depth_id, xmp_id}))
+    return isobmff.rebuild(heif, meta, coded + xmp, frozenset({depth_id, xmp_id}), cuts)
+
+
+def depth_related(meta: Meta, depth_ids: list[int]) -> set[int]:
+    """The depth items with the items only they use (their XMP, the tiles of a depth grid): what
+    replacing removes.  Never the primary or anything it references, directly or not."""
+    needed = meta.closure(meta.primary)
+    removed = set()
+    for depth_id in depth_ids:
+        removed |= meta.closure(depth_id, ("dimg",))
+        xmp_id = xmp_item(meta, depth_id)
+        if xmp_id is not None and set(meta.referenced("cdsc", xmp_id)) <= set(depth_ids):
+            removed.add(xmp_id)
+    return removed - needed
+
+
+def unused_ranges(heif: HeifFile, removed: set[int]) -> tuple[tuple[int, int], ...]:
+    """The file ranges that only ``removed`` items' extents cover (in the file, not idat)."""
+
+    def ranges(item_ids) -> list[tuple[int, int]]:
+        found = []
+        for item_id in item_ids:
+            loc = heif.meta.locations.get(item_id)
+            if loc is None or loc.method != isobmff.FILE_OFFSET or loc.data_reference:
+                continue
+            found += [(e.offset, e.offset + (e.length or len(heif.data) - e.offset)) for e in loc.extents]
+        return found
+
+    kept = _merged(ranges(set(heif.meta.locations) - removed))
+    starts = [lo for lo, _ in kept]
+
+    def free(lo: int, hi: int) -> bool:
+        index = bisect_right(starts, lo) - 1  # the last kept range starting at or before lo, then the next
+        return all(not (k_lo < hi and lo < k_hi) for k_lo, k_hi in kept[max(index, 0) : index + 2])
+
+    return tuple(_merged([r for r in ranges(removed) if free(*r)]))
+
+
+def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted ranges with the overlapping or touching ones joined."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
 
 
 def _sei(info: PixelDataInfo) -> DepthRepresentation:

@@ -22,6 +22,7 @@ import numpy as np
 
 from ... import limits
 from ...core.depthdata import DepthData
+from ...core.metadata import DepthMetadata
 from ...core.xmp import RDF, properties
 from ...errors import DepthError
 from .segments import APP1, MAX_SEGMENT_PAYLOAD, XMP_ID, JpegImage, Segment, segment
@@ -79,8 +80,14 @@ def encode(depth: DepthData, form: str = "RangeInverse", bits: int = 16) -> dict
     }
 
 
+#: GDepth:Units a map may give, in metres; without it (Lens Blur writes none) Near/Far are in unknown units.
+UNITS = {"m": 1.0, "mm": 1e-3}
+
+
 def decode(props: dict[str, str]) -> DepthData:
-    """The ``fdep`` map (metres) that GDepth properties describe."""
+    """The ``fdep`` map that GDepth properties describe: metres with Accuracy ``absolute`` when
+    ``GDepth:Units`` names them, else Near/Far's own (unknown) units with Accuracy None.  GDepth
+    holds nothing of AVDepthData's other metadata, which therefore reads as unknown (None)."""
     form = props.get("Format", "RangeInverse")
     if form not in FORMATS:
         raise DepthError(f"GDepth:Format {form!r} is neither RangeInverse nor RangeLinear")
@@ -89,31 +96,86 @@ def decode(props: dict[str, str]) -> DepthData:
         raise DepthError(f"GDepth Near {near} and Far {far} are not a usable range for {form}")
     codes, top = _image(props)
     normal = codes.astype(np.float64) / top
-    metres = near + normal * (far - near) if form == "RangeLinear" else far * near / (far - normal * (far - near))
-    return DepthData.from_array(metres, "fdep")
+    values = near + normal * (far - near) if form == "RangeLinear" else far * near / (far - normal * (far - near))
+    scale = UNITS.get(props.get("Units", ""))
+    metadata = DepthMetadata(accuracy=None if scale is None else "absolute")
+    return DepthData.from_array(values * (scale or 1.0), "fdep", metadata=metadata)
 
 
-def edit(photo: bytes, primary: JpegImage, depth: DepthData, form: str, bits: int) -> tuple[int, int, bytes]:
-    """(start, stop, bytes): the primary's main XMP segment with GDepth added, then the Extended XMP segments."""
-    props = encode(depth, form, bits)
-    extended = _packet(_description({"Data": props.pop("Data")}))
-    if len(extended) > (limit := limits.max_xmp_bytes()):
-        raise DepthError(f"GDepth data of {len(extended)} bytes exceeds the {limit}-byte XMP limit")
-    guid = hashlib.md5(extended).hexdigest().upper()
-    if primary.applications(photo, APP1, EXTENSION_ID):
-        raise DepthError("the photo already has Extended XMP; GDepth is not added to it")
-    description = _description(props, guid)
+def present(data: bytes, primary: JpegImage) -> bool:
+    """Whether the primary's main XMP holds GDepth properties (what :func:`read` would return)."""
+    main = primary.applications(data, APP1, XMP_ID)
+    return bool(main) and any(k != "HasExtendedXMP" for k in _properties(main[0].payload(data)[len(XMP_ID) :]))
+
+
+def edit(
+    photo: bytes, primary: JpegImage, depth: DepthData | None, form: str = "RangeInverse", bits: int = 16
+) -> list[tuple[int, int, bytes]]:
+    """(start, stop, bytes) edits of the primary that remove any GDepth (its properties from the main
+    XMP, ``GDepth:Data`` from the Extended XMP) and, with ``depth``, write its GDepth.
+
+    Other properties stay; so does the Extended XMP when it holds others (Lens Blur's ``GImage:Data``),
+    rewritten under its new GUID, and it goes when nothing is left in it.
+    """
     main = primary.applications(photo, APP1, XMP_ID)
+    packet = main[0].payload(photo)[len(XMP_ID) :] if main else b""
+    guid = _properties(packet).get("HasExtendedXMP") if packet else None
+    old_chunks = [s for s in primary.applications(photo, APP1, EXTENSION_ID) if guid and _guid_of(photo, s) == guid]
+    if depth is not None and len(old_chunks) != len(primary.applications(photo, APP1, EXTENSION_ID)):
+        raise DepthError("the photo has Extended XMP its main XMP does not name; GDepth is not added to it")
+    extended = _strip(_extended(photo, primary, guid)) if old_chunks else None
+    props = encode(depth, form, bits) if depth is not None else {}
+    if "Data" in props:
+        extended = _inserted(extended or _packet(b""), _description({"Data": props.pop("Data")}))
+    if extended is not None and not properties(extended):
+        extended = None
+    if extended is not None and len(extended) > (limit := limits.max_xmp_bytes()):
+        raise DepthError(f"Extended XMP of {len(extended)} bytes exceeds the {limit}-byte XMP limit")
+    new_guid = hashlib.md5(extended).hexdigest().upper() if extended is not None else None
+    description = _description(props, new_guid) if props or new_guid else b""
+    edits = [(seg.offset, seg.end, b"") for seg in old_chunks]
     if main:
-        start, stop, packet = main[0].offset, main[0].end, _merged(photo, main[0], description)
+        start, stop, packet = main[0].offset, main[0].end, _inserted(_strip(packet), description)
     else:
         start = stop = primary.after_leading_apps()
         packet = XPACKET_BEGIN + _packet(description) + XPACKET_END
-    chunks = [
-        EXTENSION_ID + guid.encode() + CHUNK_HEADER.pack(len(extended), at) + extended[at : at + MAX_CHUNK]
-        for at in range(0, len(extended), MAX_CHUNK)
-    ]
-    return start, stop, segment(APP1, XMP_ID + packet) + b"".join(segment(APP1, chunk) for chunk in chunks)
+    chunks = (
+        [
+            EXTENSION_ID + new_guid.encode() + CHUNK_HEADER.pack(len(extended), at) + extended[at : at + MAX_CHUNK]
+            for at in range(0, len(extended), MAX_CHUNK)
+        ]
+        if extended is not None
+        else []
+    )
+    if main or description:
+        edits.append((start, stop, segment(APP1, XMP_ID + packet) + b"".join(segment(APP1, c) for c in chunks)))
+    return edits
+
+
+def _guid_of(data: bytes, seg: Segment) -> str:
+    return seg.payload(data)[len(EXTENSION_ID) : len(EXTENSION_ID) + GUID_SIZE].decode("latin-1")
+
+
+def _strip(packet: bytes) -> bytes:
+    """The packet without GDepth properties (attribute or element form), ``xmpNote:HasExtendedXMP``,
+    the namespace declarations left unused and the descriptions left empty."""
+    value = rb'\s*=\s*("[^"]*"|\'[^\']*\')'
+    for namespace, names in ((GDEPTH, rb"[\w.-]+"), (XMP_NOTE, rb"HasExtendedXMP")):
+        for found in re.finditer(rb"xmlns:([\w.-]+)" + value, packet):
+            if found[2][1:-1] == namespace.encode():
+                declared = found
+                break
+        else:
+            continue
+        prefix = re.escape(declared[1])
+        packet = re.sub(
+            rb"\s*<" + prefix + rb":(" + names + rb")\b[^>]*>.*?</" + prefix + rb":\1\s*>", b"", packet, flags=re.S
+        )
+        packet = re.sub(rb"\s*<" + prefix + rb":" + names + rb"\b[^>]*/>", b"", packet)
+        packet = re.sub(rb"\s+" + prefix + rb":" + names + value, b"", packet)
+        if not re.search(rb"[<\s]" + prefix + rb":", packet):
+            packet = re.sub(rb"\s+xmlns:" + prefix + value, b"", packet)
+    return re.sub(rb'\s*<rdf:Description\s+rdf:about=""\s*(/>|>\s*</rdf:Description>)', b"", packet)
 
 
 def read(data: bytes, primary: JpegImage) -> DepthData | None:
@@ -132,17 +194,16 @@ def read(data: bytes, primary: JpegImage) -> DepthData | None:
     return decode(props)
 
 
-def _merged(photo: bytes, main: Segment, description: bytes) -> bytes:
-    packet = main.payload(photo)[len(XMP_ID) :]
-    existing = _properties(packet)
-    if existing:
-        raise DepthError(f"the XMP at offset {main.offset} already has GDepth or Extended XMP")
+def _inserted(packet: bytes, description: bytes) -> bytes:
+    """The packet with one more rdf:Description (none when ``description`` is empty)."""
+    if not description:
+        return packet
     close = packet.rfind(b"</rdf:RDF>")
     if close >= 0:
         return packet[:close] + description + packet[close:]
     empty = _EMPTY_RDF.search(packet)
     if empty is None:
-        raise DepthError(f"the XMP at offset {main.offset} has no rdf:RDF element to add GDepth to")
+        raise DepthError("the photo's XMP has no rdf:RDF element to add GDepth to")
     return packet[: empty.start()] + empty[1] + b">" + description + b"</rdf:RDF>" + packet[empty.end() :]
 
 

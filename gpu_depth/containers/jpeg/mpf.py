@@ -80,8 +80,13 @@ def parse_index(tiff: bytes, where: int) -> Index:
     return Index(entries, next_ifd != 0)
 
 
-def build_index(entries: list[Entry]) -> bytes:
-    """A primary's APP2 payload: ``MPF\\0``, big-endian TIFF header, Index IFD (version, count, entries)."""
+#: One IFD field: tag, type, count and its value's bytes (big-endian).
+Field = tuple[int, int, int, bytes]
+
+
+def build_index(entries: list[Entry], attributes: list[Field] = ()) -> bytes:
+    """A primary's APP2 payload: ``MPF\\0``, big-endian TIFF header, Index IFD (version, count, entries),
+    then the MP Attribute IFD of ``attributes`` (a stereo MPO's, kept) when there are any."""
     count = len(entries)
     fields = [(MP_VERSION, 7, 4, VERSION), (NUMBER_OF_IMAGES, 4, 1, struct.pack(">I", count))]
     entry_offset = 8 + 2 + 3 * FIELD_SIZE + 4
@@ -89,17 +94,68 @@ def build_index(entries: list[Entry]) -> bytes:
     table = b"".join(
         struct.pack(">III", e.attribute, e.size, e.offset) + struct.pack(">HH", *e.dependents) for e in entries
     )
-    return MPF_ID + _ifd(fields) + table
+    head = _ifd(fields, next_ifd=entry_offset + len(table) if attributes else 0)
+    return MPF_ID + head + table + (_attribute_ifd(attributes, entry_offset + len(table)) if attributes else b"")
+
+
+def index_size(count: int, attributes: list[Field] = ()) -> int:
+    """Bytes of :func:`build_index`'s payload for ``count`` images."""
+    return len(build_index([Entry(0, 0, 0)] * count, attributes))
+
+
+def parse_attributes(tiff: bytes, where: int) -> list[Field]:
+    """The fields of the MP Attribute IFD after a primary's Index IFD (none when it has none), big-endian."""
+    order, _, next_ifd = _read_ifd(tiff, where)
+    if not next_ifd:
+        return []
+    _, fields, _ = _read_ifd(tiff, where, next_ifd)
+    return [
+        (tag, kind, len(value) // _TYPE_SIZES.get(kind, 1), _big_endian(kind, value, order))
+        for tag, (kind, value) in fields.items()
+    ]
+
+
+def with_number_of_images(tiff: bytes, count: int) -> bytes:
+    """The MPF payload (after ``MPF\\0``) with its NumberOfImages set to ``count``, its size kept;
+    unchanged when it has no such LONG field."""
+    order = _ORDERS.get(bytes(tiff[:4]))
+    try:
+        _, fields, _ = _read_ifd(tiff, 0)
+    except DepthError:
+        return tiff
+    if fields.get(NUMBER_OF_IMAGES, (0, b""))[0] != 4:
+        return tiff
+    (first,) = struct.unpack_from(order + "I", tiff, 4)
+    (n,) = struct.unpack_from(order + "H", tiff, first)
+    for pos in range(first + 2, first + 2 + n * FIELD_SIZE, FIELD_SIZE):
+        if struct.unpack_from(order + "H", tiff, pos)[0] == NUMBER_OF_IMAGES:
+            return tiff[: pos + 8] + struct.pack(order + "I", count) + tiff[pos + 12 :]
+    return tiff
+
+
+def _big_endian(kind: int, value: bytes, order: str) -> bytes:
+    size = {3: 2, 4: 4, 5: 4, 9: 4, 10: 4}.get(kind, 1)
+    if order == ">" or size == 1:
+        return value
+    return b"".join(value[i : i + size][::-1] for i in range(0, len(value), size))
+
+
+def _attribute_ifd(fields: list[Field], at: int) -> bytes:
+    """An IFD of big-endian ``fields`` placed at TIFF offset ``at``, values over 4 bytes after it."""
+    data_at = at + 2 + len(fields) * FIELD_SIZE + 4
+    entries, data = [], b""
+    for tag, kind, count, value in sorted(fields):
+        if len(value) <= 4:
+            entries.append(struct.pack(">HHI", tag, kind, count) + value.ljust(4, b"\0"))
+        else:
+            entries.append(struct.pack(">HHII", tag, kind, count, data_at + len(data)))
+            data += value + b"\0" * (len(value) & 1)
+    return struct.pack(">H", len(fields)) + b"".join(entries) + struct.pack(">I", 0) + data
 
 
 def build_version(count: int) -> bytes:
     """A secondary image's APP2 payload: ``MPF\\0`` and an IFD with MPFVersion and NumberOfImages only."""
     return MPF_ID + _ifd([(MP_VERSION, 7, 4, VERSION), (NUMBER_OF_IMAGES, 4, 1, struct.pack(">I", count))])
-
-
-def index_size(count: int) -> int:
-    """Bytes of :func:`build_index`'s payload for ``count`` images."""
-    return len(MPF_ID) + 8 + 2 + 3 * FIELD_SIZE + 4 + count * ENTRY_SIZE
 
 
 def _count(order: str, fields: dict[int, tuple[int, bytes]], where: int) -> int:
@@ -109,18 +165,20 @@ def _count(order: str, fields: dict[int, tuple[int, bytes]], where: int) -> int:
     return struct.unpack(order + "I", value)[0]
 
 
-def _ifd(fields: list[tuple[int, int, int, bytes]]) -> bytes:
+def _ifd(fields: list[tuple[int, int, int, bytes]], next_ifd: int = 0) -> bytes:
     head = b"MM\0*" + struct.pack(">IH", 8, len(fields))
     body = b"".join(struct.pack(">HHI", tag, kind, count) + value for tag, kind, count, value in fields)
-    return head + body + struct.pack(">I", 0)
+    return head + body + struct.pack(">I", next_ifd)
 
 
-def _read_ifd(tiff: bytes, where: int) -> tuple[str, dict[int, tuple[int, bytes]], int]:
-    """Byte order, {tag: (type, value bytes)} and the next IFD offset, every offset checked."""
+def _read_ifd(tiff: bytes, where: int, first: int | None = None) -> tuple[str, dict[int, tuple[int, bytes]], int]:
+    """Byte order, {tag: (type, value bytes)} and the next IFD offset of the IFD at ``first`` (by default
+    the header's first), every offset checked."""
     order = _ORDERS.get(bytes(tiff[:4]))
     if order is None or len(tiff) < 8:
         raise DepthError(f"MPF at offset {where}: no TIFF header (got {bytes(tiff[:8])!r})")
-    (first,) = struct.unpack_from(order + "I", tiff, 4)
+    if first is None:
+        (first,) = struct.unpack_from(order + "I", tiff, 4)
     if first < 8 or first + 2 > len(tiff):
         raise DepthError(f"MPF at offset {where}: Index IFD offset {first} is outside the {len(tiff)}-byte segment")
     (count,) = struct.unpack_from(order + "H", tiff, first)

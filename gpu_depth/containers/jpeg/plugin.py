@@ -15,7 +15,6 @@ import io
 import struct
 import warnings
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,9 +25,10 @@ from ...core.formats import StoredFormat
 from ...core.orientation import displayed_size as turned
 from ...core.quantize import dequantize, quantize
 from ...core.xmp import build_depth_xmp, parse_depth_xmp
-from ...errors import DepthError
+from ...errors import DepthError, ExistingDepth
 from . import ljpeg, mpf
 from .gdepth import edit as edit_gdepth
+from .gdepth import present as gdepth_present
 from .gdepth import read as read_gdepth
 from .segments import APP0, APP1, APP2, EXIF_ID, XMP_ID, JpegImage, Segment, parse_jpeg, segment
 
@@ -65,9 +65,13 @@ class _Secondary:
 
 
 def read_depth(data: bytes) -> DepthData | None:
-    """The disparity/depth map of an MPF JPEG (else of its GDepth XMP), or None."""
+    """The disparity/depth map of an MPF JPEG (else of its GDepth XMP), or None.
+
+    MP entries that point outside the file or overlap others (a stale index, as tools that copy only
+    the primary stream leave it) are skipped, and an index that cannot be read lists no image:
+    ``gpu-depth verify`` names the fault."""
     primary = parse_jpeg(data)
-    for image in _secondaries(data, primary)[2]:
+    for image in mp_index(data, primary).images:
         found = _depth_xmp(data, image)
         if found is not None:
             parsed, info, metadata = found
@@ -92,40 +96,64 @@ def attach_depth(
 
     ``gdepth`` also writes Google's GDepth (``gdepth_format`` RangeInverse or RangeLinear, a
     ``gdepth_bits``-bit PNG) into the primary's XMP and Extended XMP.
+
+    Existing depth, Apple's MP image or a GDepth, is an error unless ``replace``: then every MP image
+    whose XMP describes depth and every GDepth property go, and nothing else.  The MP index is
+    rebuilt (dangling entries dropped, a stereo MPO's MP Attribute IFD kept); the other images keep
+    their bytes but for the NumberOfImages of their own MPF, set to the new count as iPhones write it.
     """
     if coding not in CODINGS:
         raise DepthError(f"unknown depth coding {coding!r}; expected lossless or baseline")
     primary = parse_jpeg(photo)
-    mpf_segment, primary_attribute, others = _secondaries(photo, primary)
-    old = [image for image in others if _depth_xmp(photo, image) is not None]
-    if old and not replace:
-        raise DepthError(
-            f"already has a depth map (MP image {old[0].number + 1} at offset {old[0].start}); use replace"
-        )
-    kept, tail = _without(photo, primary.end, others, old)
-    count = len(kept) + 2
+    index = mp_index(photo, primary)
+    old = [image for image in index.images if _depth_xmp(photo, image) is not None]
+    has_gdepth = gdepth_present(photo, primary)
+    if (old or has_gdepth) and not replace:
+        where = f"MP image {old[0].number + 1} at offset {old[0].start}" if old else "GDepth in its XMP"
+        raise ExistingDepth(f"already has a depth map ({where})")
+    count = len(index.images) - len(old) + 2
+    body = _recounted(photo, [image for image in index.images if image not in old], count)
+    kept, tail = _without(body, primary.end, index.images, old)
 
-    edits = [edit_gdepth(photo, primary, depth, gdepth_format, gdepth_bits)] if gdepth else []
-    placeholder = segment(APP2, bytes(mpf.index_size(count)))
-    if mpf_segment is None:
+    edits = (
+        edit_gdepth(photo, primary, depth if gdepth else None, gdepth_format, gdepth_bits)
+        if gdepth or has_gdepth
+        else []
+    )
+    placeholder = segment(APP2, bytes(mpf.index_size(count, index.attributes)))
+    if index.segment is None:
         at = primary.after_leading_apps()
         edits.append((at, at, placeholder))
     else:
-        edits.append((mpf_segment.offset, mpf_segment.end, placeholder))
+        edits.append((index.segment.offset, index.segment.end, placeholder))
     head, placed = _splice(photo, primary.end, edits)
     mpf_at = placed[-1]
     tiff_at = mpf.tiff_start(mpf_at)
 
     depth_jpeg = depth_image(depth, count, coding)
     shift = len(head) - primary.end
-    entries = [mpf.Entry(primary_attribute, len(head), 0)]
+    entries = [mpf.Entry(index.primary_attribute, len(head), 0)]
     entries += [mpf.Entry(e.entry.attribute, e.entry.size, e.start + shift - tiff_at, e.entry.dependents) for e in kept]
     entries.append(mpf.Entry(mpf.UNDEFINED_TYPE, len(depth_jpeg), len(head) + len(tail) - tiff_at))
     out = bytearray(head)
-    out[mpf_at + 4 : mpf_at + len(placeholder)] = mpf.build_index(entries)
+    out[mpf_at + 4 : mpf_at + len(placeholder)] = mpf.build_index(entries, index.attributes)
     if len(out) + len(tail) + len(depth_jpeg) >= 1 << 32:
         raise DepthError("the result would exceed the 4 GiB that MPF offsets reach")
     return bytes(out + tail + depth_jpeg)
+
+
+def _recounted(photo: bytes, images: list[_Secondary], count: int) -> bytes:
+    """``photo`` with the NumberOfImages of each image's own MPF segment set to ``count`` (same size)."""
+    out = bytearray(photo)
+    for image in images:
+        try:
+            found = parse_jpeg(photo, image.start, image.end).applications(photo, APP2, mpf.MPF_ID)
+        except DepthError:  # not a JPEG we can walk: left as it is
+            continue
+        for seg in found:
+            at = mpf.tiff_start(seg.offset)
+            out[at : seg.end] = mpf.with_number_of_images(photo[at : seg.end], count)
+    return bytes(out)
 
 
 def depth_image(depth: DepthData, count: int, coding: str = "lossless") -> bytes:
@@ -180,33 +208,48 @@ def encode_photo(
     return buffer.getvalue()
 
 
-def _secondaries(data: bytes, primary: JpegImage) -> tuple[Segment | None, int, list[_Secondary]]:
-    """The primary's MPF segment (or None), its MP attribute and the images listed after it."""
+@dataclass(frozen=True)
+class MpIndex:
+    """The primary's MPF segment (or None), its MP attribute, the images its entries list after it
+    (those that lie in the file, without overlap), its MP Attribute IFD and what was wrong with it."""
+
+    segment: Segment | None
+    primary_attribute: int
+    images: list[_Secondary]
+    attributes: list[mpf.Field]
+    faults: list[str]
+
+
+def mp_index(data: bytes, primary: JpegImage) -> MpIndex:
+    """The primary's MP index, read as far as it is sound: a fault drops the entry (or the index) it concerns."""
     found = primary.applications(data, APP2, mpf.MPF_ID)
     if not found:
-        return None, mpf.PRIMARY_TYPE, []
-    mpf_segment = found[0]
-    tiff_at = mpf.tiff_start(mpf_segment.offset)
-    index = mpf.parse_index(data[tiff_at : mpf_segment.end], tiff_at)
-    if index.extra_ifd:
-        raise DepthError(f"MPF at offset {tiff_at}: MP Attribute IFDs (stereo or panorama MPO) are not supported")
-    images = []
+        return MpIndex(None, mpf.PRIMARY_TYPE, [], [], [])
+    tiff_at = mpf.tiff_start(found[0].offset)
+    tiff = data[tiff_at : found[0].end]
+    try:
+        index = mpf.parse_index(tiff, tiff_at)
+        attributes = mpf.parse_attributes(tiff, tiff_at)
+    except DepthError as exc:
+        return MpIndex(found[0], mpf.PRIMARY_TYPE, [], [], [str(exc)])
+    placed, faults = [], []
     for number, entry in enumerate(index.entries[1:], 1):
         start, end = tiff_at + entry.offset, tiff_at + entry.offset + entry.size
         if start < primary.end or end > len(data):
-            raise DepthError(
+            faults.append(
                 f"MPF at offset {tiff_at}: MP entry {number} puts {entry.size} bytes at offset {start}, "
                 f"outside the data after the primary image ({primary.end}..{len(data)})"
             )
-        images.append(_Secondary(number, entry, start, end))
-    ordered = sorted(images, key=lambda image: image.start)
-    for before, after in pairwise(ordered):
-        if after.start < before.end:  # each image is read once, so reading stays linear in the file size
-            raise DepthError(
-                f"MPF at offset {tiff_at}: MP entry {after.number} at offset {after.start} overlaps "
-                f"MP entry {before.number} ({before.start}..{before.end})"
-            )
-    return mpf_segment, index.entries[0].attribute, images
+        else:
+            placed.append(_Secondary(number, entry, start, end))
+    images, reach = [], 0
+    for image in sorted(placed, key=lambda i: i.start):  # each image is read once: reading stays linear
+        if image.start < reach:
+            faults.append(f"MPF at offset {tiff_at}: MP entry {image.number} at offset {image.start} overlaps another")
+        else:
+            images.append(image)
+            reach = image.end
+    return MpIndex(found[0], index.entries[0].attribute, images, attributes, faults)
 
 
 def _depth_xmp(data: bytes, image: _Secondary):

@@ -189,7 +189,7 @@ def test_rationals_round_outwards_with_power_of_ten_denominators():
 
 
 def test_accuracy_becomes_depth_units():
-    for accuracy, units in (("absolute", "absolute"), ("relative", "relative")):
+    for accuracy, units in (("absolute", "absolute"), ("relative", None)):  # DepthUnits 0: unknown
         back = dng.read_depth(dng.attach_depth(make_dng(), depth_map(accuracy=accuracy)))
         assert back.metadata.accuracy == units
 
@@ -240,7 +240,7 @@ def test_tiled_raws_are_kept(tile):
 
 def test_a_second_depth_map_needs_replace():
     once = dng.attach_depth(make_dng(), depth_map())
-    with pytest.raises(DepthError, match=r"already has a depth map \(IFD0.SubIFD1\); pass replace=True"):
+    with pytest.raises(DepthError, match=r"already has a depth map \(IFD0.SubIFD1\)$"):
         dng.attach_depth(once, depth_map("fdis"))
     twice = dng.attach_depth(once, depth_map("fdis"), replace=True)
     tiff, _ = depth_ifd(twice)
@@ -354,7 +354,7 @@ def test_the_api_attaches_and_reads_dng_files(tmp_path):
     photo = tmp_path / "raw.dng"
     photo.write_bytes(make_dng(byteorder=">"))
     depth = depth_map("hdis")
-    out = gpu_depth.attach_depth(photo, depth, tmp_path / "with-depth.dng", measure_type=2)
+    out = gpu_depth.attach_depth(photo, depth, tmp_path / "with-depth.dng", measure_type=2, fit="stretch")
     assert gpu_depth.read_depth(out).pixel_format.fourcc == "fdis"
     as_depth = gpu_depth.read_depth(out, kind="depth")
     assert as_depth.pixel_format.fourcc == "fdep"
@@ -452,3 +452,19 @@ def test_deflate_stops_at_the_size_the_map_needs():
     _, found = depth_ifd(bytes(data))
     put(data, entry_position(found, 257) + 8, "I", 20)  # the strip inflates to twice what 20 rows need
     assert dng.read_depth(bytes(data)).height == 20
+
+
+def test_new_data_goes_after_every_range_a_truncated_dng_claims():
+    """A truncated ProRAW's preview strip claims bytes past its end; the depth strips were put there."""
+    data = bytearray(make_dng())
+    tiff = TiffFile(bytes(data))
+    ifd0 = tiff.walk()[0]
+    (offset,) = tiff.integers(ifd0, 273)
+    claimed = len(data) + 5000
+    assert ifd0.entries[279].type == 4 and ifd0.entries[279].count == 1
+    struct.pack_into("<I", data, entry_position(ifd0, 279) + 8, claimed - offset)
+    out = dng.attach_depth(bytes(data), depth_map())
+    tiff, found = depth_ifd(out)
+    assert min(tiff.integers(found, 273)) >= claimed and found.offset >= claimed
+    assert np.allclose(dng.read_depth(out).array, depth_map().array, rtol=1e-3)
+    assert out[8 : len(data)] == bytes(data)[8:]  # every input byte kept but the header's IFD0 offset

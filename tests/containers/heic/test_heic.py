@@ -192,7 +192,7 @@ def test_round_trip_convert_attach_read(tmp_path, fmt):
         depth.pixel_format,
         depth.width,
         depth.height,
-        depth.metadata,
+        depth.metadata.for_writing(),
     )
     error = np.abs(back.array.astype(np.float64) - depth.array.astype(np.float64))
     assert (error <= step_tolerance(depth)).all()
@@ -215,7 +215,7 @@ def test_sei_is_the_fallback_without_xmp(photo):
 
 def test_existing_depth_is_an_error_unless_replaced(photo):
     first = heic.attach_depth(photo, depth_map("hdis"))
-    with pytest.raises(DepthError, match=r"already has a depth item \(\d+\); pass replace=True"):
+    with pytest.raises(DepthError, match=r"already has a depth item \(\d+\)$"):
         heic.attach_depth(first, depth_map("hdep"))
     second = heic.attach_depth(first, depth_map("hdep", 64, 48), replace=True)
     meta = isobmff.parse_file(second).meta
@@ -483,7 +483,7 @@ def test_reads_a_16_bit_lossless_jpeg_depth_item(photo, fmt, split):
         depth.pixel_format,
         depth.width,
         depth.height,
-        depth.metadata,
+        depth.metadata.for_writing(),
     )
     error = np.abs(back.array.astype(np.float64) - depth.array)
     assert error.max() <= half_step + float(np.finfo(depth.pixel_format.dtype).eps) * info.float_max

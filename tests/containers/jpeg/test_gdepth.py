@@ -116,10 +116,26 @@ def test_we_read_gdepth_that_exiftool_wrote(tmp_path):
     np.testing.assert_allclose(depth.array, 0.5 + codes / 65535 * 3.5, rtol=1e-6)
 
 
-def test_gdepth_is_not_written_twice():
+def test_gdepth_counts_as_depth_and_replace_rewrites_it():
     out = jpeg.attach_depth(make_photo(), smooth_depth("hdep"), gdepth=True)
-    with pytest.raises(DepthError, match="already has Extended XMP"):
-        jpeg.attach_depth(out, smooth_depth("hdep"), replace=True, gdepth=True)
+    with pytest.raises(DepthError, match="already has a depth map"):
+        jpeg.attach_depth(out, smooth_depth("hdep"), gdepth=True)
+    again = jpeg.attach_depth(out, smooth_depth("hdep"), replace=True, gdepth=True)
+    assert again.count(b"GDepth:Format") == 1 and again.count(EXTENSION) == out.count(EXTENSION)
+    assert len(jpeg.attach_depth(again, smooth_depth("hdep"), replace=True, gdepth=True)) == len(again)
+    plain = jpeg.attach_depth(again, smooth_depth("hdep"), replace=True)
+    assert b"GDepth" not in plain and EXTENSION not in plain and b"HasExtendedXMP" not in plain
+
+
+def test_gdepth_only_photo_counts_as_depth(tmp_path):
+    """A Lens Blur photo with Apple depth attached kept its GDepth: two readers saw two maps."""
+    photo = make_photo()
+    gdepth_only = jpeg._splice(photo, len(photo), gdepth.edit(photo, parse_jpeg(photo), smooth_depth("hdep")))[0]
+    assert jpeg.read_depth(gdepth_only).pixel_format.fourcc == "fdep"
+    with pytest.raises(DepthError, match=r"already has a depth map \(GDepth in its XMP\)"):
+        jpeg.attach_depth(gdepth_only, smooth_depth("hdis"))
+    out = jpeg.attach_depth(gdepth_only, smooth_depth("hdis"), replace=True)
+    assert b"GDepth" not in out and jpeg.read_depth(out).pixel_format.fourcc == "hdis"
 
 
 def test_bad_options_are_refused():

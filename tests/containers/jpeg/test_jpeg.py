@@ -1,8 +1,10 @@
+
 """JPEG container: Apple depth as an MPF secondary image, checked by exiftool, Pillow and the iPhone X sample."""
 
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 
@@ -162,7 +164,7 @@ def test_lossless_round_trip_within_half_a_step_in_every_format(fmt, tmp_path):
         depth.pixel_format,
         depth.width,
         depth.height,
-        depth.metadata,
+        depth.metadata.for_writing(),
     )
     codes = decoded_depth_image(out, "lossless")
     stored = quantize(depth, StoredFormat.L016)
@@ -256,7 +258,7 @@ def test_other_photos_become_jpeg_with_exif_icc_orientation(suffix, tmp_path):
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     source = tmp_path / f"photo{suffix}"
     Image.open(io.BytesIO(make_photo())).save(source, exif=exif, icc_profile=icc)
-    out = gpu_depth.attach_depth(source, smooth_depth("hdis"), tmp_path / "out.jpg", quality=95)
+    out = gpu_depth.attach_depth(source, smooth_depth("hdis"), tmp_path / "out.jpg", quality=95, fit="stretch")
     with Image.open(source) as original, Image.open(out) as image:
         assert image.format == "MPO" and image.n_frames == 2
         assert image.info.get("icc_profile") == original.info.get("icc_profile")
@@ -305,12 +307,6 @@ def good() -> bytes:
         (lambda d: patched(d, 2, b"\xff\x02"), r"unknown marker 0xFF02 at offset 2"),
         (lambda d: patched(d, 2, b"\x00"), r"expected a marker at offset 2"),
         (lambda d: d[: d.find(b"\xff\xd8\xff", 2) - 10], r"after the SOS at offset \d+ runs to offset"),
-        (lambda d: patched(d, mp_entry_offset(d, 1) + 8, b"\xff\xff\xff\x00"), r"MP entry 1 puts \d+ bytes at offset"),
-        (lambda d: patched(d, mp_entry_offset(d, 1) + 4, b"\x7f\xff\xff\xff"), r"MP entry 1 puts 2147483647 bytes"),
-        (lambda d: patched(d, app2_mpf(d)[0] + 8 + 30, b"\xff\xff\xff\xff"), r"MPF at offset \d+: NumberOfImages"),
-        (lambda d: patched(d, app2_mpf(d)[0] + 8 + 8, b"\xff\xff"), r"MPF at offset \d+: Index IFD of 65535 fields"),
-        (lambda d: patched(d, app2_mpf(d)[0] + 8 + 4, b"\x00\x01\x00\x00"), r"Index IFD offset 65536 is outside"),
-        (lambda d: patched(d, app2_mpf(d)[0] + 8 + 42, b"\x00\x00\xff\x00"), r"field 0xB002 at offset \d+ points"),
     ],
     ids=[
         "truncated-segment",
@@ -320,6 +316,24 @@ def good() -> bytes:
         "unknown-marker",
         "no-marker",
         "scan-without-end",
+    ],
+)
+def test_hostile_bytes_raise_depth_error_naming_the_offset(good, mutate, message):
+    with pytest.raises(DepthError, match=message):
+        jpeg.read_depth(mutate(good))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: patched(d, mp_entry_offset(d, 1) + 8, b"\xff\xff\xff\x00"), r"MP entry 1 puts \d+ bytes at offset"),
+        (lambda d: patched(d, mp_entry_offset(d, 1) + 4, b"\x7f\xff\xff\xff"), r"MP entry 1 puts 2147483647 bytes"),
+        (lambda d: patched(d, app2_mpf(d)[0] + 8 + 30, b"\xff\xff\xff\xff"), r"MPF at offset \d+: NumberOfImages"),
+        (lambda d: patched(d, app2_mpf(d)[0] + 8 + 8, b"\xff\xff"), r"MPF at offset \d+: Index IFD of 65535 fields"),
+        (lambda d: patched(d, app2_mpf(d)[0] + 8 + 4, b"\x00\x01\x00\x00"), r"Index IFD offset 65536 is outside"),
+        (lambda d: patched(d, app2_mpf(d)[0] + 8 + 42, b"\x00\x00\xff\x00"), r"field 0xB002 at offset \d+ points"),
+    ],
+    ids=[
         "mp-offset-past-end",
         "mp-size-huge",
         "huge-image-count",
@@ -328,9 +342,15 @@ def good() -> bytes:
         "entry-table-past-end",
     ],
 )
-def test_hostile_bytes_raise_depth_error_naming_the_offset(good, mutate, message):
-    with pytest.raises(DepthError, match=message):
-        jpeg.read_depth(mutate(good))
+def test_a_broken_mp_index_reads_as_no_depth_and_attach_rebuilds_it(good, mutate, message):
+    """Pillow and exiftool open such files (tools that copy only the primary leave stale indexes)."""
+    broken = mutate(good)
+    assert jpeg.read_depth(broken) is None
+    assert any(re.search(message, fault) for fault in jpeg.mp_index(broken, jpeg.parse_jpeg(broken)).faults)
+    depth = smooth_depth("hdis", 16, 12)
+    fixed = jpeg.attach_depth(broken, depth)
+    assert jpeg.mp_index(fixed, jpeg.parse_jpeg(fixed)).faults == []
+    assert np.allclose(jpeg.read_depth(fixed).array, depth.array, rtol=1e-3, equal_nan=True)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -421,8 +441,9 @@ def test_mp_entries_may_not_overlap():
     again = [*entries, entries[1]]  # the depth image listed twice; one more entry moves it 16 bytes on
     moved = [again[0]] + [jpeg.mpf.Entry(e.attribute, e.size, e.offset + jpeg.mpf.ENTRY_SIZE) for e in again[1:]]
     patched = data[: app2.offset] + jpeg.segment(jpeg.APP2, jpeg.mpf.build_index(moved)) + data[app2.end :]
-    with pytest.raises(DepthError, match=r"MP entry 2 at offset \d+ overlaps MP entry 1"):
-        jpeg.read_depth(patched)
+    faults = jpeg.mp_index(patched, jpeg.parse_jpeg(patched)).faults
+    assert len(faults) == 1 and re.search(r"MP entry \d at offset \d+ overlaps another", faults[0])
+    assert jpeg.read_depth(patched) is not None  # the depth image, read once
 
 
 @pytest.mark.parametrize(
