@@ -18,7 +18,7 @@ status=0
 stage() {  # stage NAME SECONDS COMMAND...: run with a time box, log to $out/NAME.txt as it goes
     local name=$1 seconds=$2
     shift 2
-    echo "== $name (time box ${seconds}s): $*" | tee -a "$out/summary.txt"
+    echo "== $name (time box ${seconds}s)" | tee -a "$out/summary.txt"
     timeout --kill-after=10 "$seconds" "$@" 2>&1 | tee "$out/$name.txt"
     local rc=${PIPESTATUS[0]}
     [ "$rc" = 124 ] && echo "== $name: timed out after ${seconds}s" | tee -a "$out/summary.txt"
@@ -35,13 +35,14 @@ print(\"cuda runtime\", cupy.cuda.runtime.runtimeGetVersion(), \"driver\", cupy.
 
 stage nvrtc 90 python3 -c '
 import cupy
+from cupy.cuda import nvrtc
 from gpu_depth.backends import kernel_plan as kp
 from gpu_depth.backends.cupy_backend import kernel_directory, kernel_module
 names = [n for text in kp.kernel_sources(kernel_directory()).values() for n in kp.kernel_names(text)]
 module = kernel_module()
 for name in names:
     module.get_function(name)
-print(f"nvrtc {cupy.cuda.nvrtc.getVersion()}: {len(names)} kernels compiled and loaded on",
+print(f"nvrtc {nvrtc.getVersion()}: {len(names)} kernels compiled and loaded on",
       cupy.cuda.runtime.getDeviceProperties(0)["name"])
 '
 if [ $? != 0 ]; then
