@@ -9,8 +9,8 @@ keeps them on the device.  Results are the NumPy backend's bytes.
 
 Stream rules: with device maps or results, both slot streams wait (on the device, through an
 event) for the caller's current stream, so device maps may still be being written there; host maps
-to host rows never wait for it.  Lookup tables are uploaded on a slot's
-stream, and each slot waits on the table's event; a batch keeps its table alive until it is done.
+to host rows never wait for it.  Lookup tables are uploaded on a slot's stream, and each slot waits
+on the table's event; a batch keeps its table alive until it is done.
 Device results are allocated from the caller's stream's pool and are complete when
 ``convert_device`` returns: use them on that stream, or order other streams after it.  Host results
 are pageable copies out of a fixed pinned buffer per slot.
@@ -110,19 +110,19 @@ def contiguous_batch(maps: Sequence) -> cupy.ndarray | None:
 
 
 @dataclass
+class _Table:
+    values: cupy.ndarray | None  # None: the plan needs no table (float inputs)
+    ready: cupy.cuda.Event | None  # recorded after the upload, on the stream that made it
+
+
+@dataclass
 class _Batch:
     indices: list[int]
     maps: list  # NumPy or CuPy arrays
     plan: kp.ConvertPlan
     out: cupy.ndarray | np.ndarray  # the rows: on the device, or in the slot's pinned buffer
     flags: np.ndarray  # pinned, filled when the slot's event fires
-    keep: tuple = ()  # device buffers (the table too) the stream still uses
-
-
-@dataclass
-class _Table:
-    values: cupy.ndarray | None  # None: the plan needs no table (float inputs)
-    ready: cupy.cuda.Event | None  # recorded after the upload, on the stream that made it
+    table: _Table  # kept alive while the batch runs: it may belong to the other slot's pool
 
 
 class _Slot:
@@ -138,12 +138,17 @@ class _Slot:
         self.batch: _Batch | None = None
 
     def staging_view(self, count: int, dtype: np.dtype) -> np.ndarray:
-        self.staging = _pinned_at_least(self.staging, count * dtype.itemsize)
-        return self.staging[: count * dtype.itemsize].view(dtype)
+        return self._pinned("staging", count * dtype.itemsize).view(dtype)
 
     def output_view(self, count: int, dtype: np.dtype) -> np.ndarray:
-        self.host_out = _pinned_at_least(self.host_out, count * dtype.itemsize)
-        return self.host_out[: count * dtype.itemsize].view(dtype)
+        return self._pinned("host_out", count * dtype.itemsize).view(dtype)
+
+    def _pinned(self, name: str, nbytes: int) -> np.ndarray:
+        """The first ``nbytes`` of the pinned buffer ``name``, grown if it is smaller."""
+        if getattr(self, name) is None or getattr(self, name).nbytes < nbytes:
+            setattr(self, name, None)  # back to the pinned pool first
+            setattr(self, name, cupyx.empty_pinned(nbytes, np.uint8))
+        return getattr(self, name)[:nbytes]
 
     def input_view(self, count: int, dtype: np.dtype) -> cupy.ndarray:
         nbytes = count * dtype.itemsize
@@ -151,14 +156,6 @@ class _Slot:
             self.device_in = None  # back to the pool before the larger allocation
             self.device_in = cupy.empty(nbytes, cupy.uint8)
         return self.device_in[:nbytes].view(dtype)
-
-
-def _pinned_at_least(buffer: np.ndarray | None, nbytes: int) -> np.ndarray:
-    """``buffer``, or a larger pinned one (the old one back to the pinned pool first)."""
-    if buffer is not None and buffer.nbytes >= nbytes:
-        return buffer
-    buffer = None
-    return cupyx.empty_pinned(max(nbytes, 1), np.uint8)
 
 
 class _DeviceState:
@@ -283,10 +280,8 @@ class CupyBackend:
 
     def _start(self, slot: _Slot, indices, members, plan, mapping: DepthMapping, caller) -> None:
         table = self._table(slot, mapping, plan)
-        if caller is not None:  # device results: from the caller's pool, written after the allocation
-            with caller:
-                d_out = cupy.empty(plan.out_size, plan.fmt.dtype)
-            _after(slot.stream, caller)
+        if caller is not None:  # device results: from the caller's (the current) stream's pool
+            d_out = cupy.empty(plan.out_size, plan.fmt.dtype)
         with slot.stream:
             d_in = contiguous_batch(members)
             if d_in is None:
@@ -302,7 +297,7 @@ class CupyBackend:
                 out = slot.output_view(plan.out_size, plan.fmt.dtype)
                 d_out.get(stream=slot.stream, out=out, blocking=False)
             slot.done.record(slot.stream)
-        slot.batch = _Batch(indices, members, plan, out, host_flags, keep=(d_in, d_out, flags, table))
+        slot.batch = _Batch(indices, members, plan, out, host_flags, table)
 
     def _upload(self, slot: _Slot, members: list, plan: kp.ConvertPlan, d_in: cupy.ndarray) -> None:
         """Pack host maps in pinned memory (on several threads) and copy them up; device maps copy on the device."""

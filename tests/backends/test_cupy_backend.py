@@ -84,16 +84,34 @@ def test_host_inputs_stay_numpy():
 # ---- on a device -----------------------------------------------------------------------------------------
 
 
+#: (mapping name, input dtype) pairs a preset can mean (kitti and mm16 read integer codes only).
+INPUTS = [
+    (name, dtype)
+    for name in MAPPINGS
+    for dtype in ("uint8", "uint16", "float16", "float32")
+    if not (np.dtype(dtype).kind == "f" and name in ("kitti", "mm16"))
+]
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("size", [None, (20, 15)])
 @pytest.mark.parametrize("alignment", [1, 64])
 @pytest.mark.parametrize("fmt", FORMATS, ids=str)
-@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float16", "float32"])
-@pytest.mark.parametrize("name", list(MAPPINGS))
+@pytest.mark.parametrize(("name", "dtype"), INPUTS)
 def test_host_maps_convert_like_numpy(backend, name, dtype, fmt, alignment, size):
-    if np.dtype(dtype).kind == "f" and name in ("kitti", "mm16"):
-        pytest.skip("kitti and mm16 read integer codes")
     same_as_numpy(backend, sample_maps(dtype, name), mapping_for(name, dtype), fmt, alignment, size)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("size", [None, (20, 15)])
+@pytest.mark.parametrize("fmt", FORMATS, ids=str)
+@pytest.mark.parametrize(("name", "dtype"), INPUTS)
+def test_device_maps_to_device_rows_like_numpy(backend, name, dtype, fmt, size):
+    """Every mapping, input type and format through convert_device, maps uploaded on a stream still busy."""
+    producer = cupy.cuda.Stream(non_blocking=True)
+    maps = [written_later(m, producer) for m in sample_maps(dtype, name)]
+    with producer:
+        same_as_numpy(backend, maps, mapping_for(name, dtype), fmt, 16, size, device=True)
 
 
 @pytest.mark.gpu
@@ -303,15 +321,20 @@ def test_device_results_belong_to_the_callers_stream(backend):
 
 @pytest.mark.gpu
 def test_table_eviction_under_load(backend, monkeypatch):
-    """More mappings than cached tables, batches of a few maps in both slots: each batch keeps its table."""
-    monkeypatch.setattr(cupy_backend, "TABLES", 2)
-    monkeypatch.setattr(cupy_backend, "BATCH_BYTES", 1 << 12)
+    """One cached table, runs of two uint8 and two uint16 maps (a table each), batches of one map in both
+    slots: a table evicted while the other slot's batch still reads it stays alive with that batch."""
+    monkeypatch.setattr(cupy_backend, "TABLES", 1)
+    monkeypatch.setattr(cupy_backend, "BATCH_BYTES", 1 << 10)
     rng = np.random.default_rng(43)
-    maps = [rng.integers(0, 256, (int(h), int(w))).astype(np.uint8) for h, w in rng.integers(1, 40, (9, 2))]
-    for near in (0.1, 0.2, 0.3, 0.1, 0.4, 0.2):
+    maps = [
+        rng.integers(0, 200, (int(h), int(w))).astype(dtype)
+        for dtype in ("uint8", "uint16") * 3
+        for h, w in rng.integers(1, 20, (2, 2))
+    ]
+    for near in (0.1, 0.2, 0.1):
         mapping = gpu_depth.DepthMapping("apple-gray", near=near, far=6.0)
         assert not isinstance(same_as_numpy(backend, maps, mapping, "hdis", 16), str)
-        assert not isinstance(same_as_numpy(backend, maps[::2], mapping, "fdep", 1, (6, 4), True), str)
+        assert not isinstance(same_as_numpy(backend, maps, mapping, "fdep", 1, (6, 4), True), str)
 
 
 @pytest.mark.gpu

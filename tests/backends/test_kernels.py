@@ -3,13 +3,16 @@ kernels/host_emulation.h, gives the NumPy path's bytes (values, NaN bit patterns
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 import zlib
 
 import numpy as np
 import pytest
+from helpers import ROOT
 from helpers.host_kernels import BLOCKS, KERNELS, HostKernels, host_convert, host_quantize
 from helpers.maps import FLOAT_NAMES, MAPPINGS, METRIC, NAN_BITS, RANGED, float_map, mapping_for, tame
 
@@ -273,6 +276,62 @@ def test_launch_groups_follow_dtype_resampling_and_grid_limit(monkeypatch):
     runs = [(indices, str(dtype), resize) for indices, dtype, resize in kp.groups(maps, (6, 4))]
     assert runs == [([0, 1, 2], "uint8", False), ([3], "uint8", False), ([4], "uint8", True), ([5], "float32", False)]
     assert [len(r[0]) for r in kp.groups(maps, None)] == [3, 2, 1]
+
+
+# ---- sanitizers ------------------------------------------------------------------------------------------
+
+SANITIZED_RUN = """
+import numpy as np
+from helpers.host_kernels import HostKernels, host_convert, host_quantize
+from helpers.maps import MAPPINGS, RANGED, float_map, tame
+from gpu_depth.backends.numpy_backend import NumpyBackend
+from gpu_depth.core.depthdata import DepthData
+from gpu_depth.core.formats import PixelFormat, StoredFormat
+from gpu_depth.core.quantize import quantize
+
+host = HostKernels(sanitize=True)
+rng = np.random.default_rng(59)
+cases = [
+    ([np.arange(65536, dtype=np.uint16).reshape(256, 256), np.full((1, 1), 7, np.uint16)], "kitti", "fdep", None),
+    ([np.arange(256, dtype=np.uint8).reshape(16, 16), rng.integers(0, 256, (5, 3)).astype(np.uint8)],
+     "apple-gray", "hdis", (4, 7)),
+    ([tame(float_map(rng, s, "metric", "float32")) for s in ((13, 29), (1, 1), (40, 8))], "metric", "hdis", (5, 3)),
+    ([float_map(rng, (17, 9), "relative-disparity", "float16")], "relative-disparity", "fdis", None),
+]
+for maps, name, fmt, size in cases:
+    for alignment in (1, 64):
+        got = host_convert(host, maps, MAPPINGS[name], fmt, alignment, size)
+        expected = NumpyBackend().convert(maps, MAPPINGS[name], PixelFormat.parse(fmt), alignment, size)
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(got, expected, strict=True)), (name, fmt, size)
+depths = [DepthData.from_array(rng.lognormal(0, 1, (21, 33)), "hdis", row_alignment=64)]
+for stored in StoredFormat:
+    assert host_quantize(host, depths, stored)[0].pixels.tobytes() == quantize(depths[0], stored).pixels.tobytes()
+print("sanitized kernels: ok")
+"""
+
+
+def test_kernels_under_address_and_undefined_behaviour_sanitizers(tmp_path):
+    """The kernels built with -fsanitize=address,undefined run a sample of conversions in a child Python
+    (libasan preloaded): any out-of-bounds access or undefined behaviour aborts it."""
+    compiler = shutil.which("g++") or pytest.skip("g++ is not installed")
+    probe = tmp_path / "probe.cpp"
+    probe.write_text("int main() { return 0; }\n")
+    flags = ["-fsanitize=address,undefined", "-o", str(tmp_path / "probe")]
+    if subprocess.run([compiler, *flags, str(probe)], capture_output=True).returncode != 0:
+        pytest.skip("g++ cannot build with AddressSanitizer and UBSan here")
+    libasan = subprocess.run([compiler, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
+    if not os.path.isabs(libasan):
+        pytest.skip("libasan.so not found")
+    environment = {
+        **os.environ,
+        "LD_PRELOAD": libasan,
+        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+        "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+    }
+    run = subprocess.run([sys.executable, "-c", SANITIZED_RUN], env=environment, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "sanitized kernels: ok" in run.stdout
 
 
 # ---- hole filling -------------------------------------------------------------------------------------------

@@ -18,21 +18,24 @@ tests/conftest.py puts it first on ``sys.path`` when real CuPy is absent, so the
 - ``RawModule`` compiles the exact module source and options with kernels/host_emulation.h and
   g++ (tests/helpers/host_kernels.py); launches run those kernels on the arrays' bytes.
 
-Teeth (checked by hand once, issue 18): each synchronisation point of cupy_backend.py deleted on its
-own makes tests fail:
+Teeth (checked by hand once for issue 18, /tmp script deleting each point in turn and running
+tests/backends/test_simulator.py and test_cupy_backend.py): the synchronisation points of
+gpu_depth/backends/cupy_backend.py, and a test that fails when that point alone is deleted:
 
-1. ``_after_caller``: slot streams wait on the caller's stream → test_input_still_being_written…,
-   every device-input test (poison read, RaceError).
-2. device outputs allocated on the caller's stream (``_start``, ``with caller``) →
-   test_device_results_belong_to_the_callers_stream (RaceError at the free).
-3. slot waits on the caller after allocating them (``_start``) → the same test and every
-   ``on-device`` test (RaceError: write not ordered after the allocation).
-4. the table's ``ready`` event waited on by the slot using it (``_table``) →
-   test_tables_are_shared_by_both_slots (RaceError), test_table_eviction_under_load.
-5. tables kept alive by their batch (``_Batch.keep``) → test_table_eviction_under_load (RaceError at the free).
-6. ``finish(slot)`` before reusing a slot (``_pipeline``) → test_many_maps_through_both_slots (wrong bytes).
-7. ``slot.done.synchronize()`` in ``_finish`` → every host-result test (poison rows).
-8. the final ``slot.stream.synchronize()`` of ``_pipeline`` → test_errors_leave_the_slots_idle (RaceError at the free).
+1. ``_run``: both slot streams wait (event) for the caller's stream when maps or results are on the
+   device → test_device_maps_convert_like_numpy, test_input_still_being_written_when_converted.
+2. ``_start``: device results allocated on the caller's stream, not the slot's →
+   test_device_results_belong_to_the_callers_stream (RaceError: freed while the consumer reads).
+3. ``_table``: the slot waits on the table's upload event → test_host_results_are_pageable_… (RaceError).
+4. ``_table``: tables uploaded on the slot's stream, not the caller's →
+   test_new_tables_do_not_wait_for_the_callers_stream.
+5. ``_Batch.table``: a batch keeps its table alive → test_table_eviction_under_load (RaceError at the free).
+6. ``_pipeline``: ``finish(slot)`` before the slot takes a new batch → test_many_batches_keep_order_and_errors.
+7. ``_finish``: ``slot.done.synchronize()`` before reading flags and rows → every host-result test.
+8. ``_pipeline``: the final ``slot.stream.synchronize()`` → RaceError at the free, after test_simulator's tests
+   and in test_errors_leave_the_slots_idle.
+9. ``_start``: ``slot.done`` recorded after the downloads → every host-result test (poison flags).
+10. ``_finish``: host rows copied out of the slot's pinned buffer → test_pinned_memory_stays_bounded.
 """
 
 from __future__ import annotations

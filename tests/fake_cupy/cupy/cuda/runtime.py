@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
+
 from .. import _sim
 
 #: Off by default, so that the rest of the suite keeps choosing the NumPy backend; tests/backends turns it on.
@@ -58,3 +60,17 @@ def pointerGetAttributes(ptr: int) -> SimpleNamespace:
     elif any(start <= ptr < start + raw.size for start, raw in list(_sim._pinned.items())):
         kind = memoryTypeHost
     return SimpleNamespace(type=kind, device=0, devicePointer=ptr, hostPointer=ptr)
+
+
+def memcpyAsync(dst: int, src: int, size: int, kind: int, stream: int) -> None:
+    """Device-to-device bytes between simulated allocations, queued on the stream with handle ``stream``."""
+    from . import stream_of
+
+    views = []
+    for ptr in (dst, src):
+        memory = _sim.device_memory(ptr)
+        if memory is None or ptr + size > memory.ptr + memory.size:
+            raise CUDARuntimeError(f"cudaErrorInvalidValue: 0x{ptr:x} + {size} is not simulated device memory")
+        views.append((memory.block, memory.block.raw[ptr - memory.ptr : ptr - memory.ptr + size]))
+    (target, to), (source, frm) = views
+    stream_of(stream).timeline.enqueue(lambda: np.copyto(to, frm), reads=[source], writes=[target])
