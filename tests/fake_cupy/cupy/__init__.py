@@ -23,7 +23,7 @@ tests/backends/test_simulator.py and test_cupy_backend.py): the synchronisation 
 gpu_depth/backends/cupy_backend.py, and a test that fails when that point alone is deleted:
 
 1. ``_run``: both slot streams wait (event) for the caller's stream when maps or results are on the
-   device → test_device_maps_convert_like_numpy, test_input_still_being_written_when_converted.
+   device → test_device_maps_to_device_rows_like_numpy, test_input_still_being_written_when_converted.
 2. ``_start``: device results allocated on the caller's stream, not the slot's →
    test_device_results_belong_to_the_callers_stream (RaceError: freed while the consumer reads).
 3. ``_table``: the slot waits on the table's upload event → test_host_results_are_pageable_… (RaceError).
@@ -32,8 +32,7 @@ gpu_depth/backends/cupy_backend.py, and a test that fails when that point alone 
 5. ``_Batch.table``: a batch keeps its table alive → test_table_eviction_under_load (RaceError at the free).
 6. ``_pipeline``: ``finish(slot)`` before the slot takes a new batch → test_many_batches_keep_order_and_errors.
 7. ``_finish``: ``slot.done.synchronize()`` before reading flags and rows → every host-result test.
-8. ``_pipeline``: the final ``slot.stream.synchronize()`` → RaceError at the free, after test_simulator's tests
-   and in test_errors_leave_the_slots_idle.
+8. ``_pipeline``: the final ``slot.stream.synchronize()`` → test_errors_leave_the_slots_idle (RaceError at the free).
 9. ``_start``: ``slot.done`` recorded after the downloads → every host-result test (poison flags).
 10. ``_finish``: host rows copied out of the slot's pinned buffer → test_pinned_memory_stays_bounded.
 """
