@@ -28,14 +28,14 @@ def report_lines(path):
     return [line for line in lines if "summary" not in line], [line["summary"] for line in lines if "summary" in line]
 
 
-def make_dataset(folder, count, size=(64, 48)):
-    """``count`` JPEG photos with 16-bit gray depth PNGs of the same scene."""
+def make_dataset(folder, count, size=(64, 48), suffix=".jpg"):
+    """``count`` JPEG photos (named with ``suffix``) with 16-bit gray depth PNGs of the same scene."""
     photos, depths = folder / "photos", folder / "depth"
     photos.mkdir(parents=True)
     depths.mkdir()
     for index in range(count):
         rgb, depth = render(*size, shift=index / count)
-        Image.fromarray(rgb).save(photos / f"p{index:04d}.jpg", quality=85)
+        Image.fromarray(rgb).save(photos / f"p{index:04d}{suffix}", quality=85)
         Image.fromarray(gray_depth(depth)).save(depths / f"p{index:04d}.png")
     return photos, depths
 

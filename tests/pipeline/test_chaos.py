@@ -9,13 +9,12 @@ import zlib
 
 import numpy as np
 import pytest
-from helpers.pipeline import CONVERT, report_lines
+from helpers.pipeline import CONVERT, make_dataset, report_lines
 from PIL import Image
 
 from gpu_depth import DepthData, PixelFormat
 from gpu_depth.api import attach_depth
 from gpu_depth.fileio import TEMP_SUFFIX
-from gpu_depth.pipeline.example import gray_depth, render
 
 COUNT = 200
 SIZE = (32, 24)
@@ -62,13 +61,7 @@ def utf7_depth(tmp_path, photo):
 
 def make_chaos(folder):
     """``COUNT`` photo/depth pairs in folder/photos and folder/depth, 20 of them hostile; their names."""
-    photos, depths = folder / "photos", folder / "depth"
-    photos.mkdir(parents=True)
-    depths.mkdir()
-    for index in range(COUNT):
-        rgb, depth = render(*SIZE, shift=index / COUNT)
-        Image.fromarray(rgb).save(photos / f"p{index:04d}.jpeg", quality=85)
-        Image.fromarray(gray_depth(depth)).save(depths / f"p{index:04d}.png")
+    photos, depths = make_dataset(folder, COUNT, SIZE, suffix=".jpeg")
     photo = (photos / "p0000.jpeg").read_bytes()
     good_depth = (depths / "p0000.png").read_bytes()
     rgb_depth = io.BytesIO()
