@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,7 @@ def attach(
     quality: int = 90,
     encoder_preset: str = "medium",
     encoder_threads: int | None = None,
+    xmp_profile: str = "imageio",
     **options: Any,
 ) -> bytes:
     """The one attach path (:func:`attach_depth` and ``gpu-depth convert``): the photo ``data`` (read from
@@ -113,6 +115,7 @@ def attach(
     known = frozenset().union(*(containers.plugin(name).ATTACH_OPTIONS for name in containers.PLUGINS))
     if unknown := sorted(set(options) - known - {"encoder_threads"}):
         raise DepthError(f"unknown attach option(s): {', '.join(unknown)}")
+    depth = dataclasses.replace(depth, metadata=depth.metadata.for_writing(xmp_profile))
     source = containers.sniff(data)
     if source is not None and source is not target and not replace and _has_depth(source, data):
         raise ExistingDepth(f"the {source.NAME} photo already has depth, which its {target.NAME} copy would drop")

@@ -9,9 +9,6 @@ import numpy as np
 
 from ..errors import DepthError
 
-#: DepthDataVersion written by iOS 16 (0x00010005).
-DEPTH_DATA_VERSION = 65541
-
 
 @dataclass(frozen=True)
 class CameraCalibration:
@@ -41,7 +38,7 @@ class DepthMetadata:
     """What AVDepthData says about its map besides the pixels; None where it is not known.
 
     Reading reports only what the file holds (a GDepth or a bare-SEI map holds none of these);
-    writing fills what is None with :data:`WRITE_DEFAULTS`.
+    writing fills what is None from one of the :data:`WRITE_PROFILES`.
     """
 
     accuracy: str | None = None  # "relative" or "absolute"
@@ -50,7 +47,7 @@ class DepthMetadata:
     version: int | None = None  # DepthDataVersion
     calibration: CameraCalibration | None = None
     #: Portrait signals (depthData:PortraitScore, PortraitScoreIsHigh): iPhones with a portrait matte write
-    #: 0.97…/True; written only when set.
+    #: 0.97…/True, macOS ImageIO 0/False for a custom map.
     portrait_score: float | None = None
     portrait_score_is_high: bool | None = None
 
@@ -60,13 +57,37 @@ class DepthMetadata:
         if self.quality not in (None, "high", "low"):
             raise DepthError(f"metadata Quality must be high or low, got {self.quality!r}")
 
-    def for_writing(self) -> DepthMetadata:
-        """The metadata with every unknown field at its :data:`WRITE_DEFAULTS` value."""
-        return replace(self, **{k: v for k, v in WRITE_DEFAULTS.items() if getattr(self, k) is None})
+    def for_writing(self, profile: str = "imageio") -> DepthMetadata:
+        """The metadata with every unknown field as the writer ``profile`` (a :data:`WRITE_PROFILES` key)
+        writes it; a field the profile omits stays unknown (and unwritten)."""
+        if profile not in WRITE_PROFILES:
+            raise DepthError(f"unknown XMP profile {profile!r}; expected {' or '.join(WRITE_PROFILES)}")
+        filled = {k: v for k, v in WRITE_PROFILES[profile].items() if getattr(self, k) is None}
+        return replace(self, **filled)
 
 
-#: What is written for a field the metadata leaves unknown: an iPhone's rear-camera Portrait values.
-WRITE_DEFAULTS = {"accuracy": "relative", "filtered": True, "quality": "high", "version": DEPTH_DATA_VERSION}
+#: What a written depth XMP says where the metadata leaves a field unknown, by writer:
+#: ``imageio`` (the default): what macOS ImageIO writes for a custom map handed to
+#: ``CGImageDestinationAddAuxiliaryDataInfo``, the path Apple documents for custom depth: Filtered False,
+#: Quality low, PortraitScore 0, PortraitScoreIsHigh False and no DepthDataVersion;
+#: ``iphone``: what an iPhone Portrait capture writes (the iPhone 14 sample's values).
+WRITE_PROFILES: dict[str, dict[str, object]] = {
+    "imageio": {
+        "accuracy": "relative",
+        "filtered": False,
+        "quality": "low",
+        "portrait_score": 0.0,
+        "portrait_score_is_high": False,
+    },
+    "iphone": {
+        "accuracy": "relative",
+        "filtered": True,
+        "quality": "high",
+        "version": 85538,
+        "portrait_score": 0.978223,
+        "portrait_score_is_high": True,
+    },
+}
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ _LIST_TAGS = frozenset(f"{{{RDF}}}{kind}" for kind in ("Seq", "Bag", "Alt"))
 
 
 def build_depth_xmp(info: PixelDataInfo, metadata: DepthMetadata) -> bytes:
-    """The ``<x:xmpmeta>`` packet Apple stores beside a depth map (no xpacket wrapper)."""
+    """The ``<x:xmpmeta>`` packet Apple stores beside a depth map (no xpacket wrapper); metadata fields
+    left unknown are written as the default writer profile says (:meth:`DepthMetadata.for_writing`)."""
     props = [
         (APDI, "AuxiliaryImageType", info.image_type),
         (APDI, "NativeFormat", str(info.native_format)),
@@ -36,11 +37,11 @@ def build_depth_xmp(info: PixelDataInfo, metadata: DepthMetadata) -> bytes:
     ]
     if info.subtype:
         props.append((APDI, "AuxiliaryImageSubType", info.subtype))
-    return _packet(props + _metadata_properties(metadata))
+    return _packet(props + _metadata_properties(metadata.for_writing()))
 
 
 def build_metadata_xmp(metadata: DepthMetadata) -> bytes:
-    """The ``depthData`` properties alone: the Metadata of a depth dictionary."""
+    """The ``depthData`` properties alone, the known ones: the Metadata of a depth dictionary."""
     return _packet(_metadata_properties(metadata))
 
 
@@ -213,17 +214,17 @@ def _column_major(matrix: tuple) -> list[float]:
 
 
 def _metadata_properties(meta: DepthMetadata) -> list[tuple[str, str, str | list[str]]]:
-    meta = meta.for_writing()
-    props: list[tuple[str, str, str | list[str]]] = [
-        (DEPTH_DATA, "DepthDataVersion", str(meta.version)),
-        (DEPTH_DATA, "Accuracy", meta.accuracy),
-        (DEPTH_DATA, "Filtered", "True" if meta.filtered else "False"),
-        (DEPTH_DATA, "Quality", meta.quality),
+    fields = [
+        ("DepthDataVersion", meta.version, str),
+        ("Accuracy", meta.accuracy, str),
+        ("Filtered", meta.filtered, _boolean),
+        ("Quality", meta.quality, str),
+        ("PortraitScore", meta.portrait_score, "{:f}".format),
+        ("PortraitScoreIsHigh", meta.portrait_score_is_high, _boolean),
     ]
-    if meta.portrait_score is not None:
-        props.append((DEPTH_DATA, "PortraitScore", f"{meta.portrait_score:f}"))
-    if meta.portrait_score_is_high is not None:
-        props.append((DEPTH_DATA, "PortraitScoreIsHigh", "True" if meta.portrait_score_is_high else "False"))
+    props: list[tuple[str, str, str | list[str]]] = [
+        (DEPTH_DATA, name, text(value)) for name, value, text in fields if value is not None
+    ]
     cal = meta.calibration
     if cal is None:
         return props
@@ -253,6 +254,10 @@ def _metadata_properties(meta: DepthMetadata) -> list[tuple[str, str, str | list
     if cal.pixel_size is not None:
         props.append((DEPTH_DATA, "PixelSize", f"{cal.pixel_size:f}"))
     return props
+
+
+def _boolean(value: bool) -> str:
+    return "True" if value else "False"
 
 
 def _packet(props: list[tuple[str, str, str | list[str]]]) -> bytes:

@@ -196,7 +196,7 @@ def test_gdepth_reads_say_only_what_the_file_says():
     """Lens Blur holds no Units, Accuracy, Filtered, Quality or DepthDataVersion: those read as unknown."""
     lens_blur = gpu_depth.read_depth(sample("motorola-lensblur-gdepth.jpg"))
     assert lens_blur.metadata == DepthMetadata()
-    assert lens_blur.metadata.for_writing().version == 65541  # the defaults apply when writing only
+    assert lens_blur.metadata.for_writing("iphone").version == 85538  # the profiles apply when writing only
     photo = make_photo(64, 48)
     ours = jpeg._splice(photo, len(photo), gdepth.edit(photo, jpeg.parse_jpeg(photo), smooth_depth("hdep", 16, 12)))[0]
     assert jpeg.read_depth(ours).metadata == DepthMetadata(accuracy="absolute")  # GDepth:Units m

@@ -54,7 +54,19 @@ def test_build_parse_round_trip():
     meta = DepthMetadata(accuracy="absolute", filtered=False, quality="low", version=65538, calibration=CALIBRATION)
     packet = build_depth_xmp(info, meta)
     assert packet.startswith(b'<x:xmpmeta xmlns:x="adobe:ns:meta/"')
-    assert parse_depth_xmp(packet) == (info, meta)
+    assert parse_depth_xmp(packet) == (info, meta.for_writing())
+
+
+def test_unknown_metadata_is_written_as_imageio_writes_a_custom_map():
+    """No DepthDataVersion, Filtered False, Quality low, PortraitScore 0 / IsHigh False; the iphone
+    profile writes an iPhone 14 Portrait's values; known fields are never overwritten."""
+    info = PixelDataInfo("disparity", 1751411059, 1278226488, 0, 255, 0.5, 2.0)
+    imageio = parse_depth_xmp(build_depth_xmp(info, DepthMetadata()))[1]
+    assert imageio == DepthMetadata("relative", False, "low", None, None, 0.0, False)
+    iphone = parse_depth_xmp(build_depth_xmp(info, DepthMetadata(accuracy="absolute").for_writing("iphone")))[1]
+    assert iphone == DepthMetadata("absolute", True, "high", 85538, None, 0.978223, True)
+    with pytest.raises(DepthError, match="unknown XMP profile 'ios'"):
+        DepthMetadata().for_writing("ios")
 
 
 def test_matte_is_not_a_depth_map():
