@@ -131,6 +131,8 @@ def attach(
             f"the {size[0]}x{size[1]} depth map has another aspect ratio than the photo's stored "
             f"{stored[0]}x{stored[1]}{hint}; fit='stretch' stores it anyway"
         )
+    if options.get("exif_portrait") and "exif_portrait" not in target.ATTACH_OPTIONS:
+        raise DepthError(f"exif_portrait (--exif-portrait) is for HEIC and JPEG photos, not {target.NAME}")
     chosen = {**options, "encoder_threads": encoder_threads}
     return target.attach_depth(
         photo, depth, replace=replace, **{k: v for k, v in chosen.items() if k in target.ATTACH_OPTIONS}

@@ -161,6 +161,18 @@ def _convert_parser(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--gdepth", action="store_true", help="JPEG outputs also carry Google's GDepth (Android)")
     sub.add_argument("--replace", action="store_true", help="replace depth a photo already has (Apple's or GDepth)")
     sub.add_argument(
+        "--depth-xmp",
+        choices=("imageio", "iphone"),
+        default="imageio",
+        help="what the depth XMP says beyond the map (Quality, Filtered, PortraitScore…): as macOS ImageIO writes a "
+        "custom map, or as an iPhone Portrait capture",
+    )
+    sub.add_argument(
+        "--exif-portrait",
+        action="store_true",
+        help="also set the photo's Exif CustomRendered to 8 (Portrait), as iPhones do (HEIC and JPEG outputs)",
+    )
+    sub.add_argument(
         "--jpeg-depth",
         choices=("lossless", "baseline"),
         default="lossless",

@@ -16,6 +16,7 @@ from ..core.metadata import PixelDataInfo, is_depth_type
 from ..core.orientation import ASPECT_TOLERANCE
 from ..core.xmp import APDI, DEPTH_DATA, parse_depth_xmp, properties
 from ..errors import DepthError
+from . import exif
 
 SEVERITIES = ("error", "warning", "info")
 #: apdi properties an Apple reader needs to turn the stored map into AVDepthData.
@@ -104,6 +105,17 @@ def check_depth_xmp(findings: Findings, xmp: bytes, container: str, where: str) 
     if signals:
         findings.info(f"{container}.portrait", where, "Portrait signals: " + ", ".join(signals))
     return info
+
+
+def check_exif_signal(findings: Findings, container: str, where: str, tiff: bytes) -> None:
+    """Info: the photo's Exif CustomRendered, which iPhones set to 8 (Portrait) beside a depth map."""
+    try:
+        value = exif.custom_rendered(tiff)
+    except DepthError:  # an Exif we cannot read is not a depth fault
+        return
+    if value is not None:
+        name = exif.RENDERINGS.get(value, "unknown")
+        findings.info(f"{container}.portrait-exif", where, f"Exif CustomRendered {value} ({name})")
 
 
 def xmp_property_names(xmp: bytes) -> set[tuple[str, str]]:

@@ -15,6 +15,7 @@ import numpy as np
 import pillow_heif
 import pytest
 from helpers import SAMPLES, tool
+from helpers.jpeg import exiftool_warnings
 from PIL import Image
 
 import gpu_depth
@@ -33,12 +34,6 @@ def exiftool(path: Path, *args: str) -> dict:
 
 def exiftool_bytes(path: Path, tag: str) -> bytes:
     return subprocess.run([tool("exiftool"), "-b", f"-{tag}", str(path)], capture_output=True, check=True).stdout
-
-
-def warnings_of(path: Path) -> set[str]:
-    found = exiftool(path, "-validate", "-warning")
-    values = [v for k, v in found.items() if k.endswith("Warning")]
-    return {str(w) for v in values for w in (v if isinstance(v, list) else [v])}
 
 
 # ------------------------------------------------------------------------------------ independent decodes
@@ -170,7 +165,7 @@ def test_exactly_one_depth_and_every_other_image_untouched(replaced):
 
 def test_no_new_exiftool_warning_and_verify_is_content(replaced):
     path, _, outputs, _ = replaced
-    assert warnings_of(outputs[-1]) <= warnings_of(path)
+    assert exiftool_warnings(outputs[-1]) <= exiftool_warnings(path)
     assert [f for f in verify(outputs[-1]) if f.severity != "info"] == []
 
 

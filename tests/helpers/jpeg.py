@@ -46,6 +46,13 @@ def exiftool_json(path, *args: str) -> dict:
     return json.loads(out.stdout)[0]
 
 
+def exiftool_warnings(path) -> set[str]:
+    """What ``exiftool -validate`` warns of the file."""
+    found = exiftool_json(path, "-a", "-validate", "-warning")
+    values = [v for k, v in found.items() if k.endswith("Warning")]
+    return {str(w) for v in values for w in (v if isinstance(v, list) else [v])}
+
+
 def exiftool_binary(path, tag: str) -> bytes:
     return subprocess.run([tool("exiftool"), "-b", f"-{tag}", str(path)], capture_output=True, check=True).stdout
 

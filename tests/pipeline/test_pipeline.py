@@ -300,6 +300,38 @@ def test_jpeg_depth_flag_picks_how_the_map_is_coded(tmp_path, flag, frame):
     assert read_depth(tmp_path / "out" / "p0000.jpg").pixel_format.fourcc == "hdis"
 
 
+@pytest.mark.parametrize("flags", [(), ("--depth-xmp", "iphone", "--exif-portrait")], ids=["default", "iphone"])
+def test_portrait_signal_flags(tmp_path, flags):
+    """By default the XMP is ImageIO's for a custom map and the Exif is untouched; on request an iPhone's."""
+    from gpu_depth.containers import exif
+    from gpu_depth.containers.jpeg.segments import APP1, EXIF_ID, parse_jpeg
+
+    photos, depths = make_dataset(tmp_path, 1)
+    tags = Image.Exif()
+    tags.get_ifd(0x8769)[0x8827] = 100  # ISO, in the Exif IFD iPhones write
+    with Image.open(photos / "p0000.jpg") as image:
+        image.save(photos / "p0000.jpg", exif=tags, quality=85)
+    assert convert("--photos", photos, "--depth", depths, *flags, "--out", tmp_path / "out") == 0
+    data = (tmp_path / "out" / "p0000.jpg").read_bytes()
+    (segment,) = parse_jpeg(data).applications(data, APP1, EXIF_ID)
+    rendered = exif.custom_rendered(segment.payload(data)[len(EXIF_ID) :])
+    metadata = read_depth(tmp_path / "out" / "p0000.jpg").metadata
+    if flags:
+        assert (rendered, metadata.version, metadata.quality, metadata.portrait_score_is_high) == (
+            8,
+            85538,
+            "high",
+            True,
+        )
+    else:
+        assert (rendered, metadata.version, metadata.quality, metadata.portrait_score_is_high) == (
+            None,
+            None,
+            "low",
+            False,
+        )
+
+
 def test_shards_into_the_photos_folder_never_overwrite_an_input(tmp_path):
     """b.jpg and b.jpeg fell in different shards and both wrote b.jpg: one shard replaced the other's input."""
     make_dataset(tmp_path, 2)

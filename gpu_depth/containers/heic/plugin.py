@@ -28,6 +28,7 @@ from ...core.orientation import orientation_of
 from ...core.quantize import dequantize, quantize
 from ...core.xmp import build_depth_xmp, parse_depth_xmp
 from ...errors import DepthError, ExistingDepth
+from .. import exif
 from ..jpeg.plugin import decode_gray
 from ..jpeg.segments import parse_jpeg
 from . import isobmff
@@ -58,9 +59,11 @@ SHARED_PROPERTIES = ("irot", "imir")
 CODING_PROPERTIES = ("hvcC", "ispe", "clap", "pixi")
 ESSENTIAL = frozenset({"hvcC", "clap", "irot", "imir", "auxC"})
 #: Keyword arguments of :func:`attach_depth` a caller (the pipeline) may pass.
-ATTACH_OPTIONS = frozenset({"depth_quality", "depth_preset", "encoder_threads"})
+ATTACH_OPTIONS = frozenset({"depth_quality", "depth_preset", "encoder_threads", "exif_portrait"})
 #: Largest depth item decoded (bytes of coded data).
 MAX_DEPTH_ITEM_BYTES = 64 << 20
+#: Largest Exif item rewritten (iPhones write ~3 KB; JPEG's APP1 holds at most 64 KiB).
+MAX_EXIF_ITEM_BYTES = 1 << 20
 
 
 def accept(prefix: bytes) -> bool:
@@ -229,13 +232,17 @@ def attach_depth(
     depth_quality: int = -1,
     depth_preset: str = "medium",
     encoder_threads: int | None = None,
+    exif_portrait: bool = False,
 ) -> bytes:
     """The HEIC ``photo`` with ``depth`` attached; the photo's own items keep their bytes.
 
     ``depth_quality``: -1 (default) stores the 8-bit map losslessly, 0-100 lossy as iPhones do.
     ``encoder_threads``: x265 threads for the map's encode (None: x265's default, one per core).
+    ``exif_portrait``: the primary's Exif CustomRendered set to 8 (Portrait), see :func:`mark_portrait`.
     An existing depth item is an error unless ``replace`` (then it and its XMP item are removed).
     """
+    if exif_portrait:
+        photo = mark_portrait(photo)
     heif = isobmff.parse_file(memoryview(photo))
     meta = heif.meta
     primary = meta.primary
@@ -271,6 +278,38 @@ def attach_depth(
     if "iprp" not in meta.order:  # a photo without item properties: the depth item's need one
         meta.order.append("iprp")
     return isobmff.rebuild(heif, meta, coded + xmp, frozenset({depth_id, xmp_id}), cuts)
+
+
+def mark_portrait(photo: bytes) -> bytes:
+    """The HEIC with its primary's Exif CustomRendered set to 8 (Portrait), as iPhones write it: the
+    ``Exif`` item's new bytes appended, its old ones cut where no other item uses them."""
+    heif = isobmff.parse_file(memoryview(photo))
+    meta = heif.meta
+    exif_id = exif_item(meta)
+    if exif_id is None:
+        raise DepthError("--exif-portrait: the photo has no Exif item")
+    raw = isobmff.item_data(heif, exif_id, MAX_EXIF_ITEM_BYTES)
+    start = 4 + int.from_bytes(raw[:4], "big") if len(raw) >= 4 else len(raw) + 1
+    if start > len(raw):
+        raise DepthError(f"Exif item {exif_id}: its TIFF header offset points past its {len(raw)} bytes")
+    try:
+        marked = raw[:start] + exif.with_custom_rendered(raw[start:])
+    except DepthError as exc:
+        raise DepthError(f"--exif-portrait: Exif item {exif_id}: {exc}") from exc
+    if marked == raw:
+        return photo
+    cuts = unused_ranges(heif, {exif_id})
+    meta.locations[exif_id] = Location(exif_id, extents=[isobmff.Extent(0, len(marked))])
+    return isobmff.rebuild(heif, meta, marked, frozenset({exif_id}), cuts)
+
+
+def exif_item(meta: Meta) -> int | None:
+    """The ``Exif`` item that describes (``cdsc``) the primary, or None."""
+    for item_id in meta.referencing("cdsc", meta.primary):
+        item = meta.item(item_id)
+        if item is not None and item.item_type == "Exif":
+            return item_id
+    return None
 
 
 def depth_related(meta: Meta, depth_ids: list[int]) -> set[int]:

@@ -13,7 +13,7 @@ from ...core.metadata import PixelDataInfo
 from ...errors import DepthError
 from ..jpeg.rules import coding_problem
 from ..jpeg.segments import parse_jpeg
-from ..rules import Findings, check_depth_xmp, check_size, same_value
+from ..rules import Findings, check_depth_xmp, check_exif_signal, check_size, same_value
 from . import isobmff
 from . import plugin as heic
 from .depth_sei import (
@@ -53,6 +53,7 @@ def check(data: bytes, findings: Findings) -> None:
     meta = heif.meta
     if meta.primary is None or meta.item(meta.primary) is None:
         raise DepthError("meta: no primary item (pitm)")
+    _check_exif(heif, findings)
     auxiliary = {item.item_id: aux for item in meta.items if (aux := _auxc(meta, item.item_id, findings))}
     depth_id = _depth_item(meta, auxiliary, findings)
     if depth_id is None:
@@ -82,6 +83,15 @@ def check(data: bytes, findings: Findings) -> None:
             f"item {depth_id}",
             f"{size[0]}x{size[1]} {info.image_type} map, values {info.float_min:g}..{info.float_max:g}",
         )
+
+
+def _check_exif(heif: isobmff.HeifFile, findings: Findings) -> None:
+    exif_id = heic.exif_item(heif.meta)
+    if exif_id is None:
+        return
+    raw = isobmff.item_data(heif, exif_id, heic.MAX_EXIF_ITEM_BYTES)
+    start = 4 + int.from_bytes(raw[:4], "big") if len(raw) >= 4 else len(raw)
+    check_exif_signal(findings, "heic", f"item {exif_id} Exif", raw[start:])
 
 
 def _auxc(meta: Meta, item_id: int, findings: Findings) -> tuple[str, bytes, str] | None:

@@ -26,6 +26,7 @@ from ...core.orientation import displayed_size as turned
 from ...core.quantize import dequantize, quantize
 from ...core.xmp import build_depth_xmp, parse_depth_xmp
 from ...errors import DepthError, ExistingDepth
+from .. import exif
 from . import ljpeg, mpf
 from .gdepth import edit as edit_gdepth
 from .gdepth import present as gdepth_present
@@ -39,7 +40,7 @@ NAME = "jpeg"
 EXTENSIONS = (".jpg", ".jpeg")
 
 #: Keyword arguments of :func:`attach_depth` a caller (the pipeline) may pass.
-ATTACH_OPTIONS = frozenset({"gdepth", "gdepth_format", "gdepth_bits", "coding"})
+ATTACH_OPTIONS = frozenset({"gdepth", "gdepth_format", "gdepth_bits", "coding", "exif_portrait"})
 #: The Exif Orientation tag.
 ORIENTATION = 0x0112
 #: How the depth map is coded: 16-bit lossless (exact) or 8-bit baseline (the iPhone's filtered maps).
@@ -88,6 +89,7 @@ def attach_depth(
     gdepth_format: str = "RangeInverse",
     gdepth_bits: int = 16,
     coding: str = "lossless",
+    exif_portrait: bool = False,
 ) -> bytes:
     """``photo`` with ``depth`` appended as an MPF secondary JPEG, the primary's coded bytes kept.
 
@@ -95,7 +97,8 @@ def attach_depth(
     iPhones store filtered maps).
 
     ``gdepth`` also writes Google's GDepth (``gdepth_format`` RangeInverse or RangeLinear, a
-    ``gdepth_bits``-bit PNG) into the primary's XMP and Extended XMP.
+    ``gdepth_bits``-bit PNG) into the primary's XMP and Extended XMP.  ``exif_portrait`` sets the
+    primary's Exif CustomRendered to 8 (Portrait), as iPhones write it.
 
     Existing depth, Apple's MP image or a GDepth, is an error unless ``replace``: then every MP image
     whose XMP describes depth and every GDepth property go, and nothing else.  The MP index is
@@ -120,6 +123,8 @@ def attach_depth(
         if gdepth or has_gdepth
         else []
     )
+    if exif_portrait:
+        edits.append(_portrait_exif(photo, primary))
     placeholder = segment(APP2, bytes(mpf.index_size(count, index.attributes)))
     if index.segment is None:
         at = primary.after_leading_apps()
@@ -140,6 +145,17 @@ def attach_depth(
     if len(out) + len(tail) + len(depth_jpeg) >= 1 << 32:
         raise DepthError("the result would exceed the 4 GiB that MPF offsets reach")
     return bytes(out + tail + depth_jpeg)
+
+
+def _portrait_exif(photo: bytes, primary: JpegImage) -> tuple[int, int, bytes]:
+    """The edit that marks the primary's Exif a Portrait: its APP1 Exif segment replaced."""
+    found = primary.applications(photo, APP1, EXIF_ID)
+    tiff = found[0].payload(photo)[len(EXIF_ID) :] if found else b""
+    try:
+        marked = segment(APP1, EXIF_ID + exif.with_custom_rendered(tiff))
+    except DepthError as exc:
+        raise DepthError(f"--exif-portrait: {exc}") from exc
+    return found[0].offset, found[0].end, marked
 
 
 def _recounted(photo: bytes, images: list[_Secondary], count: int) -> bytes:

@@ -13,10 +13,10 @@ from ...core.formats import StoredFormat
 from ...core.metadata import PixelDataInfo
 from ...core.xmp import APDI, parse_xml
 from ...errors import DepthError
-from ..rules import Findings, check_depth_xmp, check_size, xmp_text
+from ..rules import Findings, check_depth_xmp, check_exif_signal, check_size, xmp_text
 from . import mpf
 from .gdepth import GDEPTH
-from .segments import APP2, Frame, JpegImage, parse_jpeg
+from .segments import APP1, APP2, EXIF_ID, Frame, JpegImage, parse_jpeg
 
 
 def check(data: bytes, findings: Findings) -> None:
@@ -25,6 +25,8 @@ def check(data: bytes, findings: Findings) -> None:
     photo = primary.frame(data)
     if photo is None:
         raise DepthError("JPEG: the primary image has no start-of-frame segment")
+    for exif in primary.applications(data, APP1, EXIF_ID)[:1]:
+        check_exif_signal(findings, "jpeg", f"APP1 Exif at offset {exif.offset}", exif.payload(data)[len(EXIF_ID) :])
     images = _listed_images(data, primary, findings)
     if images is None:
         return
