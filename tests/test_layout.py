@@ -19,6 +19,7 @@ LAYERS = {
     "convert": 4,
     "api": 4,
     "depthmaps": 4,
+    "datasets": 4,
     "verify": 4,
     "pipeline": 5,
     "cli": 6,

@@ -20,6 +20,7 @@ from ..core.holes import fill_depth
 from ..core.mapping import DepthMapping
 from ..core.metadata import CameraCalibration
 from ..core.orientation import depth_size, displayed_size
+from ..datasets import check_path
 from ..depthmaps import load_depth_file
 from ..errors import DepthError, ExistingDepth
 from ..fileio import read_file, temp_target, write_atomic
@@ -148,6 +149,7 @@ def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Ite
             continue
         try:
             key = (_mapping(item.job, options), item.job.pixel_format or options.pixel_format)
+            check_path(item.job.depth, key[0])
         except Exception as exc:
             item.fail(exc)
             continue

@@ -145,6 +145,7 @@ ROWS = {
 def convert_one(tmp_path, name, data, flags, *extra):
     photo, depth = tmp_path / "photo.jpg", tmp_path / name
     Image.fromarray(np.full((HEIGHT, WIDTH, 3), 128, np.uint8)).save(photo)
+    depth.parent.mkdir(parents=True, exist_ok=True)
     depth.write_bytes(data)
     command = [sys.executable, "-m", "gpu_depth", "convert", "--quiet", "--workers", "1", "--photo", str(photo)]
     command += ["--depth", str(depth), "--out", str(tmp_path / "out"), "--pixel-format", "fdep", *flags, *extra]
@@ -198,6 +199,25 @@ def test_a_preset_that_cannot_mean_the_map_fails_naming_the_one_that_fits(tmp_pa
     assert result.returncode == 1 and not output.exists()
     (line,) = [line for line in result.stderr.splitlines() if "photo.jpg:" in line]
     assert re.search(fits, line), line
+
+
+@pytest.mark.parametrize(
+    ("make", "path", "wrong", "fits"),
+    [
+        (kitti_stereo, "data_scene_flow/training/disp_occ_0/000000_10.png", ["--preset", "kitti"], "disparity-px"),
+        (tum, "rgbd_dataset_freiburg1_desk/depth/1305031453.374112.png", ["--preset", "mm16"], "--depth-scale 5000"),
+    ],
+    ids=["kitti-on-kitti-stereo", "mm16-on-tum"],
+)
+def test_a_preset_the_datasets_layout_contradicts_fails(tmp_path, make, path, wrong, fits):
+    """Same bits, other encodings: the dataset's folder names tell them apart, and the right flags pass."""
+    _, data, flags, _ = make()
+    result, output = convert_one(tmp_path, path, data, wrong)
+    assert result.returncode == 1 and not output.exists()
+    (line,) = [line for line in result.stderr.splitlines() if "photo.jpg:" in line]
+    assert fits in line, line
+    result, output = convert_one(tmp_path, path, data, flags)
+    assert result.returncode == 0 and output.exists(), result.stderr
 
 
 def test_intrinsics_are_written_as_the_camera_calibration(tmp_path):
