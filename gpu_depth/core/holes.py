@@ -45,6 +45,13 @@ def _fill_lines(values: np.ndarray, farther) -> np.ndarray:
     return np.where(valid, values, farther(left_value, right_value))
 
 
+def refuse_holes(values: np.ndarray, container: str) -> None:
+    """DepthError when ``values`` has NaN pixels, for which ``container`` has no code."""
+    holes = int(np.isnan(values).sum())
+    if holes:
+        raise DepthError(f"{container} depth maps cannot hold holes ({holes} NaN pixels): fill them (--holes fill)")
+
+
 def fill_depth(depth: DepthData) -> tuple[DepthData, int]:
     """``depth`` with its holes filled and marked filtered, and the number of pixels filled."""
     holes = int(np.isnan(depth.array).sum())

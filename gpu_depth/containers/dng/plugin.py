@@ -14,7 +14,7 @@ map's finite extremes rounded outwards to RATIONALs, in the map's native quantit
   ``1/d = 1/near + v/65535·(1/far − 1/near)``, with DepthFar 1/0 (infinity) for zero disparity.
 
 So the codes are evenly spaced in the quantity the map was made in and reading gives it back within
-half a code step.  DNG allows no holes in a depth map: NaN and ±inf pixels are stored as the far end.
+half a code step.  DNG has no code for a hole: a map with NaN pixels is refused (fill them first).
 
 Reading takes 8- or 16-bit depth IFDs in strips or tiles, uncompressed or Deflate (predictor none or
 horizontal); lossless JPEG (Compression 7) is refused with a DepthError.
@@ -32,6 +32,7 @@ import numpy as np
 from ... import limits
 from ...core.depthdata import DepthData
 from ...core.formats import PixelFormat
+from ...core.holes import refuse_holes
 from ...core.metadata import DepthMetadata
 from ...core.orientation import displayed_size as turned
 from ...errors import DepthError, ExistingDepth
@@ -202,10 +203,8 @@ def encode_photo(image: Any, **options: Any) -> bytes:
 def depth_codes(depth: DepthData) -> tuple[np.ndarray, int, tuple[int, int], tuple[int, int]]:
     """The 16-bit codes of ``depth`` with DepthFormat, DepthNear and DepthFar (as RATIONAL pairs)."""
     values = depth.array.astype(np.float64)
-    finite = np.isfinite(values)
-    if not finite.any():
-        raise DepthError(f"{depth.width}x{depth.height} depth map has no finite value to store")
-    low, high = float(values[finite].min()), float(values[finite].max())
+    refuse_holes(values, "DNG")  # DepthData holds no infinities, so every value is finite
+    low, high = float(values.min()), float(values.max())
     quantity = depth.pixel_format.quantity
     if low < 0:
         raise DepthError(f"{quantity} map has negative values (min {low:g}); DNG distances are >= 0")
@@ -221,7 +220,7 @@ def depth_codes(depth: DepthData) -> tuple[np.ndarray, int, tuple[int, int], tup
         form, near, far = LINEAR, to_rational(low, up=False), to_rational(high, up=True)
         first, last = _ratio(near), _ratio(far)
     scale = CODE_MAX / (last - first) if last != first else 0.0
-    codes = np.rint((np.where(finite, values, last) - first) * scale)
+    codes = np.rint((values - first) * scale)
     return np.clip(codes, 0, CODE_MAX).astype(np.uint16), form, near, far
 
 

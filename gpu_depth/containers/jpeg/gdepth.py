@@ -22,6 +22,7 @@ import numpy as np
 
 from ... import limits
 from ...core.depthdata import DepthData
+from ...core.holes import refuse_holes
 from ...core.metadata import DepthMetadata
 from ...core.xmp import RDF, properties
 from ...errors import DepthError
@@ -51,6 +52,7 @@ def encode(depth: DepthData, form: str = "RangeInverse", bits: int = 16) -> dict
         raise DepthError(f"GDepth format must be RangeInverse or RangeLinear, got {form!r}")
     if bits not in (8, 16):
         raise DepthError(f"GDepth PNG must have 8 or 16 bits, got {bits!r}")
+    refuse_holes(depth.array, "GDepth")
     with np.errstate(divide="ignore", invalid="ignore"):
         metres = depth.array.astype(np.float64)
         metres = 1.0 / metres if depth.pixel_format.is_disparity else metres
@@ -58,7 +60,7 @@ def encode(depth: DepthData, form: str = "RangeInverse", bits: int = 16) -> dict
     if not valid.any():
         raise DepthError(f"{depth.width}x{depth.height} depth map has no positive finite depth for GDepth")
     near, far = float(metres[valid].min()), float(metres[valid].max())
-    metres = np.where(valid, metres, near)
+    metres = np.clip(metres, near, far)  # depth 0 is nearest, infinity farthest
     if far == near:
         normal = np.zeros_like(metres)
     elif form == "RangeLinear":

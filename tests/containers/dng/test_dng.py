@@ -156,16 +156,17 @@ def test_zero_disparity_is_an_infinite_far_distance():
     assert np.allclose(back.array, values, atol=2.0 / 65535)
 
 
-def test_invalid_pixels_are_stored_as_the_far_end():
-    values = np.array([[np.nan, 1.0], [2.0, 1.5]])
-    codes, *_ = dng.depth_codes(DepthData.from_array(values, "fdep"))
-    assert codes.tolist() == [[65535, 0], [65535, 32768]]
+def test_holes_are_refused():
+    """DNG has no code for a hole (a NaN was once stored as the far end)."""
+    with pytest.raises(
+        DepthError, match=r"DNG depth maps cannot hold holes \(1 NaN pixels\): fill them \(--holes fill\)"
+    ):
+        dng.depth_codes(DepthData.from_array(np.array([[np.nan, 1.0], [2.0, 1.5]]), "fdep"))
 
 
 @pytest.mark.parametrize(
     ("values", "pixel_format", "message"),
     [
-        ([[np.nan, np.nan]], "fdep", "no finite value"),
         ([[-1.0, 2.0]], "fdep", "negative"),
         ([[-1.0, 2.0]], "fdis", "negative"),
         ([[0.0, 0.0]], "fdis", "no positive value"),

@@ -145,6 +145,16 @@ def test_bad_options_are_refused():
         jpeg.attach_depth(make_photo(), smooth_depth("hdep"), gdepth=True, gdepth_bits=12)
 
 
+def test_holes_are_refused_and_zero_disparity_is_far():
+    """GDepth has no code for a hole (a NaN once read back as the near end); infinitely far is Far."""
+    values = np.array([[np.nan, 1.0], [2.0, 0.5]])
+    with pytest.raises(DepthError, match=r"GDepth depth maps cannot hold holes \(1 NaN pixels\)"):
+        gdepth.encode(DepthData.from_array(values, "fdis"))
+    fields = gdepth.encode(DepthData.from_array(np.array([[0.0, 1.0], [2.0, 0.5]]), "fdis"), "RangeLinear", 8)
+    codes = np.asarray(Image.open(io.BytesIO(base64.b64decode(fields["Data"]))))
+    assert (float(fields["Near"]), float(fields["Far"])) == (0.5, 2.0) and codes[0, 0] == 255 and codes[1, 0] == 0
+
+
 def gdepth_jpeg(description: str, extension: bytes = b"") -> bytes:
     """A JPEG whose main XMP holds ``description`` and whose header holds ``extension`` segments."""
     photo = make_photo(32, 24)
