@@ -92,7 +92,12 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         shard=parse_shard(args.shard) if args.shard else shard_from_environment(),
         quality=args.quality,
         encoder_preset=args.encoder_preset,
-        attach={"gdepth": args.gdepth, "coding": args.jpeg_depth, "replace": args.replace},
+        attach={
+            "gdepth": args.gdepth,
+            "coding": args.jpeg_depth,
+            "depth_codec": args.heic_depth_codec,
+            "replace": args.replace,
+        },
         **extra,
     )
     if not args.manifest:  # a manifest may give near/far/depth_scale per item; otherwise check them now
