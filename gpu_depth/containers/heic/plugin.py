@@ -65,7 +65,7 @@ ESSENTIAL = frozenset({"hvcC", "clap", "irot", "imir", "auxC"})
 #: How attach_depth codes the map: monochrome 8-bit HEVC (``hvc1``, the default) or 16-bit lossless JPEG (``jpeg``).
 DEPTH_CODECS = ("hevc", "jpeg")
 #: The x265 preset of the map's HEVC encode: on an iPhone-size monochrome lossless map the slower presets save
-#: at most ~1.3% of its size for 2-5x the time, and no thread or lookahead setting beats it (bench/RESULTS.md).
+#: at most ~1.4% of its size for 1.5-3x the time, and no thread or lookahead setting beats it (bench/RESULTS.md).
 DEPTH_PRESET = "ultrafast"
 #: Keyword arguments of :func:`attach_depth` a caller (the pipeline) may pass.
 ATTACH_OPTIONS = frozenset({"depth_quality", "depth_preset", "depth_codec", "encoder_threads"})
