@@ -2,7 +2,7 @@
 
 For iPhone-size maps (768×576, 576×768, 640×480; a smooth disparity ramp with sensor-like noise, quantised to
 8 bits as the HEIC writer stores it), times pillow-heif's monochrome HEVC encode at each x265 preset, lossless
-and at iPhone-like lossy qualities, with x265's thread pool left alone or pinned to one thread, and our 16-bit
+and at iPhone-like lossy qualities, with the x265 thread and lookahead settings of :data:`THREADS`, and our 16-bit
 lossless JPEG encoder on the same map (the ``jpeg`` depth item's coding) as the baseline of the same run.
 
     PYTHONPATH=. python bench/bench_depth_encode.py [--repeat 5] [--presets ultrafast,medium]
@@ -23,8 +23,16 @@ SIZES = ((768, 576), (576, 768), (640, 480))
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
 #: quality -1 is lossless; iPhones store filtered maps lossy.
 QUALITIES = (-1, 90, 75)
-#: x265 thread settings libheif passes through: its default (a pool of one thread per core) and one thread.
-THREADS = {"default": {}, "1 thread": {"x265:pools": "1", "x265:frame-threads": "1"}}
+#: x265 settings libheif passes through (``x265:NAME``) that could matter for one small intra frame: its default
+#: (a thread pool of one thread per core, wavefront rows), one pool thread, no pool at all, no wavefront
+#: parallelism, no lookahead slices.  ``rc-lookahead=0`` is refused by x265 ("could not be opened").
+THREADS = {
+    "default": {},
+    "1 thread": {"x265:pools": "1", "x265:frame-threads": "1"},
+    "no pool": {"x265:pools": "none"},
+    "no WPP": {"x265:wpp": "0"},
+    "no la-sl": {"x265:lookahead-slices": "0"},
+}
 
 
 def depth_map(width: int, height: int, bits: int) -> np.ndarray:

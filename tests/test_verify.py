@@ -375,6 +375,15 @@ def test_heic_jpeg_depth_item_rules():
     headless = recoded.replace(jpgc, jpgc[:8] + bytes(len(jpgc) - 8))
     finding = only(verify_bytes(headless), "error", "heic.depth-data")
     assert "the depth item is not a JPEG: no JPEG SOI marker at offset 0" in finding.message
+    width, height = heic.coded_size(meta, depth_id)
+
+    def halved(meta, depth_id, _xmp_id):
+        index, _ = meta.first_property(depth_id, "ispe")
+        meta.properties[index - 1] = isobmff.full_box_bytes("ispe", 0, 0, struct.pack(">II", width // 2, height // 2))
+
+    finding = only(verify_bytes(edit_heic(recoded, halved)), "error", "heic.depth-size")
+    assert finding.where == f"item {depth_id} (JPEG)"
+    assert f"is {width}x{height} but the item's ispe says {width // 2}x{height // 2}" in finding.message
 
 
 def test_heic_unedited_rebuild_verifies_clean():

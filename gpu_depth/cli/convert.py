@@ -95,6 +95,7 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
         attach={
             "gdepth": args.gdepth,
             "coding": args.jpeg_depth,
+            "depth_codec": args.heic_depth_codec,
             "replace": args.replace,
             "xmp_profile": args.depth_xmp,
             "exif_portrait": args.exif_portrait,

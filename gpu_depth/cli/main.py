@@ -178,6 +178,12 @@ def _convert_parser(sub: argparse.ArgumentParser) -> None:
         default="lossless",
         help="JPEG outputs: 16-bit lossless map (exact) or 8-bit baseline (iPhone's filtered maps, ±1 code)",
     )
+    sub.add_argument(
+        "--heic-depth-codec",
+        choices=("hevc", "jpeg"),
+        default="hevc",
+        help="HEIC outputs: 8-bit monochrome HEVC map (every HEIF reader), or 16-bit lossless JPEG (see README)",
+    )
     sub.add_argument("--shard", help="I/N: do shard I of N (default: from Slurm/AWS Batch/Kubernetes variables)")
     sub.add_argument("--resume", action="store_true", help="skip items whose output exists and reads back")
     sub.add_argument("--report", type=Path, help="JSON Lines report (default: OUT/report[.shard-I-of-N].jsonl)")

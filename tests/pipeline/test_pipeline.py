@@ -332,6 +332,19 @@ def test_portrait_signal_flags(tmp_path, flags):
         )
 
 
+@pytest.mark.parametrize(("flag", "item_type"), [((), "hvc1"), (("--heic-depth-codec", "jpeg"), "jpeg")])
+def test_heic_depth_codec_flag_picks_the_depth_items_coding(tmp_path, flag, item_type):
+    from gpu_depth.containers.heic import isobmff
+    from gpu_depth.containers.heic import plugin as heic
+
+    photos, depths = make_dataset(tmp_path, 1)
+    out = tmp_path / "out"
+    assert convert("--photos", photos, "--depth", depths, "--container", "heic", *flag, "--out", out) == 0
+    meta = isobmff.parse_file((out / "p0000.heic").read_bytes()).meta
+    assert meta.item(heic.find_depth_item(meta)).item_type == item_type
+    assert read_depth(out / "p0000.heic").pixel_format.fourcc == "hdis"
+
+
 def test_shards_into_the_photos_folder_never_overwrite_an_input(tmp_path):
     """b.jpg and b.jpeg fell in different shards and both wrote b.jpg: one shard replaced the other's input."""
     make_dataset(tmp_path, 2)

@@ -141,10 +141,15 @@ def read_boxes(data: bytes | memoryview, start: int, end: int, depth: int = 0, p
 
 def box_bytes(kind: str, payload: bytes) -> bytes:
     """A box: 32-bit size when it fits, else ``largesize``."""
-    size = HEADER + len(payload)
+    return box_header(kind, len(payload)) + payload
+
+
+def box_header(kind: str, length: int) -> bytes:
+    """The header of a box of ``length`` payload bytes."""
+    size = HEADER + length
     if size <= U32_MAX:
-        return struct.pack(">I4s", size, kind.encode("latin-1")) + payload
-    return struct.pack(">I4sQ", 1, kind.encode("latin-1"), size + LARGE_HEADER - HEADER) + payload
+        return struct.pack(">I4s", size, kind.encode("latin-1"))
+    return struct.pack(">I4sQ", 1, kind.encode("latin-1"), size + LARGE_HEADER - HEADER)
 
 
 def full_box_bytes(kind: str, version: int, flags: int, payload: bytes) -> bytes:
@@ -735,9 +740,11 @@ def rebuild(
         except OverflowError:
             if offset_size == 8:
                 raise DepthError("iloc: an offset exceeds 64 bits") from None
-    out = [raw if box is heif.meta_box else layout.box_bytes(box, appended if grow else b"") for box in heif.boxes]
+    out: list[bytes | memoryview] = []  # views of the photo's bytes, copied once by the join
+    for box in heif.boxes:
+        out += [raw] if box is heif.meta_box else layout.box_pieces(box, appended if grow else b"")
     if appended and not grow:
-        out.append(box_bytes("mdat", appended))
+        out += [box_header("mdat", len(appended)), appended]
     return b"".join(out)
 
 
@@ -828,15 +835,19 @@ class _Layout:
             return _header_size(self.heif.data, box)
         return HEADER if HEADER + length <= U32_MAX else LARGE_HEADER
 
-    def box_bytes(self, box: Box, appended: bytes) -> bytes:
+    def box_pieces(self, box: Box, appended: bytes) -> list[bytes | memoryview]:
+        """The box as written, in pieces: its header and views of the kept bytes, then ``appended``."""
+        view = memoryview(self.heif.data)
         if not self._changed(box):
-            return _explicit(self.heif.data, box)
-        data, pieces, pos = self.heif.data, [], box.start
+            if struct.unpack_from(">I", view, box.offset)[0] != 0:
+                return [view[box.offset : box.end]]
+            return [box_header(box.type, box.end - box.start), view[box.start : box.end]]  # as _explicit does
+        pieces, pos = [], box.start
         for index in self._cuts_in(box, box.end):
-            pieces.append(bytes(data[pos : self.los[index]]))
+            pieces.append(view[pos : self.los[index]])
             pos = self.his[index]
-        pieces.append(bytes(data[pos : box.end]))
-        return box_bytes(box.type, b"".join(pieces) + appended)
+        pieces += [view[pos : box.end], appended]
+        return [box_header(box.type, sum(map(len, pieces))), *pieces]
 
     def moved(self, meta: Meta, new_items: frozenset[int]) -> Meta:
         """A copy of ``meta`` whose file-offset extents are absolute offsets in the rebuilt file."""

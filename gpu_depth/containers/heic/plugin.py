@@ -7,6 +7,10 @@ The stored 8-bit map is encoded by pillow-heif as a monochrome (4:0:0) HEVC imag
 ``iref cdsc`` → depth.  The SEI carries the map's FloatMin/FloatMax: disparity as type 1 (uniform
 disparity, d_min/d_max), depth as type 2 (uniform Z, z_near/z_far), code 0 ↦ FloatMin in both.
 
+With ``depth_codec="jpeg"`` the map is stored instead as recent iPhones store it (libheif issue #910): a
+``jpeg`` item holding the whole 16-bit lossless JPEG (SOF3, StoredFormat ``L016``), with ``ispe`` and a 16-bit
+``pixi`` in place of ``hvcC``, and the same ``auxC``, rotation, XMP and references.
+
 Depth maps are in the photo's stored (coded) orientation, as Apple stores them: the shared
 ``irot``/``imir`` turns both the same way on display.
 """
@@ -29,6 +33,7 @@ from ...core.quantize import dequantize, quantize
 from ...core.xmp import build_depth_xmp, parse_depth_xmp
 from ...errors import DepthError, ExistingDepth
 from .. import exif
+from ..jpeg import ljpeg
 from ..jpeg.plugin import decode_gray
 from ..jpeg.segments import parse_jpeg
 from . import isobmff
@@ -58,8 +63,13 @@ SHARED_PROPERTIES = ("irot", "imir")
 #: Properties of pillow-heif's depth encoding carried over to the depth item (its colr is dropped).
 CODING_PROPERTIES = ("hvcC", "ispe", "clap", "pixi")
 ESSENTIAL = frozenset({"hvcC", "clap", "irot", "imir", "auxC"})
+#: How attach_depth codes the map: monochrome 8-bit HEVC (``hvc1``, the default) or 16-bit lossless JPEG (``jpeg``).
+DEPTH_CODECS = ("hevc", "jpeg")
+#: The x265 preset of the map's HEVC encode: on an iPhone-size monochrome lossless map the slower presets save
+#: at most ~1.4% of its size for 1.5-3x the time, and no thread or lookahead setting beats it (bench/RESULTS.md).
+DEPTH_PRESET = "ultrafast"
 #: Keyword arguments of :func:`attach_depth` a caller (the pipeline) may pass.
-ATTACH_OPTIONS = frozenset({"depth_quality", "depth_preset", "encoder_threads", "exif_portrait"})
+ATTACH_OPTIONS = frozenset({"depth_quality", "depth_preset", "depth_codec", "encoder_threads", "exif_portrait"})
 #: Largest depth item decoded (bytes of coded data).
 MAX_DEPTH_ITEM_BYTES = 64 << 20
 #: Largest Exif item rewritten (iPhones write ~3 KB; JPEG's APP1 holds at most 64 KiB).
@@ -230,13 +240,15 @@ def attach_depth(
     *,
     replace: bool = False,
     depth_quality: int = -1,
-    depth_preset: str = "medium",
+    depth_preset: str = DEPTH_PRESET,
+    depth_codec: str = "hevc",
     encoder_threads: int | None = None,
     exif_portrait: bool = False,
 ) -> bytes:
     """The HEIC ``photo`` with ``depth`` attached; the photo's own items keep their bytes.
 
-    ``depth_quality``: -1 (default) stores the 8-bit map losslessly, 0-100 lossy as iPhones do.
+    ``depth_codec``: ``"hevc"`` (default) stores an 8-bit monochrome HEVC item, ``"jpeg"`` a 16-bit lossless
+    JPEG item.  ``depth_quality`` (HEVC): -1 (default) stores the 8-bit map losslessly, 0-100 lossy as iPhones do.
     ``encoder_threads``: x265 threads for the map's encode (None: x265's default, one per core).
     ``exif_portrait``: the primary's Exif CustomRendered set to 8 (Portrait), see :func:`mark_portrait`.
     An existing depth item is an error unless ``replace`` (then it and its XMP item are removed).
@@ -255,8 +267,8 @@ def attach_depth(
     cuts = unused_ranges(heif, removed)
     meta.remove_items(removed)
 
-    stored = quantize(depth)
-    coding, coded = _encode_map(stored.pixels, depth_quality, _encoder_params(depth_preset, encoder_threads))
+    stored = quantize(depth, StoredFormat.L016 if depth_codec == "jpeg" else StoredFormat.L008)
+    item_type, coding, coded = _encode_depth(stored.pixels, depth_codec, depth_quality, depth_preset, encoder_threads)
     xmp = build_depth_xmp(stored.info, stored.metadata)
     auxc = isobmff.full_box_bytes("auxC", 0, 0, DEPTH_URN.encode() + b"\0" + build_aux_subtype(_sei(stored.info)))
 
@@ -269,7 +281,7 @@ def attach_depth(
     associations = [added[k] for k in ("hvcC", "ispe", "clap") if k in added] + shared
     associations += [added[k] for k in ("pixi", "auxC") if k in added]
     meta.associations[depth_id] = associations
-    meta.items += [ItemInfo(depth_id, "hvc1", flags=1), ItemInfo(xmp_id, "mime", 1, content_type=XMP_MIME)]
+    meta.items += [ItemInfo(depth_id, item_type, flags=1), ItemInfo(xmp_id, "mime", 1, content_type=XMP_MIME)]
     meta.locations[depth_id] = Location(depth_id, extents=[isobmff.Extent(0, len(coded))])
     meta.locations[xmp_id] = Location(xmp_id, extents=[isobmff.Extent(len(coded), len(xmp))])
     meta.references += [Reference("auxl", depth_id, [primary]), Reference("cdsc", xmp_id, [depth_id])]
@@ -381,6 +393,27 @@ def _encode_map(pixels: np.ndarray, quality: int, params: dict[str, str]) -> tup
     if [kind for kind, _ in coding][:2] != ["hvcC", "ispe"]:
         raise DepthError(f"pillow-heif's depth encoding has unexpected properties {[k for k, _ in coding]}")
     return coding, isobmff.item_data(encoded, item_id)
+
+
+def _encode_depth(
+    pixels: np.ndarray, codec: str, quality: int, preset: str, threads: int | None
+) -> tuple[str, list[tuple[str, bytes]], bytes]:
+    """The depth item's type, coding properties and coded bytes for ``codec`` (one of :data:`DEPTH_CODECS`)."""
+    if codec == "jpeg":
+        return "jpeg", *_encode_jpeg(pixels, quality)
+    if codec != "hevc":
+        raise DepthError(f"unknown HEIC depth codec {codec!r}; expected hevc or jpeg (--heic-depth-codec)")
+    return "hvc1", *_encode_map(pixels, quality, _encoder_params(preset, threads))
+
+
+def _encode_jpeg(pixels: np.ndarray, quality: int) -> tuple[list[tuple[str, bytes]], bytes]:
+    """The 16-bit map as a lossless JPEG (SOF3, predictor 1), whole in the item: its ispe, pixi and bytes."""
+    if quality != -1:
+        raise DepthError(f"a jpeg depth item is always 16-bit lossless; depth_quality {quality} applies to hevc")
+    height, width = pixels.shape
+    ispe = isobmff.full_box_bytes("ispe", 0, 0, width.to_bytes(4, "big") + height.to_bytes(4, "big"))
+    pixi = isobmff.full_box_bytes("pixi", 0, 0, bytes([1, 16]))  # one channel of 16 bits
+    return [("ispe", ispe), ("pixi", pixi)], ljpeg.encode(pixels)
 
 
 def _encoder_params(preset: str, threads: int | None) -> dict[str, str]:

@@ -204,8 +204,17 @@ def _check_jpeg(heif: isobmff.HeifFile, depth_id: int, info: PixelDataInfo | Non
         return
     if frame is None:
         findings.error("heic.depth-data", where, "the depth JPEG has no start-of-frame segment")
-    elif (problem := coding_problem(frame, info)) is not None:
+        return
+    if (problem := coding_problem(frame, info)) is not None:
         findings.warning("heic.depth-codec", where, problem)
+    size = heic.image_size(heif.meta, depth_id)
+    if size is not None and size != (frame.width, frame.height):
+        findings.error(
+            "heic.depth-size",
+            where,
+            f"the depth JPEG is {frame.width}x{frame.height} but the item's ispe says {size[0]}x{size[1]}: "
+            "readers lay the map out by its ispe",
+        )
 
 
 def _check_auxl(meta: Meta, depth_id: int, findings: Findings) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import struct
 
+import imagecodecs
 import numpy as np
 import pillow_heif
 import pytest
 from helpers import sample
 from helpers.heic import with_jpeg_depth
+from helpers.verify import problems
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms
@@ -20,8 +22,10 @@ from gpu_depth.containers.heic import isobmff
 from gpu_depth.containers.heic import plugin as heic
 from gpu_depth.containers.heic.depth_sei import DepthRepresentation, build_aux_subtype, parse_aux_subtype
 from gpu_depth.core.formats import StoredFormat
-from gpu_depth.core.quantize import quantize
+from gpu_depth.core.quantize import dequantize, quantize
+from gpu_depth.core.xmp import parse_depth_xmp
 from gpu_depth.errors import DepthError
+from gpu_depth.verify import verify_bytes
 
 FAST = {"quality": 60, "enc_params": {"preset": "ultrafast"}}
 #: The auxC subtype of the disparity item in iphone13pro-pug.heic (depth-formats.md §1.3).
@@ -497,6 +501,88 @@ def test_a_broken_jpeg_depth_item_is_one_line(photo):
     broken = data.replace(jpgc, jpgc[:8] + b"\0" * (len(jpgc) - 8))  # headers gone: no SOI where JPEG starts
     with pytest.raises(DepthError, match=r"depth item \d+ \(JPEG\): no JPEG SOI marker at offset 0"):
         heic.read_depth(broken)
+
+
+def item_graph(data: bytes) -> dict:
+    """A HEIC's items (id, type, flags, content type), primary, references and each item's properties
+    (type, essential, bytes) in ipma order: everything but the items' data and where it lies."""
+    meta = isobmff.parse_file(data).meta
+    return {
+        "items": [(i.item_id, i.item_type, i.flags, i.content_type) for i in meta.items],
+        "primary": meta.primary,
+        "references": sorted((r.kind, r.from_id, tuple(r.to_ids)) for r in meta.references),
+        "properties": {
+            item_id: [(meta.property_type(i), essential, meta.properties[i - 1]) for i, essential in entries]
+            for item_id, entries in meta.associations.items()
+        },
+    }
+
+
+@pytest.mark.parametrize("source", ["photo", "grid_photo"])
+def test_a_jpeg_depth_item_has_the_hevc_layout_but_for_its_type_and_coding_properties(request, source):
+    photo = request.getfixturevalue(source)
+    depth = depth_map("hdis")
+    hevc_file = heic.attach_depth(photo, depth)
+    depth_id = heic.find_depth_item(isobmff.parse_file(hevc_file).meta)
+    hevc, jpeg = item_graph(hevc_file), item_graph(heic.attach_depth(photo, depth, depth_codec="jpeg"))
+    as_jpeg = [(i, "jpeg" if i == depth_id else kind, flags, ct) for i, kind, flags, ct in hevc["items"]]
+    assert jpeg["items"] == as_jpeg and jpeg["primary"] == hevc["primary"]
+    assert jpeg["references"] == hevc["references"]
+    assert {k: v for k, v in jpeg["properties"].items() if k != depth_id} == {
+        k: v for k, v in hevc["properties"].items() if k != depth_id
+    }
+    # the codec property: no hvcC, and the pixi says 16 bits where the HEVC map has 8
+    pixi = {isobmff.full_box_bytes("pixi", 0, 0, bytes([1, 8])): isobmff.full_box_bytes("pixi", 0, 0, bytes([1, 16]))}
+    expected = [(k, e, pixi.get(raw, raw)) for k, e, raw in hevc["properties"][depth_id] if k != "hvcC"]
+    assert jpeg["properties"][depth_id] == expected
+    assert [k for k, _, _ in expected][:2] == ["ispe", "irot" if source == "grid_photo" else "pixi"]
+
+
+@pytest.mark.parametrize("fmt", ["hdis", "fdis", "hdep", "fdep", "holes"])
+def test_a_jpeg_depth_item_reads_back_exactly_by_us_and_by_libjpeg_turbo(photo, fmt):
+    depth = depth_map("fdep" if fmt == "holes" else fmt)
+    if fmt == "holes":
+        values = depth.array.copy()
+        values[10:20, 30:50] = np.nan
+        depth = DepthData.from_array(values, "fdep", metadata=depth.metadata)
+    stored = quantize(depth, StoredFormat.L016)
+    data = heic.attach_depth(photo, depth, depth_codec="jpeg")
+    heif = isobmff.parse_file(data)
+    depth_id = heic.find_depth_item(heif.meta)
+    coded = bytes(isobmff.item_data(heif, depth_id))
+    assert heif.meta.item(depth_id).item_type == "jpeg" and heif.meta.first_property(depth_id, "jpgC") is None
+    assert coded[:2] == b"\xff\xd8" and b"\xff\xc3" in coded  # the whole JPEG, lossless (SOF3)
+    assert np.array_equal(imagecodecs.ljpeg_decode(coded), stored.pixels)
+    assert np.array_equal(imagecodecs.jpeg8_decode(coded), stored.pixels)
+    assert np.array_equal(heic.decode_item(heif, depth_id), stored.pixels)
+    info, _ = parse_depth_xmp(isobmff.item_data(heif, heic.xmp_item(heif.meta, depth_id)))
+    assert info == stored.info and info.stored_format == StoredFormat.L016.code
+    back = heic.read_depth(data)
+    expected = dequantize(stored.pixels, stored.info, depth.metadata.for_writing())
+    assert (back.pixel_format, back.metadata) == (depth.pixel_format, expected.metadata)
+    assert np.array_equal(back.array, expected.array, equal_nan=True)
+    assert np.isnan(back.array).sum() == np.isnan(depth.array).sum()
+
+
+def test_a_jpeg_depth_item_verifies_clean_and_replaces_either_way(grid_photo):
+    depth = depth_map("hdep")
+    jpeg = heic.attach_depth(grid_photo, depth, depth_codec="jpeg")
+    assert problems(verify_bytes(jpeg)) == []
+    hevc = heic.attach_depth(jpeg, depth, replace=True)
+    back = heic.attach_depth(hevc, depth, replace=True, depth_codec="jpeg")
+    for data, kind in ((hevc, "hvc1"), (back, "jpeg")):
+        meta = isobmff.parse_file(data).meta
+        assert [meta.item(i).item_type for i in heic.depth_items(meta)] == [kind]
+        assert problems(verify_bytes(data)) == []
+    assert back == jpeg  # replacing leaves the file as if the HEVC map had never been there
+
+
+def test_jpeg_depth_item_options_are_checked(photo):
+    depth = depth_map()
+    with pytest.raises(DepthError, match=r"unknown HEIC depth codec 'av1'.*--heic-depth-codec"):
+        heic.attach_depth(photo, depth, depth_codec="av1")
+    with pytest.raises(DepthError, match="always 16-bit lossless; depth_quality 80"):
+        heic.attach_depth(photo, depth, depth_codec="jpeg", depth_quality=80)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

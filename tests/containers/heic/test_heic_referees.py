@@ -116,3 +116,16 @@ def test_exiftool_finds_no_new_warning_in_a_rewritten_iphone_file(tmp_path):
 
     # Apple's own file has two auxl references (gain map and depth), which exiftool flags
     assert warnings(path) == warnings(source)
+
+
+def test_pillow_heif_opens_a_photo_with_a_jpeg_depth_item_and_lists_the_16_bit_map(tmp_path):
+    """libheif 1.23 (pillow-heif's) opens the photo, decodes its primary as before and lists the jpeg depth item
+    as a 16-bit depth image; its wheels have no JPEG decoder, so the map itself is decoded by libjpeg-turbo
+    (tests/containers/heic/test_heic.py).  Debian's libheif 1.15 refuses such a file (see README)."""
+    photo, depth = photo_bytes(), depth_map("hdis")
+    path = tmp_path / "jpeg-depth.heic"
+    path.write_bytes(heic.attach_depth(photo, depth, depth_codec="jpeg"))
+    image = pillow_heif.open_heif(path, convert_hdr_to_8bit=False)
+    assert np.array_equal(np.asarray(image), np.asarray(pillow_heif.open_heif(io.BytesIO(photo))))
+    (listed,) = image.info["depth_images"]
+    assert (listed.size, listed.mode) == ((depth.width, depth.height), "I;16")
