@@ -138,6 +138,11 @@ def build_matte_xmp(kind: MatteKind, version: int | None, typed: bool) -> bytes:
     return packet(props, {**PREFIXES, kind.namespace: kind.prefix})
 
 
+def _type_properties(kind: MatteKind) -> tuple[tuple[str, str | None], ...]:
+    """The (AuxiliaryImageType, SubType) pairs that name ``kind`` in an XMP."""
+    return (("depth", kind.subtype), (kind.urn, None)) if kind.subtype else ((kind.urn, None),)
+
+
 def parse_matte_xmp(data: bytes, kind: MatteKind | None = None) -> tuple[MatteKind | None, int | None]:
     """(kind, version) a packet describes: ``kind`` when given (HEIC, where the URN says it), else the
     one its ``apdi`` type properties name (None for depth, gain maps, unknown types); the version is
@@ -146,7 +151,7 @@ def parse_matte_xmp(data: bytes, kind: MatteKind | None = None) -> tuple[MatteKi
     if kind is None:
         image_type = props.get((APDI, "AuxiliaryImageType"))
         subtype = props.get((APDI, "AuxiliaryImageSubType"))
-        kind = next((k for k in KINDS.values() if (image_type, subtype) in (("depth", k.subtype), (k.urn, None))), None)
+        kind = next((k for k in KINDS.values() if (image_type, subtype) in _type_properties(k)), None)
         if kind is None:
             return None, None
     value = props.get((kind.namespace, kind.version_property))
