@@ -49,6 +49,19 @@ def read_mattes(path: PathLike) -> list[Matte]:
         raise DepthError(f"{path}: {exc}") from exc
 
 
+def auxiliary_images(path: PathLike) -> list[dict]:
+    """Every auxiliary image of a HEIC or JPEG (depth, mattes, gain maps …), nothing decoded: its
+    ``type`` (``depth``, a matte kind, else the file's own word for it), ``width`` and ``height``."""
+    data = read_file(path)
+    module = _container_of(data, path)
+    if not hasattr(module, "auxiliary_images"):
+        return []
+    try:
+        return [{"type": kind, "width": w, "height": h} for kind, w, h in module.auxiliary_images(data)]
+    except DepthError as exc:
+        raise DepthError(f"{path}: {exc}") from exc
+
+
 def read_auxiliary(path: PathLike, kind: str = "portrait-effects") -> Matte | None:
     """The ``CGImageSourceCopyAuxiliaryDataInfoAtIndex`` analogue for mattes: the file's first matte of
     ``kind`` (a name of :data:`gpu_depth.core.auxiliary.KINDS` or its URN), or None.  Its

@@ -1,4 +1,5 @@
-"""A picture for people: the photo beside its colour-mapped depth, with a colour bar in m or 1/m."""
+"""A picture for people: the photo beside its colour-mapped depth, with a colour bar in m or 1/m, and
+its portrait matte (else its first matte) in gray when it has one."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import containers
-from ..api import read_depth
+from ..api import read_depth, read_mattes
+from ..core.auxiliary import DEFAULT_KIND
 from ..core.orientation import to_stored
 from ..errors import DepthError
 from ..fileio import read_file, write_atomic
@@ -43,6 +45,19 @@ def _orientation(path: Path) -> int:
     return module.orientation(data) if module is not None else 1
 
 
+def _matte_panel(path: Path, height: int):
+    """The portrait matte (else the first matte) as shown, ``height`` tall, or None without mattes."""
+    from PIL import Image
+
+    mattes = read_mattes(path)
+    if not mattes:
+        return None
+    matte = next((m for m in mattes if m.kind.name == DEFAULT_KIND), mattes[0])
+    pixels = to_stored(matte.pixels, DISPLAY[_orientation(path)])
+    width = max(1, round(pixels.shape[1] * height / pixels.shape[0]))
+    return Image.fromarray(pixels, "L").resize((width, height)).convert("RGB")
+
+
 def write_preview(path: Path, out: Path) -> None:
     """Write a PNG: photo | depth | colour bar labelled with the range and unit."""
     from PIL import Image, ImageDraw, ImageOps
@@ -64,7 +79,11 @@ def write_preview(path: Path, out: Path) -> None:
     photo = photo.resize((max(1, round(photo.width * scale)), HEIGHT))
     depth_image = depth_image.resize((max(1, round(values.shape[1] * HEIGHT / values.shape[0])), HEIGHT), Image.NEAREST)
     ramp = np.linspace(high, low, HEIGHT)[:, None].repeat(BAR, axis=1)
-    canvas = Image.new("RGB", (photo.width + depth_image.width + BAR + 90, HEIGHT), "white")
+    matte = _matte_panel(path, HEIGHT)
+    extra = matte.width if matte is not None else 0
+    canvas = Image.new("RGB", (photo.width + depth_image.width + BAR + 90 + extra, HEIGHT), "white")
+    if matte is not None:
+        canvas.paste(matte, (photo.width + depth_image.width + BAR + 90, 0))
     canvas.paste(photo, (0, 0))
     canvas.paste(depth_image, (photo.width, 0))
     canvas.paste(Image.fromarray(colour_map(ramp, low, high)), (photo.width + depth_image.width, 0))

@@ -113,6 +113,19 @@ def matte_items(meta: Meta) -> list[tuple[int, MatteKind]]:
     return [(item_id, kind) for item_id, kind in found if kind is not None]
 
 
+def auxiliary_images(data: bytes) -> list[tuple[str, int, int]]:
+    """(type, width, height) of every aux image, nothing decoded: ``depth``, a matte kind's name, or
+    the auxC URN of any other (gain maps, alpha)."""
+    meta = isobmff.parse_file(memoryview(data)).meta
+    found = []
+    for item in meta.items:
+        urn = _aux_type(meta, item.item_id)[0]
+        if urn is not None:
+            kind = "depth" if urn in DEPTH_URNS else BY_URN[urn].name if urn in BY_URN else urn
+            found.append((kind, *(image_size(meta, item.item_id) or (0, 0))))
+    return found
+
+
 def read_mattes(data: bytes) -> list[Matte]:
     """Every matte of a HEIC, in item order, with the version its XMP item says."""
     heif = isobmff.parse_file(memoryview(data))

@@ -26,7 +26,7 @@ from ...core.depthdata import DepthData
 from ...core.formats import StoredFormat
 from ...core.orientation import displayed_size as turned
 from ...core.quantize import dequantize, quantize
-from ...core.xmp import build_depth_xmp, parse_depth_xmp
+from ...core.xmp import APDI, build_depth_xmp, parse_depth_xmp, properties
 from ...errors import DepthError, ExistingDepth
 from . import ljpeg, mpf
 from .gdepth import edit as edit_gdepth
@@ -176,6 +176,27 @@ def _replaced_mattes(photo: bytes, index: MpIndex, mattes: Sequence[Matte], repl
         image, kind = clash[0]
         raise ExistingDepth(f"already has a {kind.name} matte (MP image {image.number + 1} at offset {image.start})")
     return [image for image, _ in clash]
+
+
+def auxiliary_images(data: bytes) -> list[tuple[str, int, int]]:
+    """(type, width, height) of every MP image after the primary, nothing decoded: ``depth``, a matte
+    kind's name, the XMP's ``apdi:AuxiliaryImageType`` of any other (gain maps), else ``image``."""
+    found = []
+    for image in mp_index(data, parse_jpeg(data)).images:
+        kind = "image"
+        if image.entry.attribute & mpf.FORMAT_BITS:
+            found.append((kind, 0, 0))
+            continue
+        parsed = parse_jpeg(data, image.start, image.end)
+        for xmp in parsed.xmp_packets(data):
+            matte, _ = parse_matte_xmp(xmp)
+            image_type = properties(xmp).get((APDI, "AuxiliaryImageType"))
+            if matte is not None or isinstance(image_type, str):
+                kind = matte.name if matte else "depth" if _depth_xmp(data, image) else image_type
+                break
+        frame = parsed.frame(data)
+        found.append((kind, *((frame.width, frame.height) if frame else (0, 0))))
+    return found
 
 
 def read_mattes(data: bytes) -> list[Matte]:
