@@ -229,7 +229,28 @@ def matte_image(matte: Matte, count: int) -> bytes:
     """A matte JPEG as the iPhone XS writes it: SOI, APP1 XMP, APP2 MPF {version, ``count``}, then an
     8-bit baseline coding with a restart interval of one MCU row."""
     xmp = segment(APP1, XMP_ID + matte.xmp(True))
-    return b"\xff\xd8" + xmp + segment(APP2, mpf.build_version(count)) + _baseline(matte.pixels, restart_marker_rows=1)
+    coded = _apple_order(_baseline(matte.pixels, restart_marker_rows=1))
+    return b"\xff\xd8" + xmp + segment(APP2, mpf.build_version(count)) + coded
+
+
+#: The XS matte's header order: quantisation tables, restart interval, frame, one DHT of every table.
+_HEADER_ORDER = (0xDB, 0xDD, 0xC0, 0xC4)
+
+
+def _apple_order(coded: bytes) -> bytes:
+    """libjpeg's baseline header (DQT SOF0 DHT DHT DRI, after SOI) reordered as the iPhone writes it
+    (DQT DRI SOF0 DHT, the Huffman tables in one segment); the scan is untouched."""
+    parsed = parse_jpeg(b"\xff\xd8" + coded)
+    header = [s for s in parsed.segments if s.marker != 0xDA]
+    scan = parsed.segments[len(header)]
+    data = b"\xff\xd8" + coded
+    if sorted({s.marker for s in header}) != sorted(_HEADER_ORDER):
+        raise DepthError(f"unexpected JPEG header from the matte encoder: {[s.name for s in header]}")
+    pieces = []
+    for marker in _HEADER_ORDER:
+        payloads = [s.payload(data) for s in header if s.marker == marker]
+        pieces.append(segment(marker, b"".join(payloads)))
+    return b"".join(pieces) + data[scan.offset :]
 
 
 def _recounted(photo: bytes, images: list[_Secondary], count: int) -> bytes:
