@@ -170,6 +170,13 @@ def _convert_parser(sub: argparse.ArgumentParser) -> None:
         default="lossless",
         help="JPEG outputs: 16-bit lossless map (exact) or 8-bit baseline (iPhone's filtered maps, ±1 code)",
     )
+    mattes = sub.add_argument_group("mattes (HEIC and JPEG outputs)")
+    mattes.add_argument("--matte", type=Path, help="folder of 8-bit mattes (255 = subject), paired by photo stem")
+    mattes.add_argument("--matte-suffix", default="", help="matte stem = photo stem + this (e.g. _matte)")
+    mattes.add_argument("--matte-kind", choices=list(MATTE_KINDS), default="portrait-effects")
+    mattes.add_argument(
+        "--drop-mattes", action="store_true", help="drop the photos' own mattes (kept by default, listed in the report)"
+    )
     sub.add_argument("--shard", help="I/N: do shard I of N (default: from Slurm/AWS Batch/Kubernetes variables)")
     sub.add_argument("--resume", action="store_true", help="skip items whose output exists and reads back")
     sub.add_argument("--report", type=Path, help="JSON Lines report (default: OUT/report[.shard-I-of-N].jsonl)")
