@@ -92,7 +92,10 @@ def attach_auxiliary(
             raise DepthError(f"a {target.NAME} photo takes no mattes (HEIC and JPEG do)")
         turn = target.orientation(data)
         [matte] = _placed([matte], target, data, turn, orientation, fit)
-        options = {k: v for k, v in attach_options.items() if k in target.ATTACH_OPTIONS}
+        known = frozenset().union(*(containers.plugin(name).ATTACH_OPTIONS for name in containers.PLUGINS))
+        if unknown := sorted(set(attach_options) - known):
+            raise DepthError(f"unknown attach option(s): {', '.join(unknown)}")
+        options = {k: v for k, v in attach_options.items() if k in target.AUXILIARY_OPTIONS}
         result = target.attach_auxiliary(data, [matte], replace=replace, **options)
     except ExistingDepth as exc:
         raise ExistingDepth(f"{photo}: {exc}; pass replace=True to replace it") from exc

@@ -98,5 +98,9 @@ def test_bad_mattes_are_one_line_errors(photo, tmp_path):
         gpu_depth.attach_depth(photo, smooth_depth("hdis"), tmp_path / "o.jpg", mattes={"hair": ramp(64, 48) * 1.0})
     with pytest.raises(DepthError, match="a 2-D uint8 array or a Matte"):
         gpu_depth.attach_depth(photo, smooth_depth("hdis"), tmp_path / "o.jpg", mattes={"hair": [[1]]})
+    with pytest.raises(DepthError, match="unknown attach option"):
+        gpu_depth.attach_auxiliary(photo, "hair", ramp(64, 48), tmp_path / "o.jpg", bogus=1)
     assert not (tmp_path / "o.jpg").exists()
+    # options of other containers are ignored, as attach_depth ignores them
+    gpu_depth.attach_auxiliary(photo, "hair", ramp(64, 48), tmp_path / "o.jpg", depth_quality=50)
     assert isinstance(Matte.of("hair", ramp(4, 3)), Matte)

@@ -63,6 +63,8 @@ CODING_PROPERTIES = ("hvcC", "ispe", "clap", "pixi")
 ESSENTIAL = frozenset({"hvcC", "clap", "irot", "imir", "auxC"})
 #: Keyword arguments of :func:`attach_depth` a caller (the pipeline) may pass.
 ATTACH_OPTIONS = frozenset({"depth_quality", "depth_preset", "encoder_threads"})
+#: Those :func:`attach_auxiliary` takes.
+AUXILIARY_OPTIONS = ATTACH_OPTIONS
 #: x265 preset of the mattes: at half the photo's size they hold several times the depth map's pixels;
 #: stored losslessly, a faster preset only makes them larger (a fifth, measured in bench_mattes.py).
 MATTE_PRESET = "ultrafast"

@@ -42,6 +42,8 @@ EXTENSIONS = (".jpg", ".jpeg")
 
 #: Keyword arguments of :func:`attach_depth` a caller (the pipeline) may pass.
 ATTACH_OPTIONS = frozenset({"gdepth", "gdepth_format", "gdepth_bits", "coding"})
+#: Those :func:`attach_auxiliary` takes: none (mattes are coded as the XS codes them).
+AUXILIARY_OPTIONS: frozenset[str] = frozenset()
 #: The Exif Orientation tag.
 ORIENTATION = 0x0112
 #: How the depth map is coded: 16-bit lossless (exact) or 8-bit baseline (the iPhone's filtered maps).
