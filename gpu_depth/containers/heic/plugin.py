@@ -9,6 +9,9 @@ disparity, d_min/d_max), depth as type 2 (uniform Z, z_near/z_far), code 0 ↦ F
 
 Depth maps are in the photo's stored (coded) orientation, as Apple stores them: the shared
 ``irot``/``imir`` turns both the same way on display.
+
+Mattes (:mod:`gpu_depth.core.auxiliary`) are aux items of the same build (:func:`add_aux_item`) with their
+kind's ``auxC`` URN and no subtype, as the iPhone 14 stores them (docs/mattes.md).
 """
 
 from __future__ import annotations

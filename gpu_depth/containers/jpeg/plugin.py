@@ -7,6 +7,7 @@ map in one of two ways, and so does :func:`attach_depth`: 16-bit lossless (SOF3,
 choice for unfiltered maps and maps with NaN; the default here, as it reads back exactly) or 8-bit
 baseline (``L008``, Apple's choice for filtered maps; quality 100 still moves a few per cent of the
 codes by ±1).  Reading accepts any MPF JPEG and ignores the size of MP entry 0, which Apple writes wrong.
+Mattes follow the depth as further MP images laid out as the iPhone XS's (:func:`matte_image`).
 """
 
 from __future__ import annotations
