@@ -12,7 +12,7 @@ import numpy as np
 from . import containers, limits
 from .core.auxiliary import Matte, kind_of
 from .core.depthdata import DepthData
-from .core.orientation import depth_size, to_stored
+from .core.orientation import depth_size, to_displayed, to_stored
 from .core.orientation import displayed_size as turned
 from .errors import DepthError, ExistingDepth
 from .fileio import PathLike, read_file, write_atomic
@@ -204,6 +204,8 @@ def attach(
         raise DepthError(f"a {target.NAME} photo takes no mattes (HEIC and JPEG do)")
     photo = in_container(data, path, target, quality, encoder_preset, encoder_threads)
     turn = target.orientation(photo)
+    if carried and (was := source.orientation(data)) != turn:  # the copy stores its pixels turned otherwise
+        carried = [Matte(m.kind, to_stored(to_displayed(m.pixels, was), turn), m.version) for m in carried]
     new = _placed(new, target, photo, turn, orientation, fit) + carried
     if orientation == "displayed" and turn != 1:
         depth = DepthData.from_array(to_stored(depth.array, turn), depth.pixel_format, metadata=depth.metadata)

@@ -104,3 +104,25 @@ def test_bad_mattes_are_one_line_errors(photo, tmp_path):
     # options of other containers are ignored, as attach_depth ignores them
     gpu_depth.attach_auxiliary(photo, "hair", ramp(64, 48), tmp_path / "o.jpg", depth_quality=50)
     assert isinstance(Matte.of("hair", ramp(4, 3)), Matte)
+
+
+def test_carried_mattes_are_turned_with_a_photo_whose_copy_stores_it_turned(tmp_path):
+    from gpu_depth.containers.heic import plugin as heic
+    from gpu_depth.containers.jpeg import plugin as jpeg
+    from gpu_depth.core.orientation import to_displayed
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image = Image.fromarray(np.full((96, 128, 3), 90, np.uint8))
+    image.info["exif"] = exif.tobytes()
+    source = tmp_path / "rotated.heic"
+    source.write_bytes(heic.encode_photo(image, encoder_preset="ultrafast"))
+    with_matte = gpu_depth.attach_auxiliary(source, "hair", ramp(64, 48), tmp_path / "m.heic")
+    out = gpu_depth.attach_depth(
+        with_matte, smooth_depth("hdis"), tmp_path / "m.jpg", orientation="displayed", fit="stretch"
+    )
+    shown = [
+        to_displayed(gpu_depth.read_auxiliary(path, "hair").pixels, plugin.orientation(path.read_bytes())).astype(int)
+        for path, plugin in ((with_matte, heic), (out, jpeg))
+    ]
+    assert shown[0].shape == shown[1].shape and np.abs(shown[0] - shown[1]).max() <= 1

@@ -11,7 +11,7 @@ import numpy as np
 from .. import containers
 from ..api import read_depth, read_mattes
 from ..core.auxiliary import DEFAULT_KIND
-from ..core.orientation import to_stored
+from ..core.orientation import to_displayed
 from ..errors import DepthError
 from ..fileio import read_file, write_atomic
 
@@ -35,10 +35,6 @@ def colour_map(values: np.ndarray, low: float, high: float) -> np.ndarray:
     return rgb.astype(np.uint8)
 
 
-#: The orientation whose undoing (:func:`to_stored`) shows a stored map: each one's inverse.
-DISPLAY = {code: {6: 8, 8: 6}.get(code, code) for code in range(1, 9)}
-
-
 def _orientation(path: Path) -> int:
     data = read_file(path)
     module = containers.sniff(data)
@@ -53,7 +49,7 @@ def _matte_panel(path: Path, height: int):
     if not mattes:
         return None
     matte = next((m for m in mattes if m.kind.name == DEFAULT_KIND), mattes[0])
-    pixels = to_stored(matte.pixels, DISPLAY[_orientation(path)])
+    pixels = to_displayed(matte.pixels, _orientation(path))
     width = max(1, round(pixels.shape[1] * height / pixels.shape[0]))
     return Image.fromarray(pixels, "L").resize((width, height)).convert("RGB")
 
@@ -71,7 +67,7 @@ def write_preview(path: Path, out: Path) -> None:
         photo = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
     except OSError as exc:
         raise DepthError(f"{path}: cannot decode the photo: {exc}") from exc
-    values = to_stored(depth.array.astype(np.float64), DISPLAY[_orientation(path)])  # both panels as shown
+    values = to_displayed(depth.array.astype(np.float64), _orientation(path))  # both panels as shown
     finite = values[np.isfinite(values)]
     low, high = float(finite.min()), float(finite.max())
     depth_image = Image.fromarray(colour_map(values, low, high))
