@@ -1,13 +1,13 @@
 """Mutation fuzzing of every reader gpu_depth runs on untrusted files.
 
 Readers: ``heif`` (heic.read_depth, orientation, displayed_size, auxiliary_images, read_mattes), ``isobmff``
-(box/item tables, every item's data, auxC SEI, rebuild), ``jpeg`` (jpeg.read_depth incl. MPF and
-GDepth/Extended XMP, orientation, displayed_size, auxiliary_images, read_mattes), ``dng`` (dng.read_depth, orientation, displayed_size), ``xmp``
-(xmp.parse_depth_xmp), ``loaders`` (loaders.load_depth_map on PNG, TIFF, PGM and .npy files),
-``attach`` (attach_depth on mutated HEIC/JPEG/DNG photos: the result must read back with the map and
-keep the photo's coded bytes) and ``photo`` (api.decode_photo and the JPEG re-encoding of PNG, TIFF,
-WebP, HEIC and JPEG photos).  Seeds are files made here at start (photos converted and attached by
-gpu_depth, GDepth JPEGs, DNGs written with tifffile) plus ``../shared/samples/*``.
+(box/item tables, every item's data, auxC SEI, rebuild), ``jpeg`` (jpeg.read_depth incl. MPF and GDepth/Extended
+XMP, orientation, displayed_size, auxiliary_images, read_mattes), ``dng`` (dng.read_depth, orientation,
+displayed_size), ``xmp`` (xmp.parse_depth_xmp), ``loaders`` (loaders.load_depth_map on PNG, TIFF, PGM and .npy
+files), ``attach`` (attach_depth on mutated HEIC/JPEG/DNG photos: the result must read back with the map and keep
+the photo's coded bytes) and ``photo`` (api.decode_photo and the JPEG re-encoding of PNG, TIFF, WebP, HEIC and JPEG
+photos).  Seeds are files made here at start (photos converted and attached by gpu_depth, GDepth JPEGs, DNGs
+written with tifffile) plus ``../shared/samples/*``.
 
 Each case mutates one seed (byte flips, truncation, 16/32-bit length and offset fields set to 0,
 huge or near values, chunk duplication, deletion and splicing with another seed; XML-aware edits for
