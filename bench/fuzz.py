@@ -1,13 +1,13 @@
 """Mutation fuzzing of every reader gpu_depth runs on untrusted files.
 
-Readers: ``heif`` (heic.read_depth, orientation, displayed_size), ``isobmff`` (box/item tables, every
-item's data, auxC SEI, rebuild), ``jpeg`` (jpeg.read_depth incl. MPF and GDepth/Extended XMP,
-orientation, displayed_size), ``dng`` (dng.read_depth, orientation, displayed_size), ``xmp``
-(xmp.parse_depth_xmp), ``loaders`` (loaders.load_depth_map on PNG, TIFF, PGM and .npy files),
-``attach`` (attach_depth on mutated HEIC/JPEG/DNG photos: the result must read back with the map and
-keep the photo's coded bytes) and ``photo`` (api.decode_photo and the JPEG re-encoding of PNG, TIFF,
-WebP, HEIC and JPEG photos).  Seeds are files made here at start (photos converted and attached by
-gpu_depth, GDepth JPEGs, DNGs written with tifffile) plus ``../shared/samples/*``.
+Readers: ``heif`` (heic.read_depth, orientation, displayed_size, auxiliary_images, read_mattes), ``isobmff``
+(box/item tables, every item's data, auxC SEI, rebuild), ``jpeg`` (jpeg.read_depth incl. MPF and GDepth/Extended
+XMP, orientation, displayed_size, auxiliary_images, read_mattes), ``dng`` (dng.read_depth, orientation,
+displayed_size), ``xmp`` (xmp.parse_depth_xmp), ``loaders`` (loaders.load_depth_map on PNG, TIFF, PGM and .npy
+files), ``attach`` (attach_depth on mutated HEIC/JPEG/DNG photos: the result must read back with the map and keep
+the photo's coded bytes) and ``photo`` (api.decode_photo and the JPEG re-encoding of PNG, TIFF, WebP, HEIC and JPEG
+photos).  Seeds are files made here at start (photos converted and attached by gpu_depth, GDepth JPEGs, DNGs
+written with tifffile) plus ``../shared/samples/*``.
 
 Each case mutates one seed (byte flips, truncation, 16/32-bit length and offset fields set to 0,
 huge or near values, chunk duplication, deletion and splicing with another seed; XML-aware edits for
@@ -94,6 +94,13 @@ def _photo(width: int = 64, height: int = 48, seed: int = 0):
     return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8))
 
 
+def _mattes() -> list:
+    from gpu_depth import Matte
+
+    y, x = np.mgrid[0:24, 0:32]
+    return [Matte.of("portrait-effects", (x * 8).astype(np.uint8)), Matte.of("hair", (y * 10).astype(np.uint8))]
+
+
 def _depths() -> list[DepthData]:
     from gpu_depth.convert import convert
     from gpu_depth.core.mapping import DepthMapping
@@ -130,6 +137,7 @@ def heif_seeds() -> list[Seed]:
         Seed("heic-fdep-calibrated-lossy", heic.attach_depth(photo, depths[1], depth_quality=50)),
         Seed("heic-converted", heic.attach_depth(photo, depths[2])),
         Seed("heic-no-depth", photo),
+        Seed("heic-mattes", heic.attach_depth(photo, depths[0], mattes=_mattes())),
         *_samples(".heic"),
     ]
     for seed in seeds[:2]:  # the same without the depth XMP item: the range comes from the auxC SEI
@@ -165,6 +173,7 @@ def jpeg_seeds() -> list[Seed]:
         ),
         Seed("jpeg-rotated", jpeg.attach_depth(jpeg.encode_photo(rotated, quality=80), depths[0])),
         Seed("jpeg-no-depth", plain),
+        Seed("jpeg-mpf-mattes", jpeg.attach_depth(plain, depths[0], mattes=_mattes())),
         *_samples(".jpg"),
     ]
     for seed in seeds:
@@ -522,8 +531,19 @@ def _calls(*calls: Callable[[], object]) -> None:
         raise first
 
 
+#: Files up to this size also have their mattes decoded (the iPhone 14 sample's five would dominate the run).
+MATTE_DECODE_BYTES = 1 << 20
+
+
 def run_heif(data: bytes, seed: Seed) -> None:
-    _calls(lambda: heic.read_depth(data), lambda: heic.orientation(data), lambda: heic.displayed_size(data))
+    mattes = [lambda: heic.read_mattes(data)] if len(data) <= MATTE_DECODE_BYTES else []
+    _calls(
+        lambda: heic.read_depth(data),
+        lambda: heic.orientation(data),
+        lambda: heic.displayed_size(data),
+        lambda: heic.auxiliary_images(data),
+        *mattes,
+    )
 
 
 def run_isobmff(data: bytes, seed: Seed) -> None:
@@ -545,6 +565,8 @@ def run_jpeg(data: bytes, seed: Seed) -> None:
         lambda: jpeg.orientation(data),
         lambda: jpeg.displayed_size(data),
         lambda: gdepth.read(data, parse_jpeg(data)),
+        lambda: jpeg.auxiliary_images(data),
+        *([lambda: jpeg.read_mattes(data)] if len(data) <= MATTE_DECODE_BYTES else []),
     )
 
 

@@ -1,7 +1,8 @@
 """gpu_depth: Apple-compatible depth and disparity maps, converted in bulk and attached to photos."""
 
-from .api import attach_depth, read_depth
+from .api import attach_auxiliary, attach_depth, read_auxiliary, read_depth, read_mattes
 from .convert import convert
+from .core.auxiliary import Matte
 from .core.depthdata import DepthData
 from .core.formats import PixelFormat, StoredFormat
 from .core.mapping import DepthMapping, Preset
@@ -16,10 +17,14 @@ __all__ = [
     "DepthError",
     "DepthMapping",
     "DepthMetadata",
+    "Matte",
     "PixelFormat",
     "Preset",
     "StoredFormat",
+    "attach_auxiliary",
     "attach_depth",
     "convert",
+    "read_auxiliary",
     "read_depth",
+    "read_mattes",
 ]

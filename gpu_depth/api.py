@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import containers, limits
+from .core.auxiliary import Matte, kind_of
 from .core.depthdata import DepthData
-from .core.orientation import depth_size, to_stored
+from .core.orientation import depth_size, to_displayed, to_stored
 from .core.orientation import displayed_size as turned
 from .errors import DepthError, ExistingDepth
 from .fileio import PathLike, read_file, write_atomic
@@ -34,6 +38,74 @@ def read_depth(path: PathLike, kind: str | None = None) -> DepthData | None:
     return depth.converting(depth.pixel_format.with_quantity(kind == "disparity"))
 
 
+def read_mattes(path: PathLike) -> list[Matte]:
+    """Every portrait and semantic matte a HEIC or JPEG carries, in file order (none for a DNG)."""
+    data = read_file(path)
+    module = _container_of(data, path)
+    if not hasattr(module, "read_mattes"):
+        return []
+    try:
+        return module.read_mattes(data)
+    except DepthError as exc:
+        raise DepthError(f"{path}: {exc}") from exc
+
+
+def auxiliary_images(path: PathLike) -> list[dict]:
+    """Every auxiliary image of a HEIC or JPEG (depth, mattes, gain maps …), nothing decoded: its
+    ``type`` (``depth``, a matte kind, else the file's own word for it), ``width`` and ``height``."""
+    data = read_file(path)
+    module = _container_of(data, path)
+    if not hasattr(module, "auxiliary_images"):
+        return []
+    try:
+        return [{"type": kind, "width": w, "height": h} for kind, w, h in module.auxiliary_images(data)]
+    except DepthError as exc:
+        raise DepthError(f"{path}: {exc}") from exc
+
+
+def read_auxiliary(path: PathLike, kind: str = "portrait-effects") -> Matte | None:
+    """The ``CGImageSourceCopyAuxiliaryDataInfoAtIndex`` analogue for mattes: the file's first matte of
+    ``kind`` (a name of :data:`gpu_depth.core.auxiliary.KINDS` or its URN), or None.  Its
+    ``dictionary_representation()`` gives Data, DataDescription and Metadata; depth is :func:`read_depth`'s."""
+    wanted = kind_of(kind)
+    return next((matte for matte in read_mattes(path) if matte.kind == wanted), None)
+
+
+def attach_auxiliary(
+    photo: PathLike,
+    kind: str,
+    image: np.ndarray | Matte,
+    out: PathLike,
+    *,
+    replace: bool = False,
+    orientation: str = "stored",
+    fit: str = "error",
+    **attach_options: Any,
+) -> Path:
+    """Write ``out``: ``photo`` (HEIC or JPEG, kept in its container) with the 8-bit matte ``image``
+    (0 = background … 255 = subject) attached as ``kind``, written atomically.  A matte of that kind
+    in the photo is an error unless ``replace``; ``orientation`` and ``fit`` are those of :func:`attach`."""
+    data = read_file(photo)
+    target = _container_of(data, photo)
+    try:
+        matte = _matte(kind, image)
+        if not hasattr(target, "attach_auxiliary"):
+            raise DepthError(f"a {target.NAME} photo takes no mattes (HEIC and JPEG do)")
+        turn = target.orientation(data)
+        [matte] = _placed([matte], target, data, turn, orientation, fit)
+        known = frozenset().union(*(containers.plugin(name).ATTACH_OPTIONS for name in containers.PLUGINS))
+        if unknown := sorted(set(attach_options) - known):
+            raise DepthError(f"unknown attach option(s): {', '.join(unknown)}")
+        options = {k: v for k, v in attach_options.items() if k in target.AUXILIARY_OPTIONS}
+        result = target.attach_auxiliary(data, [matte], replace=replace, **options)
+    except ExistingDepth as exc:
+        raise ExistingDepth(f"{photo}: {exc}; pass replace=True to replace it") from exc
+    except DepthError as exc:
+        raise DepthError(f"{photo}: {exc}") from exc
+    write_atomic(out, result, protect=(photo,))
+    return Path(out)
+
+
 def attach_depth(
     photo: PathLike,
     depth: DepthData,
@@ -45,9 +117,11 @@ def attach_depth(
     fit: str = "error",
     quality: int = 90,
     encoder_preset: str = "medium",
+    mattes: Mapping[str, np.ndarray | Matte] | None = None,
+    drop_mattes: bool = False,
     **attach_options: Any,
 ) -> Path:
-    """Write ``out``: ``photo`` with ``depth`` attached, written atomically.
+    """Write ``out``: ``photo`` with ``depth`` (and ``mattes``, kind → 8-bit image) attached, written atomically.
 
     ``container``: ``heic``, ``jpeg`` or ``dng``; by default the one ``out``'s suffix names, else the
     photo's own.  A photo already in that container keeps its coded bytes; another is re-encoded
@@ -71,6 +145,8 @@ def attach_depth(
             fit=fit,
             quality=quality,
             encoder_preset=encoder_preset,
+            mattes=mattes,
+            drop_mattes=drop_mattes,
             **attach_options,
         )
     except ExistingDepth as exc:
@@ -94,6 +170,8 @@ def attach(
     encoder_preset: str = "medium",
     encoder_threads: int | None = None,
     xmp_profile: str = "imageio",
+    mattes: Mapping[str, np.ndarray | Matte] | None = None,
+    drop_mattes: bool = False,
     **options: Any,
 ) -> bytes:
     """The one attach path (:func:`attach_depth` and ``gpu-depth convert``): the photo ``data`` (read from
@@ -103,10 +181,16 @@ def attach(
     how files keep it and :func:`read_depth` returns it, so reading and attaching back stores the same
     map; ``"displayed"`` takes it as the photo is shown (a model's output, the CLI's maps) and turns
     it into the stored orientation.  ``fit``: ``"error"`` refuses a map whose aspect ratio differs from
-    the photo's (in that orientation), ``"stretch"`` stores it anyway.  Existing depth (Apple's or a
+    the photo's (in that orientation), ``"stretch"`` stores it anyway.  ``xmp_profile``: what the depth XMP
+    says where the map's metadata does not (:data:`~gpu_depth.core.metadata.WRITE_PROFILES`: ``"imageio"``,
+    as macOS ImageIO writes a custom map, or ``"iphone"``, as an iPhone Portrait capture).  Existing depth (Apple's or a
     GDepth, also in a photo of another container that would be re-encoded) raises
     :class:`ExistingDepth` unless ``replace``.  ``options``: the container's ``ATTACH_OPTIONS``;
     those of other containers are ignored.
+
+    ``mattes`` (kind → 8-bit image or :class:`Matte`, HEIC and JPEG only) are placed like the depth
+    map and written in the same pass, replacing the photo's mattes of their kinds.  The photo's other
+    mattes are kept (also into another container) unless ``drop_mattes``.
     """
     if orientation not in ("stored", "displayed"):
         raise DepthError(f"orientation must be 'stored' or 'displayed', got {orientation!r}")
@@ -119,8 +203,15 @@ def attach(
     source = containers.sniff(data)
     if source is not None and source is not target and not replace and _has_depth(source, data):
         raise ExistingDepth(f"the {source.NAME} photo already has depth, which its {target.NAME} copy would drop")
+    new = [_matte(kind, image) for kind, image in (mattes or {}).items()]
+    carried = _carried_mattes(source, target, data, new) if not drop_mattes else []
+    if (new or carried) and not hasattr(target, "attach_auxiliary"):
+        raise DepthError(f"a {target.NAME} photo takes no mattes (HEIC and JPEG do)")
     photo = in_container(data, path, target, quality, encoder_preset, encoder_threads)
     turn = target.orientation(photo)
+    if carried and (was := source.orientation(data)) != turn:  # the copy stores its pixels turned otherwise
+        carried = [Matte(m.kind, to_stored(to_displayed(m.pixels, was), turn), m.version) for m in carried]
+    new = _placed(new, target, photo, turn, orientation, fit) + carried
     if orientation == "displayed" and turn != 1:
         depth = DepthData.from_array(to_stored(depth.array, turn), depth.pixel_format, metadata=depth.metadata)
     stored, size = turned(*target.displayed_size(photo), turn), (depth.width, depth.height)
@@ -134,9 +225,45 @@ def attach(
     if options.get("exif_portrait") and "exif_portrait" not in target.ATTACH_OPTIONS:
         raise DepthError(f"exif_portrait (--exif-portrait) is for HEIC and JPEG photos, not {target.NAME}")
     chosen = {**options, "encoder_threads": encoder_threads}
+    if hasattr(target, "attach_auxiliary"):
+        chosen |= {"mattes": new, "drop_mattes": drop_mattes}
     return target.attach_depth(
-        photo, depth, replace=replace, **{k: v for k, v in chosen.items() if k in target.ATTACH_OPTIONS}
+        photo,
+        depth,
+        replace=replace,
+        **{k: v for k, v in chosen.items() if k in target.ATTACH_OPTIONS or k in ("mattes", "drop_mattes")},
     )
+
+
+def _matte(kind: str, image: np.ndarray | Matte) -> Matte:
+    if not isinstance(image, (Matte, np.ndarray)):
+        raise DepthError(f"a {kind} matte must be a 2-D uint8 array or a Matte, got {type(image).__name__}")
+    return Matte.of(kind, image)
+
+
+def _carried_mattes(source, target, data: bytes, new: list[Matte]) -> list[Matte]:
+    """The photo's mattes a re-encode into ``target`` would lose, but for the kinds ``new`` replaces."""
+    if source is None or source is target or not hasattr(source, "read_mattes"):
+        return []
+    kinds = {matte.kind for matte in new}
+    return [matte for matte in source.read_mattes(data) if matte.kind not in kinds]
+
+
+def _placed(mattes: list[Matte], target, photo: bytes, turn: int, orientation: str, fit: str) -> list[Matte]:
+    """``mattes`` in the photo's stored orientation (turned from the displayed one when asked), each
+    refused unless its aspect ratio is the photo's (``fit="error"``)."""
+    stored = turned(*target.displayed_size(photo), turn)
+    placed = []
+    for matte in mattes:
+        if orientation == "displayed" and turn != 1:
+            matte = Matte(matte.kind, to_stored(matte.pixels, turn), matte.version)
+        if fit == "error" and not _fits((matte.width, matte.height), stored):
+            raise DepthError(
+                f"the {matte.width}x{matte.height} {matte.kind.name} matte has another aspect ratio than the "
+                f"photo's stored {stored[0]}x{stored[1]}; fit='stretch' stores it anyway"
+            )
+        placed.append(matte)
+    return placed
 
 
 def in_container(

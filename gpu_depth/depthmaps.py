@@ -25,6 +25,7 @@ from tokenize import TokenError
 import numpy as np
 
 from . import limits
+from .core.auxiliary import Matte
 from .core.depthdata import DepthData
 from .errors import DepthError
 from .fileio import read_file, write_atomic
@@ -309,6 +310,33 @@ def save_depth(depth: DepthData, path: Path) -> None:
     if suffix not in writers:
         raise DepthError(f"{path}: choose a .npy, .png or .tif output")
     write_atomic(path, writers[suffix](depth))
+
+
+def load_matte(path: str | os.PathLike) -> np.ndarray:
+    """A matte file (any depth-map format, one channel) as 8-bit codes: uint8 as it is, uint16
+    rounded to 8 bits, floats as 0..1 (clipped) × 255 rounded; NaN is background (0)."""
+    values = load_depth_map(path)
+    if values.dtype == np.uint8:
+        return values
+    if values.dtype == np.uint16:
+        return ((values.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    scaled = np.rint(np.clip(np.nan_to_num(values.astype(np.float64), nan=0.0), 0.0, 1.0) * 255)
+    return scaled.astype(np.uint8)
+
+
+def save_matte(matte: Matte, path: Path) -> None:
+    """Write a matte's 8-bit codes as a gray ``.png`` or a uint8 ``.npy``, atomically."""
+    suffix = path.suffix.lower()
+    stream = io.BytesIO()
+    if suffix == ".npy":
+        np.save(stream, matte.pixels)
+    elif suffix == ".png":
+        from PIL import Image
+
+        Image.fromarray(matte.pixels, "L").save(stream, "PNG")
+    else:
+        raise DepthError(f"{path}: choose a .png or .npy output for a matte")
+    write_atomic(path, stream.getvalue())
 
 
 def _npy(depth: DepthData) -> bytes:

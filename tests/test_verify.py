@@ -24,6 +24,7 @@ from gpu_depth.containers.heic import isobmff
 from gpu_depth.containers.heic import plugin as heic
 from gpu_depth.containers.heic.depth_sei import UNIFORM_DISPARITY, UNIFORM_Z, DepthRepresentation, build_aux_subtype
 from gpu_depth.containers.jpeg import ljpeg, mpf
+from gpu_depth.containers.jpeg import plugin as jpeg_plugin
 from gpu_depth.containers.jpeg.segments import APP1, APP2, XMP_ID, parse_jpeg, segment
 from gpu_depth.core.xmp import parse_depth_xmp
 from gpu_depth.errors import DepthError
@@ -415,7 +416,8 @@ def test_heic_auxl_to_a_tile_of_the_grid():
 def test_heic_matte_is_info():
     matte = auxc("urn:com:apple:photo:2018:aux:portraiteffectsmatte", b"")
     findings = verify_bytes(pug_edit(lambda meta: set_property(meta, 52, "auxC", matte)))
-    assert problems(findings) == []
+    # the gain map's XMP stays: no matte version, no apdi type, but the depth is fine
+    assert {rule for _, rule in problems(findings)} == {"heic.matte-xmp"}
     assert [f.where.split(" ")[:2] for f in findings if f.rule == "heic.matte"] == [["item", "52"]]
 
 
@@ -576,9 +578,9 @@ def test_jpeg_matte_is_info():
     )
     depth3 = replace_app(depth, APP2, mpf.MPF_ID, mpf.build_version(3))
     findings = verify_bytes(assemble(primary, [depth3, map_jpeg(PHOTO, matte_xmp, count=3)]))
-    assert problems(findings) == []
+    assert problems(findings) == [("warning", "jpeg.matte-xmp")]  # no PortraitEffectsMatteVersion
     matte = next(f for f in findings if f.rule == "jpeg.matte")
-    assert matte.severity == "info" and "portraiteffectsmatte" in matte.message and "MP entry 2" in matte.where
+    assert matte.severity == "info" and "portrait-effects matte" in matte.message and "MP entry 2" in matte.where
 
 
 def test_jpeg_other_images_are_info():
@@ -641,3 +643,46 @@ def test_unreadable_files_raise_depth_error(tmp_path):
         with pytest.raises(DepthError, match=rf"truncated\.{container}: "):
             verify(truncated)
         assert main(["verify", str(truncated)]) == 2
+
+
+# ----------------------------------------------------------------------------------------------- mattes
+
+
+def _with_matte(container: str, size: tuple[int, int]) -> bytes:
+    from gpu_depth import Matte
+
+    plugin = heic if container == "heic" else jpeg_plugin
+    pixels = (np.arange(size[0] * size[1]).reshape(size[1], size[0]) % 256).astype(np.uint8)
+    return plugin.attach_auxiliary(ours(container), [Matte.of("portrait-effects", pixels)])
+
+
+@pytest.mark.parametrize("container", ["heic", "jpeg"])
+def test_our_mattes_verify_clean_and_are_described(container):
+    stored = stored_size(ours(container))
+    findings = verify_bytes(_with_matte(container, (stored[0] // 2, stored[1] // 2)))
+    assert problems(findings) == []
+    (matte,) = [f for f in findings if f.rule == f"{container}.matte"]
+    assert f"{stored[0] // 2}x{stored[1] // 2} portrait-effects matte (version 65537)" in matte.message
+
+
+@pytest.mark.parametrize("container", ["heic", "jpeg"])
+def test_a_matte_of_another_aspect_is_a_warning(container):
+    findings = verify_bytes(_with_matte(container, (40, 40)))
+    assert problems(findings) == [("warning", f"{container}.matte-size")]
+
+
+def test_a_matte_without_its_xmp_item_is_a_warning():
+    data = _with_matte("heic", (64, 48))
+    parsed = isobmff.parse_file(data)
+    ((matte_id, _),) = heic.matte_items(parsed.meta)
+    parsed.meta.remove_items({heic.xmp_item(parsed.meta, matte_id)})
+    finding = only(verify_bytes(isobmff.rebuild(parsed, parsed.meta)), "warning", "heic.matte-xmp")
+    assert "no XMP" in finding.message
+
+
+def test_the_iphone_14s_mattes_are_five_infos_and_no_problem():
+    findings = verify(sample("iphone14-front-mattes.heic"))
+    assert problems(findings) == []
+    kinds = sorted(f.message.split(" ")[2] for f in findings if f.rule == "heic.matte")
+    assert kinds == ["glasses", "hair", "portrait-effects", "skin", "teeth"]
+    assert all("1158x1544" in f.message for f in findings if f.rule == "heic.matte")

@@ -35,11 +35,13 @@ def run_convert(args: argparse.Namespace) -> int:
     total = sum(in_shard(job, options) for job in jobs)
     progress = Progress(total, options.backend, enabled=False if args.quiet else None)
     metres = MetreRange()
+    kept_mattes = [0]
 
     def on_result(line: dict) -> None:
         report.write(line)
         progress.advance()
         metres.add(line.get("depth_m"))
+        kept_mattes[0] += bool(line.get("mattes_kept"))
         if line["status"] == "failed":
             print(f"gpu-depth: {line['photo']}: {line['error']}", file=sys.stderr)
 
@@ -57,6 +59,12 @@ def run_convert(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(f"gpu-depth: mapping {summary['mapping']}{metres.text()}", file=sys.stderr)
+    if kept_mattes[0]:
+        print(
+            f"gpu-depth: {kept_mattes[0]} outputs keep their photo's own mattes (mattes_kept in the report; "
+            "--drop-mattes drops them)",
+            file=sys.stderr,
+        )
     return 1 if summary["failed"] or summary["interrupted"] else 0
 
 
@@ -100,11 +108,21 @@ def _options(args: argparse.Namespace, out: Path) -> Options:
             "xmp_profile": args.depth_xmp,
             "exif_portrait": args.exif_portrait,
         },
+        mattes=_matte_folder(args.matte),
+        matte_suffix=args.matte_suffix,
+        matte_kind=args.matte_kind,
+        drop_mattes=args.drop_mattes,
         **extra,
     )
     if not args.manifest:  # a manifest may give near/far/depth_scale per item; otherwise check them now
         _mapping(options)
     return options
+
+
+def _matte_folder(folder: Path | None) -> Path | None:
+    if folder is not None and not folder.is_dir():
+        raise DepthError(f"--matte {folder}: not a folder")
+    return folder
 
 
 def _mapping(options: Options) -> DepthMapping:

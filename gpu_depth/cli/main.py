@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__
+from ..core.auxiliary import KINDS as MATTE_KINDS
 from ..core.formats import PixelFormat
 from ..core.mapping import Preset
 from ..errors import DepthError
@@ -89,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     extract.add_argument(
         "--format", choices=EXTRACT_FORMATS, default="npy", help="format of the files written into an --out folder"
+    )
+    extract.add_argument(
+        "--aux", choices=list(MATTE_KINDS), help="save this matte (8-bit .png or .npy; folder: STEM-KIND.png)"
     )
     extract.set_defaults(run=_extract)
     preview = _command(
@@ -184,6 +188,13 @@ def _convert_parser(sub: argparse.ArgumentParser) -> None:
         default="hevc",
         help="HEIC outputs: 8-bit monochrome HEVC map (every HEIF reader), or 16-bit lossless JPEG (see README)",
     )
+    mattes = sub.add_argument_group("mattes (HEIC and JPEG outputs)")
+    mattes.add_argument("--matte", type=Path, help="folder of 8-bit mattes (255 = subject), paired by photo stem")
+    mattes.add_argument("--matte-suffix", default="", help="matte stem = photo stem + this (e.g. _matte)")
+    mattes.add_argument("--matte-kind", choices=list(MATTE_KINDS), default="portrait-effects")
+    mattes.add_argument(
+        "--drop-mattes", action="store_true", help="drop the photos' own mattes (kept by default, listed in the report)"
+    )
     sub.add_argument("--shard", help="I/N: do shard I of N (default: from Slurm/AWS Batch/Kubernetes variables)")
     sub.add_argument("--resume", action="store_true", help="skip items whose output exists and reads back")
     sub.add_argument("--report", type=Path, help="JSON Lines report (default: OUT/report[.shard-I-of-N].jsonl)")
@@ -198,17 +209,18 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from ..api import read_depth
+    from ..api import auxiliary_images, read_depth
 
     failed = 0
     for path in args.files:
         try:
             depth = read_depth(path)
+            auxiliary = auxiliary_images(path)
         except DepthError as exc:
             print(f"gpu-depth: {exc}", file=sys.stderr)
             failed += 1
             continue
-        summary = {"file": str(path), **_location(path), **_describe(depth)}
+        summary = {"file": str(path), **_location(path), **_describe(depth), "auxiliary": auxiliary}
         print(json.dumps(summary) if args.json else _table(summary))
     return 1 if failed else 0
 
@@ -250,29 +262,40 @@ def _describe(depth) -> dict:
 
 
 def _table(summary: dict) -> str:
+    summary = dict(summary)
+    images = ", ".join(f"{a['type']} {a['width']}x{a['height']}" for a in summary.pop("auxiliary", [])) or "none"
     if summary.get("depth", True) is None:
-        return f"{summary['file']}: no depth ({summary['container']})"
+        return f"{summary['file']}: no depth ({summary['container']}); auxiliary images: {images}"
     width = max(map(len, summary))
     shown = {key: "unknown" if value is None else value for key, value in summary.items()}  # the file does not say
+    shown["auxiliary"] = images
     return "\n".join(f"{key:<{width}}  {value}" for key, value in shown.items()) + "\n"
 
 
 def _extract(args: argparse.Namespace) -> int:
-    """One file to ``--out`` when it names a file; else each file to ``--out/STEM.FORMAT``, failures named."""
-    from ..api import read_depth
-    from ..depthmaps import save_depth
+    """One file to ``--out`` when it names a file; else each file to ``--out/STEM.FORMAT``
+    (``STEM-KIND.png`` or ``.npy`` with ``--aux``), failures named."""
+    from ..api import read_auxiliary, read_depth
+    from ..depthmaps import save_depth, save_matte
 
     to_folder = len(args.files) > 1 or args.out.is_dir() or not args.out.suffix
     if to_folder:
         _make_folder(args.out, "--out")
     failed = 0
     for path in args.files:
-        target = args.out / f"{path.stem}.{args.format}" if to_folder else args.out
+        name = f"{path.stem}-{args.aux}.{'npy' if args.format == 'npy' else 'png'}" if args.aux else None
+        target = (args.out / (name or f"{path.stem}.{args.format}")) if to_folder else args.out
         try:
-            depth = read_depth(path)
-            if depth is None:
-                raise DepthError(f"{path}: no depth to extract")
-            save_depth(depth, target)
+            if args.aux:
+                matte = read_auxiliary(path, args.aux)
+                if matte is None:
+                    raise DepthError(f"{path}: no {args.aux} matte to extract (--aux)")
+                save_matte(matte, target)
+            else:
+                depth = read_depth(path)
+                if depth is None:
+                    raise DepthError(f"{path}: no depth to extract")
+                save_depth(depth, target)
         except DepthError as exc:
             print(f"gpu-depth: {exc}", file=sys.stderr)
             failed += 1

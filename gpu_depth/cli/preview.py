@@ -1,4 +1,5 @@
-"""A picture for people: the photo beside its colour-mapped depth, with a colour bar in m or 1/m."""
+"""A picture for people: the photo beside its colour-mapped depth, with a colour bar in m or 1/m, and
+its portrait matte (else its first matte) in gray when it has one."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import containers
-from ..api import read_depth
-from ..core.orientation import to_stored
+from ..api import read_depth, read_mattes
+from ..core.auxiliary import DEFAULT_KIND
+from ..core.orientation import to_displayed
 from ..errors import DepthError
 from ..fileio import read_file, write_atomic
 
@@ -33,14 +35,23 @@ def colour_map(values: np.ndarray, low: float, high: float) -> np.ndarray:
     return rgb.astype(np.uint8)
 
 
-#: The orientation whose undoing (:func:`to_stored`) shows a stored map: each one's inverse.
-DISPLAY = {code: {6: 8, 8: 6}.get(code, code) for code in range(1, 9)}
-
-
 def _orientation(path: Path) -> int:
     data = read_file(path)
     module = containers.sniff(data)
     return module.orientation(data) if module is not None else 1
+
+
+def _matte_panel(path: Path, height: int):
+    """The portrait matte (else the first matte) as shown, ``height`` tall, or None without mattes."""
+    from PIL import Image
+
+    mattes = read_mattes(path)
+    if not mattes:
+        return None
+    matte = next((m for m in mattes if m.kind.name == DEFAULT_KIND), mattes[0])
+    pixels = to_displayed(matte.pixels, _orientation(path))
+    width = max(1, round(pixels.shape[1] * height / pixels.shape[0]))
+    return Image.fromarray(pixels, "L").resize((width, height)).convert("RGB")
 
 
 def write_preview(path: Path, out: Path) -> None:
@@ -56,7 +67,7 @@ def write_preview(path: Path, out: Path) -> None:
         photo = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
     except OSError as exc:
         raise DepthError(f"{path}: cannot decode the photo: {exc}") from exc
-    values = to_stored(depth.array.astype(np.float64), DISPLAY[_orientation(path)])  # both panels as shown
+    values = to_displayed(depth.array.astype(np.float64), _orientation(path))  # both panels as shown
     finite = values[np.isfinite(values)]
     low, high = float(finite.min()), float(finite.max())
     depth_image = Image.fromarray(colour_map(values, low, high))
@@ -64,7 +75,11 @@ def write_preview(path: Path, out: Path) -> None:
     photo = photo.resize((max(1, round(photo.width * scale)), HEIGHT))
     depth_image = depth_image.resize((max(1, round(values.shape[1] * HEIGHT / values.shape[0])), HEIGHT), Image.NEAREST)
     ramp = np.linspace(high, low, HEIGHT)[:, None].repeat(BAR, axis=1)
-    canvas = Image.new("RGB", (photo.width + depth_image.width + BAR + 90, HEIGHT), "white")
+    matte = _matte_panel(path, HEIGHT)
+    extra = matte.width if matte is not None else 0
+    canvas = Image.new("RGB", (photo.width + depth_image.width + BAR + 90 + extra, HEIGHT), "white")
+    if matte is not None:
+        canvas.paste(matte, (photo.width + depth_image.width + BAR + 90, 0))
     canvas.paste(photo, (0, 0))
     canvas.paste(depth_image, (photo.width, 0))
     canvas.paste(Image.fromarray(colour_map(ramp, low, high)), (photo.width + depth_image.width, 0))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from ..core.auxiliary import MatteKind, parse_matte_xmp
 from ..core.formats import PixelFormat, StoredFormat
 from ..core.metadata import PixelDataInfo, is_depth_type
 from ..core.orientation import ASPECT_TOLERANCE
@@ -169,6 +170,55 @@ def check_size(findings: Findings, container: str, where: str, depth: tuple[int,
             where,
             f"the {width}x{height} depth map has another aspect ratio than the photo's stored "
             f"{photo_width}x{photo_height}: it will be stretched over it",
+        )
+
+
+def check_matte(
+    findings: Findings,
+    container: str,
+    where: str,
+    kind: MatteKind,
+    xmp: bytes | None,
+    size: tuple[int, int] | None,
+    photo: tuple[int, int],
+) -> None:
+    """Rules ``<container>.matte`` (info: kind, size, version), ``matte-xmp`` (no XMP, no version, a
+    portrait matte's XMP without its apdi type) and ``matte-size`` (larger than the photo, or of
+    another aspect ratio; iPhones store half the photo's size)."""
+    version = None
+    if xmp is None:
+        findings.warning(f"{container}.matte-xmp", where, f"the {kind.name} matte has no XMP, which iPhones write")
+    else:
+        try:
+            typed, _ = parse_matte_xmp(xmp)
+            _, version = parse_matte_xmp(xmp, kind)
+        except DepthError as exc:
+            findings.warning(f"{container}.matte-xmp", where, f"the {kind.name} matte's XMP cannot be parsed: {exc}")
+            typed = kind
+        if version is None:
+            findings.warning(
+                f"{container}.matte-xmp",
+                where,
+                f"the matte XMP lacks {kind.prefix}:{kind.version_property} (iPhones write {kind.version})",
+            )
+        if kind.subtype and typed != kind:
+            findings.warning(
+                f"{container}.matte-xmp",
+                where,
+                f"the portrait matte's XMP does not say apdi:AuxiliaryImageType depth, SubType {kind.subtype}",
+            )
+    shown = f"{size[0]}x{size[1]} " if size else ""
+    findings.info(f"{container}.matte", where, f"a {shown}{kind.name} matte (version {version}), not a depth map")
+    if size is None:
+        return
+    (width, height), (photo_width, photo_height) = size, photo
+    slack = ASPECT_TOLERANCE * height * photo_width + photo_width + photo_height
+    if width > photo_width or height > photo_height or abs(width * photo_height - height * photo_width) > slack:
+        findings.warning(
+            f"{container}.matte-size",
+            where,
+            f"the {width}x{height} {kind.name} matte does not fit the {photo_width}x{photo_height} photo "
+            "(iPhones store half its size, same aspect ratio)",
         )
 
 

@@ -34,6 +34,12 @@ def to_stored(array: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(_TO_STORED[orientation](array))
 
 
+def to_displayed(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply Exif ``orientation``: the stored ``array`` as the photo is shown (:func:`to_stored` undone;
+    each orientation is its own inverse but for the two quarter turns)."""
+    return to_stored(array, {6: 8, 8: 6}.get(orientation, orientation))
+
+
 def orientation_of(steps: list[tuple[str, int]]) -> int:
     """The Exif orientation equal to HEIF transforms applied in order: ``("irot", quarter turns
     anticlockwise)`` and ``("imir", axis)`` where axis 0 mirrors left-right, 1 top-bottom."""

@@ -37,12 +37,12 @@ def build_depth_xmp(info: PixelDataInfo, metadata: DepthMetadata) -> bytes:
     ]
     if info.subtype:
         props.append((APDI, "AuxiliaryImageSubType", info.subtype))
-    return _packet(props + _metadata_properties(metadata.for_writing()))
+    return packet(props + _metadata_properties(metadata.for_writing()))
 
 
 def build_metadata_xmp(metadata: DepthMetadata) -> bytes:
     """The ``depthData`` properties alone, the known ones: the Metadata of a depth dictionary."""
-    return _packet(_metadata_properties(metadata))
+    return packet(_metadata_properties(metadata))
 
 
 def parse_depth_xmp(data: bytes) -> tuple[PixelDataInfo | None, DepthMetadata]:
@@ -260,17 +260,18 @@ def _boolean(value: bool) -> str:
     return "True" if value else "False"
 
 
-def _packet(props: list[tuple[str, str, str | list[str]]]) -> bytes:
-    """Serialise properties in Apple's layout: one rdf:Description, Seqs for lists."""
-    used = [ns for ns in (APDI, DEPTH_DATA) if any(p[0] == ns for p in props)]
-    xmlns = "".join(f'\n            xmlns:{PREFIXES[ns]}="{ns}"' for ns in used)
+def packet(props: list[tuple[str, str, str | list[str]]], prefixes: dict[str, str] = PREFIXES) -> bytes:
+    """Serialise properties in Apple's layout: one rdf:Description, Seqs for lists; ``prefixes`` maps
+    each namespace used to its prefix, declared in that order."""
+    used = [ns for ns in prefixes if ns not in (X, RDF) and any(p[0] == ns for p in props)]
+    xmlns = "".join(f'\n            xmlns:{prefixes[ns]}="{ns}"' for ns in used)
     lines = [
         '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="gpu_depth">',
         '   <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">',
         f'      <rdf:Description rdf:about=""{xmlns}>',
     ]
     for ns, name, value in props:
-        tag = f"{PREFIXES[ns]}:{name}"
+        tag = f"{prefixes[ns]}:{name}"
         if isinstance(value, list):
             items = "".join(f"\n               <rdf:li>{_escape(v)}</rdf:li>" for v in value)
             lines.append(f"         <{tag}>\n            <rdf:Seq>{items}\n            </rdf:Seq>\n         </{tag}>")

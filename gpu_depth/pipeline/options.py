@@ -38,3 +38,7 @@ class Options:
     #: ``{"gdepth": True, "coding": "baseline"}``; each container receives the ones it declares.
     attach: Mapping[str, Any] = field(default_factory=dict)
     encoder_threads: int | None = None  # x265 threads per encode; None: the local runner shares out the cores
+    mattes: Path | None = None  # folder of mattes, paired with the photos by stem (pipeline.mattes)
+    matte_suffix: str = ""
+    matte_kind: str = "portrait-effects"
+    drop_mattes: bool = False  # drop the photos' own mattes

@@ -25,6 +25,7 @@ from ..depthmaps import load_depth_file
 from ..errors import DepthError, ExistingDepth
 from ..fileio import read_file, temp_target, write_atomic
 from .jobs import Job, shard_of
+from .mattes import matte_arguments
 from .options import Options
 
 
@@ -199,6 +200,7 @@ def encode(item: Item, options: Options) -> Item:
         if target is None:
             raise DepthError(f"{item.job.photo}: not a HEIC, JPEG or DNG photo; choose --container")
         depth = item.depth
+        matte_options, matte_details = matte_arguments(item.job.photo, photo, target, options)
         result = attach(
             photo,
             item.job.photo,
@@ -210,6 +212,7 @@ def encode(item: Item, options: Options) -> Item:
             encoder_preset=options.encoder_preset,
             encoder_threads=options.encoder_threads,
             **options.attach,
+            **matte_options,
         )
         low, high = float(np.nanmin(depth.array)), float(np.nanmax(depth.array))
         details = {
@@ -223,6 +226,7 @@ def encode(item: Item, options: Options) -> Item:
             "filled_pixels": filled,
             "accuracy": depth.metadata.accuracy,
             "filtered": depth.metadata.filtered,
+            **matte_details,
         }
         write_atomic(item.output, result, protect=(item.job.photo, item.job.depth))
     except ExistingDepth as exc:

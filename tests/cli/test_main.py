@@ -1,5 +1,6 @@
 """The small subcommands through the console script: extract many files, help with defaults and examples."""
 
+import json
 import subprocess
 import sys
 
@@ -41,3 +42,34 @@ def test_subcommand_help_shows_defaults_and_examples():
     assert run.returncode == 0
     assert "(default: npy)" in run.stdout and "gpu-depth extract IMG_1.heic --out IMG_1.npy" in run.stdout
     assert "default: None" not in run.stdout
+
+
+# ----------------------------------------------------------------------------------------------- mattes
+
+
+def test_inspect_lists_every_auxiliary_image(capsys):
+    from helpers import sample
+
+    assert main(["inspect", "--json", str(sample("iphone14-front-mattes.heic"))]) == 0
+    auxiliary = json.loads(capsys.readouterr().out)["auxiliary"]
+    assert sorted(a["type"] for a in auxiliary) == sorted(
+        ["teeth", "portrait-effects", "urn:com:apple:photo:2020:aux:hdrgainmap", "skin", "hair", "depth", "glasses"]
+    )
+    assert {(a["width"], a["height"]) for a in auxiliary if a["type"] != "depth"} == {(1158, 1544)}
+    assert main(["inspect", str(sample("iphoneXS-matte.jpg"))]) == 0
+    assert "auxiliary" in (out := capsys.readouterr().out) and "portrait-effects 1158x1544" in out
+
+
+def test_extract_aux_saves_the_matte_and_names_a_missing_one(tmp_path, capsys):
+    import numpy as np
+    from helpers import sample
+    from PIL import Image
+
+    import gpu_depth
+
+    source = sample("iphoneXS-matte.jpg")
+    assert main(["extract", str(source), "--aux", "portrait-effects", "--out", str(tmp_path / "m.png")]) == 0
+    saved = np.asarray(Image.open(tmp_path / "m.png"))
+    assert saved.dtype == np.uint8 and np.array_equal(saved, gpu_depth.read_auxiliary(source).pixels)
+    assert main(["extract", str(source), "--aux", "hair", "--out", str(tmp_path / "h.png")]) == 1
+    assert "no hair matte to extract (--aux)" in capsys.readouterr().err

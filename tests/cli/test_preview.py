@@ -10,6 +10,7 @@ from helpers import sample
 from helpers.jpeg import make_photo
 from PIL import Image
 
+import gpu_depth
 from gpu_depth import DepthData
 from gpu_depth.cli.preview import BAR, HEIGHT
 from gpu_depth.containers.jpeg import plugin as jpeg
@@ -38,3 +39,14 @@ def test_inspect_shows_what_a_gdepth_file_does_not_say():
     shown = subprocess.run([sys.executable, "-m", "gpu_depth", "inspect", str(path)], capture_output=True, text=True)
     fields = dict(line.split(None, 1) for line in shown.stdout.splitlines() if line.strip())
     assert {fields[k] for k in ("accuracy", "filtered", "quality", "depth_data_version")} == {"unknown"}
+
+
+def test_the_portrait_matte_is_the_last_panel(tmp_path):
+    from gpu_depth.cli.preview import write_preview
+
+    write_preview(sample("iphoneXS-matte.jpg"), tmp_path / "p.png")
+    canvas = np.asarray(Image.open(tmp_path / "p.png").convert("RGB")).astype(int)
+    matte_width = round(1158 * HEIGHT / 1544)  # the 1158x1544 matte beside the upright 2316x3088 photo
+    matte = gpu_depth.read_auxiliary(sample("iphoneXS-matte.jpg")).pixels
+    expected = np.asarray(Image.fromarray(matte).resize((matte_width, HEIGHT))).astype(int)
+    assert np.array_equal(canvas[:, -matte_width:, 1], expected) and canvas.shape[1] > matte_width + BAR

@@ -23,7 +23,6 @@ CFA = [(33421, "H", 2, (2, 2), True), (33422, "B", 4, (0, 1, 1, 2), True), (5071
 LINEAR_RAW = [(50717, "I", 1, 4095, True)]
 
 
-
 def make_dng(
     layout: str = "cfa-in-subifd",
     byteorder: str = "<",

@@ -1,6 +1,5 @@
 """HEIC files the HEIC tests build."""
 
-
 from __future__ import annotations
 
 from dataclasses import replace
@@ -37,3 +36,16 @@ def with_jpeg_depth(data: bytes, depth: DepthData, split: bool) -> bytes:
     meta.locations[depth_id] = isobmff.Location(depth_id, extents=[isobmff.Extent(0, len(coded))])
     meta.locations[xmp_id] = isobmff.Location(xmp_id, extents=[isobmff.Extent(len(coded), len(xmp))])
     return isobmff.rebuild(parsed, meta, coded + xmp, frozenset({depth_id, xmp_id}))
+
+
+def sample_mattes(path) -> dict[int, tuple[str, bytes]]:
+    """{item ID: (auxC URN, XMP bytes)} of every matte item of a HEIC, read with the box parser only."""
+    heif = isobmff.parse_file(path.read_bytes())
+    meta, found = heif.meta, {}
+    for item in meta.items:
+        auxc = meta.first_property(item.item_id, "auxC")
+        urn = isobmff.parse_auxc(auxc[1], "auxC")[0] if auxc else ""
+        if urn.endswith("matte"):
+            (xmp_id,) = meta.referencing("cdsc", item.item_id)
+            found[item.item_id] = (urn, isobmff.item_data(heif, xmp_id))
+    return found

@@ -1,6 +1,5 @@
 """JPEG photos and exiftool calls the JPEG tests share."""
 
-
 from __future__ import annotations
 
 import io
@@ -18,7 +17,6 @@ XMP = (
     b'<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:CreatorTool="gpu_depth tests"/>'
     b"</rdf:RDF></x:xmpmeta>"
 )
-
 
 
 def make_photo(width: int = 320, height: int = 240, **options) -> bytes:

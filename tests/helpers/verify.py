@@ -1,10 +1,6 @@
 """Reading verify findings."""
 
 
-
-
-
-
 def problems(findings):
     return [(f.severity, f.rule) for f in findings if f.severity != "info"]
 

@@ -13,17 +13,24 @@ With ``depth_codec="jpeg"`` the map is stored instead as recent iPhones store it
 
 Depth maps are in the photo's stored (coded) orientation, as Apple stores them: the shared
 ``irot``/``imir`` turns both the same way on display.
+
+Mattes (:mod:`gpu_depth.core.auxiliary`) are aux items of the same build (:func:`add_aux_item`) with their
+kind's ``auxC`` URN and no subtype, as the iPhone 14 stores them (docs/mattes.md).
 """
 
 from __future__ import annotations
 
 import io
 from bisect import bisect_right
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import numpy as np
 import pillow_heif
 
 from ... import limits
+from ...core.auxiliary import BY_URN, Matte, MatteKind, parse_matte_xmp
 from ...core.depthdata import DepthData
 from ...core.formats import PixelFormat, StoredFormat
 from ...core.metadata import PixelDataInfo
@@ -70,6 +77,11 @@ DEPTH_CODECS = ("hevc", "jpeg")
 DEPTH_PRESET = "ultrafast"
 #: Keyword arguments of :func:`attach_depth` a caller (the pipeline) may pass.
 ATTACH_OPTIONS = frozenset({"depth_quality", "depth_preset", "depth_codec", "encoder_threads", "exif_portrait"})
+#: Those :func:`attach_auxiliary` takes.
+AUXILIARY_OPTIONS = frozenset({"depth_quality", "depth_preset", "encoder_threads"})
+#: x265 preset of the mattes: at half the photo's size they hold several times the depth map's pixels;
+#: stored losslessly, a faster preset only makes them larger (a fifth, measured in bench_mattes.py).
+MATTE_PRESET = "ultrafast"
 #: Largest depth item decoded (bytes of coded data).
 MAX_DEPTH_ITEM_BYTES = 64 << 20
 #: Largest Exif item rewritten (iPhones write ~3 KB; JPEG's APP1 holds at most 64 KiB).
@@ -116,6 +128,40 @@ def find_depth_item(meta: Meta) -> int | None:
 def depth_items(meta: Meta) -> list[int]:
     """Every item whose auxC names a depth URN."""
     return [item.item_id for item in meta.items if _aux_type(meta, item.item_id)[0] in DEPTH_URNS]
+
+
+def matte_items(meta: Meta) -> list[tuple[int, MatteKind]]:
+    """(item ID, kind) of every item whose auxC names a matte URN, in item order (gain maps are no mattes)."""
+    found = ((item.item_id, BY_URN.get(_aux_type(meta, item.item_id)[0])) for item in meta.items)
+    return [(item_id, kind) for item_id, kind in found if kind is not None]
+
+
+def auxiliary_images(data: bytes) -> list[tuple[str, int, int]]:
+    """(type, width, height) of every aux image, nothing decoded: ``depth``, a matte kind's name, or
+    the auxC URN of any other (gain maps, alpha)."""
+    meta = isobmff.parse_file(memoryview(data)).meta
+    found = []
+    for item in meta.items:
+        urn = _aux_type(meta, item.item_id)[0]
+        if urn is not None:
+            kind = "depth" if urn in DEPTH_URNS else BY_URN[urn].name if urn in BY_URN else urn
+            found.append((kind, *(image_size(meta, item.item_id) or (0, 0))))
+    return found
+
+
+def read_mattes(data: bytes) -> list[Matte]:
+    """Every matte of a HEIC, in item order, with the version its XMP item says."""
+    heif = isobmff.parse_file(memoryview(data))
+    mattes = []
+    for item_id, kind in matte_items(heif.meta):
+        xmp_id = xmp_item(heif.meta, item_id)
+        xmp = isobmff.item_data(heif, xmp_id, limits.max_xmp_bytes()) if xmp_id is not None else None
+        version = parse_matte_xmp(xmp, kind)[1] if xmp else None
+        pixels = decode_item(heif, item_id)
+        if pixels.dtype != np.uint8:
+            raise DepthError(f"{kind.name} matte item {item_id} is {pixels.dtype.itemsize * 8}-bit, not 8-bit")
+        mattes.append(Matte(kind, pixels, version))
+    return mattes
 
 
 def _aux_type(meta: Meta, item_id: int) -> tuple[str | None, bytes]:
@@ -239,57 +285,151 @@ def attach_depth(
     depth: DepthData,
     *,
     replace: bool = False,
+    mattes: Sequence[Matte] = (),
+    drop_mattes: bool = False,
     depth_quality: int = -1,
     depth_preset: str = DEPTH_PRESET,
     depth_codec: str = "hevc",
     encoder_threads: int | None = None,
     exif_portrait: bool = False,
 ) -> bytes:
-    """The HEIC ``photo`` with ``depth`` attached; the photo's own items keep their bytes.
+    """The HEIC ``photo`` with ``depth`` (and ``mattes``) attached; the photo's own items keep their bytes.
 
     ``depth_codec``: ``"hevc"`` (default) stores an 8-bit monochrome HEVC item, ``"jpeg"`` a 16-bit lossless
-    JPEG item.  ``depth_quality`` (HEVC): -1 (default) stores the 8-bit map losslessly, 0-100 lossy as iPhones do.
-    ``encoder_threads``: x265 threads for the map's encode (None: x265's default, one per core).
+    JPEG item.  ``depth_quality`` (HEVC): -1 (default) stores the 8-bit map (and mattes) losslessly, 0-100 lossy
+    as iPhones do.  ``encoder_threads``: x265 threads for the map's encode (None: x265's default, one per core).
     ``exif_portrait``: the primary's Exif CustomRendered set to 8 (Portrait), see :func:`mark_portrait`.
-    An existing depth item is an error unless ``replace`` (then it and its XMP item are removed).
+    An existing depth item is an error unless ``replace`` (then it and its XMP item are removed); the
+    photo's mattes are kept unless ``drop_mattes`` or one of ``mattes`` replaces its kind (:func:`attach_auxiliary`).
     """
     if exif_portrait:
         photo = mark_portrait(photo)
+    return _attach(
+        photo, depth, mattes, replace, replace, drop_mattes, depth_quality, depth_preset, encoder_threads, depth_codec
+    )
+
+
+def attach_auxiliary(
+    photo: bytes,
+    mattes: Sequence[Matte],
+    *,
+    replace: bool = False,
+    drop_mattes: bool = False,
+    depth_quality: int = -1,
+    depth_preset: str = DEPTH_PRESET,
+    encoder_threads: int | None = None,
+) -> bytes:
+    """The HEIC ``photo`` with ``mattes`` attached, each a hidden monochrome aux item as iPhones store it.
+
+    A matte of a kind the photo already has is an error unless ``replace`` (then the old one and its
+    XMP item go, as replacing depth does); ``drop_mattes`` removes every matte first.  Depth is kept.
+    """
+    return _attach(photo, None, mattes, False, replace, drop_mattes, depth_quality, depth_preset, encoder_threads)
+
+
+def _attach(
+    photo: bytes,
+    depth: DepthData | None,
+    mattes: Sequence[Matte],
+    replace_depth: bool,
+    replace_mattes: bool,
+    drop_mattes: bool,
+    quality: int,
+    preset: str,
+    threads: int | None,
+    codec: str = "hevc",
+) -> bytes:
     heif = isobmff.parse_file(memoryview(photo))
     meta = heif.meta
     primary = meta.primary
     if primary is None or meta.item(primary) is None:
         raise DepthError("meta: the photo has no primary item (pitm)")
-    existing = depth_items(meta)
-    if existing and not replace:
+    existing = depth_items(meta) if depth is not None else []
+    if existing and not replace_depth:
         raise ExistingDepth(f"the photo already has a depth item ({existing[0]})")
-    removed = depth_related(meta, existing)
+    removed = depth_related(meta, existing + _replaced_mattes(meta, mattes, replace_mattes, drop_mattes))
     cuts = unused_ranges(heif, removed)
     meta.remove_items(removed)
 
-    stored = quantize(depth, StoredFormat.L016 if depth_codec == "jpeg" else StoredFormat.L008)
-    item_type, coding, coded = _encode_depth(stored.pixels, depth_codec, depth_quality, depth_preset, encoder_threads)
-    xmp = build_depth_xmp(stored.info, stored.metadata)
-    auxc = isobmff.full_box_bytes("auxC", 0, 0, DEPTH_URN.encode() + b"\0" + build_aux_subtype(_sei(stored.info)))
+    payload: list[bytes] = []
+    new_ids: list[int] = []
+    with ThreadPoolExecutor(max_workers=len(mattes)) if mattes else nullcontext() as pool:
+        # the mattes' encodes (x265 runs without the GIL) overlap the depth map's
+        matte_params = _encoder_params(MATTE_PRESET, threads)
+        coded_mattes = [pool.submit(_encode_map, m.pixels, quality, matte_params) for m in mattes] if mattes else []
+        if depth is not None:
+            stored = quantize(depth, StoredFormat.L016 if codec == "jpeg" else StoredFormat.L008)
+            item_type, coding, coded = _encode_depth(stored.pixels, codec, quality, preset, threads)
+            sei = build_aux_subtype(_sei(stored.info))
+            xmp = build_depth_xmp(stored.info, stored.metadata)
+            new_ids += add_aux_item(meta, coding, _auxc(DEPTH_URN, sei), coded, xmp, payload, item_type=item_type)
+        for matte, future in zip(mattes, coded_mattes, strict=True):
+            coding, coded = future.result()
+            new_ids += add_aux_item(meta, coding, _auxc(matte.kind.urn), coded, matte.xmp(False), payload, share=True)
+    if "iref" not in meta.order:
+        meta.order.insert(meta.order.index("iinf") + 1, "iref")
+    if "iprp" not in meta.order:  # a photo without item properties: the aux items' need one
+        meta.order.append("iprp")
+    return isobmff.rebuild(heif, meta, b"".join(payload), frozenset(new_ids), cuts)
 
-    depth_id = meta.next_item_id()
-    xmp_id = depth_id + 1
+
+def _auxc(urn: str, subtype: bytes = b"") -> bytes:
+    return isobmff.full_box_bytes("auxC", 0, 0, urn.encode() + b"\0" + subtype)
+
+
+def add_aux_item(
+    meta: Meta,
+    coding: list[tuple[str, bytes]],
+    auxc: bytes,
+    coded: bytes,
+    xmp: bytes,
+    payload: list[bytes],
+    share: bool = False,
+    item_type: str = "hvc1",
+) -> tuple[int, int]:
+    """Add one hidden aux image item (``coding``'s properties, the primary's irot/imir, ``auxC``,
+    ``auxl`` → primary) and its hidden XMP ``mime`` item (``cdsc`` → it), their bytes appended to
+    ``payload`` (offsets count from its start).  ``share`` reuses identical ``ispe``/``pixi``
+    properties, as iPhones share them between aux items of one size.  Returns both item IDs."""
+    primary = meta.primary
+    aux_id = meta.next_item_id()
+    xmp_id = aux_id + 1
     shared = [(i, e) for i, e in meta.associations.get(primary, []) if meta.property_type(i) in SHARED_PROPERTIES]
-    added = {kind: (meta.add_property(raw), kind in ESSENTIAL) for kind, raw in coding}
+    added = {
+        kind: (_property_index(meta, raw, share and kind in ("ispe", "pixi")), kind in ESSENTIAL)
+        for kind, raw in coding
+    }
     added["auxC"] = (meta.add_property(auxc), True)
     # iPhone order; a crop (clap, for sizes x265 pads) must come before the shared rotation
     associations = [added[k] for k in ("hvcC", "ispe", "clap") if k in added] + shared
     associations += [added[k] for k in ("pixi", "auxC") if k in added]
-    meta.associations[depth_id] = associations
-    meta.items += [ItemInfo(depth_id, item_type, flags=1), ItemInfo(xmp_id, "mime", 1, content_type=XMP_MIME)]
-    meta.locations[depth_id] = Location(depth_id, extents=[isobmff.Extent(0, len(coded))])
-    meta.locations[xmp_id] = Location(xmp_id, extents=[isobmff.Extent(len(coded), len(xmp))])
-    meta.references += [Reference("auxl", depth_id, [primary]), Reference("cdsc", xmp_id, [depth_id])]
-    if "iref" not in meta.order:
-        meta.order.insert(meta.order.index("iinf") + 1, "iref")
-    if "iprp" not in meta.order:  # a photo without item properties: the depth item's need one
-        meta.order.append("iprp")
-    return isobmff.rebuild(heif, meta, coded + xmp, frozenset({depth_id, xmp_id}), cuts)
+    meta.associations[aux_id] = associations
+    meta.items += [ItemInfo(aux_id, item_type, flags=1), ItemInfo(xmp_id, "mime", 1, content_type=XMP_MIME)]
+    start = sum(len(piece) for piece in payload)
+    meta.locations[aux_id] = Location(aux_id, extents=[isobmff.Extent(start, len(coded))])
+    meta.locations[xmp_id] = Location(xmp_id, extents=[isobmff.Extent(start + len(coded), len(xmp))])
+    meta.references += [Reference("auxl", aux_id, [primary]), Reference("cdsc", xmp_id, [aux_id])]
+    payload += [coded, xmp]
+    return aux_id, xmp_id
+
+
+def _property_index(meta: Meta, raw: bytes, share: bool) -> int:
+    if share and raw in meta.properties:
+        return meta.properties.index(raw) + 1
+    return meta.add_property(raw)
+
+
+def _replaced_mattes(meta: Meta, mattes: Sequence[Matte], replace: bool, drop: bool) -> list[int]:
+    """The matte items attaching ``mattes`` removes: all with ``drop``, else those of the kinds written
+    (an error unless ``replace``)."""
+    found = matte_items(meta)
+    if drop:
+        return [item_id for item_id, _ in found]
+    kinds = {matte.kind for matte in mattes}
+    clash = [(item_id, kind) for item_id, kind in found if kind in kinds]
+    if clash and not replace:
+        raise ExistingDepth(f"the photo already has a {clash[0][1].name} matte (item {clash[0][0]})")
+    return [item_id for item_id, _ in clash]
 
 
 def mark_portrait(photo: bytes) -> bytes:

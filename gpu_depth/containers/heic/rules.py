@@ -9,11 +9,13 @@ iPhones code the depth item as a 16-bit lossless ``jpeg`` item instead (libheif 
 
 from __future__ import annotations
 
+from ... import limits
+from ...core.auxiliary import BY_URN
 from ...core.metadata import PixelDataInfo
 from ...errors import DepthError
 from ..jpeg.rules import coding_problem
 from ..jpeg.segments import parse_jpeg
-from ..rules import Findings, check_depth_xmp, check_exif_signal, check_size, same_value
+from ..rules import Findings, check_depth_xmp, check_exif_signal, check_matte, check_size, same_value
 from . import isobmff
 from . import plugin as heic
 from .depth_sei import (
@@ -55,6 +57,7 @@ def check(data: bytes, findings: Findings) -> None:
         raise DepthError("meta: no primary item (pitm)")
     _check_exif(heif, findings)
     auxiliary = {item.item_id: aux for item in meta.items if (aux := _auxc(meta, item.item_id, findings))}
+    _check_mattes(heif, auxiliary, findings)
     depth_id = _depth_item(meta, auxiliary, findings)
     if depth_id is None:
         return
@@ -113,9 +116,9 @@ def _depth_item(meta: Meta, auxiliary: dict, findings: Findings) -> int | None:
     for item_id, (urn, _, where) in auxiliary.items():
         if urn in (*DEPTH_URNS, APPLE_PRIVATE_DEPTH):
             candidates.append(item_id)
-        elif urn.endswith("matte"):
-            findings.info("heic.matte", where, f"a matte ({urn.rsplit(':', 1)[-1]}), not a depth map")
-        else:
+        elif urn.endswith("matte") and urn not in BY_URN:
+            findings.warning("heic.matte-urn", where, f"{urn} is no matte URN ImageIO writes (the mattes' are in docs)")
+        elif urn not in BY_URN:
             findings.info("heic.aux-image", where, f"an auxiliary image of type {urn}, not a depth map")
     standard = [i for i in candidates if auxiliary[i][0] != APPLE_PRIVATE_DEPTH]
     linked = [i for i in standard or candidates if meta.primary in meta.referenced("auxl", i)]
@@ -137,6 +140,25 @@ def _depth_item(meta: Meta, auxiliary: dict, findings: Findings) -> int | None:
             f"auxC type {urn} is AVIF's depth type; libheif reads it, but iPhones write {DEPTH_URN} in HEIC",
         )
     return depth_id
+
+
+def _check_mattes(heif: isobmff.HeifFile, auxiliary: dict, findings: Findings) -> None:
+    """The matte rules (:func:`check_matte`) on every item whose auxC names a matte URN."""
+    meta = heif.meta
+    photo = heic.image_size(meta, meta.primary) or (0, 0)
+    for item_id, (urn, _, where) in auxiliary.items():
+        kind = BY_URN.get(urn)
+        if kind is None:
+            continue
+        xmp_id = heic.xmp_item(meta, item_id)
+        try:
+            xmp = isobmff.item_data(heif, xmp_id, limits.max_xmp_bytes()) if xmp_id is not None else None
+        except DepthError as exc:
+            findings.warning("heic.matte-xmp", f"item {xmp_id}", f"the matte's XMP item cannot be read: {exc}")
+            xmp = None
+        check_matte(findings, "heic", where, kind, xmp, heic.image_size(meta, item_id), photo)
+        if meta.primary not in meta.referenced("auxl", item_id):
+            findings.warning("heic.matte-auxl", f"item {item_id} iref", "the matte has no auxl to the primary item")
 
 
 def _check_codec(meta: Meta, depth_id: int, findings: Findings) -> int | None:

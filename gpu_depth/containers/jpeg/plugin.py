@@ -7,6 +7,7 @@ map in one of two ways, and so does :func:`attach_depth`: 16-bit lossless (SOF3,
 choice for unfiltered maps and maps with NaN; the default here, as it reads back exactly) or 8-bit
 baseline (``L008``, Apple's choice for filtered maps; quality 100 still moves a few per cent of the
 codes by ±1).  Reading accepts any MPF JPEG and ignores the size of MP entry 0, which Apple writes wrong.
+Mattes follow the depth as further MP images laid out as the iPhone XS's (:func:`matte_image`).
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ... import limits
+from ...core.auxiliary import Matte, parse_matte_xmp
 from ...core.depthdata import DepthData
 from ...core.formats import StoredFormat
 from ...core.orientation import displayed_size as turned
 from ...core.quantize import dequantize, quantize
-from ...core.xmp import build_depth_xmp, parse_depth_xmp
+from ...core.xmp import APDI, build_depth_xmp, parse_depth_xmp, properties
 from ...errors import DepthError, ExistingDepth
 from .. import exif
 from . import ljpeg, mpf
@@ -41,6 +44,8 @@ EXTENSIONS = (".jpg", ".jpeg")
 
 #: Keyword arguments of :func:`attach_depth` a caller (the pipeline) may pass.
 ATTACH_OPTIONS = frozenset({"gdepth", "gdepth_format", "gdepth_bits", "coding", "exif_portrait"})
+#: Those :func:`attach_auxiliary` takes: none (mattes are coded as the XS codes them).
+AUXILIARY_OPTIONS: frozenset[str] = frozenset()
 #: The Exif Orientation tag.
 ORIENTATION = 0x0112
 #: How the depth map is coded: 16-bit lossless (exact) or 8-bit baseline (the iPhone's filtered maps).
@@ -85,13 +90,15 @@ def attach_depth(
     depth: DepthData,
     *,
     replace: bool = False,
+    mattes: Sequence[Matte] = (),
+    drop_mattes: bool = False,
     gdepth: bool = False,
     gdepth_format: str = "RangeInverse",
     gdepth_bits: int = 16,
     coding: str = "lossless",
     exif_portrait: bool = False,
 ) -> bytes:
-    """``photo`` with ``depth`` appended as an MPF secondary JPEG, the primary's coded bytes kept.
+    """``photo`` with ``depth`` (then ``mattes``) appended as MPF secondary JPEGs, the primary's coded bytes kept.
 
     ``coding`` is one of :data:`CODINGS`: ``lossless`` (16-bit, exact) or ``baseline`` (8-bit, as
     iPhones store filtered maps).
@@ -101,23 +108,40 @@ def attach_depth(
     primary's Exif CustomRendered to 8 (Portrait), as iPhones write it.
 
     Existing depth, Apple's MP image or a GDepth, is an error unless ``replace``: then every MP image
-    whose XMP describes depth and every GDepth property go, and nothing else.  The MP index is
+    whose XMP describes depth and every GDepth property go, and nothing else (mattes stay unless
+    ``drop_mattes`` or one of ``mattes`` replaces their kind).  The MP index is
     rebuilt (dangling entries dropped, a stereo MPO's MP Attribute IFD kept); the other images keep
     their bytes but for the NumberOfImages of their own MPF, set to the new count as iPhones write it.
     """
     if coding not in CODINGS:
         raise DepthError(f"unknown depth coding {coding!r}; expected lossless or baseline")
+    google = (gdepth, gdepth_format, gdepth_bits)
+    return _attach(photo, depth, mattes, replace, replace, drop_mattes, google, coding, exif_portrait)
+
+
+def attach_auxiliary(
+    photo: bytes, mattes: Sequence[Matte], *, replace: bool = False, drop_mattes: bool = False
+) -> bytes:
+    """``photo`` with ``mattes`` appended as MPF images, each an 8-bit baseline JPEG with its XMP as the
+    iPhone XS stores its portrait matte.  A matte of a kind the photo has is an error unless
+    ``replace``; ``drop_mattes`` removes every matte first.  Depth is kept."""
+    return _attach(photo, None, mattes, False, replace, drop_mattes, (False, "RangeInverse", 16), "lossless")
+
+
+def _attach(photo, depth, mattes, replace_depth, replace_mattes, drop_mattes, google, coding, exif_portrait=False):
     primary = parse_jpeg(photo)
     index = mp_index(photo, primary)
-    old = [image for image in index.images if _depth_xmp(photo, image) is not None]
-    has_gdepth = gdepth_present(photo, primary)
-    if (old or has_gdepth) and not replace:
+    old = [image for image in index.images if _depth_xmp(photo, image) is not None] if depth is not None else []
+    has_gdepth = depth is not None and gdepth_present(photo, primary)
+    if (old or has_gdepth) and not replace_depth:
         where = f"MP image {old[0].number + 1} at offset {old[0].start}" if old else "GDepth in its XMP"
         raise ExistingDepth(f"already has a depth map ({where})")
-    count = len(index.images) - len(old) + 2
+    old += _replaced_mattes(photo, index, mattes, replace_mattes, drop_mattes)
+    count = len(index.images) - len(old) + 1 + (depth is not None) + len(mattes)
     body = _recounted(photo, [image for image in index.images if image not in old], count)
     kept, tail = _without(body, primary.end, index.images, old)
 
+    gdepth, gdepth_format, gdepth_bits = google
     edits = (
         edit_gdepth(photo, primary, depth if gdepth else None, gdepth_format, gdepth_bits)
         if gdepth or has_gdepth
@@ -135,16 +159,107 @@ def attach_depth(
     mpf_at = placed[-1]
     tiff_at = mpf.tiff_start(mpf_at)
 
-    depth_jpeg = depth_image(depth, count, coding)
+    added = [depth_image(depth, count, coding)] if depth is not None else []
+    added += [matte_image(matte, count) for matte in mattes]
     shift = len(head) - primary.end
     entries = [mpf.Entry(index.primary_attribute, len(head), 0)]
     entries += [mpf.Entry(e.entry.attribute, e.entry.size, e.start + shift - tiff_at, e.entry.dependents) for e in kept]
-    entries.append(mpf.Entry(mpf.UNDEFINED_TYPE, len(depth_jpeg), len(head) + len(tail) - tiff_at))
+    at = len(head) + len(tail)
+    for image in added:
+        entries.append(mpf.Entry(mpf.UNDEFINED_TYPE, len(image), at - tiff_at))
+        at += len(image)
     out = bytearray(head)
     out[mpf_at + 4 : mpf_at + len(placeholder)] = mpf.build_index(entries, index.attributes)
-    if len(out) + len(tail) + len(depth_jpeg) >= 1 << 32:
+    if at >= 1 << 32:
         raise DepthError("the result would exceed the 4 GiB that MPF offsets reach")
-    return bytes(out + tail + depth_jpeg)
+    return b"".join([bytes(out), tail, *added])
+
+
+def _replaced_mattes(photo: bytes, index: MpIndex, mattes: Sequence[Matte], replace: bool, drop: bool):
+    """The MP images attaching ``mattes`` removes: every matte with ``drop``, else those of the kinds
+    written (an error unless ``replace``)."""
+    kinds = {matte.kind for matte in mattes}
+    found = [(image, kind) for image in index.images if (kind := _matte_kind(photo, image)[0]) is not None]
+    clash = [(image, kind) for image, kind in found if drop or kind in kinds]
+    if clash and not drop and not replace:
+        image, kind = clash[0]
+        raise ExistingDepth(f"already has a {kind.name} matte (MP image {image.number + 1} at offset {image.start})")
+    return [image for image, _ in clash]
+
+
+def auxiliary_images(data: bytes) -> list[tuple[str, int, int]]:
+    """(type, width, height) of every MP image after the primary, nothing decoded: ``depth``, a matte
+    kind's name, the XMP's ``apdi:AuxiliaryImageType`` of any other (gain maps), else ``image``."""
+    found = []
+    for image in mp_index(data, parse_jpeg(data)).images:
+        kind = "image"
+        if image.entry.attribute & mpf.FORMAT_BITS:
+            found.append((kind, 0, 0))
+            continue
+        parsed = parse_jpeg(data, image.start, image.end)
+        for xmp in parsed.xmp_packets(data):
+            matte, _ = parse_matte_xmp(xmp)
+            image_type = properties(xmp).get((APDI, "AuxiliaryImageType"))
+            if matte is not None or isinstance(image_type, str):
+                kind = matte.name if matte else "depth" if _depth_xmp(data, image) else image_type
+                break
+        frame = parsed.frame(data)
+        found.append((kind, *((frame.width, frame.height) if frame else (0, 0))))
+    return found
+
+
+def read_mattes(data: bytes) -> list[Matte]:
+    """Every matte among an MPF JPEG's images, in file order, with the version its XMP says."""
+    mattes = []
+    for image in mp_index(data, parse_jpeg(data)).images:
+        kind, version, parsed = _matte_kind(data, image)
+        if kind is None:
+            continue
+        pixels = decode_gray(data, parsed)
+        if pixels.dtype != np.uint8:
+            raise DepthError(f"{kind.name} matte at offset {image.start} is not 8-bit")
+        mattes.append(Matte(kind, pixels, version))
+    return mattes
+
+
+def _matte_kind(data: bytes, image: _Secondary):
+    """(kind, version, parsed image) of a secondary JPEG whose XMP describes a matte, else (None, None, None)."""
+    if image.entry.attribute & mpf.FORMAT_BITS:
+        return None, None, None
+    parsed = parse_jpeg(data, image.start, image.end)
+    for xmp in parsed.xmp_packets(data):
+        kind, version = parse_matte_xmp(xmp)
+        if kind is not None:
+            return kind, version, parsed
+    return None, None, None
+
+
+def matte_image(matte: Matte, count: int) -> bytes:
+    """A matte JPEG as the iPhone XS writes it: SOI, APP1 XMP, APP2 MPF {version, ``count``}, then an
+    8-bit baseline coding with a restart interval of one MCU row."""
+    xmp = segment(APP1, XMP_ID + matte.xmp(True))
+    coded = _apple_order(_baseline(matte.pixels, restart_marker_rows=1))
+    return b"\xff\xd8" + xmp + segment(APP2, mpf.build_version(count)) + coded
+
+
+#: The XS matte's header order: quantisation tables, restart interval, frame, one DHT of every table.
+_HEADER_ORDER = (0xDB, 0xDD, 0xC0, 0xC4)
+
+
+def _apple_order(coded: bytes) -> bytes:
+    """libjpeg's baseline header (DQT SOF0 DHT DHT DRI, after SOI) reordered as the iPhone writes it
+    (DQT DRI SOF0 DHT, the Huffman tables in one segment); the scan is untouched."""
+    parsed = parse_jpeg(b"\xff\xd8" + coded)
+    header = [s for s in parsed.segments if s.marker != 0xDA]
+    scan = parsed.segments[len(header)]
+    data = b"\xff\xd8" + coded
+    if sorted({s.marker for s in header}) != sorted(_HEADER_ORDER):
+        raise DepthError(f"unexpected JPEG header from the matte encoder: {[s.name for s in header]}")
+    pieces = []
+    for marker in _HEADER_ORDER:
+        payloads = [s.payload(data) for s in header if s.marker == marker]
+        pieces.append(segment(marker, b"".join(payloads)))
+    return b"".join(pieces) + data[scan.offset :]
 
 
 def _portrait_exif(photo: bytes, primary: JpegImage) -> tuple[int, int, bytes]:
@@ -184,12 +299,13 @@ def depth_image(depth: DepthData, count: int, coding: str = "lossless") -> bytes
     return b"\xff\xd8" + segment(APP1, XMP_ID + xmp) + segment(APP2, mpf.build_version(count)) + coded
 
 
-def _baseline(pixels: np.ndarray) -> bytes:
-    """An 8-bit map as libjpeg codes it at :data:`DEPTH_QUALITY`, less its SOI and JFIF APP0."""
+def _baseline(pixels: np.ndarray, **options: int) -> bytes:
+    """An 8-bit map as libjpeg codes it at :data:`DEPTH_QUALITY` (with Pillow's ``options``), less its
+    SOI and JFIF APP0."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=DEPTH_QUALITY)
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=DEPTH_QUALITY, **options)
     coded = buffer.getvalue()
     first = parse_jpeg(coded).segments[0]
     return coded[first.end if first.marker == APP0 and coded.startswith(b"JFIF\0", first.offset + 4) else 2 :]

@@ -9,11 +9,12 @@ apdi/depthData and whose own APP2 MPF repeats NumberOfImages.  Apple writes entr
 
 from __future__ import annotations
 
+from ...core.auxiliary import MatteKind, parse_matte_xmp
 from ...core.formats import StoredFormat
 from ...core.metadata import PixelDataInfo
 from ...core.xmp import APDI, parse_xml
 from ...errors import DepthError
-from ..rules import Findings, check_depth_xmp, check_exif_signal, check_size, xmp_text
+from ..rules import Findings, check_depth_xmp, check_exif_signal, check_matte, check_size, xmp_text
 from . import mpf
 from .gdepth import GDEPTH
 from .segments import APP1, APP2, EXIF_ID, Frame, JpegImage, parse_jpeg
@@ -34,7 +35,12 @@ def check(data: bytes, findings: Findings) -> None:
     for number, image in images:
         where = f"MP entry {number} (JPEG at offset {image.start})"
         kind = _classify(data, image)
-        if kind == "depth" and depth is None:
+        matte = _matte(data, image)
+        if matte is not None:
+            frame = image.frame(data)
+            size = (frame.width, frame.height) if frame else None
+            check_matte(findings, "jpeg", where, matte[0], matte[1], size, (photo.width, photo.height))
+        elif kind == "depth" and depth is None:
             depth = image, where
         elif kind == "mono" and unlabelled is None:
             unlabelled = where
@@ -151,6 +157,18 @@ def _classify(data: bytes, image: JpegImage) -> str:
         if one_component and not _parses(xmp):
             return "depth"
     return "mono" if one_component else "image"
+
+
+def _matte(data: bytes, image: JpegImage) -> tuple[MatteKind, bytes] | None:
+    """(kind, XMP) of an image whose XMP describes a matte, else None."""
+    for xmp in image.xmp_packets(data):
+        try:
+            kind, _ = parse_matte_xmp(xmp)
+        except DepthError:
+            continue
+        if kind is not None:
+            return kind, xmp
+    return None
 
 
 def _parses(xmp: bytes) -> bool:
