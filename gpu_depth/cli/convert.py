@@ -87,6 +87,7 @@ def run_convert(args: argparse.Namespace) -> int:
         summary = _engine(args)(jobs, options, on_result, on_signal=on_signal)
     except KeyboardInterrupt:
         signals.append(signal.SIGINT)
+        progress.write("gpu-depth: stopped now; the items in flight were not finished")
         summary = tally.summary(options.backend)
     finally:
         progress.close()

@@ -75,6 +75,7 @@ def test_second_ctrl_c_stops_now(tmp_path):
     running.wait_for(lambda: any("Ctrl-C again stops now" in line for line in running.lines))
     running.process.send_signal(signal.SIGINT)
     assert running.finish() == 130
+    assert "gpu-depth: stopped now; the items in flight were not finished\n" in running.lines
     items, (summary,) = report_lines(out / "report.jsonl")
     assert summary["interrupted"] and summary["ok"] == len(items) < COUNT
     assert all(read_depth(line["output"]) is not None for line in items)
