@@ -73,8 +73,9 @@ def run_convert(args: argparse.Namespace) -> int:
         report.write(line)
         progress.advance(line["status"])
         tally.add(line)
-        if line["status"] == "failed":
-            progress.write(f"gpu-depth: {line['photo']}: {line['error']}")
+        if line["status"] == "failed":  # named once, whether the error names the photo or not
+            error = line["error"]
+            progress.write(f"gpu-depth: {error if error.startswith(line['photo']) else line['photo'] + ': ' + error}")
         elif line.get("warning"):
             progress.write(f"gpu-depth: {line['photo']}: warning: {line['warning']}")
 

@@ -57,6 +57,8 @@ def test_folder_mode_takes_what_one_pair_takes(tmp_path):
         depths / "lossy.jpg",
         save=lambda path, gray: Image.fromarray((gray >> 8).astype(np.uint8)).save(path),
     )
+    pair(photos / "fake.jpg", depths / "fake.png")
+    (photos / "fake.jpg").write_bytes(b"GIF89a not a photo")
     run = convert(photos, depths, out, "--container", "jpeg")
     assert run.returncode == 1
     items, (summary,) = report_lines(out / "report.jsonl")
@@ -65,7 +67,10 @@ def test_folder_mode_takes_what_one_pair_takes(tmp_path):
         "stereo.mpo": "ok",
         "web.webp": "ok",
         "lossy.jpg": "failed",
+        "fake.jpg": "failed",
     }
+    (fake,) = [line for line in run.stderr.splitlines() if "fake.jpg" in line]
+    assert fake.count(str(photos / "fake.jpg")) == 1  # no message names its file twice
     assert "looks like a JPEG image" in status["lossy.jpg"]["error"]
     assert "unmatched:" not in run.stderr and summary["unmatched"] == 0
 
