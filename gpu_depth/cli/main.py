@@ -1,7 +1,7 @@
 """The ``gpu-depth`` command line: a thin layer over the library.
 
-Exit codes: 0 success; 1 some items or files failed (each named on stderr), or the reader of the
-output went away; 2 bad usage or a fatal error (one line on stderr).
+Exit codes: 0 success; 1 some items or files failed (each named on stderr), nothing matched, or the
+reader of the output went away; 2 bad usage or a fatal error (one line on stderr); 130 Ctrl-C.
 """
 
 from __future__ import annotations
