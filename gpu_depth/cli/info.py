@@ -1,4 +1,5 @@
-"""What ``gpu-depth info`` reports: backend choice, GPU (through NVML), library versions."""
+"""What ``gpu-depth info`` reports: gpu_depth's and its libraries' versions (libheif's too), backend choice,
+GPU (through NVML)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import importlib.util
 import platform
 from importlib import metadata
 
+from .. import __version__
 from ..backends import cupy_unavailable
 
-LIBRARIES = ("numpy", "pillow", "pillow-heif", "nvidia-ml-py")
+LIBRARIES = ("numpy", "pillow", "pillow-heif", "tqdm", "nvidia-ml-py", "ray", "shtab")
 
 
 def describe() -> str:
-    lines = [f"python: {platform.python_version()} ({platform.machine()})"]
+    lines = [f"gpu_depth: {__version__}", f"python: {platform.python_version()} ({platform.machine()})"]
+    lines.append(_libheif())
     for name in LIBRARIES:
         try:
             lines.append(f"{name}: {metadata.version(name)}")
@@ -23,6 +26,15 @@ def describe() -> str:
     lines.append("backend (auto): cupy" if reason is None else f"backend (auto): numpy, because {reason}")
     lines.extend(_gpus())
     return "\n".join(lines)
+
+
+def _libheif() -> str:
+    """The libheif pillow-heif runs on, and its HEVC encoder (the one that codes re-encoded photos and maps)."""
+    import pillow_heif
+
+    info = pillow_heif.libheif_info()
+    encoder = f" (HEVC encoder: {info['HEIF']})" if info.get("HEIF") else ""
+    return f"libheif: {info.get('libheif', 'unknown')}{encoder}"
 
 
 def _cupy() -> str:

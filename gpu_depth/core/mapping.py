@@ -231,7 +231,10 @@ def _gray(values: np.ndarray, inverted: bool) -> np.ndarray:
     outside = (gray < 0) | (gray > 1)
     if outside.any():
         where = np.unravel_index(int(np.argmax(outside)), gray.shape)
-        raise DepthError(f"gray value {gray[where]} at index {tuple(map(int, where))} is outside [0, 1]")
+        raise DepthError(
+            f"gray value {gray[where]} at index {tuple(map(int, where))} is outside [0, 1] "
+            "(float gray maps hold 0..1; for metres use --preset metric)"
+        )
     return 1.0 - gray if inverted else gray
 
 

@@ -56,14 +56,21 @@ def displayed_size(width: int, height: int, orientation: int) -> tuple[int, int]
 
 
 def depth_size(
-    depth: tuple[int, int], photo: tuple[int, int], requested: tuple[int, int] | None = None, stretch: bool = False
+    depth: tuple[int, int],
+    photo: tuple[int, int],
+    requested: int | tuple[int, int] | None = None,
+    stretch: bool = False,
 ) -> tuple[int, int]:
     """The (width, height) a depth map of size ``depth`` is resampled to for a photo displayed at ``photo``.
 
-    ``requested`` (e.g. 768x576) is turned to the photo's orientation; without it the map keeps its
-    size.  A map whose aspect ratio differs from the photo's is an error unless ``stretch``.
+    ``requested``: a longest side (768, an iPhone's), giving the photo's aspect ratio and never more pixels
+    than the photo; or a (width, height) such as 768x576, turned to the photo's orientation; without it the
+    map keeps its size.  A map whose aspect ratio differs from the photo's is an error unless ``stretch``.
     """
     check_pixels(*photo, "the photo")
+    if isinstance(requested, int):
+        longest = min(requested, max(photo))
+        requested = tuple(max(1, round(side * longest / max(photo))) for side in photo)
     portrait = photo[1] > photo[0]
     if requested is not None and (requested[1] > requested[0]) != portrait and requested[0] != requested[1]:
         requested = (requested[1], requested[0])

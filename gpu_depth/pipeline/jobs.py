@@ -11,11 +11,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..depthmaps import SUFFIXES as DEPTH_SUFFIXES
+from ..depthmaps import sniff
 from ..errors import DepthError
 from ..limits import parse_float, parse_int
 
-PHOTO_SUFFIXES = (".heic", ".heif", ".hif", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".dng", ".webp", ".ppm")
+#: Photos folder mode takes (any suffix works for one pair); depth maps are taken whatever their suffix, as
+#: they are read by content.
+PHOTO_SUFFIXES = (
+    ".heic",
+    ".heif",
+    ".hif",
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".mpo",
+    ".png",
+    ".tif",
+    ".tiff",
+    ".dng",
+    ".webp",
+    ".ppm",
+)
 
 #: Environment variables of array jobs: (index variable, count variable), first match wins.
 SHARD_VARIABLES = (
@@ -36,6 +52,7 @@ class Job:
     pixel_format: str | None = None
     depth_scale: float | None = None
     intrinsics: tuple[float, float, float, float] | None = None
+    folder: Path = Path()  # the photo's folder relative to --photos: its output goes there under --out
 
     @property
     def name(self) -> str:
@@ -43,25 +60,73 @@ class Job:
         return self.photo.stem
 
 
-def pair_folders(photos: Path, depths: Path, suffix: str = "") -> tuple[list[Job], list[str]]:
-    """Pair ``photos/NAME.ext`` with ``depths/NAME{suffix}.ext``; also list what found no partner."""
-    photo_files = _files(photos, PHOTO_SUFFIXES)
-    depth_files = _files(depths, DEPTH_SUFFIXES)
-    by_stem: dict[str, list[Path]] = {}
+def pair_folders(
+    photos: Path, depths: Path, suffix: str = "", recursive: bool = False, skip: Path | None = None
+) -> tuple[list[Job], list[str]]:
+    """Pair ``photos/SUB/NAME.ext`` with ``depths/SUB/NAME{suffix}.*``; also list what found no partner.
+
+    Any file of that stem is the depth map (maps are read by content); a file that is some photo's depth
+    map is no photo itself, so both may share a folder when ``suffix`` tells them apart.  ``recursive``
+    descends into subfolders (``SUB``, kept as the job's ``folder``); hidden files and folders and ``skip``
+    (the output folder) are left out.
+    """
+    if not suffix and _same(photos, depths):
+        raise DepthError("--photos and --depth are the same folder: give --depth-suffix (e.g. _depth)")
+    depth_files = _files(depths, recursive, skip)
+    photo_files = [p for p in _files(photos, recursive, skip) if p.suffix.lower() in PHOTO_SUFFIXES]
+    by_key: dict[tuple[Path, str], list[Path]] = {}
     for path in depth_files:
-        by_stem.setdefault(path.stem, []).append(path)
-    jobs, unmatched, used = [], [], set()
+        by_key.setdefault((path.parent.relative_to(depths), path.stem), []).append(path)
+    found = {}
     for photo in photo_files:
-        candidates = by_stem.get(photo.stem + suffix, [])
+        key = (photo.parent.relative_to(photos), photo.stem + suffix)
+        found[photo] = _depth_maps([path for path in by_key.get(key, []) if path != photo])
+    used = {path for candidates in found.values() for path in candidates}
+    jobs, unmatched = [], []
+    for photo, candidates in found.items():
+        folder = photo.parent.relative_to(photos)
+        if photo in used:
+            continue
         if len(candidates) == 1:
-            jobs.append(Job(photo, candidates[0]))
-            used.add(candidates[0])
+            jobs.append(Job(photo, candidates[0], folder=folder))
         elif candidates:
             unmatched.append(f"{photo}: several depth maps match: {', '.join(map(str, candidates))}")
         else:
-            unmatched.append(f"{photo}: no depth map {photo.stem}{suffix}.* in {depths}")
-    unmatched += [f"{path}: no photo for this depth map in {photos}" for path in depth_files if path not in used]
+            unmatched.append(f"{photo}: no depth map {folder / photo.stem}{suffix}.* in {depths}")
+    photo_set = set(photo_files)
+    unmatched += [
+        f"{path}: no photo for this depth map in {photos}"
+        for path in depth_files
+        if path not in used and path not in photo_set and not path.is_dir()
+    ]
     return jobs, unmatched
+
+
+def _depth_maps(candidates: list[Path]) -> list[Path]:
+    """Of several files with a photo's depth-map name, those whose first bytes are a depth map's (by content)."""
+    if len(candidates) < 2:
+        return candidates
+    maps = []
+    for path in candidates:
+        try:
+            with path.open("rb") as stream:
+                if sniff(stream.read(16)) is not None:
+                    maps.append(path)
+        except OSError:
+            continue
+    return maps or candidates
+
+
+def searched(photos: Path, depths: Path, suffix: str, recursive: bool) -> str:
+    """What :func:`pair_folders` looked for, in words, for a run that found nothing to convert."""
+    where = f"{photos} and its subfolders" if recursive else str(photos)
+    text = (
+        f"no photo ({', '.join(PHOTO_SUFFIXES)}) in {where} has a depth map of its name + {suffix!r} in the same "
+        f"place under {depths}"
+    )
+    if not recursive and photos.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in photos.iterdir()):
+        text += f"; {photos} has subfolders: add -r to search them"
+    return text
 
 
 def read_manifest(path: Path) -> list[Job]:
@@ -112,10 +177,33 @@ def _checked(index: int, count: int) -> tuple[int, int]:
     return index, count
 
 
-def _files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+def _files(folder: Path, recursive: bool, skip: Path | None) -> list[Path]:
+    """The visible entries of ``folder`` but its subfolders (all of them but ``skip``, walked, when
+    ``recursive``; else they are entries too).  What is no regular file fails its item when read."""
     if not folder.is_dir():
         raise DepthError(f"{folder}: not a folder")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith("."))
+    skipped = _identity(skip) if skip is not None else None
+    found = []
+    for top, folders, names in os.walk(folder):
+        visible = sorted(name for name in folders if not name.startswith("."))
+        if recursive:
+            folders[:] = [name for name in visible if _identity(Path(top, name)) != skipped]
+        else:
+            folders[:], names = [], names + visible
+        found += [Path(top, name) for name in names if not name.startswith(".")]
+    return sorted(found)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def _same(a: Path, b: Path) -> bool:
+    return _identity(a) is not None and _identity(a) == _identity(b)
 
 
 def _csv_rows(text: str, path: Path) -> list[tuple[int, dict]]:

@@ -28,16 +28,22 @@ from .stages import Item, convert_batch, decode, encode, plan, summary
 PR_SET_PDEATHSIG = 1
 
 
-def run(jobs: list[Job], options: Options, on_result: Callable[[dict], None]) -> dict:
+def run(
+    jobs: list[Job],
+    options: Options,
+    on_result: Callable[[dict], None],
+    on_signal: Callable[[int], None] | None = None,
+) -> dict:
     """Convert every job; call ``on_result`` with each report line; return the summary.
 
     Any failure of one item is that item's line; a fault of the run itself (the output folder gone, the
-    report unwritable) raises DepthError.
+    report unwritable) raises DepthError.  SIGINT/SIGTERM (``on_signal`` is told at once) let the items in
+    flight finish; a second SIGINT kills the workers and raises KeyboardInterrupt.
     """
     options = _sharing_cores(options)
     options.out.mkdir(parents=True, exist_ok=True)
     backend = select_backend(options.backend)
-    stop = StopFlag()
+    stop = StopFlag(on_signal)
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     start = time.perf_counter()
 
@@ -59,11 +65,14 @@ def run(jobs: list[Job], options: Options, on_result: Callable[[dict], None]) ->
             if not options.out.is_dir():
                 raise DepthError(f"{options.out}: the output folder has gone; stopping the run")
         encoders.drain(finish)
+    except KeyboardInterrupt:
+        encoders.kill()
+        raise
     finally:
         decoders.shutdown(cancel_futures=True)
         encoders.shutdown()
         stop.restore()
-    return summary(counts, stop.signalled, backend.name, time.perf_counter() - start)
+    return summary(counts, stop.signalled is not None, backend.name, time.perf_counter() - start)
 
 
 class _Encoders:
@@ -107,6 +116,13 @@ class _Encoders:
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def kill(self) -> None:
+        """Stop now: the workers are killed mid-item (their temporary files are removed by the next run)."""
+        processes = getattr(self.pool, "_processes", None) or {}
+        for process in list(processes.values()):
+            process.kill()
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _decoded(items: Iterator[Item], pool: ThreadPoolExecutor, options: Options, stop: StopFlag) -> Iterator[Item]:

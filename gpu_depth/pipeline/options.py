@@ -25,12 +25,13 @@ class Options:
     doffs: float = 0.0
     holes: str = "fill"  # fill (core.holes.fill_holes, marked filtered) or keep (stored as holes, unfiltered)
     intrinsics: tuple[float, float, float, float] | None = None  # fx, fy, cx, cy in the depth map's pixels
-    depth_size: tuple[int, int] | None = None  # None keeps the map's own size
+    depth_size: int | tuple[int, int] | None = 768  # longest side, (width, height), or None: the map's own size
     stretch: bool = False
     backend: str = "auto"
     batch_size: int = 16
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
-    resume: bool = False
+    resume: bool = False  # skip items whose output exists and holds depth
+    overwrite: bool = False  # replace existing outputs (else an existing output fails its item)
     shard: tuple[int, int] | None = None  # (index, count): do only the outputs of that shard
     quality: int = 90
     encoder_preset: str = "medium"

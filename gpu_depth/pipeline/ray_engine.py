@@ -36,6 +36,7 @@ def run_ray(
     on_result: Callable[[dict], None],
     address: str | None = None,
     num_cpus: int | None = None,
+    on_signal: Callable[[int], None] | None = None,
 ) -> dict:
     """Like :func:`gpu_depth.pipeline.local.run`, on the Ray cluster at ``address``.
 
@@ -57,13 +58,15 @@ def run_ray(
             where = f" at {joining}" if joining else ""
             raise DepthError(f"cannot start or join Ray{where}: {_first_line(exc)}") from exc
     try:
-        return _run(jobs, options, on_result)
+        return _run(jobs, options, on_result, on_signal)
     finally:
         if started_here:
             ray.shutdown()
 
 
-def _run(jobs: list[Job], options: Options, on_result: Callable[[dict], None]) -> dict:
+def _run(
+    jobs: list[Job], options: Options, on_result: Callable[[dict], None], on_signal: Callable[[int], None] | None
+) -> dict:
     options.out.mkdir(parents=True, exist_ok=True)
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     backends: set[str] = set()
@@ -73,7 +76,7 @@ def _run(jobs: list[Job], options: Options, on_result: Callable[[dict], None]) -
         counts[item.status] += 1
         on_result(item.report())
 
-    stop = StopFlag()
+    stop = StopFlag(on_signal)
     try:
         rows = [{"item": _pack(item)} for item in plan(jobs, options, finish)]
         for row in _dataset(rows, options).iter_rows() if rows else ():
@@ -83,7 +86,8 @@ def _run(jobs: list[Job], options: Options, on_result: Callable[[dict], None]) -
                 break
     finally:
         stop.restore()
-    return summary(counts, stop.signalled, "+".join(sorted(backends)) or options.backend, time.perf_counter() - start)
+    backend = "+".join(sorted(backends)) or options.backend
+    return summary(counts, stop.signalled is not None, backend, time.perf_counter() - start)
 
 
 def _dataset(rows: list[dict], options: Options):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import containers
-from ..api import attach, read_depth
+from ..api import attach
 from ..convert import convert
 from ..core.depthdata import DepthData
 from ..core.holes import fill_depth
@@ -24,6 +24,7 @@ from ..datasets import check_path
 from ..depthmaps import load_depth_file
 from ..errors import DepthError, ExistingDepth
 from ..fileio import read_file, temp_target, write_atomic
+from ..verify import has_errors, verify_bytes
 from .jobs import Job, shard_of
 from .mattes import matte_arguments
 from .options import Options
@@ -63,12 +64,13 @@ class Item:
 
 
 def output_path(job: Job, options: Options) -> Path:
-    """``OUT/NAME.ext``: only the photo's stem is used, so nothing lands outside ``--out``."""
+    """``OUT/FOLDER/NAME.ext``: only the photo's stem and its folder relative to ``--photos`` are used, so
+    nothing lands outside ``--out``."""
     if options.container == "same":
         module = containers.plugin(job.photo.suffix.lstrip(".") or "?")
     else:
         module = containers.plugin(options.container)
-    return options.out / f"{job.name}{module.EXTENSIONS[0]}"
+    return options.out / job.folder / f"{job.name}{module.EXTENSIONS[0]}"
 
 
 def summary(counts: dict[str, int], interrupted: bool, backend: str, elapsed: float) -> dict:
@@ -84,11 +86,12 @@ def summary(counts: dict[str, int], interrupted: bool, backend: str, elapsed: fl
 
 
 def in_shard(job: Job, options: Options) -> bool:
-    """Whether ``job`` is in the run's shard, chosen by its output's name (by the photo's if it has none)."""
+    """Whether ``job`` is in the run's shard, chosen by its output's path under ``--out`` (by the photo's name
+    if it has none)."""
     if options.shard is None:
         return True
     try:
-        name = output_path(job, options).name
+        name = output_path(job, options).relative_to(options.out).as_posix()
     except DepthError:
         name = job.photo.name
     return shard_of(name, options.shard[1]) == options.shard[0]
@@ -96,10 +99,11 @@ def in_shard(job: Job, options: Options) -> bool:
 
 def plan(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> Iterator[Item]:
     """The items of the run's shard to do, in order.  An item whose output is also that of an earlier item
-    (names compared case-folded) or is one of any job's inputs fails before anything is written; with
-    resume, items with a valid output are skipped.  Temporary files a killed run left for them are removed."""
+    (paths compared case-folded) or is one of any job's inputs fails before anything is written; so does one
+    whose output exists, unless ``overwrite``, or ``resume``, which skips the items whose output holds depth.
+    Temporary files a killed run left for them are removed."""
     inputs = _identities(jobs)
-    stale = _temporary_files(options.out)
+    stale: dict[Path, dict[str, list[Path]]] = {}
     seen: dict[str, Job] = {}
     for job in jobs:
         if not in_shard(job, options):
@@ -107,18 +111,24 @@ def plan(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> I
         item = Item(job, Path())
         try:
             item.output = output_path(job, options)
-            for temp in stale.pop(item.output.name, ()):
+            folder = item.output.parent
+            if folder not in stale:
+                stale[folder] = _temporary_files(folder)
+            for temp in stale[folder].pop(item.output.name, ()):
                 temp.unlink(missing_ok=True)
-            key = item.output.name.casefold()
+            key = item.output.relative_to(options.out).as_posix().casefold()
             if key in seen:
-                raise DepthError(f"output {item.output.name} is also that of {seen[key].photo}")
+                raise DepthError(f"output {item.output.relative_to(options.out)} is also that of {seen[key].photo}")
             seen[key] = job
             if (source := inputs.get(_identity(item.output))) is not None:
                 raise DepthError(f"output {item.output} is the input {source}: choose another --out")
-            if options.resume and _valid_output(item.output):
-                item.status = "skipped"
-                finish(item)
-                continue
+            if _exists(item.output):
+                if options.resume and has_depth(item.output):
+                    item.status = "skipped"
+                    finish(item)
+                    continue
+                if not (options.overwrite or options.resume):
+                    raise DepthError(f"output {item.output} exists: pass --overwrite to replace it, or --resume")
         except Exception as exc:  # any failure of one item is that item's
             finish(item.fail(exc))
             continue
@@ -136,6 +146,11 @@ def decode(item: Item, options: Options) -> Item:
             item.size = depth_size(shape, photo_size, options.depth_size, options.stretch)
         except DepthError as exc:
             raise DepthError(f"{exc}; use --fit stretch to stretch it" if "aspect" in str(exc) else str(exc)) from exc
+        if item.size[0] * item.size[1] > photo_size[0] * photo_size[1]:
+            item.details["warning"] = (
+                f"the stored map {item.size[0]}x{item.size[1]} is larger than the photo "
+                f"{photo_size[0]}x{photo_size[1]} (--depth-size 768 keeps it within the photo)"
+            )
     except Exception as exc:
         return item.fail(exc)
     item.details["decode_s"] = round(time.perf_counter() - started, 4)
@@ -228,6 +243,7 @@ def encode(item: Item, options: Options) -> Item:
             "filtered": depth.metadata.filtered,
             **matte_details,
         }
+        _make_folders(options.out, item.job.folder)
         write_atomic(item.output, result, protect=(item.job.photo, item.job.depth))
     except ExistingDepth as exc:
         return item.fail(DepthError(f"{exc}; pass --replace to replace it"))
@@ -278,11 +294,24 @@ def _pillow_size(data: bytes, path: Path) -> tuple[int, int]:
         raise DepthError(f"{path}: cannot read the photo's size: {exc}") from exc
 
 
-def _valid_output(path: Path) -> bool:
+def has_depth(path: Path) -> bool:
+    """Whether ``path`` is a whole file holding depth an Apple reader sees: its structure checked by verify's
+    rules (no error, a depth map found), without decoding the map."""
     try:
-        return path.is_file() and read_depth(path) is not None
+        findings = verify_bytes(read_file(path))
     except DepthError:
         return False
+    return not has_errors(findings) and any(finding.rule.endswith(".depth-found") for finding in findings)
+
+
+def _make_folders(out: Path, folder: Path) -> None:
+    """``out/folder``, made part by part below ``out``, which must exist (a run whose --out went away stops)."""
+    for depth in range(1, len(folder.parts) + 1):
+        (out / Path(*folder.parts[:depth])).mkdir(exist_ok=True)
+
+
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

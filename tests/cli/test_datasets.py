@@ -238,7 +238,8 @@ def test_intrinsics_in_an_npz_are_written_unless_the_command_line_gives_others(t
     result, output = convert_one(tmp_path, "depth.npz", data, ["--preset", "metric"])
     assert result.returncode == 0, result.stderr
     assert read_depth(output).metadata.calibration.intrinsic_matrix == tuple(map(tuple, K))
-    result, output = convert_one(tmp_path, "depth.npz", data, ["--preset", "metric", "--intrinsics", "9,9,1,1"])
+    flags = ["--preset", "metric", "--intrinsics", "9,9,1,1", "--overwrite"]
+    result, output = convert_one(tmp_path, "depth.npz", data, flags)
     assert read_depth(output).metadata.calibration.intrinsic_matrix[0] == (9.0, 0.0, 1.0)
 
 
@@ -252,4 +253,4 @@ def test_manifest_rows_with_their_own_range_report_each_mapping(tmp_path):
     assert result.returncode == 0, result.stderr
     (line,), (summary,) = report_lines(tmp_path / "out" / "report.jsonl")
     assert line["mapping"] == "apple-gray, near 0.5 m, far 4 m"
-    assert summary["mapping"] == "apple-gray, per manifest row (each item's is in the report)"
+    assert summary["mapping"] == "apple-gray (black = near), per manifest row (each item's is in the report)"

@@ -166,6 +166,7 @@ def test_api_and_cli_give_the_same_file_on_a_rotated_photo(tmp_path):
     Image.fromarray(gray).save(tmp_path / "map.png")
     cli = [sys.executable, "-m", "gpu_depth", "convert", "--photo", str(tmp_path / "photo.jpg"), "--depth"]
     cli += [str(tmp_path / "map.png"), "--out", str(tmp_path / "cli"), "--near", "0.5", "--far", "5", "--quiet"]
+    cli += ["--depth-size", "native"]  # as the API stores it
     subprocess.run(cli, check=True, capture_output=True)
     depth = gpu_depth.convert(gray, "hdis", DepthMapping("apple-gray", 0.5, 5.0))
     with pytest.raises(

@@ -24,8 +24,10 @@ CONVERT = [
 
 
 def report_lines(path):
+    """The report's item lines and its summaries (its ``run`` header left out)."""
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    return [line for line in lines if "summary" not in line], [line["summary"] for line in lines if "summary" in line]
+    items = [line for line in lines if "summary" not in line and "run" not in line]
+    return items, [line["summary"] for line in lines if "summary" in line]
 
 
 def make_dataset(folder, count, size=(64, 48), suffix=".jpg"):

@@ -129,8 +129,9 @@ def regular_files(folder):
 
 
 def convert(photos, depths, out, *extra):
+    inputs = ["--photos", str(photos), "--depth", str(depths), "--out", str(out)]
     return subprocess.run(
-        [*CONVERT, "--fit", "stretch", "--photos", str(photos), "--depth", str(depths), "--out", str(out), *extra],
+        [*CONVERT, "--fit", "stretch", "--depth-size", "native", *inputs, *extra],
         capture_output=True,
         text=True,
         timeout=600,

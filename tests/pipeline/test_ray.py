@@ -36,7 +36,7 @@ def report(out):
     items = {
         line["photo"]: {**{k: v for k, v in line.items() if k not in TIMINGS}, "output": line["output"].split("/")[-1]}
         for line in lines
-        if "summary" not in line
+        if "photo" in line
     }
     return items, [line["summary"] for line in lines if "summary" in line]
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 NAME = "jpeg"
-EXTENSIONS = (".jpg", ".jpeg")
+EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".mpo")  # outputs are .jpg; stereo MPOs are JPEGs too
 
 #: Keyword arguments of :func:`attach_depth` a caller (the pipeline) may pass.
 ATTACH_OPTIONS = frozenset({"gdepth", "gdepth_format", "gdepth_bits", "coding", "exif_portrait"})
