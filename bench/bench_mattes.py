@@ -41,7 +41,7 @@ def main() -> None:
     print(f"machine: {machine()}, pillow-heif {pillow_heif.__version__}, libheif {pillow_heif.libheif_version()}")
     print(
         f"photo: {WIDTH}x{HEIGHT} HEIC, {len(data) / 1e6:.1f} MB; depth {DEPTH_SIZE[0]}x{DEPTH_SIZE[1]} hdis; "
-        f"matte {WIDTH // 2}x{HEIGHT // 2}, lossless (preset {heic.MATTE_PRESET})"
+        f"matte {WIDTH // 2}x{HEIGHT // 2}, lossless (preset {heic.MATTE_PRESET}, {heic.MATTE_X265})"
     )
     runs = {
         "depth": lambda: heic.attach_depth(data, depth_map),

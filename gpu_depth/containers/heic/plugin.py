@@ -79,9 +79,12 @@ DEPTH_PRESET = "ultrafast"
 ATTACH_OPTIONS = frozenset({"depth_quality", "depth_preset", "depth_codec", "encoder_threads", "exif_portrait"})
 #: Those :func:`attach_auxiliary` takes.
 AUXILIARY_OPTIONS = frozenset({"depth_quality", "depth_preset", "encoder_threads"})
-#: x265 preset of the mattes: at half the photo's size they hold several times the depth map's pixels;
-#: stored losslessly, a faster preset only makes them larger (a fifth, measured in bench_mattes.py).
+#: x265 settings of the mattes: mostly flat 0/255 images at half the photo's size (several times the depth map's
+#: pixels), stored losslessly, so faster settings change only their size: ultrafast with 64-pixel CTUs and no CU
+#: below 32 pixels codes a 2016x1512 matte in 89 ms instead of medium's ~5x or plain ultrafast's 220 ms, a
+#: quarter larger (bench_mattes.py, RESULTS.md).
 MATTE_PRESET = "ultrafast"
+MATTE_X265 = {"x265:ctu": "64", "x265:min-cu-size": "32"}
 #: Largest depth item decoded (bytes of coded data).
 MAX_DEPTH_ITEM_BYTES = 64 << 20
 #: Largest Exif item rewritten (iPhones write ~3 KB; JPEG's APP1 holds at most 64 KiB).
@@ -355,7 +358,7 @@ def _attach(
     new_ids: list[int] = []
     with ThreadPoolExecutor(max_workers=len(mattes)) if mattes else nullcontext() as pool:
         # the mattes' encodes (x265 runs without the GIL) overlap the depth map's
-        matte_params = _encoder_params(MATTE_PRESET, threads)
+        matte_params = _encoder_params(MATTE_PRESET, threads) | MATTE_X265
         coded_mattes = [pool.submit(_encode_map, m.pixels, quality, matte_params) for m in mattes] if mattes else []
         if depth is not None:
             stored = quantize(depth, StoredFormat.L016 if codec == "jpeg" else StoredFormat.L008)
