@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -87,23 +88,35 @@ def attach_auxiliary(
     in the photo is an error unless ``replace``; ``orientation`` and ``fit`` are those of :func:`attach`."""
     data = read_file(photo)
     target = _container_of(data, photo)
-    try:
+    with _about(photo):
         matte = _matte(kind, image)
         if not hasattr(target, "attach_auxiliary"):
             raise DepthError(f"a {target.NAME} photo takes no mattes (HEIC and JPEG do)")
         turn = target.orientation(data)
         [matte] = _placed([matte], target, data, turn, orientation, fit)
-        known = frozenset().union(*(containers.plugin(name).ATTACH_OPTIONS for name in containers.PLUGINS))
-        if unknown := sorted(set(attach_options) - known):
-            raise DepthError(f"unknown attach option(s): {', '.join(unknown)}")
+        _check_options(attach_options)
         options = {k: v for k, v in attach_options.items() if k in target.AUXILIARY_OPTIONS}
         result = target.attach_auxiliary(data, [matte], replace=replace, **options)
+    write_atomic(out, result, protect=(photo,))
+    return Path(out)
+
+
+@contextmanager
+def _about(photo: PathLike) -> Iterator[None]:
+    """Errors of attaching to ``photo`` name it (and, for existing depth or mattes, how to replace them)."""
+    try:
+        yield
     except ExistingDepth as exc:
         raise ExistingDepth(f"{photo}: {exc}; pass replace=True to replace it") from exc
     except DepthError as exc:
         raise DepthError(f"{photo}: {exc}") from exc
-    write_atomic(out, result, protect=(photo,))
-    return Path(out)
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    """Refuse keyword options no container's attach takes."""
+    known = frozenset().union(*(containers.plugin(name).ATTACH_OPTIONS for name in containers.PLUGINS))
+    if unknown := sorted(set(options) - known - {"encoder_threads"}):
+        raise DepthError(f"unknown attach option(s): {', '.join(unknown)}")
 
 
 def attach_depth(
@@ -134,7 +147,7 @@ def attach_depth(
     target = containers.plugin(container) if container else _by_suffix(out) or containers.sniff(data)
     if target is None:
         raise DepthError(f"{photo}: unknown photo format; name the output container")
-    try:
+    with _about(photo):
         result = attach(
             data,
             photo,
@@ -149,10 +162,6 @@ def attach_depth(
             drop_mattes=drop_mattes,
             **attach_options,
         )
-    except ExistingDepth as exc:
-        raise ExistingDepth(f"{photo}: {exc}; pass replace=True to replace it") from exc
-    except DepthError as exc:
-        raise DepthError(f"{photo}: {exc}") from exc
     write_atomic(out, result, protect=(photo,))
     return Path(out)
 
@@ -196,9 +205,7 @@ def attach(
         raise DepthError(f"orientation must be 'stored' or 'displayed', got {orientation!r}")
     if fit not in ("error", "stretch"):
         raise DepthError(f"fit must be 'error' or 'stretch', got {fit!r}")
-    known = frozenset().union(*(containers.plugin(name).ATTACH_OPTIONS for name in containers.PLUGINS))
-    if unknown := sorted(set(options) - known - {"encoder_threads"}):
-        raise DepthError(f"unknown attach option(s): {', '.join(unknown)}")
+    _check_options(options)
     depth = dataclasses.replace(depth, metadata=depth.metadata.for_writing(xmp_profile))
     source = containers.sniff(data)
     if source is not None and source is not target and not replace and _has_depth(source, data):
