@@ -4,9 +4,18 @@ import os
 import threading
 
 import pytest
+from helpers.pipeline import dead_pid
 
 from gpu_depth import DepthError
-from gpu_depth.fileio import TEMP_SUFFIX, read_file, temp_path, temp_target, write_atomic
+from gpu_depth.fileio import (
+    HOST,
+    TEMP_SUFFIX,
+    read_file,
+    remove_stale_temps,
+    temp_path,
+    temp_target,
+    write_atomic,
+)
 
 
 def test_concurrent_writers_of_one_file_never_show_a_partial_file(tmp_path):
@@ -47,6 +56,21 @@ def test_temp_names_are_unique_and_name_their_target(tmp_path):
     assert first != second and first.name.endswith(TEMP_SUFFIX)
     assert temp_target(first.name) == "a.b.jpg"
     assert temp_target("a.jpg") is None and temp_target(f".{TEMP_SUFFIX}") is None
+    assert f".{os.getpid()}-{HOST}-" in first.name  # the writer: process and host
+
+
+def test_stale_temps_of_dead_writers_of_this_host_are_removed_others_kept(tmp_path):
+    dead = temp_path(tmp_path / "a.jpg", pid=dead_pid())
+    live = temp_path(tmp_path / "b.jpg")  # this process's: still writing
+    other_host = "0" * 8 if HOST != "0" * 8 else "1" * 8
+    elsewhere = tmp_path / f".c.jpg.{dead_pid()}-{other_host}-abcdef{TEMP_SUFFIX}"
+    unrelated = tmp_path / f".d.jpg.old{TEMP_SUFFIX}"
+    for path in (dead, live, elsewhere, unrelated, tmp_path / "a.jpg"):
+        path.write_bytes(b"x")
+    assert remove_stale_temps(tmp_path) == [dead]
+    kept = {p.name for p in (live, elsewhere, unrelated, tmp_path / "a.jpg")}
+    assert {p.name for p in tmp_path.iterdir()} == kept
+    assert remove_stale_temps(tmp_path / "missing") == []
 
 
 def test_write_atomic_never_replaces_a_protected_input(tmp_path):

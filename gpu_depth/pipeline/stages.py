@@ -4,7 +4,6 @@ photo's size), convert (batched, on the backend), encode (attach + atomic write)
 from __future__ import annotations
 
 import io
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -22,7 +21,7 @@ from ..core.metadata import CameraCalibration
 from ..core.orientation import depth_size, displayed_size
 from ..depthmaps import load_depth_file
 from ..errors import DepthError, ExistingDepth
-from ..fileio import read_file, temp_target, write_atomic
+from ..fileio import read_file, remove_stale_temps, write_atomic
 from .jobs import Job, shard_of
 from .options import Options
 
@@ -95,9 +94,10 @@ def in_shard(job: Job, options: Options) -> bool:
 def plan(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> Iterator[Item]:
     """The items of the run's shard to do, in order.  An item whose output is also that of an earlier item
     (names compared case-folded) or is one of any job's inputs fails before anything is written; with
-    resume, items with a valid output are skipped.  Temporary files a killed run left for them are removed."""
+    resume, items with a valid output are skipped.  Temporary files that killed runs (of any shard, on this
+    host) left in the output folders are removed; those of live writers are left."""
     inputs = _identities(jobs)
-    stale = _temporary_files(options.out)
+    folders: set[Path] = set()
     seen: dict[str, Job] = {}
     for job in jobs:
         if not in_shard(job, options):
@@ -105,8 +105,9 @@ def plan(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> I
         item = Item(job, Path())
         try:
             item.output = output_path(job, options)
-            for temp in stale.pop(item.output.name, ()):
-                temp.unlink(missing_ok=True)
+            if item.output.parent not in folders:
+                folders.add(item.output.parent)
+                remove_stale_temps(item.output.parent)
             key = item.output.name.casefold()
             if key in seen:
                 raise DepthError(f"output {item.output.name} is also that of {seen[key].photo}")
@@ -295,17 +296,4 @@ def _identities(jobs: list[Job]) -> dict[tuple[int, int], Path]:
         for path in (job.photo, job.depth):
             if (identity := _identity(path)) is not None:
                 found.setdefault(identity, path)
-    return found
-
-
-def _temporary_files(folder: Path) -> dict[str, list[Path]]:
-    """The temporary files in ``folder``, by the name of their target."""
-    found: dict[str, list[Path]] = {}
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return found
-    for entry in entries:
-        if (target := temp_target(entry.name)) is not None:
-            found.setdefault(target, []).append(Path(entry.path))
     return found
