@@ -82,13 +82,11 @@ def dequantize(
     pixels = np.asarray(pixels)
     if pixels.ndim != 2 or pixels.dtype.kind != "u":
         raise DepthError(f"stored depth map must be a 2-D unsigned integer image, got {pixels.ndim}-D {pixels.dtype}")
+    problems = info.problems()
+    if problems:
+        raise DepthError("stored depth range is unusable: " + "; ".join(problems))
     fmt = PixelFormat.parse(info.native_format)
     span = info.int_max - info.int_min
-    if span <= 0 or not (math.isfinite(info.float_min) and math.isfinite(info.float_max)):
-        raise DepthError(
-            f"stored depth range is unusable: IntMin {info.int_min} IntMax {info.int_max} "
-            f"FloatMin {info.float_min} FloatMax {info.float_max}"
-        )
     values = info.float_min + (pixels.astype(np.float64) - info.int_min) * (info.float_max - info.float_min) / span
     values[pixels < info.int_min] = np.nan
     height, width = pixels.shape

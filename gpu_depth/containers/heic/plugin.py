@@ -253,8 +253,7 @@ def attach_depth(
     xmp = build_depth_xmp(stored.info, stored.metadata)
     auxc = isobmff.full_box_bytes("auxC", 0, 0, DEPTH_URN.encode() + b"\0" + build_aux_subtype(_sei(stored.info)))
 
-    depth_id = meta.next_item_id()
-    xmp_id = depth_id + 1
+    depth_id, xmp_id = meta.new_item_ids(2)
     shared = [(i, e) for i, e in meta.associations.get(primary, []) if meta.property_type(i) in SHARED_PROPERTIES]
     added = {kind: (meta.add_property(raw), kind in ESSENTIAL) for kind, raw in coding}
     added["auxC"] = (meta.add_property(auxc), True)
