@@ -60,10 +60,10 @@ def main() -> None:
     args = parser.parse_args()
     print(machine(), f"imagecodecs {imagecodecs.__version__}, median of {args.repeat}")
     attached = jpeg.attach_depth(photo(), depth_map())
-    report("read_depth, 768x576 lossless map in a JPEG", args.repeat, attached, lambda: jpeg.read_depth(attached))
     image = jpeg.mp_index(attached, parse_jpeg(attached)).images[0]
     coded = attached[image.start : image.end]
-    print(f"  (its depth image: {len(coded)} bytes)")
+    print(f"768x576 map: a depth image of {len(coded)} bytes")
+    report("read_depth, 768x576 lossless map in a JPEG", args.repeat, coded, lambda: jpeg.read_depth(attached))
     parsed = parse_jpeg(coded)
     report("ljpeg.decode of that map", args.repeat, coded, lambda: ljpeg.decode(coded, parsed))
     flat = ljpeg.encode(np.full((2048, 4096), 1234, np.uint16))

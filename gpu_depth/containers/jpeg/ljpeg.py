@@ -242,7 +242,7 @@ def _symbols(codes: tuple[tuple[int, int, int], ...]) -> tuple[np.ndarray, np.nd
         values[category], code_lengths[category] = code, length
     lengths = code_lengths[_CATEGORY]
     symbols = values[_CATEGORY] << _EXTRA_LENGTH.astype(np.uint64) | _EXTRA.astype(np.uint64)
-    return np.where(lengths > 0, lengths + _EXTRA_LENGTH, 0), symbols
+    return np.where(lengths > 0, lengths + _EXTRA_LENGTH, 0).astype(np.uint32), symbols
 
 
 def _read_tables(payload: bytes, where: str) -> dict[int, _Table]:
@@ -348,18 +348,21 @@ class _Scan:
         if samples.shape != (self.height, self.width) or samples.dtype != self.dtype:
             return False
         lengths, coded, gap = symbols[0], intervals[0], self.table.gap()
+        lowest = np.uint32(gap << 16 if gap < 1 << 16 else 0)  # the windows from here on start no code
+        if len(coded) >= 1 << 28:  # bit positions in uint32
+            return False
         words = _words32(coded)
         step = max(1, _CHUNK_SAMPLES // self.width)
         end = 0  # bit where the next line's codes start
         for first in range(0, self.height, step):
             length = lengths[self._differences(samples, first, first + step)].ravel()
-            starts = np.empty(len(length), np.int64)
-            np.cumsum(length, out=starts)
-            starts += end - length
-            end += int(length.sum())
+            starts = np.cumsum(length, dtype=np.uint32)
+            starts += np.uint32(end)
+            starts -= length
+            end += int(length.sum(dtype=np.int64))
             if end > 8 * len(coded) or not length.all():
                 return False
-            if gap < 1 << 16 and (words[starts >> 3] << (starts & 7).astype(np.uint32) >= np.uint32(gap << 16)).any():
+            if gap < 1 << 16 and (words[starts >> 3] << (starts & 7) >= lowest).any():
                 return False
         return True
 
