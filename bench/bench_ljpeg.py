@@ -16,7 +16,7 @@ from unittest import mock
 
 import imagecodecs
 import numpy as np
-from common import machine, median_of
+from common import best_of, machine
 from PIL import Image
 
 from gpu_depth import DepthData
@@ -43,12 +43,12 @@ def numpy_only():
 
 
 def report(name: str, repeat: int, data: bytes, ours, numpy=True) -> None:
-    fast = median_of(ours, repeat)
-    libjpeg = median_of(lambda: imagecodecs.jpeg8_decode(data), repeat)
+    fast = best_of(ours, repeat)
+    libjpeg = best_of(lambda: imagecodecs.jpeg8_decode(data), repeat)
     line = f"{name}: ours {fast * 1e3:8.2f} ms | libjpeg-turbo alone {libjpeg * 1e3:8.2f} ms"
     if numpy:
         with numpy_only():
-            slow = median_of(ours, max(1, repeat // 3))
+            slow = best_of(ours, max(1, repeat // 3))
         line += f" | NumPy decoder alone {slow * 1e3:8.1f} ms ({slow / fast:.0f}x ours)"
     print(line)
 
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--large", action="store_true")
     args = parser.parse_args()
-    print(machine(), f"imagecodecs {imagecodecs.__version__}, median of {args.repeat}")
+    print(machine(), f"imagecodecs {imagecodecs.__version__}, best of {args.repeat}")
     attached = jpeg.attach_depth(photo(), depth_map())
     image = jpeg.mp_index(attached, parse_jpeg(attached)).images[0]
     coded = attached[image.start : image.end]
