@@ -207,7 +207,7 @@ def decode(data: bytes, image: JpegImage) -> np.ndarray:
             frames = sum(s.marker in _FRAMES for s in image.segments)
             samples = _libjpeg(data[image.start : image.end]) if frames == 1 else None
             if samples is None or not (scan.proves(samples, intervals) or scan.holds(samples, intervals)):
-                samples = scan.decode(intervals)
+                samples = scan.decode(intervals, len(data))
             return scan.checked(samples)
     raise DepthError(f"{where}: no SOF3 frame header and scan")
 
@@ -321,8 +321,17 @@ class _Scan:
                 raise DepthError(f"{self.where}: {len(coded)} bytes of coded data cannot hold {count} samples")
         return unstuffed
 
-    def decode(self, intervals: list[bytes]) -> np.ndarray:
-        """The samples of ``intervals``, decoded here (int64, before the precision check)."""
+    def decode(self, intervals: list[bytes], file_size: int) -> np.ndarray:
+        """The samples of ``intervals``, decoded here (int64, before the precision check), if a file of
+        ``file_size`` bytes may take that long (:data:`limits.NUMPY_LJPEG_SAMPLES_PER_SECOND`)."""
+        _, seconds = limits.read_budget(file_size) or limits.READ_BUDGETS[-1][1:]
+        most = int(seconds * limits.NUMPY_LJPEG_SAMPLES_PER_SECOND)
+        if self.width * self.height > most:
+            raise DepthError(
+                f"{self.where}: a {self.width}x{self.height} map is more than the NumPy decoder reads within "
+                f"the read budget ({most} samples); libjpeg-turbo (imagecodecs) reads it where installed, "
+                "once its decoding is proven"
+            )
         rows = []
         for number, coded in enumerate(intervals):
             differences = _read_differences(coded, self.table, self.count(number), self.where)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from gpu_depth import DepthError
+from gpu_depth import DepthError, limits
 from gpu_depth.containers.jpeg import ljpeg
 from gpu_depth.containers.jpeg.segments import parse_jpeg
 
@@ -238,3 +238,17 @@ def test_libjpeg_turbo_with_either_proof_decodes_as_the_numpy_decoder_alone(monk
     assert [outcome(data) for data in mutations(7, 400)] == fast
     assert sum(isinstance(result, tuple) for result in fast) > 50  # samples compared, not only errors
     assert sum(isinstance(result, str) for result in fast) > 50
+
+
+def test_the_numpy_decoder_takes_on_only_what_the_read_budget_allows(monkeypatch):
+    """Without libjpeg-turbo an 8 MB map of one-bit codes took 15 s and 1.3 GiB (budget: 3 s, 1 GiB)."""
+    coded = ljpeg.encode(smooth())
+    with monkeypatch.context() as patch:
+        patch.setattr(ljpeg, "_libjpeg", lambda jpeg: None)
+        patch.setattr(limits, "NUMPY_LJPEG_SAMPLES_PER_SECOND", 12288)  # this map's samples in 1 s
+        np.testing.assert_array_equal(decode(coded), smooth())
+        patch.setattr(limits, "NUMPY_LJPEG_SAMPLES_PER_SECOND", 12287)
+        with pytest.raises(DepthError, match=r"a 128x96 map is more than the NumPy decoder reads .*\(12287 samples\)"):
+            decode(coded)
+    monkeypatch.setattr(limits, "NUMPY_LJPEG_SAMPLES_PER_SECOND", 12287)
+    np.testing.assert_array_equal(decode(coded), smooth())  # libjpeg-turbo's, proven: no limit
