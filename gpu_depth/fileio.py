@@ -60,7 +60,8 @@ def remove_stale_temps(folder: PathLike) -> list[Path]:
 
 
 def _alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host exists (a reused id reads as alive: its file is left)."""
+    """Whether process ``pid`` of this host runs (a reused id reads as alive: its file is left); a zombie,
+    killed but not yet reaped (as orphans in a container whose first process reaps none), writes nothing."""
     if pid <= 0:
         return True
     try:
@@ -69,7 +70,11 @@ def _alive(pid: int) -> bool:
         return False
     except (PermissionError, OverflowError):  # another user's process; an id beyond the system's
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as status:
+            return status.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (not Linux), or the process ended meanwhile
+        return True
 
 
 def write_atomic(path: PathLike, data: bytes | memoryview, *, protect: tuple = ()) -> None:

@@ -1,7 +1,10 @@
 """Reading with a bound and writing whole files: concurrent writers, readers, and what is not a regular file."""
 
 import os
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 from helpers.pipeline import dead_pid
@@ -94,3 +97,20 @@ def test_only_regular_files_are_read(tmp_path):
     with pytest.raises(DepthError, match="file of 101 bytes exceeds the 100-byte limit"):
         read_file(big, limit=100)
     assert read_file(big, limit=101) == b"x" * 101
+
+
+def test_a_killed_writer_not_yet_reaped_counts_as_gone(tmp_path):
+    """Workers of a SIGKILLed driver stay zombies where nothing reaps orphans: their temps were kept."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        temp = temp_path(tmp_path / "a.jpg", pid=child.pid)
+        temp.write_bytes(b"x")
+        assert remove_stale_temps(tmp_path) == []  # still running
+        child.kill()
+        deadline = time.monotonic() + 5
+        while not remove_stale_temps(tmp_path) and time.monotonic() < deadline:  # a zombie until waited for
+            time.sleep(0.02)
+        assert not temp.exists() and child.poll() is not None
+    finally:
+        child.kill()
+        child.wait()
