@@ -3,8 +3,11 @@ never replacing an input."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import secrets
+import socket
 import stat
 from pathlib import Path
 
@@ -14,22 +17,64 @@ from .errors import DepthError
 MAX_FILE_BYTES = 1 << 30
 PathLike = str | os.PathLike
 
-#: Suffix of the temporary files written beside each target (``.NAME.TOKEN.gpu-depth-tmp``).
+#: Suffix of the temporary files written beside each target (``.NAME.PID-HOST-TOKEN.gpu-depth-tmp``).
 TEMP_SUFFIX = ".gpu-depth-tmp"
+#: This machine in temporary file names: the output folder may be shared by the nodes of a cluster.
+HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_TEMP = re.compile(
+    rf"\.(?P<target>.+)\.(?P<pid>[0-9]{{1,10}})-(?P<host>[0-9a-f]{{8}})-[0-9a-f]+{re.escape(TEMP_SUFFIX)}"
+)
 
 
-def temp_path(target: PathLike) -> Path:
-    """A fresh temporary file name beside ``target``, unique to this writer; a killed run may leave it behind."""
+def temp_path(target: PathLike, pid: int | None = None) -> Path:
+    """A fresh temporary file name beside ``target``, unique to its writer (``pid``, default this process, on
+    this host); a killed run may leave it behind, for :func:`remove_stale_temps`."""
     target = Path(target)
-    return target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    pid = os.getpid() if pid is None else pid
+    return target.with_name(f".{target.name}.{pid}-{HOST}-{secrets.token_hex(6)}{TEMP_SUFFIX}")
 
 
 def temp_target(name: str) -> str | None:
     """The name of the target whose temporary file is called ``name``, or None if it is not one."""
-    if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
-        return None
-    target, dot, _token = name[1 : -len(TEMP_SUFFIX)].rpartition(".")
-    return target if dot and target else None
+    match = _TEMP.fullmatch(name)
+    return match["target"] if match else None
+
+
+def remove_stale_temps(folder: PathLike) -> list[Path]:
+    """Remove the temporary files in ``folder`` whose writer, a process of this host, is gone (a killed
+    run's, of any shard); those of live writers and of other hosts are left.  Returns the removed."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP.fullmatch(entry.name)
+        if match and match["host"] == HOST and not _alive(int(match["pid"])):
+            try:
+                os.unlink(entry.path)
+            except OSError:  # removed by another run meanwhile, or not ours to remove
+                continue
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (a reused id reads as alive: its file is left); a zombie,
+    killed but not yet reaped (as orphans in a container whose first process reaps none), writes nothing."""
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; an id beyond the system's
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as status:
+            return status.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (not Linux), or the process ended meanwhile
+        return True
 
 
 def write_atomic(path: PathLike, data: bytes | memoryview, *, protect: tuple = ()) -> None:

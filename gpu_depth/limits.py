@@ -24,6 +24,10 @@ DEFAULT_MAX_XMP_BYTES = 4 << 20
 #: seconds).  Every reader (read_depth, verify, inspect, attach_depth, the depth-map loader) keeps within
 #: them whatever the file holds; bench/fuzz.py checks each case against them.
 READ_BUDGETS = ((1 << 20, 512 << 20, 1.0), (16 << 20, 1 << 30, 3.0))
+#: Samples a second the NumPy lossless-JPEG decoder (one Python step a code) is taken to decode, with
+#: margin for a loaded machine: it takes on no more than its file's CPU budget allows.  A bigger map is
+#: read only as libjpeg-turbo (imagecodecs) decodes it, once that decoding is proven.
+NUMPY_LJPEG_SAMPLES_PER_SECOND = 3_000_000
 #: Most bytes of samples a compressed image may decode to per byte of its coded data, beyond EXPANSION_ALLOWANCE
 #: (Deflate alone allows 1032:1): what a small file can make a reader decode stays small, under the pixel limit.
 MAX_EXPANSION = 64

@@ -1,12 +1,24 @@
 """Reading with a bound and writing whole files: concurrent writers, readers, and what is not a regular file."""
 
 import os
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
+from helpers.pipeline import dead_pid
 
 from gpu_depth import DepthError
-from gpu_depth.fileio import TEMP_SUFFIX, read_file, temp_path, temp_target, write_atomic
+from gpu_depth.fileio import (
+    HOST,
+    TEMP_SUFFIX,
+    read_file,
+    remove_stale_temps,
+    temp_path,
+    temp_target,
+    write_atomic,
+)
 
 
 def test_concurrent_writers_of_one_file_never_show_a_partial_file(tmp_path):
@@ -47,6 +59,21 @@ def test_temp_names_are_unique_and_name_their_target(tmp_path):
     assert first != second and first.name.endswith(TEMP_SUFFIX)
     assert temp_target(first.name) == "a.b.jpg"
     assert temp_target("a.jpg") is None and temp_target(f".{TEMP_SUFFIX}") is None
+    assert f".{os.getpid()}-{HOST}-" in first.name  # the writer: process and host
+
+
+def test_stale_temps_of_dead_writers_of_this_host_are_removed_others_kept(tmp_path):
+    dead = temp_path(tmp_path / "a.jpg", pid=dead_pid())
+    live = temp_path(tmp_path / "b.jpg")  # this process's: still writing
+    other_host = "0" * 8 if HOST != "0" * 8 else "1" * 8
+    elsewhere = tmp_path / f".c.jpg.{dead_pid()}-{other_host}-abcdef{TEMP_SUFFIX}"
+    unrelated = tmp_path / f".d.jpg.old{TEMP_SUFFIX}"
+    for path in (dead, live, elsewhere, unrelated, tmp_path / "a.jpg"):
+        path.write_bytes(b"x")
+    assert remove_stale_temps(tmp_path) == [dead]
+    kept = {p.name for p in (live, elsewhere, unrelated, tmp_path / "a.jpg")}
+    assert {p.name for p in tmp_path.iterdir()} == kept
+    assert remove_stale_temps(tmp_path / "missing") == []
 
 
 def test_write_atomic_never_replaces_a_protected_input(tmp_path):
@@ -70,3 +97,20 @@ def test_only_regular_files_are_read(tmp_path):
     with pytest.raises(DepthError, match="file of 101 bytes exceeds the 100-byte limit"):
         read_file(big, limit=100)
     assert read_file(big, limit=101) == b"x" * 101
+
+
+def test_a_killed_writer_not_yet_reaped_counts_as_gone(tmp_path):
+    """Workers of a SIGKILLed driver stay zombies where nothing reaps orphans: their temps were kept."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        temp = temp_path(tmp_path / "a.jpg", pid=child.pid)
+        temp.write_bytes(b"x")
+        assert remove_stale_temps(tmp_path) == []  # still running
+        child.kill()
+        deadline = time.monotonic() + 5
+        while not remove_stale_temps(tmp_path) and time.monotonic() < deadline:  # a zombie until waited for
+            time.sleep(0.02)
+        assert not temp.exists() and child.poll() is not None
+    finally:
+        child.kill()
+        child.wait()

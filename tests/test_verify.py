@@ -1,6 +1,7 @@
 """gpu-depth verify: our outputs and iPhone files verify clean; each rule, broken once on purpose, is reported alone."""
 
 import functools
+import importlib
 import io
 import json
 import os
@@ -686,3 +687,59 @@ def test_the_iphone_14s_mattes_are_five_infos_and_no_problem():
     kinds = sorted(f.message.split(" ")[2] for f in findings if f.rule == "heic.matte")
     assert kinds == ["glasses", "hair", "portrait-effects", "skin", "teeth"]
     assert all("1158x1544" in f.message for f in findings if f.rule == "heic.matte")
+
+
+def _fourcc(code: str) -> str:
+    return str(int.from_bytes(code.encode(), "big"))
+
+
+#: Depth XMP edits → what is wrong ("" for nothing).  The reader silently returned an inverted map for a
+#: reversed range, ignored a garbage StoredFormat, read hdep values off a disparity map, and said "a depth
+#: of 0 m" for ±1e308.
+CRAFTED_RANGES = {
+    "as written": ({}, ""),
+    "another float format": ({"NativeFormat": _fourcc("fdis")}, ""),
+    "reversed range": ({"FloatMinValue": "2.5", "FloatMaxValue": "0.5"}, "not a finite range"),
+    "±1e308": ({"FloatMinValue": "-1e308", "FloatMaxValue": "1e308"}, "span more than a float64 holds"),
+    "1e308 over 65535 codes": ({"FloatMaxValue": "1e308"}, "span more than a float64 holds"),
+    "garbage StoredFormat": ({"StoredFormat": "12345"}, "StoredFormat 12345 is not L008 or L016"),
+    "hdep on a disparity map": ({"NativeFormat": _fourcc("hdep")}, "NativeFormat hdep holds depth, not disparity"),
+    "IntMax past the codes": ({"IntMaxValue": "70000"}, "are not a range in 0.."),
+    "IntMin = IntMax": ({"IntMinValue": "9", "IntMaxValue": "9"}, "are not a range in 0.."),
+}
+
+
+@pytest.mark.parametrize("container", ["jpeg", "heic"])
+@pytest.mark.parametrize("case", CRAFTED_RANGES)
+def test_the_reader_refuses_what_verify_calls_an_error(monkeypatch, container, case):
+    """Reader and verify agree on every crafted range: both accept it, or both name the same fault."""
+    edits, fault = CRAFTED_RANGES[case]
+    plugin = heic if container == "heic" else importlib.import_module("gpu_depth.containers.jpeg.plugin")
+    original = plugin.build_depth_xmp
+
+    def edited(*args, **kwargs):
+        xmp = original(*args, **kwargs).decode()
+        for name, value in edits.items():
+            xmp, count = re.subn(rf"<apdi:{name}>[^<]*</apdi:{name}>", f"<apdi:{name}>{value}</apdi:{name}>", xmp)
+            assert count == 1
+        return xmp.encode()
+
+    monkeypatch.setattr(plugin, "build_depth_xmp", edited)
+    data = ours(container) if not edits else _attached(container)
+    errors = [f.message for f in verify_bytes(data) if f.severity == "error"]
+    if not fault:
+        assert errors == [] and read_depth_bytes(container, data) is not None
+        return
+    assert any(fault in message for message in errors), errors
+    with pytest.raises(DepthError, match=re.escape(fault)):
+        read_depth_bytes(container, data)
+
+
+def _attached(container: str) -> bytes:
+    """``ours(container)`` made again (not from its cache), with whatever XMP the writer now builds."""
+    return ours.__wrapped__(container)
+
+
+def read_depth_bytes(container: str, data: bytes):
+    plugin = heic if container == "heic" else importlib.import_module("gpu_depth.containers.jpeg.plugin")
+    return plugin.read_depth(data)

@@ -12,7 +12,6 @@ import math
 from dataclasses import asdict, dataclass
 
 from ..core.auxiliary import MatteKind, parse_matte_xmp
-from ..core.formats import PixelFormat, StoredFormat
 from ..core.metadata import PixelDataInfo, is_depth_type
 from ..core.orientation import ASPECT_TOLERANCE
 from ..core.xmp import APDI, DEPTH_DATA, parse_depth_xmp, properties
@@ -87,7 +86,7 @@ def check_depth_xmp(findings: Findings, xmp: bytes, container: str, where: str) 
         return None
     try:
         info, _ = parse_depth_xmp(xmp)
-        problems = _value_problems(info)
+        problems = info.problems()
     except DepthError as exc:
         problems = [str(exc)]
     if problems:
@@ -131,26 +130,6 @@ def xmp_text(xmp: bytes, namespace: str, name: str) -> str | None:
     except DepthError:
         return None
     return value if isinstance(value, str) else None
-
-
-def _value_problems(info: PixelDataInfo) -> list[str]:
-    problems = []
-    try:
-        native = PixelFormat.parse(info.native_format)
-        if native.quantity != info.image_type:
-            problems.append(f"apdi:NativeFormat {native.fourcc} holds {native.quantity}, not {info.image_type}")
-    except DepthError:
-        problems.append(f"apdi:NativeFormat {info.native_format} is not hdis, fdis, hdep or fdep")
-    try:
-        top = StoredFormat.parse(info.stored_format).max_code
-        if not 0 <= info.int_min < info.int_max <= top:
-            problems.append(f"apdi:IntMinValue/IntMaxValue {info.int_min}/{info.int_max} are not a range in 0..{top}")
-    except DepthError:
-        problems.append(f"apdi:StoredFormat {info.stored_format} is not L008 or L016")
-    low, high = info.float_min, info.float_max
-    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-        problems.append(f"apdi:FloatMinValue/FloatMaxValue {low}/{high} are not a finite range")
-    return problems
 
 
 def check_size(findings: Findings, container: str, where: str, depth: tuple[int, int], photo: tuple[int, int]) -> None:

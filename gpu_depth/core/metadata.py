@@ -3,11 +3,13 @@ camera calibration, and the ``apdi`` description of the stored integer map."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import DepthError
+from .formats import PixelFormat, StoredFormat
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,33 @@ class PixelDataInfo:
     def is_depth_map(self) -> bool:
         """True for a disparity or depth map, False for mattes and other auxiliary images."""
         return is_depth_type(self.image_type, self.subtype)
+
+    def problems(self) -> list[str]:
+        """What makes the values unusable, one line each (empty: none): a NativeFormat of another quantity
+        than the image type, a StoredFormat that is not L008/L016 or an IntMin..IntMax outside its codes,
+        a FloatMin..FloatMax that is not finite, reversed, or too wide for float64 arithmetic.  Readers refuse
+        such a map and ``gpu-depth verify`` calls each an error."""
+        problems = []
+        try:
+            native = PixelFormat.parse(self.native_format)
+            if native.quantity != self.image_type:
+                problems.append(f"apdi:NativeFormat {native.fourcc} holds {native.quantity}, not {self.image_type}")
+        except DepthError:
+            problems.append(f"apdi:NativeFormat {self.native_format} is not hdis, fdis, hdep or fdep")
+        try:
+            top = StoredFormat.parse(self.stored_format).max_code
+            if not 0 <= self.int_min < self.int_max <= top:
+                problems.append(
+                    f"apdi:IntMinValue/IntMaxValue {self.int_min}/{self.int_max} are not a range in 0..{top}"
+                )
+        except DepthError:
+            problems.append(f"apdi:StoredFormat {self.stored_format} is not L008 or L016")
+        low, high = self.float_min, self.float_max
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            problems.append(f"apdi:FloatMinValue/FloatMaxValue {low:g}/{high:g} are not a finite range (min <= max)")
+        elif not math.isfinite((high - low) * max(1, self.int_max - self.int_min)):  # as dequantize computes
+            problems.append(f"apdi:FloatMinValue/FloatMaxValue {low:g}/{high:g} span more than a float64 holds")
+        return problems
 
 
 def is_depth_type(image_type: object, subtype: object = None) -> bool:

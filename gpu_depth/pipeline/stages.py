@@ -4,7 +4,6 @@ photo's size), convert (batched, on the backend), encode (attach + atomic write)
 from __future__ import annotations
 
 import io
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -23,7 +22,7 @@ from ..core.orientation import depth_size, displayed_size
 from ..datasets import check_path
 from ..depthmaps import load_depth_file
 from ..errors import DepthError, ExistingDepth
-from ..fileio import read_file, temp_target, write_atomic
+from ..fileio import read_file, remove_stale_temps, write_atomic
 from ..verify import has_errors, verify_bytes
 from .jobs import Job, shard_of
 from .mattes import matte_arguments
@@ -101,9 +100,10 @@ def plan(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> I
     """The items of the run's shard to do, in order.  An item whose output is also that of an earlier item
     (paths compared case-folded) or is one of any job's inputs fails before anything is written; so does one
     whose output exists, unless ``overwrite``, or ``resume``, which skips the items whose output holds depth.
-    Temporary files a killed run left for them are removed."""
+    Temporary files that killed runs (of any shard, on this host) left in the output folders are removed;
+    those of live writers are left."""
     inputs = _identities(jobs)
-    stale: dict[Path, dict[str, list[Path]]] = {}
+    folders: set[Path] = set()
     seen: dict[str, Job] = {}
     for job in jobs:
         if not in_shard(job, options):
@@ -111,11 +111,9 @@ def plan(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> I
         item = Item(job, Path())
         try:
             item.output = output_path(job, options)
-            folder = item.output.parent
-            if folder not in stale:
-                stale[folder] = _temporary_files(folder)
-            for temp in stale[folder].pop(item.output.name, ()):
-                temp.unlink(missing_ok=True)
+            if item.output.parent not in folders:
+                folders.add(item.output.parent)
+                remove_stale_temps(item.output.parent)
             key = item.output.relative_to(options.out).as_posix().casefold()
             if key in seen:
                 raise DepthError(f"output {item.output.relative_to(options.out)} is also that of {seen[key].photo}")
@@ -330,17 +328,4 @@ def _identities(jobs: list[Job]) -> dict[tuple[int, int], Path]:
         for path in (job.photo, job.depth):
             if (identity := _identity(path)) is not None:
                 found.setdefault(identity, path)
-    return found
-
-
-def _temporary_files(folder: Path) -> dict[str, list[Path]]:
-    """The temporary files in ``folder``, by the name of their target."""
-    found: dict[str, list[Path]] = {}
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return found
-    for entry in entries:
-        if (target := temp_target(entry.name)) is not None:
-            found.setdefault(target, []).append(Path(entry.path))
     return found

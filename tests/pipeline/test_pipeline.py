@@ -8,12 +8,12 @@ import time
 
 import numpy as np
 import pytest
-from helpers.pipeline import CONVERT, make_dataset, report_lines
+from helpers.pipeline import CONVERT, dead_pid, make_dataset, report_lines
 from PIL import Image
 
 from gpu_depth import read_depth
 from gpu_depth.cli.main import main
-from gpu_depth.fileio import TEMP_SUFFIX
+from gpu_depth.fileio import TEMP_SUFFIX, temp_path
 from gpu_depth.pipeline.example import gray_depth, render
 
 
@@ -112,6 +112,19 @@ def test_sigkill_of_the_driver_ends_its_workers_then_resume_converts_exactly_the
     assert {line["output"].rsplit("/", 1)[1] for line in items if line["status"] == "skipped"} == before
     assert len(list(out.glob("p*.jpg"))) == 60 and all(read_depth(p) is not None for p in out.glob("p*.jpg"))
     assert not list(out.glob(f".*{TEMP_SUFFIX}"))
+
+
+def test_a_shard_removes_the_stale_temps_of_every_shard_and_leaves_live_ones(tmp_path):
+    """Temporary files of other shards' killed runs stayed in the output folder forever."""
+    photos, depths = make_dataset(tmp_path, 6)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [temp_path(out / name, pid=dead_pid()) for name in [f"p{i:04d}.jpg" for i in range(6)] + ["old.heic"]]
+    live = temp_path(out / "p0001.jpg")  # a writer still at work (this process)
+    for path in [*stale, live]:
+        path.write_bytes(b"partial")
+    assert convert("--photos", photos, "--depth", depths, "--out", out, "--shard", "1/3") == 0
+    assert list(out.glob(f".*{TEMP_SUFFIX}")) == [live]
 
 
 def test_exif_orientation_depth_is_stored_like_the_photo(tmp_path):

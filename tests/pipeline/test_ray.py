@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers.pipeline import dead_pid
 from PIL import Image
 
 from gpu_depth import read_depth
@@ -73,7 +74,7 @@ def test_failing_item_is_reported_not_fatal_and_resume_skips_the_rest(tmp_path):
     assert not list(out.glob(f".*{TEMP_SUFFIX}"))
 
     (out / "report.jsonl").unlink()
-    temp_path(out / "scene-00.heic").write_bytes(b"left by a killed run")
+    temp_path(out / "scene-00.heic", pid=dead_pid()).write_bytes(b"left by a killed run")
     assert convert(photos, depths, out, "--engine", "ray", "--resume") == 1
     items, (summary,) = report(out)
     assert (summary["ok"], summary["skipped"], summary["failed"]) == (0, 3, 2)

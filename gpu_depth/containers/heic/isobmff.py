@@ -332,12 +332,16 @@ class Meta:
                 ]
         return found
 
-    def next_item_id(self) -> int:
-        """An ID above every one the tables mention, so no stale reference, location or association
-        of the file (to an item it lacks) can attach itself to a new item."""
+    def new_item_ids(self, count: int) -> list[int]:
+        """``count`` IDs above every one the tables mention, so no stale reference, location or association
+        of the file (to an item it lacks) can attach itself to a new item; where they would pass the largest
+        ID (2^32 - 1), the lowest IDs none of them mentions."""
         used = {item.item_id for item in self.items} | set(self.locations) | set(self.associations)
         used |= {i for ref in self.references for i in (ref.from_id, *ref.to_ids)} | {self.primary or 0}
-        return max(used | self.group_ids()) + 1
+        used |= self.group_ids()
+        if max(used) + count <= U32_MAX:
+            return list(range(max(used) + 1, max(used) + 1 + count))
+        return [i for i in range(1, len(used) + count + 1) if i not in used][:count]
 
     def group_ids(self) -> set[int]:
         """The group IDs and entity IDs of ``grpl``'s entity groups, which share the item ID space."""

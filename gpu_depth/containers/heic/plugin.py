@@ -395,8 +395,7 @@ def add_aux_item(
     ``payload`` (offsets count from its start).  ``share`` reuses identical ``ispe``/``pixi``
     properties, as iPhones share them between aux items of one size.  Returns both item IDs."""
     primary = meta.primary
-    aux_id = meta.next_item_id()
-    xmp_id = aux_id + 1
+    aux_id, xmp_id = meta.new_item_ids(2)
     shared = [(i, e) for i, e in meta.associations.get(primary, []) if meta.property_type(i) in SHARED_PROPERTIES]
     added = {
         kind: (_property_index(meta, raw, share and kind in ("ispe", "pixi")), kind in ESSENTIAL)

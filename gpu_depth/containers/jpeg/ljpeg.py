@@ -3,10 +3,13 @@
 iPhones store a depth map as 16-bit lossless JPEG when it is unfiltered or holds NaN (WWDC 2017; recent
 ones do so inside HEIC too, libheif issue #910), and gpu_depth writes its JPEG depth images so by default,
 since they read back exactly.  :func:`encode`
-uses predictor 1 (the left neighbour) and a Huffman table made for the image (Annex K.2);
-:func:`decode` reads predictors 1-7, a point transform and restart intervals of whole lines.  Both are
-vectorised with NumPy: codes are packed into 32-bit words by a bincount, and the decoder finds where
-each code starts by following a table of code lengths indexed by bit position.
+uses predictor 1 (the left neighbour) and a Huffman table made for the image (Annex K.2), its codes
+packed into 32-bit words by a bincount.  :func:`decode` reads predictors 1-7, a point transform and
+restart intervals of whole lines.  Where imagecodecs is installed, libjpeg-turbo 3 decodes first (in C,
+where NumPy follows the chain of codes one step a code) and its samples are kept only once proven to be what the
+data codes (libjpeg-turbo goes on past truncated or corrupt data with made-up samples and a warning
+nobody sees); a decoding not proven, or no imagecodecs, falls back to the NumPy decoder, which finds
+where each code starts by following a table of code lengths indexed by bit position.
 
 Predictor 1 is the one every lossless-JPEG reader meets most (DNG writers use it too).  Predictor 4
 (Ra + Rb − Rc) would code smooth depth maps 1.2-2.2× smaller (measured with libjpeg-turbo on the
@@ -15,9 +18,11 @@ example scene and the benchmark's map), but which predictors Apple's reader take
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from array import array
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,6 +39,8 @@ MASK = 0xFFFF
 #: Samples coded or decoded at once: small enough for their temporaries to stay in cache.
 _CHUNK_SAMPLES = 1 << 15
 _RESTART = re.compile(rb"\xff[\xd0-\xd7]")
+#: Start-of-frame markers: a JPEG with one, our SOF3, goes to libjpeg-turbo first.
+_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def encode(samples: np.ndarray) -> bytes:
@@ -178,7 +185,7 @@ def _pack(differences: np.ndarray, symbols: np.ndarray, lengths: np.ndarray, tot
 def decode(data: bytes, image: JpegImage) -> np.ndarray:
     """The samples of the one-component lossless JPEG ``image`` in ``data``: uint8 to 8 bits, else uint16."""
     where = f"lossless JPEG at offset {image.start}"
-    tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    tables: dict[int, _Table] = {}
     frame, restart = None, 0
     for position, seg in enumerate(image.segments):
         payload = seg.payload(data)
@@ -195,12 +202,51 @@ def decode(data: bytes, image: JpegImage) -> np.ndarray:
             if any(s.marker == SOS for s in following):
                 raise DepthError(f"{where}: more than one scan (only one-component images are read)")
             end = following[0].offset if following else image.end - 2
-            return _decode_scan(data[seg.end : end], payload, frame, tables, restart, f"{where}: SOS at {seg.offset}")
+            scan = _Scan(payload, frame, tables, restart, f"{where}: SOS at {seg.offset}")
+            intervals = scan.intervals(data[seg.end : end])
+            frames = sum(s.marker in _FRAMES for s in image.segments)
+            samples = _libjpeg(data[image.start : image.end]) if frames == 1 else None
+            if samples is None or not (scan.proves(samples, intervals) or scan.holds(samples, intervals)):
+                samples = scan.decode(intervals, len(data))
+            return scan.checked(samples)
     raise DepthError(f"{where}: no SOF3 frame header and scan")
 
 
-def _read_tables(payload: bytes, where: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """The DC/lossless Huffman tables of a DHT payload: number → (length, category) of every 16-bit window."""
+class _Table(NamedTuple):
+    """A lossless Huffman table: for every 16-bit window, the length of the code it starts with (0: none) and
+    that code's category; and its (category, code, length) assignments."""
+
+    lengths: np.ndarray
+    categories: np.ndarray
+    codes: tuple[tuple[int, int, int], ...]
+
+    def gap(self) -> int:
+        """The first 16-bit window no code starts (2^16: every one starts a code); codes are contiguous."""
+        if not self.codes:
+            return 0
+        _, code, length = self.codes[-1]
+        return (code + 1) << (16 - length)
+
+    def symbols(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """For each difference modulo 2^16: its symbol's bits (code, then extra bits; 0: not codable) and
+        the symbol; None where a category has two codes (a difference then has two codings)."""
+        return _symbols(self.codes)
+
+
+@functools.lru_cache(maxsize=16)  # files of one writer share their tables
+def _symbols(codes: tuple[tuple[int, int, int], ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    if len({category for category, _, _ in codes}) < len(codes):
+        return None
+    values, code_lengths = np.zeros(CATEGORIES, np.uint64), np.zeros(CATEGORIES, np.int64)
+    for category, code, length in codes:
+        values[category], code_lengths[category] = code, length
+    lengths = code_lengths[_CATEGORY]
+    symbols = values[_CATEGORY] << _EXTRA_LENGTH.astype(np.uint64) | _EXTRA.astype(np.uint64)
+    return np.where(lengths > 0, lengths + _EXTRA_LENGTH, 0).astype(np.uint32), symbols
+
+
+def _read_tables(payload: bytes, where: str) -> dict[int, _Table]:
+    """The DC/lossless Huffman tables of a DHT payload, by number."""
     tables, pos = {}, 0
     while pos < len(payload):
         if pos + 17 > len(payload):
@@ -215,13 +261,13 @@ def _read_tables(payload: bytes, where: str) -> dict[int, tuple[np.ndarray, np.n
     return tables
 
 
-def _lookup(bits: list[int], values: list[int], where: str) -> tuple[np.ndarray, np.ndarray]:
-    """For every 16-bit window, the length of the code it starts with (0: none) and that code's category."""
+def _lookup(bits: list[int], values: list[int], where: str) -> _Table:
+    codes = _canonical_codes(bits, values, where)
     lengths, categories = np.zeros(1 << 16, np.int32), np.zeros(1 << 16, np.int32)
-    for value, code, length in _canonical_codes(bits, values, where):
+    for value, code, length in codes:
         span = slice(code << (16 - length), (code + 1) << (16 - length))
         lengths[span], categories[span] = length, value
-    return lengths, categories
+    return _Table(lengths, categories, tuple(codes))
 
 
 def _read_frame(payload: bytes, where: str) -> tuple[int, int, int]:
@@ -237,41 +283,221 @@ def _read_frame(payload: bytes, where: str) -> tuple[int, int, int]:
     return precision, height, width
 
 
-def _decode_scan(entropy: bytes, header: bytes, frame, tables, restart: int, where: str) -> np.ndarray:
-    precision, height, width = frame
-    if len(header) < 6 or header[0] != 1:
-        raise DepthError(f"{where}: scan header must name one component")
-    table, predictor, transform = header[2] >> 4, header[3], header[5] & 15
-    if table not in tables:
-        raise DepthError(f"{where}: Huffman table {table} is not defined")
-    if not 1 <= predictor <= 7 or transform >= precision:
-        raise DepthError(f"{where}: predictor {predictor} / point transform {transform} is not valid")
-    if restart % width:
-        raise DepthError(f"{where}: restart interval of {restart} samples is not whole lines of {width}")
-    lines = restart // width or height
-    intervals = _RESTART.split(entropy)
-    if len(intervals) != -(-height // lines):
-        raise DepthError(f"{where}: {len(intervals)} restart intervals, {-(-height // lines)} expected")
-    initial = 1 << (precision - transform - 1)
-    rows = []
-    for number, coded in enumerate(intervals):
-        count = min(lines, height - number * lines) * width
-        differences = _read_differences(coded.replace(b"\xff\x00", b"\xff"), tables[table], count, where)
-        rows.append(_undo_prediction(differences.reshape(-1, width), predictor, initial))
-    samples = np.concatenate(rows) << transform
-    if int(samples.max()) >> precision:
-        raise DepthError(f"{where}: a sample exceeds the {precision}-bit precision")
-    return samples.astype(np.uint8 if precision <= 8 else np.uint16)
+class _Scan:
+    """A one-component scan's parameters, checked: its Huffman table, predictor, point transform and
+    lines per restart interval; it splits its data into intervals, proves another decoder's samples
+    against them, or decodes them itself."""
+
+    def __init__(self, header: bytes, frame: tuple[int, int, int], tables: dict[int, _Table], restart: int, where):
+        self.precision, self.height, self.width = frame
+        self.where = where
+        if len(header) < 6 or header[0] != 1:
+            raise DepthError(f"{where}: scan header must name one component")
+        table, self.predictor, self.transform = header[2] >> 4, header[3], header[5] & 15
+        if table not in tables:
+            raise DepthError(f"{where}: Huffman table {table} is not defined")
+        if not 1 <= self.predictor <= 7 or self.transform >= self.precision:
+            raise DepthError(f"{where}: predictor {self.predictor} / point transform {self.transform} is not valid")
+        if restart % self.width:
+            raise DepthError(f"{where}: restart interval of {restart} samples is not whole lines of {self.width}")
+        self.table = tables[table]
+        self.lines = restart // self.width or self.height
+        self.initial = 1 << (self.precision - self.transform - 1)
+        self.dtype = np.dtype(np.uint8 if self.precision <= 8 else np.uint16)
+
+    def count(self, interval: int) -> int:
+        """How many samples restart interval ``interval`` holds."""
+        return min(self.lines, self.height - interval * self.lines) * self.width
+
+    def intervals(self, entropy: bytes) -> list[bytes]:
+        """The unstuffed entropy-coded data of each restart interval, each checked to hold enough bits."""
+        intervals, expected = _RESTART.split(entropy), -(-self.height // self.lines)
+        if len(intervals) != expected:
+            raise DepthError(f"{self.where}: {len(intervals)} restart intervals, {expected} expected")
+        unstuffed = [coded.replace(b"\xff\x00", b"\xff") for coded in intervals]
+        for number, coded in enumerate(unstuffed):
+            count = self.count(number)
+            if count > 8 * len(coded):  # every code takes at least one bit
+                raise DepthError(f"{self.where}: {len(coded)} bytes of coded data cannot hold {count} samples")
+        return unstuffed
+
+    def decode(self, intervals: list[bytes], file_size: int) -> np.ndarray:
+        """The samples of ``intervals``, decoded here (int64, before the precision check), if a file of
+        ``file_size`` bytes may take that long (:data:`limits.NUMPY_LJPEG_SAMPLES_PER_SECOND`)."""
+        _, seconds = limits.read_budget(file_size) or limits.READ_BUDGETS[-1][1:]
+        most = int(seconds * limits.NUMPY_LJPEG_SAMPLES_PER_SECOND)
+        if self.width * self.height > most:
+            raise DepthError(
+                f"{self.where}: a {self.width}x{self.height} map is more than the NumPy decoder reads within "
+                f"the read budget ({most} samples); libjpeg-turbo (imagecodecs) reads it where installed, "
+                "once its decoding is proven"
+            )
+        rows = []
+        for number, coded in enumerate(intervals):
+            differences = _read_differences(coded, self.table, self.count(number), self.where)
+            rows.append(_undo_prediction(differences.reshape(-1, self.width), self.predictor, self.initial))
+        return np.concatenate(rows) << self.transform
+
+    def checked(self, samples: np.ndarray) -> np.ndarray:
+        """``samples`` in their dtype, refused if one exceeds the precision."""
+        if int(samples.max()) >> self.precision:
+            raise DepthError(f"{self.where}: a sample exceeds the {self.precision}-bit precision")
+        return samples.astype(self.dtype, copy=False)
+
+    def proves(self, samples: np.ndarray, intervals: list[bytes]) -> bool:
+        """Whether libjpeg-turbo's ``samples`` are what the one interval codes, by a proof cheaper than
+        :meth:`holds` (False: not proven so).  Where it has decoded samples 0..k-1 right, it reads sample
+        k's code where their codes end; it errs there only by a code past the data's end (then the codes of
+        the samples take more bits than the data holds) or on a window no code starts (one at or past the
+        table's gap).  Its arithmetic is T.81's modulo 2^16, so sample k's difference is read off the
+        samples, for 9-16 bits without a point transform (fewer bits are cut to uint8)."""
+        symbols = self.table.symbols()
+        if len(intervals) > 1 or self.dtype != np.uint16 or self.transform or symbols is None:
+            return False
+        if samples.shape != (self.height, self.width) or samples.dtype != self.dtype:
+            return False
+        lengths, coded, gap = symbols[0], intervals[0], self.table.gap()
+        lowest = np.uint32(gap << 16 if gap < 1 << 16 else 0)  # the windows from here on start no code
+        if len(coded) >= 1 << 28:  # bit positions in uint32
+            return False
+        words = _words32(coded)
+        step = max(1, _CHUNK_SAMPLES // self.width)
+        end = 0  # bit where the next line's codes start
+        for first in range(0, self.height, step):
+            length = lengths[self._differences(samples, first, first + step)].ravel()
+            starts = np.cumsum(length, dtype=np.uint32)
+            starts += np.uint32(end)
+            starts -= length
+            end += int(length.sum(dtype=np.int64))
+            if end > 8 * len(coded) or not length.all():
+                return False
+            if gap < 1 << 16 and (words[starts >> 3] << (starts & 7) >= lowest).any():
+                return False
+        return True
+
+    def _differences(self, samples: np.ndarray, first: int, stop: int) -> np.ndarray:
+        """The differences coding lines ``first .. stop`` of the 16-bit ``samples`` (one interval, no point
+        transform): by uint16 arithmetic for predictor 1, which wraps as T.81's modulo 2^16."""
+        if self.predictor != 1:
+            return _differences_of(self._shifted(samples, first, stop), self, first)
+        x = samples[first:stop]
+        d = np.empty_like(x)
+        np.subtract(x[:, 1:], x[:, :-1], out=d[:, 1:])
+        d[0, 0] = (int(x[0, 0]) - (int(samples[first - 1, 0]) if first else self.initial)) & MASK
+        np.subtract(x[1:, 0], x[:-1, 0], out=d[1:, 0])
+        return d
+
+    def holds(self, samples: np.ndarray, intervals: list[bytes]) -> bool:
+        """Whether ``intervals`` code exactly ``samples``: each sample's code and extra bits, from where the
+        codes before it end, are those of its difference (a prefix code decodes one way, so this proves a
+        decoding).  Where the data breaks first (no valid code, or past the end) raises the DepthError
+        :meth:`decode` gives; False where the samples merely differ from the data."""
+        symbols = self.table.symbols()
+        if symbols is None or samples.shape != (self.height, self.width) or samples.dtype != self.dtype:
+            return False
+        lengths, values = symbols
+        sizes = np.array([8 * len(coded) for coded in intervals], np.int64)
+        offsets = np.cumsum(sizes) - sizes
+        words = _words64(b"".join(intervals))
+        step = max(1, _CHUNK_SAMPLES // self.width)
+        position = 0  # bit of the current interval where the next line's codes start
+        for first in range(0, self.height, step):
+            x = self._shifted(samples, first, first + step)
+            if x is None:
+                return False
+            differences = _differences_of(x, self, first)
+            length, value = lengths[differences], values[differences]
+            rows = np.arange(first, first + len(length))
+            interval = rows // self.lines
+            line_bits = length.sum(axis=1, dtype=np.int64)
+            before = np.cumsum(line_bits) - line_bits + position
+            restarts = np.maximum.accumulate(np.where(rows % self.lines == 0, np.arange(len(rows)), -1))
+            line_start = np.where(restarts >= 0, before - before[np.maximum(restarts, 0)], before)
+            position = int(line_start[-1] + line_bits[-1])
+            start = line_start[:, None] + np.cumsum(length, axis=1, dtype=np.int64) - length
+            at = start + offsets[interval][:, None]
+            word = words[np.minimum(at >> 3, len(words) - 1)]
+            got = (word >> (64 - (at & 7) - length).astype(np.uint64)) & _LOW_BITS[length]
+            broken = (length == 0) | (start + length > sizes[interval][:, None]) | (got != value)
+            if broken.any():
+                return self._diagnose(intervals, first, int(np.flatnonzero(broken)[0]), start)
+        return True
+
+    def _shifted(self, samples: np.ndarray, first: int, stop: int) -> np.ndarray | None:
+        """Lines ``first - 1 .. stop`` of ``samples`` as int32 before the point transform; None where a
+        sample has bits below it."""
+        x = samples[max(first - 1, 0) : stop].astype(np.int32)
+        if self.transform:
+            if (x & ((1 << self.transform) - 1)).any():
+                return None
+            x >>= self.transform
+        return x if first else np.vstack([x[:1], x])
+
+    def _diagnose(self, intervals: list[bytes], first: int, k: int, start: np.ndarray) -> bool:
+        """Raise what :meth:`decode` raises at the ``k``-th sample from line ``first`` (the first the
+        data does not code as given) if the data breaks there; else False."""
+        line, column = first + k // self.width, k % self.width
+        number = line // self.lines
+        coded, at = intervals[number], int(start.flat[k])
+        window = int.from_bytes(coded[at >> 3 : (at >> 3) + 3].ljust(3, b"\0"), "big") >> (8 - (at & 7)) & 0xFFFF
+        length, category = int(self.table.lengths[window]), int(self.table.categories[window])
+        extra = 0 if category == 16 else category
+        if length and at + length + extra <= 8 * len(coded):
+            return False
+        problem = "runs past the end of the coded data" if length else "has no valid Huffman code"
+        sample = (line - number * self.lines) * self.width + column
+        raise DepthError(
+            f"{self.where}: sample {sample} of {self.count(number)} (bit {at} of {8 * len(coded)}) {problem}"
+        )
 
 
-def _read_differences(coded: bytes, table: tuple[np.ndarray, np.ndarray], count: int, where: str) -> np.ndarray:
-    """The first ``count`` differences of an unstuffed entropy-coded interval."""
-    code_lengths, categories = table
+#: Masks of the low 0-31 bits.
+_LOW_BITS = (np.uint64(1) << np.arange(32, dtype=np.uint64)) - np.uint64(1)
+
+
+def _differences_of(x: np.ndarray, scan: _Scan, first: int) -> np.ndarray:
+    """The differences (modulo 2^16) coding lines 1.. of ``x`` (line 0 is the one above), line ``first`` on."""
+    above, rows = x[:-1], x[1:]
+    a, b, c = rows[:, :-1], above[:, 1:], above[:, :-1]
+    predicted = np.empty_like(rows)
+    predicted[:, 0] = above[:, 0]
+    predicted[:, 1:] = _PREDICTORS[scan.predictor](a, b, c)
+    restarts = (np.arange(first, first + len(rows)) % scan.lines) == 0
+    predicted[restarts, 0] = scan.initial
+    predicted[restarts, 1:] = a[restarts]
+    return (rows - predicted) & MASK
+
+
+_PREDICTORS = {
+    1: lambda a, b, c: a,
+    2: lambda a, b, c: b,
+    3: lambda a, b, c: c,
+    4: lambda a, b, c: a + b - c,
+    5: lambda a, b, c: a + ((b - c) >> 1),
+    6: lambda a, b, c: b + ((a - c) >> 1),
+    7: lambda a, b, c: (a + b) >> 1,
+}
+
+
+def _libjpeg(jpeg: bytes) -> np.ndarray | None:
+    """The samples libjpeg-turbo (through imagecodecs, where installed) decodes from ``jpeg``, unchecked
+    (on corrupt data it warns and goes on); None where it is missing or refuses."""
+    try:
+        from imagecodecs import jpeg8_decode
+    except Exception:  # not installed, or a broken install: decode here
+        return None
+    try:
+        return jpeg8_decode(jpeg)
+    except Exception:  # its refusal has no message of ours: decode here, which says what is wrong
+        return None
+
+
+def _read_differences(coded: bytes, table: _Table, count: int, where: str) -> np.ndarray:
+    """The first ``count`` differences of an unstuffed entropy-coded interval (of at least ``count`` bits)."""
+    code_lengths, categories = table.lengths, table.categories
     extra_lengths = np.where(categories == 16, 0, categories) * (code_lengths > 0)
     symbol_lengths = (code_lengths + extra_lengths).astype(np.uint8)
     bits = 8 * len(coded)
-    if count > bits:  # every code takes at least one bit
-        raise DepthError(f"{where}: {len(coded)} bytes of coded data cannot hold {count} samples")
     words = _words(coded)
     step = np.zeros((len(coded) + 5, 8), np.uint8)  # bit 8i+r; 0 past the end, where a chain that runs off stops
     for r in range(8):
@@ -298,6 +524,26 @@ def _words(coded: bytes) -> np.ndarray:
     padded = np.frombuffer(coded + bytes(8), np.uint8).astype(np.uint32)
     n = len(coded) + 4
     return padded[:n] << 24 | padded[1 : n + 1] << 16 | padded[2 : n + 2] << 8 | padded[3 : n + 3]
+
+
+def _words32(coded: bytes) -> np.ndarray:
+    """The 32 bits starting at each byte (zeros past the end), from four big-endian views of the data."""
+    count = len(coded) // 4 + 1
+    padded = coded + bytes(4 * count + 4 - len(coded))
+    words = np.empty((count, 4), np.uint32)
+    for byte in range(4):
+        words[:, byte] = np.frombuffer(padded, ">u4", count, byte)
+    return words.ravel()
+
+
+def _words64(coded: bytes) -> np.ndarray:
+    """The 64 bits starting at each byte (zeros past the end), from eight big-endian views of the data."""
+    count = len(coded) // 8 + 1
+    padded = coded + bytes(8 * count + 8 - len(coded))
+    words = np.empty((count, 8), np.uint64)
+    for byte in range(8):
+        words[:, byte] = np.frombuffer(padded, ">u8", count, byte)
+    return words.ravel()[: max(len(coded), 1)]
 
 
 def _window(words: np.ndarray, positions: np.ndarray) -> np.ndarray:

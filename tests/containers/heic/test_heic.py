@@ -461,7 +461,7 @@ def test_a_stale_reference_does_not_latch_onto_the_new_depth_item(photo):
     ID, the stale XMP became the first one describing it and the file did not read back (attach fuzz)."""
     parsed = isobmff.parse_file(photo)
     meta = parsed.meta
-    xmp_id = meta.next_item_id()
+    (xmp_id,) = meta.new_item_ids(1)
     meta.items.append(isobmff.ItemInfo(xmp_id, "mime", 1, content_type=heic.XMP_MIME))
     meta.locations[xmp_id] = isobmff.Location(xmp_id, extents=[isobmff.Extent(0, 8)])
     meta.references.append(isobmff.Reference("cdsc", xmp_id, [xmp_id + 1]))
@@ -472,6 +472,21 @@ def test_a_stale_reference_does_not_latch_onto_the_new_depth_item(photo):
     out = heic.attach_depth(hostile, depth)
     assert heic.find_depth_item(isobmff.parse_file(out).meta) == xmp_id + 2
     assert heic.read_depth(out).width == 4
+
+
+@pytest.mark.parametrize("largest", [0xFFFFFFFF, 0xFFFFFFFE])
+def test_attach_beside_an_item_of_the_largest_ids_takes_free_ones(photo, largest):
+    """An item ID 0xFFFFFFFF made attach fail with "iloc: an offset exceeds 64 bits" (its new IDs overflowed)."""
+    parsed = isobmff.parse_file(photo)
+    meta = parsed.meta
+    meta.items.append(isobmff.ItemInfo(largest, "mime", 1, content_type="text/plain"))
+    meta.locations[largest] = isobmff.Location(largest, extents=[isobmff.Extent(0, 5)])
+    odd = isobmff.rebuild(parsed, meta, b"notes", frozenset({largest}))
+    depth = DepthData.from_array(np.linspace(0.5, 2.0, 12).reshape(3, 4), "hdis")
+    out = heic.attach_depth(odd, depth)
+    depth_id = heic.find_depth_item(isobmff.parse_file(out).meta)
+    assert depth_id < largest and heic.read_depth(out).width == 4
+    assert isobmff.item_data(isobmff.parse_file(out), largest, 100) == b"notes"
 
 
 @pytest.mark.parametrize("split", [False, True])

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from gpu_depth import DepthError
+from gpu_depth import DepthError, limits
 from gpu_depth.containers.jpeg import ljpeg
 from gpu_depth.containers.jpeg.segments import parse_jpeg
 
@@ -130,3 +130,125 @@ def test_hostile_streams_get_one_line_errors():
 def test_encoder_refuses_what_a_lossless_jpeg_cannot_hold(samples):
     with pytest.raises(DepthError, match=r"a lossless JPEG holds a 2-D uint8/uint16 map of at most 65535 a side"):
         ljpeg.encode(samples)
+
+
+@pytest.fixture
+def proofs(monkeypatch):
+    """The outcomes of the cheap proof and of the full one, in call order; the NumPy decoder's calls."""
+    seen = {"proves": [], "holds": [], "decode": 0}
+    for name in ("proves", "holds"):
+        original = getattr(ljpeg._Scan, name)
+
+        def wrapped(self, *args, _original=original, _name=name):
+            seen[_name].append(_original(self, *args))
+            return seen[_name][-1]
+
+        monkeypatch.setattr(ljpeg._Scan, name, wrapped)
+    original_decode = ljpeg._Scan.decode
+
+    def counted(self, *args):
+        seen["decode"] += 1
+        return original_decode(self, *args)
+
+    monkeypatch.setattr(ljpeg._Scan, "decode", counted)
+    return seen
+
+
+def noisy(height: int = 96, width: int = 128) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    noise = rng.integers(-300, 300, (height, width))
+    return (smooth(height, width).astype(np.int64) + noise).clip(0, 65535).astype(np.uint16)
+
+
+@pytest.mark.parametrize("predictor", range(1, 8))
+def test_libjpeg_turbo_samples_of_16_bit_maps_are_proven_cheaply(proofs, predictor):
+    for samples in (smooth(), noisy()):
+        coded = imagecodecs.jpeg8_encode(samples, lossless=True, predictor=predictor, bitspersample=16)
+        np.testing.assert_array_equal(decode(coded), samples)
+    np.testing.assert_array_equal(decode(ljpeg.encode(smooth())), smooth())
+    assert proofs == {"proves": [True] * 3, "holds": [], "decode": 0}
+
+
+def test_8_bit_maps_and_restart_intervals_take_the_full_proof(proofs):
+    np.testing.assert_array_equal(decode(ljpeg.encode(smooth(top=255))), smooth(top=255))
+    assert proofs == {"proves": [False], "holds": [True], "decode": 0}
+
+
+def truncated_and_bad_code() -> list[bytes]:
+    coded = ljpeg.encode(noisy())
+    sos = coded.index(b"\xff\xda") + 10  # sixteen ones where the first code starts: no code
+    return [coded[:-2000] + b"\xff\xd9", coded[:sos] + b"\xff\x00\xff\x00" + coded[sos:]]
+
+
+@pytest.mark.parametrize("case", range(2), ids=["truncated", "bad-code"])
+def test_libjpeg_turbo_makes_up_samples_which_no_proof_takes(proofs, case):
+    corrupt = truncated_and_bad_code()[case]
+    made_up = imagecodecs.jpeg8_decode(corrupt)  # no error: it warns and goes on
+    assert made_up.shape == (96, 128)
+    with pytest.raises(DepthError, match=r"runs past the end|has no valid Huffman code"):
+        decode(corrupt)
+    assert proofs == {"proves": [False], "holds": [], "decode": 0}  # the full proof names the fault
+
+
+def mutations(seed: int, count: int):
+    """``count`` lossless JPEGs of small maps, bytes overwritten, cut, flipped or stuffed at random."""
+    rng = np.random.default_rng(seed)
+    maps = [smooth(12, 20), noisy(9, 14), np.full((5, 6), 777, np.uint16), smooth(8, 9, 255)]
+    for number in range(count):
+        samples = maps[number % len(maps)]
+        if number % 3:
+            coded = bytearray(ljpeg.encode(samples))
+        else:
+            bits = 8 * samples.dtype.itemsize
+            coded = bytearray(
+                imagecodecs.jpeg8_encode(samples, lossless=True, predictor=int(rng.integers(1, 8)), bitspersample=bits)
+            )
+        for _ in range(rng.integers(0, 4)):
+            at, how = int(rng.integers(2, len(coded))), rng.integers(4)
+            if how == 0:
+                coded[at] = rng.integers(256)
+            elif how == 1:
+                coded = coded[:at] + coded[-2:]
+            elif how == 2:
+                coded[at] ^= 1 << rng.integers(8)
+            else:
+                coded[at:at] = b"\xff\x00"
+        yield bytes(coded)
+
+
+def outcome(data: bytes):
+    try:
+        parsed = parse_jpeg(data)
+    except DepthError:
+        return None
+    try:
+        samples = ljpeg.decode(data, parsed)
+    except DepthError as error:
+        return str(error)
+    return samples.dtype.str, samples.shape, samples.tobytes()
+
+
+def test_libjpeg_turbo_with_either_proof_decodes_as_the_numpy_decoder_alone(monkeypatch):
+    """Same samples or the same DepthError, on valid and mutated streams alike."""
+    fast = [outcome(data) for data in mutations(7, 400)]
+    with monkeypatch.context() as patch:
+        patch.setattr(ljpeg._Scan, "proves", lambda self, samples, intervals: False)
+        assert [outcome(data) for data in mutations(7, 400)] == fast
+    monkeypatch.setattr(ljpeg, "_libjpeg", lambda jpeg: None)
+    assert [outcome(data) for data in mutations(7, 400)] == fast
+    assert sum(isinstance(result, tuple) for result in fast) > 50  # samples compared, not only errors
+    assert sum(isinstance(result, str) for result in fast) > 50
+
+
+def test_the_numpy_decoder_takes_on_only_what_the_read_budget_allows(monkeypatch):
+    """Without libjpeg-turbo an 8 MB map of one-bit codes took 15 s and 1.3 GiB (budget: 3 s, 1 GiB)."""
+    coded = ljpeg.encode(smooth())
+    with monkeypatch.context() as patch:
+        patch.setattr(ljpeg, "_libjpeg", lambda jpeg: None)
+        patch.setattr(limits, "NUMPY_LJPEG_SAMPLES_PER_SECOND", 12288)  # this map's samples in 1 s
+        np.testing.assert_array_equal(decode(coded), smooth())
+        patch.setattr(limits, "NUMPY_LJPEG_SAMPLES_PER_SECOND", 12287)
+        with pytest.raises(DepthError, match=r"a 128x96 map is more than the NumPy decoder reads .*\(12287 samples\)"):
+            decode(coded)
+    monkeypatch.setattr(limits, "NUMPY_LJPEG_SAMPLES_PER_SECOND", 12287)
+    np.testing.assert_array_equal(decode(coded), smooth())  # libjpeg-turbo's, proven: no limit
