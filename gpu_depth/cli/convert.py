@@ -71,7 +71,7 @@ def run_convert(args: argparse.Namespace) -> int:
 
     def on_result(line: dict) -> None:
         report.write(line)
-        progress.advance(line["status"])
+        progress.advance(line["status"], line.get("backend"))
         tally.add(line)
         if line["status"] == "failed":  # named once, whether the error names the photo or not
             error = line["error"]

@@ -93,9 +93,11 @@ class Progress:
             self._ticker = threading.Thread(target=self._tick, args=(interval,), name="gpu-depth-progress", daemon=True)
             self._ticker.start()
 
-    def advance(self, status: str) -> None:
+    def advance(self, status: str, backend: str | None = None) -> None:
+        """One more item done; ``backend``: the one that converted it (a Ray run learns it from its items)."""
         self.done += 1
         self.failed += status == "failed"
+        self.backend = backend or self.backend
         if self._bar is not None:
             self._bar.set_postfix_str(self._postfix(), refresh=False)
             self._bar.update()

@@ -180,7 +180,7 @@ def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Ite
             if depth is not None:
                 intrinsics = member.job.intrinsics or options.intrinsics or member.intrinsics
                 member.depth = _with_intrinsics(depth, intrinsics, member.map_size)
-                member.details.update(mapping=mapping.describe(), convert_s=share)
+                member.details.update(mapping=mapping.describe(), backend=backend, convert_s=share)
     return batch
 
 

@@ -40,6 +40,7 @@ def test_batch_with_broken_inputs_fails_only_those(tmp_path):
     assert "cannot read" in failed["p0003.jpg"] and "grayscale" in failed["p0004.jpg"]
     assert "no valid depth pixel" in failed["p0005.jpg"]
     assert (summary["ok"], summary["failed"]) == (195, 5)
+    assert {line["backend"] for line in items if line["status"] == "ok"} == {summary["backend"]}
     outputs = sorted(out.glob("*.jpg"))
     assert len(outputs) == 195 and all(read_depth(path) is not None for path in outputs[:20])
     assert not list(out.glob(f"*{TEMP_SUFFIX}"))

@@ -86,3 +86,18 @@ def test_after_sigterm_only_the_items_in_flight_finish(tmp_path):
     assert summary["interrupted"] and signal.getsignal(signal.SIGTERM) is before
     assert 1 <= len(lines) <= 1 + 2 * options.workers  # the first, and those already with a worker
     assert len(list(options.out.glob("p*.jpg"))) == len(lines)
+
+
+def test_progress_names_the_backend_that_converted_the_items():
+    """A Ray run knows its backend only from its items (the driver asked for auto)."""
+    import io
+
+    from gpu_depth.pipeline.report import Progress
+
+    stream = io.StringIO()
+    progress = Progress(2, "auto", interval=3600, stream=stream)
+    progress.advance("ok", "numpy")
+    progress.advance("failed")  # a failed item was converted by none
+    progress.close()
+    (line,) = stream.getvalue().splitlines()
+    assert "2/2 items (100%), 1 failed," in line and line.endswith("backend numpy")
