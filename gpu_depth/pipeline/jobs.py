@@ -53,6 +53,7 @@ class Job:
     depth_scale: float | None = None
     intrinsics: tuple[float, float, float, float] | None = None
     folder: Path = Path()  # the photo's folder relative to --photos: its output goes there under --out
+    matte: Path | None = None  # the manifest's matte for this photo (else --matte DIR pairs one by stem)
 
     @property
     def name(self) -> str:
@@ -130,9 +131,10 @@ def searched(photos: Path, depths: Path, suffix: str, recursive: bool) -> str:
 
 
 def read_manifest(path: Path) -> list[Job]:
-    """Jobs from a CSV (header: photo,depth[,near,far,format,depth_scale,intrinsics]) or JSON Lines manifest.
+    """Jobs from a CSV (header: photo,depth[,near,far,format,depth_scale,intrinsics,matte]) or JSON Lines manifest.
 
-    ``intrinsics``: "fx,fy,cx,cy" (a list of four numbers in JSON Lines).
+    ``intrinsics``: "fx,fy,cx,cy" (a list of four numbers in JSON Lines); ``matte``: the photo's 8-bit matte
+    (of ``--matte-kind``).
 
     Relative paths are relative to the manifest's folder.
     """
@@ -233,6 +235,9 @@ def _job(row: dict, manifest: Path, number: int) -> Job:
         if not isinstance(row.get(key), str) or not row[key]:
             raise DepthError(f"{where}: {'missing' if row.get(key) in (None, '') else 'not a path:'} {key}")
     photo, depth = manifest.parent / row["photo"], manifest.parent / row["depth"]
+    matte = row.get("matte") or None
+    if matte is not None and not isinstance(matte, str):
+        raise DepthError(f"{where}: matte must be a path, got {matte!r}")
     near, far, scale = (_number(row.get(key), f"{where}: {key}") for key in ("near", "far", "depth_scale"))
     fmt = row.get("format") or None
     if fmt is not None and not isinstance(fmt, str):
@@ -242,7 +247,7 @@ def _job(row: dict, manifest: Path, number: int) -> Job:
         intrinsics = parse_intrinsics(intrinsics) if intrinsics not in (None, "") else None
     except DepthError as exc:
         raise DepthError(f"{where}: {exc}") from exc
-    return Job(photo, depth, near, far, fmt, scale, intrinsics)
+    return Job(photo, depth, near, far, fmt, scale, intrinsics, matte=manifest.parent / matte if matte else None)
 
 
 def _number(value: object, what: str) -> float | None:

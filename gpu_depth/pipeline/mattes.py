@@ -9,6 +9,7 @@ from .. import containers
 from ..core.auxiliary import KINDS
 from ..depthmaps import SUFFIXES, load_matte
 from ..errors import DepthError
+from .jobs import Job
 from .options import Options
 
 
@@ -31,15 +32,18 @@ def _own_mattes(data: bytes) -> list[str]:
     return [kind for kind, _, _ in own if kind in KINDS]
 
 
-def matte_arguments(photo: Path, data: bytes, target: containers.Plugin, options: Options) -> tuple[dict, dict]:
-    """(keyword arguments of :func:`gpu_depth.api.attach`, report fields) for one item: its matte (if
-    ``--matte`` names a folder holding one) and ``--drop-mattes``; the report lists the photo's own
-    mattes that are kept (``mattes_kept``), so a re-depthed photo's old matte is never kept silently."""
-    path = matte_file(photo, options.mattes, options.matte_suffix) if options.mattes is not None else None
+def matte_arguments(job: Job, data: bytes, target: containers.Plugin, options: Options) -> tuple[dict, dict]:
+    """(keyword arguments of :func:`gpu_depth.api.attach`, report fields) for one item: its matte (the
+    manifest's, or one ``--matte DIR`` holds in the photo's subfolder) and ``--drop-mattes``; the report lists
+    the photo's own mattes that are kept (``mattes_kept``), so a re-depthed photo's old matte is never kept
+    silently."""
+    path = job.matte
+    if path is None and options.mattes is not None:
+        path = matte_file(job.photo, options.mattes / job.folder, options.matte_suffix)
     mattes = {options.matte_kind: load_matte(path)} if path is not None else {}
     kept = [] if options.drop_mattes else [k for k in _own_mattes(data) if k not in mattes]
     fields = {"matte": str(path) if path else None, "mattes_kept": kept}
-    if options.mattes is None and not options.drop_mattes and not kept:
+    if path is None and options.mattes is None and not options.drop_mattes and not kept:
         fields = {}
     if not hasattr(target, "attach_auxiliary"):
         if mattes:

@@ -213,7 +213,7 @@ def encode(item: Item, options: Options) -> Item:
         if target is None:
             raise DepthError(f"{item.job.photo}: not a HEIC, JPEG or DNG photo; choose --container")
         depth = item.depth
-        matte_options, matte_details = matte_arguments(item.job.photo, photo, target, options)
+        matte_options, matte_details = matte_arguments(item.job, photo, target, options)
         result = attach(
             photo,
             item.job.photo,

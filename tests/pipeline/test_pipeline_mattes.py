@@ -95,3 +95,28 @@ def test_matte_file_pairs_by_exact_stem(tmp_path):
     (tmp_path / "a.txt").write_bytes(b"")
     assert matte_file(tmp_path / "a.jpg", tmp_path, "") == tmp_path / "a.png"
     assert matte_file(tmp_path / "c.jpg", tmp_path, "") is None
+
+
+def test_a_recursive_run_pairs_mattes_in_the_photos_subfolder(folders):
+    """photos/SUB/a.jpg takes mattes/SUB/a*, not a matte of the same stem elsewhere."""
+    for name in ("photos", "depth", "mattes"):
+        (folders / name / "sub").mkdir()
+        for path in (folders / name).glob("a*.*"):
+            path.rename(folders / name / "sub" / path.name)
+    Image.fromarray(255 - ramp()).save(folders / "mattes" / "a_matte.png")  # a decoy at the top
+    lines = convert(folders, "-r", "--matte", str(folders / "mattes"), "--matte-suffix", "_matte")
+    assert [line["matte"] for line in lines] == [None, str(folders / "mattes/sub/a_matte.png")]
+    (matte,) = gpu_depth.read_mattes(folders / "out/sub/a.jpg")
+    assert np.abs(matte.pixels.astype(int) - ramp()).max() <= 1
+
+
+def test_a_manifest_names_each_photos_matte(folders):
+    (folders / "m.csv").write_text(
+        "photo,depth,matte\nphotos/a.jpg,depth/a.png,mattes/a_matte.png\nphotos/b.jpg,depth/b.png,\n"
+    )
+    assert main(["convert", "--manifest", str(folders / "m.csv"), "--out", str(folders / "out"), *FLAGS]) == 0
+    lines, _ = report_lines(folders / "out" / "report.jsonl")
+    assert sorted(line.get("matte") or "" for line in lines) == ["", str(folders / "mattes/a_matte.png")]
+    (matte,) = gpu_depth.read_mattes(folders / "out/a.jpg")
+    assert matte.kind.name == "portrait-effects" and np.abs(matte.pixels.astype(int) - ramp()).max() <= 1
+    assert gpu_depth.read_mattes(folders / "out/b.jpg") == []
