@@ -93,7 +93,8 @@ def attach_auxiliary(
         if not hasattr(target, "attach_auxiliary"):
             raise DepthError(f"a {target.NAME} photo takes no mattes (HEIC and JPEG do)")
         turn = target.orientation(data)
-        [matte] = _placed([matte], target, data, turn, orientation, fit)
+        stored = turned(*target.displayed_size(data), turn)
+        [matte] = _placed([matte], stored, turn, orientation, fit)
         _check_options(attach_options)
         options = {k: v for k, v in attach_options.items() if k in target.AUXILIARY_OPTIONS}
         result = target.attach_auxiliary(data, [matte], replace=replace, **options)
@@ -218,10 +219,11 @@ def attach(
     turn = target.orientation(photo)
     if carried and (was := source.orientation(data)) != turn:  # the copy stores its pixels turned otherwise
         carried = [Matte(m.kind, to_stored(to_displayed(m.pixels, was), turn), m.version) for m in carried]
-    new = _placed(new, target, photo, turn, orientation, fit) + carried
+    stored = turned(*target.displayed_size(photo), turn)  # the photo's size as its pixels are stored
+    new = _placed(new, stored, turn, orientation, fit) + carried
     if orientation == "displayed" and turn != 1:
         depth = DepthData.from_array(to_stored(depth.array, turn), depth.pixel_format, metadata=depth.metadata)
-    stored, size = turned(*target.displayed_size(photo), turn), (depth.width, depth.height)
+    size = (depth.width, depth.height)
     if fit == "error" and not _fits(size, stored):
         shown = turned(*stored, turn)
         hint = " (it fits the displayed photo: pass orientation='displayed')" if _fits(size, shown) else ""
@@ -256,10 +258,9 @@ def _carried_mattes(source, target, data: bytes, new: list[Matte]) -> list[Matte
     return [matte for matte in source.read_mattes(data) if matte.kind not in kinds]
 
 
-def _placed(mattes: list[Matte], target, photo: bytes, turn: int, orientation: str, fit: str) -> list[Matte]:
+def _placed(mattes: list[Matte], stored: tuple[int, int], turn: int, orientation: str, fit: str) -> list[Matte]:
     """``mattes`` in the photo's stored orientation (turned from the displayed one when asked), each
-    refused unless its aspect ratio is the photo's (``fit="error"``)."""
-    stored = turned(*target.displayed_size(photo), turn)
+    refused unless its aspect ratio is that of the photo's ``stored`` size (``fit="error"``)."""
     placed = []
     for matte in mattes:
         if orientation == "displayed" and turn != 1:
