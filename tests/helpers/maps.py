@@ -81,3 +81,11 @@ CALIBRATION = CameraCalibration(
     lens_distortion_center=(1990.331298828125, 1515.21),
     pixel_size=0.0019,
 )
+
+
+def person(width: int = 96, height: int = 72, seed: int = 0) -> np.ndarray:
+    """A soft-edged blob with noise: every code 0..255 occurs, as in a real matte's edges."""
+    y, x = np.mgrid[0:height, 0:width]
+    blob = np.exp(-(((x - width / 2) / (width / 4)) ** 2 + ((y - height / 2) / (height / 3)) ** 2))
+    noise = np.random.default_rng(seed).integers(-20, 21, (height, width))
+    return np.clip(np.rint(blob * 255) + noise, 0, 255).astype(np.uint8)

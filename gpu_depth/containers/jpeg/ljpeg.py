@@ -498,7 +498,7 @@ def _read_differences(coded: bytes, table: _Table, count: int, where: str) -> np
     extra_lengths = np.where(categories == 16, 0, categories) * (code_lengths > 0)
     symbol_lengths = (code_lengths + extra_lengths).astype(np.uint8)
     bits = 8 * len(coded)
-    words = _words(coded)
+    words = _words32(coded)
     step = np.zeros((len(coded) + 5, 8), np.uint8)  # bit 8i+r; 0 past the end, where a chain that runs off stops
     for r in range(8):
         step[: len(coded), r] = symbol_lengths[(words[: len(coded)] >> (16 - r)) & 0xFFFF]
@@ -519,16 +519,10 @@ def _read_differences(coded: bytes, table: _Table, count: int, where: str) -> np
     return differences
 
 
-def _words(coded: bytes) -> np.ndarray:
-    """The 32 bits starting at each byte (zeros past the end)."""
-    padded = np.frombuffer(coded + bytes(8), np.uint8).astype(np.uint32)
-    n = len(coded) + 4
-    return padded[:n] << 24 | padded[1 : n + 1] << 16 | padded[2 : n + 2] << 8 | padded[3 : n + 3]
-
-
 def _words32(coded: bytes) -> np.ndarray:
-    """The 32 bits starting at each byte (zeros past the end), from four big-endian views of the data."""
-    count = len(coded) // 4 + 1
+    """The 32 bits starting at each byte and at four bytes past the end (zeros there), from four big-endian
+    views of the data."""
+    count = len(coded) // 4 + 2
     padded = coded + bytes(4 * count + 4 - len(coded))
     words = np.empty((count, 4), np.uint32)
     for byte in range(4):

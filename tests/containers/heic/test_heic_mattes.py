@@ -10,6 +10,7 @@ import pillow_heif
 import pytest
 from helpers import sample, tool
 from helpers.heic import sample_mattes
+from helpers.maps import person
 from PIL import Image
 
 from gpu_depth import DepthData, Matte
@@ -46,14 +47,6 @@ def photo() -> bytes:
 def depth_map(width: int = 96, height: int = 72) -> DepthData:
     y, x = np.mgrid[0:height, 0:width]
     return DepthData.from_array(0.5 + 2 * x / width + 0.1 * np.sin(y / 4), "hdis")
-
-
-def person(width: int = 96, height: int = 72, seed: int = 0) -> np.ndarray:
-    """A soft-edged blob with noise: every code 0..255 occurs, as in a real matte's edges."""
-    y, x = np.mgrid[0:height, 0:width]
-    blob = np.exp(-(((x - width / 2) / (width / 4)) ** 2 + ((y - height / 2) / (height / 3)) ** 2))
-    noise = np.random.default_rng(seed).integers(-20, 21, (height, width))
-    return np.clip(np.rint(blob * 255) + noise, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")

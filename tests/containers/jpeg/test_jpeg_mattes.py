@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from helpers import sample
 from helpers.jpeg import exiftool_binary, exiftool_json, make_photo, smooth_depth
+from helpers.maps import person
 
 from gpu_depth import Matte
 from gpu_depth.containers.jpeg import plugin as jpeg
@@ -15,13 +16,6 @@ from gpu_depth.core.xmp import properties
 from gpu_depth.errors import ExistingDepth
 
 XS = "iphoneXS-matte.jpg"
-
-
-def person(width: int = 96, height: int = 72, seed: int = 0) -> np.ndarray:
-    y, x = np.mgrid[0:height, 0:width]
-    blob = np.exp(-(((x - width / 2) / (width / 4)) ** 2 + ((y - height / 2) / (height / 3)) ** 2))
-    noise = np.random.default_rng(seed).integers(-20, 21, (height, width))
-    return np.clip(np.rint(blob * 255) + noise, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
