@@ -93,7 +93,7 @@ def dequantize(
         with np.errstate(over="ignore", invalid="ignore"):
             rounded = table.astype(fmt.dtype)
         if not np.isinf(rounded[np.isfinite(table)]).any():
-            rows[:, :width] = rounded[pixels]
+            rows[:, :width] = rounded.take(pixels.astype(np.intp))  # take on native indices: ~2x fancy indexing
             return DepthData.from_rows(rows, fmt, width, metadata)
     rows[:, :width] = round_to_format(_values(pixels, info), fmt)  # names the value that does not fit
     return DepthData.from_rows(rows, fmt, width, metadata)
