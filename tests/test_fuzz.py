@@ -114,3 +114,13 @@ def test_the_budgets_grow_with_the_input():
     assert read_budget(1000) == (512 << 20, 1.0)
     assert read_budget(8 << 20) == (1 << 30, 3.0)
     assert read_budget(64 << 20) is None
+
+
+#: Cases long runs found (reader, --seed, case): each once leaked another exception than DepthError.
+FOUND = [("photo", 11, 65409)]  # a flipped TIFF tag made Pillow's Exif.tobytes raise KeyError 262
+
+
+@pytest.mark.parametrize(("reader", "seed", "index"), FOUND)
+def test_cases_long_runs_found_stay_fixed(seeds, reader, seed, index):
+    outcome, _, _, trace = fuzz.run_case(reader, seeds[reader], seed, index)
+    assert not trace and outcome in ("DepthError", "ok"), trace

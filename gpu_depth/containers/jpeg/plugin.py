@@ -330,9 +330,10 @@ def encode_photo(
         image = Image.fromarray((np.asarray(image, dtype=np.uint32) >> 8).clip(0, 255).astype(np.uint8), "L")
     elif image.mode not in ("L", "RGB", "CMYK"):
         image = image.convert("RGB")
-    try:  # a tag the photo stored with another type than Exif's (XResolution as ASCII …) cannot be packed
+    try:  # a tag stored with another type than Exif's (XResolution as ASCII …) cannot be packed; a broken
+        # one Pillow lists but cannot load (KeyError) neither
         exif_bytes = exif.tobytes() if len(exif) else b""
-    except (struct.error, TypeError, ValueError, AttributeError) as exc:
+    except (struct.error, TypeError, ValueError, AttributeError, KeyError) as exc:
         raise DepthError(f"the photo's Exif/TIFF tags cannot be written into a JPEG: {exc}") from exc
     buffer = io.BytesIO()
     options = {"icc_profile": image.info.get("icc_profile")} if image.info.get("icc_profile") else {}
