@@ -350,7 +350,12 @@ def _attach(
     existing = depth_items(meta) if depth is not None else []
     if existing and not replace_depth:
         raise ExistingDepth(f"the photo already has a depth item ({existing[0]})")
-    removed = depth_related(meta, existing + _replaced_mattes(meta, mattes, replace_mattes, drop_mattes))
+    replaced = existing + _replaced_mattes(meta, mattes, replace_mattes, drop_mattes)
+    removed = depth_related(meta, replaced)
+    # an old aux item the primary needs would stay beside the new one and be read first (a primary that
+    # itself claims to be depth is not read as its own depth)
+    if stuck := sorted(i for i in set(replaced) - removed if primary in meta.referenced("auxl", i)):
+        raise DepthError(f"item {stuck[0]} cannot be replaced: the primary item references it (part of the photo)")
     cuts = unused_ranges(heif, removed)
     meta.remove_items(removed)
 
