@@ -447,19 +447,25 @@ def mark_portrait(photo: bytes) -> bytes:
     exif_id = exif_item(meta)
     if exif_id is None:
         raise DepthError("--exif-portrait: the photo has no Exif item")
-    raw = isobmff.item_data(heif, exif_id, MAX_EXIF_ITEM_BYTES)
-    start = 4 + int.from_bytes(raw[:4], "big") if len(raw) >= 4 else len(raw) + 1
-    if start > len(raw):
-        raise DepthError(f"Exif item {exif_id}: its TIFF header offset points past its {len(raw)} bytes")
+    header, tiff = exif_parts(heif, exif_id)
     try:
-        marked = raw[:start] + exif.with_custom_rendered(raw[start:])
+        marked = header + exif.with_custom_rendered(tiff)
     except DepthError as exc:
         raise DepthError(f"--exif-portrait: Exif item {exif_id}: {exc}") from exc
-    if marked == raw:
+    if marked == header + tiff:
         return photo
     cuts = unused_ranges(heif, {exif_id})
     meta.locations[exif_id] = Location(exif_id, extents=[isobmff.Extent(0, len(marked))])
     return isobmff.rebuild(heif, meta, marked, frozenset({exif_id}), cuts)
+
+
+def exif_parts(heif: HeifFile, exif_id: int) -> tuple[bytes, bytes]:
+    """An ``Exif`` item's data split into its header (the 4-byte offset and what it skips) and the TIFF."""
+    raw = isobmff.item_data(heif, exif_id, MAX_EXIF_ITEM_BYTES)
+    start = 4 + int.from_bytes(raw[:4], "big") if len(raw) >= 4 else len(raw) + 1
+    if start > len(raw):
+        raise DepthError(f"Exif item {exif_id}: its TIFF header offset points past its {len(raw)} bytes")
+    return raw[:start], raw[start:]
 
 
 def exif_item(meta: Meta) -> int | None:

@@ -92,9 +92,11 @@ def _check_exif(heif: isobmff.HeifFile, findings: Findings) -> None:
     exif_id = heic.exif_item(heif.meta)
     if exif_id is None:
         return
-    raw = isobmff.item_data(heif, exif_id, heic.MAX_EXIF_ITEM_BYTES)
-    start = 4 + int.from_bytes(raw[:4], "big") if len(raw) >= 4 else len(raw)
-    check_exif_signal(findings, "heic", f"item {exif_id} Exif", raw[start:])
+    try:
+        _, tiff = heic.exif_parts(heif, exif_id)
+    except DepthError:  # an Exif item we cannot read is not a depth fault
+        return
+    check_exif_signal(findings, "heic", f"item {exif_id} Exif", tiff)
 
 
 def _auxc(meta: Meta, item_id: int, findings: Findings) -> tuple[str, bytes, str] | None:
