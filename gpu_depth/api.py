@@ -182,6 +182,7 @@ def attach(
     xmp_profile: str = "imageio",
     mattes: Mapping[str, np.ndarray | Matte] | None = None,
     drop_mattes: bool = False,
+    parsed: Any = None,
     **options: Any,
 ) -> bytes:
     """The one attach path (:func:`attach_depth` and ``gpu-depth convert``): the photo ``data`` (read from
@@ -201,6 +202,9 @@ def attach(
     ``mattes`` (kind → 8-bit image or :class:`Matte`, HEIC and JPEG only) are placed like the depth
     map and written in the same pass, replacing the photo's mattes of their kinds.  The photo's other
     mattes are kept (also into another container) unless ``drop_mattes``.
+
+    ``parsed``: the photo ``data`` as its container's ``parse`` gives it, when the caller has parsed it
+    already (the pipeline's worker, for its report); it is parsed here otherwise, once for the whole attach.
     """
     if orientation not in ("stored", "displayed"):
         raise DepthError(f"orientation must be 'stored' or 'displayed', got {orientation!r}")
@@ -216,10 +220,12 @@ def attach(
     if (new or carried) and not hasattr(target, "attach_auxiliary"):
         raise DepthError(f"a {target.NAME} photo takes no mattes (HEIC and JPEG do)")
     photo = in_container(data, path, target, quality, encoder_preset, encoder_threads)
-    turn = target.orientation(photo)
+    if photo is not data or parsed is None:
+        parsed = target.parse(photo)
+    turn = target.orientation(photo, parsed)
     if carried and (was := source.orientation(data)) != turn:  # the copy stores its pixels turned otherwise
         carried = [Matte(m.kind, to_stored(to_displayed(m.pixels, was), turn), m.version) for m in carried]
-    stored = turned(*target.displayed_size(photo), turn)  # the photo's size as its pixels are stored
+    stored = turned(*target.displayed_size(photo, parsed), turn)  # the photo's size as its pixels are stored
     new = _placed(new, stored, turn, orientation, fit) + carried
     if orientation == "displayed" and turn != 1:
         depth = DepthData.from_array(to_stored(depth.array, turn), depth.pixel_format, metadata=depth.metadata)
@@ -240,6 +246,7 @@ def attach(
         photo,
         depth,
         replace=replace,
+        parsed=parsed,
         **{k: v for k, v in chosen.items() if k in target.ATTACH_OPTIONS or k in ("mattes", "drop_mattes")},
     )
 

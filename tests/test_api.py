@@ -126,3 +126,28 @@ def test_carried_mattes_are_turned_with_a_photo_whose_copy_stores_it_turned(tmp_
         for path, plugin in ((with_matte, heic), (out, jpeg))
     ]
     assert shown[0].shape == shown[1].shape and np.abs(shown[0] - shown[1]).max() <= 1
+
+
+@pytest.mark.parametrize("suffix", [".heic", ".jpg"])
+def test_attach_with_the_photo_parsed_once_writes_the_same_bytes_and_leaves_the_parse_unchanged(tmp_path, suffix):
+    """The pipeline parses each photo once (its report's mattes, orientation, size and the attach share it)."""
+    from gpu_depth import containers
+    from gpu_depth.api import attach
+    from gpu_depth.containers.heic import isobmff
+
+    photo = tmp_path / f"photo{suffix}"
+    gpu_depth.attach_depth(_photo(tmp_path), smooth_depth("hdep"), photo, mattes={"portrait-effects": ramp(64, 48)})
+    data = photo.read_bytes()
+    target = containers.sniff(data)
+    parsed = target.parse(data)
+    before = isobmff.meta_bytes(parsed.meta) if suffix == ".heic" else parsed
+    options = {"replace": True, "mattes": {"teeth": ramp(64, 48)}, "exif_portrait": False}
+    once = attach(data, photo, smooth_depth("hdis"), target, parsed=parsed, **options)
+    assert once == attach(data, photo, smooth_depth("hdis"), target, **options)
+    assert (isobmff.meta_bytes(parsed.meta) if suffix == ".heic" else parsed) == before
+
+
+def _photo(tmp_path):
+    path = tmp_path / "source.jpg"
+    Image.fromarray(np.full((96, 128, 3), 90, np.uint8)).save(path, quality=90)
+    return path

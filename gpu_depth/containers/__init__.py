@@ -37,19 +37,24 @@ class Plugin(Protocol):
     def accept(self, prefix: bytes) -> bool:
         """A cheap sniff of the first :data:`SNIFF_BYTES` bytes."""
 
+    def parse(self, data: bytes) -> Any:
+        """The photo's parsed structure, which the functions below take as ``parsed`` (else they parse ``data``)."""
+
     def read_depth(self, data: bytes) -> DepthData | None:
         """The file's depth/disparity map in its native format, or None."""
 
-    def attach_depth(self, photo: bytes, depth: DepthData, *, replace: bool = False, **options: Any) -> bytes:
+    def attach_depth(
+        self, photo: bytes, depth: DepthData, *, replace: bool = False, parsed: Any = None, **options: Any
+    ) -> bytes:
         """The photo (already in this container) with ``depth`` attached, its own coded bytes kept."""
 
     def encode_photo(self, image: Image.Image, *, quality: int, encoder_preset: str) -> bytes:
         """A decoded photo re-encoded into this container (Exif, ICC profile and orientation kept)."""
 
-    def orientation(self, data: bytes) -> int:
+    def orientation(self, data: bytes, parsed: Any = None) -> int:
         """The Exif-style orientation (1-8) the photo is displayed with."""
 
-    def displayed_size(self, data: bytes) -> tuple[int, int]:
+    def displayed_size(self, data: bytes, parsed: Any = None) -> tuple[int, int]:
         """The photo's (width, height) as shown."""
 
 

@@ -213,7 +213,8 @@ def encode(item: Item, options: Options) -> Item:
         if target is None:
             raise DepthError(f"{item.job.photo}: not a HEIC, JPEG or DNG photo; choose --container")
         depth = item.depth
-        matte_options, matte_details = matte_arguments(item.job, photo, target, options)
+        parsed = _parsed(photo)
+        matte_options, matte_details = matte_arguments(item.job, photo, target, options, parsed)
         result = attach(
             photo,
             item.job.photo,
@@ -224,6 +225,7 @@ def encode(item: Item, options: Options) -> Item:
             quality=options.quality,
             encoder_preset=options.encoder_preset,
             encoder_threads=options.encoder_threads,
+            parsed=parsed,
             **options.attach,
             **matte_options,
         )
@@ -250,6 +252,16 @@ def encode(item: Item, options: Options) -> Item:
     item.status, item.depth = "ok", None
     item.details.update(details, attach_s=round(time.perf_counter() - started, 4))
     return item
+
+
+def _parsed(photo: bytes):
+    """The photo parsed once for the report's mattes and the attach; None where it does not parse, so that
+    the attach names the fault as it would have."""
+    source = containers.sniff(photo)
+    try:
+        return source.parse(photo) if source is not None else None
+    except DepthError:
+        return None
 
 
 def _metres(disparity: bool, low: float, high: float) -> list[float | None]:

@@ -101,3 +101,28 @@ def test_progress_names_the_backend_that_converted_the_items():
     progress.close()
     (line,) = stream.getvalue().splitlines()
     assert "2/2 items (100%), 1 failed," in line and line.endswith("backend numpy")
+
+
+@pytest.mark.parametrize("codec", ["hevc", "jpeg"])
+def test_the_worker_parses_a_heic_photo_once(tmp_path, monkeypatch, codec):
+    """Its report's mattes, the attach's orientation and size, and the attach itself parsed it four times."""
+    from helpers.pipeline import make_dataset
+    from PIL import Image
+    from pillow_heif import from_pillow
+
+    from gpu_depth.containers.heic import isobmff
+    from gpu_depth.pipeline.jobs import pair_folders
+
+    photos, depths = make_dataset(tmp_path, 1)
+    jpeg = next(photos.iterdir())
+    from_pillow(Image.open(jpeg)).save(jpeg.with_suffix(".heic"), quality=80)
+    jpeg.unlink()
+    (tmp_path / "out").mkdir()
+    options = Options(tmp_path / "out", near=0.5, far=10, container="heic", attach={"depth_codec": codec})
+    [job], _ = pair_folders(photos, depths)
+    [item] = stages.plan([job], options, lambda done: None)
+    stages.convert_batch([stages.decode(item, options)], options, "numpy")
+    size, parse, sizes = job.photo.stat().st_size, isobmff.parse_file, []
+    monkeypatch.setattr(isobmff, "parse_file", lambda data: sizes.append(len(data)) or parse(data))
+    assert stages.encode(item, options).status == "ok", item.error
+    assert sizes.count(size) == 1

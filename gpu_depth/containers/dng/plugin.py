@@ -98,6 +98,11 @@ def accept(prefix: bytes) -> bool:
     return prefix[:4] in CLASSIC_MAGIC or prefix[:4] in BIGTIFF_MAGIC
 
 
+def parse(data: bytes) -> tuple[TiffFile, list[Ifd]]:
+    """The DNG's IFDs, for the functions below that take ``parsed`` (one parse an attach)."""
+    return open_dng(data)
+
+
 def read_depth(data: bytes) -> DepthData | None:
     """The DNG's depth map in its native quantity (``fdep`` for linear, ``fdis`` for inverse), or None."""
     tiff, ifds = open_dng(data)
@@ -117,12 +122,19 @@ def read_depth(data: bytes) -> DepthData | None:
 
 
 def attach_depth(
-    photo: bytes, depth: DepthData, *, replace: bool = False, measure_type: int = 0, **options: Any
+    photo: bytes,
+    depth: DepthData,
+    *,
+    replace: bool = False,
+    measure_type: int = 0,
+    parsed: tuple[TiffFile, list[Ifd]] | None = None,
+    **options: Any,
 ) -> bytes:
     """``photo`` with ``depth`` attached as a DNG 1.5 depth map, every input byte kept in place.
 
     ``measure_type``: DepthMeasureType, 0 unknown, 1 along the optical axis, 2 along the optical ray.
     ``replace``: drop an existing depth map from IFD0's SubIFDs (its bytes stay, unreferenced).
+    ``parsed``: :func:`parse`'s ``photo``, when at hand.
     """
     if options:
         raise DepthError(f"unknown DNG option(s): {', '.join(sorted(options))}")
@@ -130,7 +142,7 @@ def attach_depth(
         raise DepthError(f"depth must be DepthData, got {type(depth).__name__}")
     if measure_type not in (0, 1, 2):
         raise DepthError(f"DepthMeasureType must be 0, 1 or 2, got {measure_type!r}")
-    tiff, ifds = open_dng(photo)
+    tiff, ifds = parsed or open_dng(photo)
     ifd0 = ifds[0]
     subifds = _kept_subifds(tiff, ifds, replace)
     codes, form, near, far = depth_codes(depth)
@@ -175,9 +187,10 @@ def attach_depth(
     return b"".join((fmt.header(ifd0_offset), memoryview(photo)[HEADER_SIZE:], tail.data))
 
 
-def orientation(data: bytes) -> int:
-    """IFD0's Orientation (1-8), which DNG requires and which the depth map shares; 1 when absent or invalid."""
-    tiff, ifds = open_dng(data)
+def orientation(data: bytes, parsed: tuple[TiffFile, list[Ifd]] | None = None) -> int:
+    """IFD0's Orientation (1-8), which DNG requires and which the depth map shares; 1 when absent or invalid.
+    ``parsed``: :func:`parse`'s ``data``, when at hand."""
+    tiff, ifds = parsed or open_dng(data)
     return _orientation(tiff, ifds[0])
 
 
@@ -186,9 +199,10 @@ def _orientation(tiff: TiffFile, ifd0: Ifd) -> int:
     return value if 1 <= value <= 8 else 1
 
 
-def displayed_size(data: bytes) -> tuple[int, int]:
-    """The raw image's (width, height) as shown: the full-resolution IFD's size turned by Orientation."""
-    tiff, ifds = open_dng(data)
+def displayed_size(data: bytes, parsed: tuple[TiffFile, list[Ifd]] | None = None) -> tuple[int, int]:
+    """The raw image's (width, height) as shown: the full-resolution IFD's size turned by Orientation.
+    ``parsed``: :func:`parse`'s ``data``, when at hand."""
+    tiff, ifds = parsed or open_dng(data)
     raw = next((ifd for ifd in ifds if scalar(tiff, ifd, NEW_SUBFILE_TYPE, 0) == 0 and IMAGE_WIDTH in ifd), None)
     if raw is None:
         raise DepthError("the DNG has no full-resolution image IFD (NewSubFileType 0)")

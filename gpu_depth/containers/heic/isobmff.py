@@ -262,6 +262,20 @@ class Meta:
     def item(self, item_id: int) -> ItemInfo | None:
         return next((item for item in self.items if item.item_id == item_id), None)
 
+    def copy(self) -> Meta:
+        """A copy whose tables can change without changing this one's (the entries, never changed in place,
+        are shared)."""
+        return replace(
+            self,
+            order=list(self.order),
+            iprp_order=list(self.iprp_order),
+            items=list(self.items),
+            locations=dict(self.locations),
+            references=list(self.references),
+            properties=list(self.properties),
+            associations={item_id: list(entries) for item_id, entries in self.associations.items()},
+        )
+
     def property_type(self, index: int) -> str:
         return self.properties[index - 1][4:8].decode("latin-1")
 

@@ -25,6 +25,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from dataclasses import replace as replace_field
 
 import numpy as np
 import pillow_heif
@@ -102,6 +103,11 @@ def accept(prefix: bytes) -> bool:
 # ----------------------------------------------------------------------------------------------- reading
 
 
+def parse(data: bytes) -> HeifFile:
+    """The photo's boxes and item tables, for the functions below that take ``parsed`` (one parse an attach)."""
+    return isobmff.parse_file(memoryview(data))
+
+
 def read_depth(data: bytes) -> DepthData | None:
     """The depth/disparity map of a HEIC (ours or an iPhone's) in its native format, or None."""
     heif = isobmff.parse_file(memoryview(data))
@@ -139,10 +145,10 @@ def matte_items(meta: Meta) -> list[tuple[int, MatteKind]]:
     return [(item_id, kind) for item_id, kind in found if kind is not None]
 
 
-def auxiliary_images(data: bytes) -> list[tuple[str, int, int]]:
+def auxiliary_images(data: bytes, parsed: HeifFile | None = None) -> list[tuple[str, int, int]]:
     """(type, width, height) of every aux image, nothing decoded: ``depth``, a matte kind's name, or
-    the auxC URN of any other (gain maps, alpha)."""
-    meta = isobmff.parse_file(memoryview(data)).meta
+    the auxC URN of any other (gain maps, alpha).  ``parsed``: :func:`parse`'s ``data``, when at hand."""
+    meta = (parsed or parse(data)).meta
     found = []
     for item in meta.items:
         urn = _aux_type(meta, item.item_id)[0]
@@ -295,6 +301,7 @@ def attach_depth(
     depth_codec: str = "hevc",
     encoder_threads: int | None = None,
     exif_portrait: bool = False,
+    parsed: HeifFile | None = None,
 ) -> bytes:
     """The HEIC ``photo`` with ``depth`` (and ``mattes``) attached; the photo's own items keep their bytes.
 
@@ -304,11 +311,23 @@ def attach_depth(
     ``exif_portrait``: the primary's Exif CustomRendered set to 8 (Portrait), see :func:`mark_portrait`.
     An existing depth item is an error unless ``replace`` (then it and its XMP item are removed); the
     photo's mattes are kept unless ``drop_mattes`` or one of ``mattes`` replaces its kind (:func:`attach_auxiliary`).
+    ``parsed``: :func:`parse`'s ``photo``, when at hand (left unchanged).
     """
     if exif_portrait:
-        photo = mark_portrait(photo)
+        marked = mark_portrait(photo, parsed)
+        photo, parsed = marked, parsed if marked is photo else None
     return _attach(
-        photo, depth, mattes, replace, replace, drop_mattes, depth_quality, depth_preset, encoder_threads, depth_codec
+        photo,
+        depth,
+        mattes,
+        replace,
+        replace,
+        drop_mattes,
+        depth_quality,
+        depth_preset,
+        encoder_threads,
+        depth_codec,
+        parsed,
     )
 
 
@@ -341,8 +360,9 @@ def _attach(
     preset: str,
     threads: int | None,
     codec: str = "hevc",
+    parsed: HeifFile | None = None,
 ) -> bytes:
-    heif = isobmff.parse_file(memoryview(photo))
+    heif = _tables(photo, parsed)
     meta = heif.meta
     primary = meta.primary
     if primary is None or meta.item(primary) is None:
@@ -379,6 +399,11 @@ def _attach(
     if "iprp" not in meta.order:  # a photo without item properties: the aux items' need one
         meta.order.append("iprp")
     return isobmff.rebuild(heif, meta, b"".join(payload), frozenset(new_ids), cuts)
+
+
+def _tables(photo: bytes, parsed: HeifFile | None) -> HeifFile:
+    """The parsed ``photo`` with item tables of its own, which an attach changes (``parsed`` is left as it was)."""
+    return parse(photo) if parsed is None else replace_field(parsed, meta=parsed.meta.copy())
 
 
 def _auxc(urn: str, subtype: bytes = b"") -> bytes:
@@ -439,10 +464,11 @@ def _replaced_mattes(meta: Meta, mattes: Sequence[Matte], replace: bool, drop: b
     return [item_id for item_id, _ in clash]
 
 
-def mark_portrait(photo: bytes) -> bytes:
+def mark_portrait(photo: bytes, parsed: HeifFile | None = None) -> bytes:
     """The HEIC with its primary's Exif CustomRendered set to 8 (Portrait), as iPhones write it: the
-    ``Exif`` item's new bytes appended, its old ones cut where no other item uses them."""
-    heif = isobmff.parse_file(memoryview(photo))
+    ``Exif`` item's new bytes appended, its old ones cut where no other item uses them (``photo`` itself
+    where it is so already).  ``parsed``: :func:`parse`'s ``photo``, when at hand (left unchanged)."""
+    heif = _tables(photo, parsed)
     meta = heif.meta
     exif_id = exif_item(meta)
     if exif_id is None:
@@ -627,16 +653,18 @@ def transforms(meta: Meta, item_id: int) -> list[tuple[str, int]]:
     return steps
 
 
-def displayed_size(data: bytes) -> tuple[int, int]:
-    """The primary image's (width, height) as shown: its stored size turned by ``irot``/``imir``."""
-    meta = isobmff.parse_file(memoryview(data)).meta
+def displayed_size(data: bytes, parsed: HeifFile | None = None) -> tuple[int, int]:
+    """The primary image's (width, height) as shown: its stored size turned by ``irot``/``imir``.
+    ``parsed``: :func:`parse`'s ``data``, when at hand."""
+    meta = (parsed or parse(data)).meta
     size = image_size(meta, meta.primary)
     if size is None:
         raise DepthError(f"the primary item {meta.primary} has no ispe (image size)")
     return turned(*size, orientation_of(transforms(meta, meta.primary)))
 
 
-def orientation(data: bytes) -> int:
-    """The Exif orientation (1-8) equivalent to the primary item's ``irot``/``imir``, in ipma order."""
-    meta = isobmff.parse_file(memoryview(data)).meta
+def orientation(data: bytes, parsed: HeifFile | None = None) -> int:
+    """The Exif orientation (1-8) equivalent to the primary item's ``irot``/``imir``, in ipma order.
+    ``parsed``: :func:`parse`'s ``data``, when at hand."""
+    meta = (parsed or parse(data)).meta
     return orientation_of(transforms(meta, meta.primary))

@@ -70,6 +70,11 @@ class _Secondary:
     end: int
 
 
+def parse(data: bytes) -> JpegImage:
+    """The primary image's segments, for the functions below that take ``parsed`` (one parse an attach)."""
+    return parse_jpeg(data)
+
+
 def read_depth(data: bytes) -> DepthData | None:
     """The disparity/depth map of an MPF JPEG (else of its GDepth XMP), or None.
 
@@ -97,6 +102,7 @@ def attach_depth(
     gdepth_bits: int = 16,
     coding: str = "lossless",
     exif_portrait: bool = False,
+    parsed: JpegImage | None = None,
 ) -> bytes:
     """``photo`` with ``depth`` (then ``mattes``) appended as MPF secondary JPEGs, the primary's coded bytes kept.
 
@@ -112,11 +118,12 @@ def attach_depth(
     ``drop_mattes`` or one of ``mattes`` replaces their kind).  The MP index is
     rebuilt (dangling entries dropped, a stereo MPO's MP Attribute IFD kept); the other images keep
     their bytes but for the NumberOfImages of their own MPF, set to the new count as iPhones write it.
+    ``parsed``: :func:`parse`'s ``photo``, when at hand.
     """
     if coding not in CODINGS:
         raise DepthError(f"unknown depth coding {coding!r}; expected lossless or baseline")
     google = (gdepth, gdepth_format, gdepth_bits)
-    return _attach(photo, depth, mattes, replace, replace, drop_mattes, google, coding, exif_portrait)
+    return _attach(photo, depth, mattes, replace, replace, drop_mattes, google, coding, exif_portrait, parsed)
 
 
 def attach_auxiliary(
@@ -128,8 +135,10 @@ def attach_auxiliary(
     return _attach(photo, None, mattes, False, replace, drop_mattes, (False, "RangeInverse", 16), "lossless")
 
 
-def _attach(photo, depth, mattes, replace_depth, replace_mattes, drop_mattes, google, coding, exif_portrait=False):
-    primary = parse_jpeg(photo)
+def _attach(
+    photo, depth, mattes, replace_depth, replace_mattes, drop_mattes, google, coding, exif_portrait=False, parsed=None
+):
+    primary = parsed or parse_jpeg(photo)
     index = mp_index(photo, primary)
     old = [image for image in index.images if _depth_xmp(photo, image) is not None] if depth is not None else []
     has_gdepth = depth is not None and gdepth_present(photo, primary)
@@ -187,11 +196,12 @@ def _replaced_mattes(photo: bytes, index: MpIndex, mattes: Sequence[Matte], repl
     return [image for image, _ in clash]
 
 
-def auxiliary_images(data: bytes) -> list[tuple[str, int, int]]:
+def auxiliary_images(data: bytes, parsed: JpegImage | None = None) -> list[tuple[str, int, int]]:
     """(type, width, height) of every MP image after the primary, nothing decoded: ``depth``, a matte
-    kind's name, the XMP's ``apdi:AuxiliaryImageType`` of any other (gain maps), else ``image``."""
+    kind's name, the XMP's ``apdi:AuxiliaryImageType`` of any other (gain maps), else ``image``.
+    ``parsed``: :func:`parse`'s ``data``, when at hand."""
     found = []
-    for image in mp_index(data, parse_jpeg(data)).images:
+    for image in mp_index(data, parsed or parse_jpeg(data)).images:
         kind = "image"
         if image.entry.attribute & mpf.FORMAT_BITS:
             found.append((kind, 0, 0))
@@ -457,22 +467,24 @@ def _splice(data: bytes, end: int, edits: list[tuple[int, int, bytes]]) -> tuple
     return b"".join(pieces), placed
 
 
-def displayed_size(data: bytes) -> tuple[int, int]:
-    """The primary image's (width, height) as shown: its SOF size turned by the Exif orientation."""
-    primary = parse_jpeg(data)
+def displayed_size(data: bytes, parsed: JpegImage | None = None) -> tuple[int, int]:
+    """The primary image's (width, height) as shown: its SOF size turned by the Exif orientation.
+    ``parsed``: :func:`parse`'s ``data``, when at hand."""
+    primary = parsed or parse_jpeg(data)
     frame = primary.frame(data)
     if frame is None:
         raise DepthError("the JPEG has no frame header (SOF) before its first scan")
     return turned(frame.width, frame.height, _orientation(data, primary))
 
 
-def orientation(data: bytes) -> int:
+def orientation(data: bytes, parsed: JpegImage | None = None) -> int:
     """The Exif Orientation (1-8) of the primary image; 1 when absent or out of range.
 
     Only the primary's APP1 Exif is parsed (by Pillow's Exif reader): the image itself is not opened,
-    so its size (Pillow refuses "decompression bombs" on open) does not matter.
+    so its size (Pillow refuses "decompression bombs" on open) does not matter.  ``parsed``: :func:`parse`'s
+    ``data``, when at hand.
     """
-    return _orientation(data, parse_jpeg(data))
+    return _orientation(data, parsed or parse_jpeg(data))
 
 
 def _orientation(data: bytes, primary: JpegImage) -> int:
