@@ -4,11 +4,14 @@ never replacing an input."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import secrets
 import socket
 import stat
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import DepthError
@@ -84,6 +87,12 @@ def write_atomic(path: PathLike, data: bytes | memoryview, *, protect: tuple = (
     ``protect``: input paths that must never be overwritten (checked by identity, links included).
     On any failure the temporary file is removed and ``path`` is left as it was.
     """
+    commit(write_temp(path, data, protect=protect), path)
+
+
+def write_temp(path: PathLike, data: bytes | memoryview, *, protect: tuple = ()) -> Path:
+    """The first half of :func:`write_atomic`: ``data`` written to a fresh temporary file beside ``path`` (not
+    yet fsynced), whose name it returns for :func:`commit`, which any process of this host may do."""
     target = Path(path)
     for source in protect:
         if target.exists() and Path(source).exists() and os.path.samefile(target, source):
@@ -94,12 +103,28 @@ def write_atomic(path: PathLike, data: bytes | memoryview, *, protect: tuple = (
         handle = os.open(temp, flags, 0o644)
     except OSError as exc:
         raise DepthError(f"{target}: cannot write in {target.parent}: {exc.strerror}") from exc
-    try:
+    with _removed_on_failure(temp, target):
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, target)
+    return temp
+
+
+def commit(temp: PathLike, path: PathLike) -> None:
+    """The second half of :func:`write_atomic`: the temporary file fsynced, then renamed to ``path``."""
+    with _removed_on_failure(Path(temp), Path(path)):
+        handle = os.open(temp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
+        os.replace(temp, path)
+
+
+@contextmanager
+def _removed_on_failure(temp: Path, target: Path) -> Iterator[None]:
+    """On any failure ``temp`` is removed (an OSError is a DepthError naming ``target``)."""
+    try:
+        yield
     except OSError as exc:
         temp.unlink(missing_ok=True)
         raise DepthError(f"{target}: write failed: {exc.strerror or exc}") from exc
@@ -114,6 +139,33 @@ def read_file(path: PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
     Opened without blocking (a FIFO with no writer opens at once) and checked to be a regular file
     before any read, so devices (/dev/zero) and pipes are refused rather than read without end.
     """
+    with _regular(path, limit) as (stream, size):
+        data = stream.read(size + 1)  # one byte more than its size tells whether it grew
+    if len(data) > size:
+        raise DepthError(f"{path}: the file grew while it was read")
+    return data
+
+
+@contextmanager
+def read_ranges(path: PathLike) -> Iterator[tuple[Callable[[int, int], bytes], int]]:
+    """``(read, size)`` of a regular file opened as :func:`read_file` opens it, for a reader that needs a few
+    parts of it: ``read(offset, length)`` gives those bytes, refusing a range past the file's ``size``."""
+    with _regular(path, MAX_FILE_BYTES) as (stream, size):
+
+        def read(offset: int, length: int) -> bytes:
+            if offset < 0 or length < 0 or length > size - offset:
+                raise DepthError(f"{path}: {length} bytes at offset {offset} run past the end of its {size}")
+            data = os.pread(stream.fileno(), length, offset)
+            if len(data) < length:
+                raise DepthError(f"{path}: the file shrank while it was read")
+            return data
+
+        yield read, size
+
+
+@contextmanager
+def _regular(path: PathLike, limit: int) -> Iterator[tuple[io.BufferedReader, int]]:
+    """The open regular file of at most ``limit`` bytes and its size; an OSError meanwhile is a DepthError."""
     try:
         handle = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
@@ -125,9 +177,6 @@ def read_file(path: PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
                 raise DepthError(f"{path}: not a regular file")
             if status.st_size > limit:
                 raise DepthError(f"{path}: file of {status.st_size} bytes exceeds the {limit}-byte limit")
-            data = stream.read(status.st_size + 1)  # one byte more than its size tells whether it grew
+            yield stream, status.st_size
     except OSError as exc:
         raise DepthError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    if len(data) > status.st_size:
-        raise DepthError(f"{path}: the file grew while it was read")
-    return data

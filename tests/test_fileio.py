@@ -13,11 +13,14 @@ from gpu_depth import DepthError
 from gpu_depth.fileio import (
     HOST,
     TEMP_SUFFIX,
+    commit,
     read_file,
+    read_ranges,
     remove_stale_temps,
     temp_path,
     temp_target,
     write_atomic,
+    write_temp,
 )
 
 
@@ -114,3 +117,34 @@ def test_a_killed_writer_not_yet_reaped_counts_as_gone(tmp_path):
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_written_temp_gets_its_name_only_when_committed_and_a_failed_commit_leaves_nothing(tmp_path, monkeypatch):
+    """The pipeline writes in its workers and fsyncs + renames in its driver, while the workers go on."""
+    target = tmp_path / "out.heic"
+    target.write_bytes(b"old")
+    temp = write_temp(target, b"new")
+    assert temp.read_bytes() == b"new" and target.read_bytes() == b"old" and temp_target(temp.name) == "out.heic"
+    commit(temp, target)
+    assert target.read_bytes() == b"new" and not temp.exists()
+
+    def broken(descriptor):
+        raise OSError(5, "Input/output error")
+
+    temp = write_temp(target, b"newer")
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(DepthError, match=r"out\.heic: write failed: Input/output error"):
+        commit(temp, target)
+    assert target.read_bytes() == b"new" and sorted(os.listdir(tmp_path)) == ["out.heic"]
+
+
+def test_read_ranges_reads_parts_of_a_regular_file_and_never_past_its_end(tmp_path):
+    path = tmp_path / "photo.heic"
+    path.write_bytes(b"0123456789")
+    with read_ranges(path) as (read, size):
+        assert size == 10 and read(2, 3) == b"234" and read(10, 0) == b""
+        with pytest.raises(DepthError, match="3 bytes at offset 8 run past the end of its 10"):
+            read(8, 3)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(DepthError, match="not a regular file"), read_ranges(tmp_path / "fifo"):
+        pass

@@ -42,7 +42,7 @@ def make_dataset(folder, count, size=(64, 48), suffix=".jpg"):
     return photos, depths
 
 
-def dying_encode(item, options):
+def dying_encode(item, options, commit=True):
     """An encode stage (importable by spawned workers) whose worker dies on ``die.jpg``, as one killed by the system."""
     import os
 

@@ -84,7 +84,7 @@ def test_after_sigterm_only_the_items_in_flight_finish(tmp_path):
     before = signal.getsignal(signal.SIGTERM)
     summary = local.run(pair_folders(photos, depths)[0], options, on_result)
     assert summary["interrupted"] and signal.getsignal(signal.SIGTERM) is before
-    assert 1 <= len(lines) <= 1 + 2 * options.workers  # the first, and those already with a worker
+    assert 1 <= len(lines) <= 1 + local._Encoders.IN_FLIGHT * options.workers  # the first, those already in flight
     assert len(list(options.out.glob("p*.jpg"))) == len(lines)
 
 
@@ -126,3 +126,65 @@ def test_the_worker_parses_a_heic_photo_once(tmp_path, monkeypatch, codec):
     monkeypatch.setattr(isobmff, "parse_file", lambda data: sizes.append(len(data)) or parse(data))
     assert stages.encode(item, options).status == "ok", item.error
     assert sizes.count(size) == 1
+
+
+def test_an_item_is_reported_once_its_output_is_committed_and_a_failed_commit_fails_it_alone(tmp_path, monkeypatch):
+    """Workers leave the fsync + rename to the driver's threads and go on: nothing is reported before it."""
+    import os
+
+    from helpers.pipeline import make_dataset
+
+    from gpu_depth.fileio import TEMP_SUFFIX
+    from gpu_depth.pipeline import local
+    from gpu_depth.pipeline.jobs import pair_folders
+
+    photos, depths = make_dataset(tmp_path, 6)
+    jobs, _ = pair_folders(photos, depths)
+    out = tmp_path / "out"
+    commit, committed, fsync = stages.commit_temp, set(), os.fsync
+
+    def commit_and_note(temp, path):
+        commit(temp, path)
+        committed.add(path)
+
+    def fsync_but_p0003(descriptor):  # the driver's commit threads run it (the workers are other processes)
+        if ".p0003.jpg." in os.readlink(f"/proc/self/fd/{descriptor}"):
+            raise OSError(5, "Input/output error")
+        fsync(descriptor)
+
+    monkeypatch.setattr(stages, "commit_temp", commit_and_note)
+    monkeypatch.setattr(os, "fsync", fsync_but_p0003)
+    lines = []
+
+    def on_result(line):
+        lines.append(line)
+        output = Path(line["output"])
+        assert (line["status"] == "ok") == (output in committed) == output.exists()
+
+    summary = local.run(jobs, Options(out, near=0.5, far=10, workers=2), on_result)
+    assert (summary["ok"], summary["failed"]) == (5, 1)
+    assert [line["error"] for line in lines if line["status"] == "failed"] == [
+        f"{out}/p0003.jpg: write failed: Input/output error"
+    ]
+    assert sorted(p.name for p in out.iterdir()) == [f"p000{i}.jpg" for i in range(6) if i != 3]
+    assert not list(out.glob(f".*{TEMP_SUFFIX}"))
+
+
+def test_the_report_gives_the_stored_maps_range_and_its_holes(tmp_path):
+    from helpers.pipeline import make_dataset
+
+    from gpu_depth import DepthData
+    from gpu_depth.pipeline.jobs import pair_folders
+
+    photos, depths = make_dataset(tmp_path, 1)
+    (tmp_path / "out").mkdir()
+    options = Options(tmp_path / "out", near=0.5, far=10)
+    [item] = stages.plan(pair_folders(photos, depths)[0], options, lambda done: None)
+    stages.convert_batch([stages.decode(item, options)], options, "numpy")
+    array = item.depth.array.copy()
+    array[0, :5], array[1, 0] = np.nan, 7.0  # five holes; a disparity of 7/m, nearer than any pixel
+    item.depth = DepthData.from_array(array, item.depth.pixel_format, metadata=item.depth.metadata)
+    details = stages.encode(item, options).details
+    values = array.astype(np.float64)
+    assert (details["invalid_pixels"], details["min"], details["max"]) == (5, np.nanmin(values), 7.0)
+    assert details["depth_m"] == [1 / 7.0, 1 / np.nanmin(values)]

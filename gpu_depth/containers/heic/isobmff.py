@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import accumulate
 
@@ -113,30 +114,36 @@ def read_boxes(data: bytes | memoryview, start: int, end: int, depth: int = 0, p
     """The boxes that tile ``data[start:end]``; each must fit inside its parent."""
     if depth > MAX_DEPTH:
         raise DepthError(f"{parent}: boxes nested deeper than {MAX_DEPTH} levels")
-    boxes = []
+    boxes: list[Box] = []
     pos = start
     while pos < end:
-        if end - pos < HEADER:
-            raise DepthError(f"{parent}: {end - pos} trailing bytes at offset {pos} are too short for a box header")
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        kind = kind.decode("latin-1")
-        header = HEADER
-        if size == 1:
-            if end - pos < LARGE_HEADER:
-                raise DepthError(f"{kind!r} box at offset {pos}: truncated 64-bit size in {parent}")
-            size = struct.unpack_from(">Q", data, pos + HEADER)[0]
-            header = LARGE_HEADER
-        elif size == 0:
-            size = end - pos
-        if size < header:
-            raise DepthError(f"{kind!r} box at offset {pos}: size {size} is smaller than its header")
-        if size > end - pos:
-            raise DepthError(f"{kind!r} box at offset {pos}: size {size} runs past the end of {parent} at {end}")
-        if len(boxes) == MAX_ENTRIES:
-            raise DepthError(f"{parent}: more than {MAX_ENTRIES} boxes")
-        boxes.append(Box(kind, pos, header, pos + size))
-        pos += size
+        boxes.append(_box(data[pos : pos + LARGE_HEADER], pos, end, parent, len(boxes)))
+        pos = boxes[-1].end
     return boxes
+
+
+def _box(raw: bytes | memoryview, pos: int, end: int, parent: str, before: int) -> Box:
+    """The box at ``pos`` from ``raw``, its first bytes (up to 16), in ``parent`` ending at ``end``, after
+    ``before`` boxes of it; it must fit inside its parent."""
+    if end - pos < HEADER:
+        raise DepthError(f"{parent}: {end - pos} trailing bytes at offset {pos} are too short for a box header")
+    size, kind = struct.unpack_from(">I4s", raw)
+    kind = kind.decode("latin-1")
+    header = HEADER
+    if size == 1:
+        if end - pos < LARGE_HEADER:
+            raise DepthError(f"{kind!r} box at offset {pos}: truncated 64-bit size in {parent}")
+        size = struct.unpack_from(">Q", raw, HEADER)[0]
+        header = LARGE_HEADER
+    elif size == 0:
+        size = end - pos
+    if size < header:
+        raise DepthError(f"{kind!r} box at offset {pos}: size {size} is smaller than its header")
+    if size > end - pos:
+        raise DepthError(f"{kind!r} box at offset {pos}: size {size} runs past the end of {parent} at {end}")
+    if before == MAX_ENTRIES:
+        raise DepthError(f"{parent}: more than {MAX_ENTRIES} boxes")
+    return Box(kind, pos, header, pos + size)
 
 
 def box_bytes(kind: str, payload: bytes) -> bytes:
@@ -690,12 +697,28 @@ class HeifFile:
 def parse_file(data: bytes | memoryview) -> HeifFile:
     """Parse the top-level boxes, ``ftyp`` (first) and the one ``meta`` box."""
     boxes = read_boxes(data, 0, len(data))
+    meta = _ftyp_and_meta(boxes)[1]
+    return HeifFile(data, boxes, parse_ftyp(data, boxes[0]), meta, parse_meta(data, meta))
+
+
+def read_head(read: Callable[[int, int], bytes], size: int) -> bytes:
+    """A file's ``ftyp`` and ``meta`` boxes, which :func:`parse_file` reads as the whole file's item tables (not
+    its items' data), from a file of ``size`` bytes that ``read(offset, length)`` reads: every top-level box
+    header is checked as in the whole file, and only those two boxes are read (a photo's meta is KBs of its MBs)."""
+    boxes: list[Box] = []
+    while (pos := boxes[-1].end if boxes else 0) < size:
+        boxes.append(_box(read(pos, min(LARGE_HEADER, size - pos)), pos, size, "file", len(boxes)))
+    return b"".join(read(box.offset, box.end - box.offset) for box in _ftyp_and_meta(boxes))
+
+
+def _ftyp_and_meta(boxes: list[Box]) -> tuple[Box, Box]:
+    """The first top-level box, an ``ftyp``, and the one ``meta`` box."""
     if not boxes or boxes[0].type != "ftyp":
         raise DepthError("not an ISOBMFF file: it does not start with an ftyp box")
     metas = [box for box in boxes if box.type == "meta"]
     if len(metas) != 1:
         raise DepthError(f"expected one top-level meta box, found {len(metas)}")
-    return HeifFile(data, boxes, parse_ftyp(data, boxes[0]), metas[0], parse_meta(data, metas[0]))
+    return boxes[0], metas[0]
 
 
 def item_data(heif: HeifFile, item_id: int, limit: int = 1 << 30) -> bytes:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import replace as replace_field
@@ -651,6 +651,12 @@ def transforms(meta: Meta, item_id: int) -> list[tuple[str, int]]:
             except DepthError:
                 continue
     return steps
+
+
+def head(read: Callable[[int, int], bytes], size: int) -> bytes:
+    """What :func:`displayed_size` and :func:`orientation` need of a file of ``size`` bytes that ``read(offset,
+    length)`` reads: its ``ftyp`` and ``meta`` boxes (the photo's coded tiles, its MBs, are left unread)."""
+    return isobmff.read_head(read, size)
 
 
 def displayed_size(data: bytes, parsed: HeifFile | None = None) -> tuple[int, int]:

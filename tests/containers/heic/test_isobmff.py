@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 
 import pytest
@@ -296,3 +297,57 @@ def test_ipma_associations_are_bounded():
     ipma = full("ipma", 0, 0, struct.pack(">I", 259) + entries)
     with pytest.raises(DepthError, match=r"'ipma' box .*association_count 255 takes the table past 65536"):
         meta_with(box("iprp", box("ipco", b"") + ipma), iloc_box(0, (4, 4, 0, 0), b"", 0))
+
+
+# ----------------------------------------------------------------------------------------------- head
+
+
+def _reader(data: bytes, reads: list[tuple[int, int]]):
+    def read(offset: int, length: int) -> bytes:
+        assert 0 <= offset and 0 <= length <= len(data) - offset  # never past the file
+        reads.append((offset, length))
+        return data[offset : offset + length]
+
+    return read
+
+
+def _photo_with_mdat(meta_first: bool) -> bytes:
+    meta = isobmff.meta_bytes(small_meta())
+    mdat = box("mdat", bytes(100_000))
+    return FTYP + (meta + mdat if meta_first else mdat + meta) + box("free", b"")
+
+
+@pytest.mark.parametrize("meta_first", [True, False])
+def test_the_head_of_a_file_holds_its_item_tables_and_its_media_data_is_not_read(meta_first):
+    """The pipeline's driver read each 5 MB photo whole to learn its size from a few KB of meta."""
+    data, reads = _photo_with_mdat(meta_first), []
+    head = isobmff.read_head(_reader(data, reads), len(data))
+    assert tables(isobmff.parse_file(head).meta) == tables(isobmff.parse_file(data).meta)
+    assert sum(length for _, length in reads) <= len(FTYP) + len(isobmff.meta_bytes(small_meta())) + 4 * 16
+
+
+def test_the_head_of_an_iphone_heic_gives_its_size_and_orientation():
+    from gpu_depth.containers.heic import plugin as heic
+
+    data = sample("iphone13pro-pug.heic").read_bytes()
+    head, reads = isobmff.read_head(_reader(data, reads := []), len(data)), reads
+    assert (heic.displayed_size(head), heic.orientation(head)) == (heic.displayed_size(data), heic.orientation(data))
+    assert sum(length for _, length in reads) < len(data) // 20
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _photo_with_mdat(True)[:-3],  # 5 trailing bytes
+        _photo_with_mdat(True)[:-20],  # the mdat runs past the end
+        box("free", b"") + _photo_with_mdat(True),  # no ftyp first
+        FTYP + box("mdat", b"x"),  # no meta
+        _photo_with_mdat(True) + isobmff.full_box_bytes("meta", 0, 0, b""),  # two
+        FTYP + struct.pack(">I4sQ", 1, b"mdat", 2**40),  # a 64-bit size beyond the file
+    ],
+)
+def test_the_head_of_a_broken_file_fails_as_the_whole_file_does(data):
+    with pytest.raises(DepthError) as whole:
+        isobmff.parse_file(data)
+    with pytest.raises(DepthError, match=f"^{re.escape(str(whole.value))}$"):
+        isobmff.read_head(_reader(data, []), len(data))
