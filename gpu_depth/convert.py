@@ -66,7 +66,13 @@ def convert(
 
 
 def _metadata(mapping: DepthMapping, values: np.ndarray) -> DepthMetadata:
-    return DepthMetadata(accuracy=mapping.accuracy, filtered=not np.isnan(values).any())
+    """The mapping's accuracy; filtered unless a value is NaN (of a float16 map, read from its bits: NumPy
+    emulates float16 arithmetic, and isnan took ~1.3 ms of a 768x576 map, the bits ~0.1 ms)."""
+    if values.dtype == np.float16:
+        holes = bool((values.view(np.uint16) & 0x7FFF).max() > 0x7C00)  # exponent all ones, mantissa not 0
+    else:
+        holes = bool(np.isnan(values).any())
+    return DepthMetadata(accuracy=mapping.accuracy, filtered=not holes)
 
 
 def _sizes(size: object, batch: list) -> list[tuple[int, int] | None]:
