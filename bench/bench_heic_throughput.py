@@ -11,9 +11,12 @@ stored map; then 1 → 2 workers, JPEG against HEVC, and the peak RSS of a 2,000
 Each run is a fresh process (so its RSS is its own); items/s is counted in steady state, from the 8th item
 reported to the last (the workers' start-up, ~1-2 s of imports, is left out and printed apart).  Outputs are
 deleted as they are reported (the first of each run is verified first), so the disk stays flat.  The photos
-are made once and cached in ``--cache``: 4 distinct encodes, each linked under many names.
+are made once and cached in ``--cache``: 4 distinct encodes, each linked under many names.  ``--against
+CHECKOUT`` runs each pipeline also with another checkout's ``gpu_depth`` (a baseline: its run right before
+this one's, on the same load), and prints this one's items/s and CPU per item against it.
 
     PYTHONPATH=. python bench/bench_heic_throughput.py [--count 160] [--rss 2000,200] [--rss-size 4032x3024]
+        [--against ../main]
 """
 
 from __future__ import annotations
@@ -149,9 +152,11 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def pipeline(photos: Path, depths: Path, codec: str, workers: int, out: Path) -> dict:
+def pipeline(photos: Path, depths: Path, codec: str, workers: int, out: Path, code: Path | None = None) -> dict:
+    """One run's figures, in a fresh process importing ``gpu_depth`` from ``code`` (default: this one's)."""
     command = [sys.executable, __file__, "--child", str(photos), str(depths), str(out), codec, str(workers)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    env = os.environ | {"PYTHONPATH": str(code or Path(__file__).resolve().parent.parent)}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode:
         raise SystemExit(f"pipeline run failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -166,6 +171,7 @@ def main() -> None:
     parser.add_argument("--rss-codec", choices=heic.DEPTH_CODECS, default="jpeg")
     parser.add_argument("--repeat", type=int, default=9, help="runs of the encode alone (median)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "gpu-depth-bench")
+    parser.add_argument("--against", type=Path, help="a baseline checkout whose gpu_depth runs each pipeline too")
     parser.add_argument("--child", nargs=5, metavar=("PHOTOS", "DEPTHS", "OUT", "CODEC", "WORKERS"))
     args = parser.parse_args()
     if args.child:
@@ -184,6 +190,7 @@ def main() -> None:
         for workers in (1, 2):
             threads = max(1, cores // workers)  # as the local runner shares out the cores
             before = encode_alone(next(depths.iterdir()), codec, threads, args.repeat)
+            base = pipeline(photos, depths, codec, workers, out, args.against) if args.against else None
             got = pipeline(photos, depths, codec, workers, out)
             after = encode_alone(next(depths.iterdir()), codec, threads, args.repeat)
             floor, floor_cpu = ((a + b) / 2 for a, b in zip(before, after, strict=True))  # load moves while it runs
@@ -202,6 +209,14 @@ def main() -> None:
                 f"worker attach+write {got['attach_s'] * 1e3:.0f} ms, driver decode {got['decode_s'] * 1e3:.0f} ms; "
                 f"load {os.getloadavg()[0]:.1f}; verify {'clean' if not got['problems'] else got['problems']}"
             )
+            if base:
+                print(
+                    f"     against {args.against}: {base['steady_items_per_s']:.2f} items/s "
+                    f"({got['steady_items_per_s'] / base['steady_items_per_s']:.2f}x), CPU per item "
+                    f"{base['cpu_per_item_s'] * 1e3:.0f} ms ({got['cpu_per_item_s'] / base['cpu_per_item_s']:.2f}x), "
+                    f"per worker {base['steady_items_per_s'] / workers * floor:.0%} of the floor; verify "
+                    f"{'clean' if not base['problems'] else base['problems']}"
+                )
     for codec in heic.DEPTH_CODECS:
         print(f"{codec}: 1 -> 2 workers {rates[codec, 2] / rates[codec, 1]:.2f}x")
     for workers in (1, 2):
