@@ -210,9 +210,11 @@ def encode(item: Item, options: Options, commit: bool = True) -> Item:
     while the worker goes on with its next item."""
     started = time.perf_counter()
     try:
-        invalid, filled = int(np.isnan(_reducible(item.depth.array)).sum()), 0
-        if options.holes == "fill":
+        values = _reducible(item.depth.array)
+        invalid, filled = int(np.isnan(values).sum()), 0
+        if options.holes == "fill" and invalid:
             item.depth, filled = fill_depth(item.depth)
+            values = _reducible(item.depth.array)
         photo = read_file(item.job.photo)
         target = containers.plugin(options.container) if options.container != "same" else containers.sniff(photo)
         if target is None:
@@ -234,7 +236,6 @@ def encode(item: Item, options: Options, commit: bool = True) -> Item:
             **options.attach,
             **matte_options,
         )
-        values = _reducible(depth.array)
         low, high = float(np.nanmin(values)), float(np.nanmax(values))
         details = {
             "pixel_format": str(depth.pixel_format),
