@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,7 +34,23 @@ from . import ljpeg, mpf
 from .gdepth import edit as edit_gdepth
 from .gdepth import present as gdepth_present
 from .gdepth import read as read_gdepth
-from .segments import APP0, APP1, APP2, EXIF_ID, XMP_ID, JpegImage, Segment, parse_jpeg, segment
+from .segments import (
+    APP0,
+    APP1,
+    APP2,
+    EXIF_ID,
+    MARKERS,
+    MAX_MARKERS,
+    SOF_MARKERS,
+    SOS,
+    STANDALONE,
+    TEM,
+    XMP_ID,
+    JpegImage,
+    Segment,
+    parse_jpeg,
+    segment,
+)
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -465,6 +481,33 @@ def _splice(data: bytes, end: int, edits: list[tuple[int, int, bytes]]) -> tuple
         pos = hi
     pieces.append(data[pos:end])
     return b"".join(pieces), placed
+
+
+def head(read: Callable[[int, int], bytes], size: int) -> bytes:
+    """What :func:`displayed_size` and :func:`orientation` need of a file of ``size`` bytes that ``read(offset,
+    length)`` reads: the primary's frame headers and Exif segments before its first scan, as a JPEG without scans
+    (SOI, those segments, EOI); its coded image and other segments (an Extended XMP's MB) are left unread.  A
+    header this walk does not expect (fill bytes, an unknown or standalone marker, EOI or a segment past the end
+    before a scan) gives the whole file, for the parser to judge as it always does."""
+    if size < 2 or read(0, 2) != b"\xff\xd8":
+        return read(0, size)
+    pieces, pos = [b"\xff\xd8"], 2
+    for _ in range(MAX_MARKERS):
+        if size - pos < 4:
+            break
+        header = read(pos, 4)
+        marker, length = header[1], int.from_bytes(header[2:], "big")
+        if header[0] != 0xFF or marker not in MARKERS or (marker in STANDALONE and marker != TEM):
+            break
+        if marker == SOS:
+            return b"".join([*pieces, b"\xff\xd9"])
+        end = pos + (2 if marker == TEM else 2 + length)
+        if marker != TEM and (length < 2 or end > size):
+            break
+        if marker in SOF_MARKERS or (marker == APP1 and length >= 8 and read(pos + 4, 6) == EXIF_ID):
+            pieces.append(read(pos, end - pos))
+        pos = end
+    return read(0, size)
 
 
 def displayed_size(data: bytes, parsed: JpegImage | None = None) -> tuple[int, int]:

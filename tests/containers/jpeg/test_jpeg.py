@@ -466,3 +466,36 @@ def test_tiff_photo_tags_exif_cannot_hold_are_depth_errors(tmp_path, tag, type_,
         image.load()
         with pytest.raises(DepthError, match="the photo's Exif/TIFF tags cannot be written into a JPEG"):
             jpeg.encode_photo(image)
+
+
+def _reader(data: bytes, reads: list[int]):
+    def read(offset: int, length: int) -> bytes:
+        assert 0 <= offset and 0 <= length <= len(data) - offset  # never past the file
+        reads.append(length)
+        return data[offset : offset + length]
+
+    return read
+
+
+@pytest.mark.parametrize("name", ["made", "iphoneX-image-with-depth.jpg", "motorola-lensblur-gdepth.jpg"])
+def test_the_head_of_a_jpeg_gives_its_size_and_orientation_from_a_small_part_of_it(name):
+    """The pipeline's driver read each photo whole (and walked its scans to EOI) for its size."""
+    data = make_photo(1600, 1200) if name == "made" else sample(name).read_bytes()
+    head = jpeg.head(_reader(data, reads := []), len(data))
+    assert (jpeg.displayed_size(head), jpeg.orientation(head)) == (jpeg.displayed_size(data), jpeg.orientation(data))
+    assert sum(reads) < len(data) // 4
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        lambda data: data[:200],  # cut before its first scan
+        lambda data: data[:2] + b"\xff" + data[2:],  # a fill byte
+        lambda data: data[:2] + b"\xff\xd9" + data[2:],  # EOI before any scan
+        lambda data: data[:2] + b"\xff\x02\x00\x04ab" + data[2:],  # a reserved marker
+        lambda data: b"\xff\xd8\xff\xe0\x00\x01" + data[2:],  # a length below 2
+    ],
+)
+def test_a_jpeg_head_it_does_not_expect_is_judged_on_the_whole_file(cut):
+    data = cut(make_photo())
+    assert jpeg.head(_reader(data, []), len(data)) == data
