@@ -351,3 +351,25 @@ def test_the_head_of_a_broken_file_fails_as_the_whole_file_does(data):
         isobmff.parse_file(data)
     with pytest.raises(DepthError, match=f"^{re.escape(str(whole.value))}$"):
         isobmff.read_head(_reader(data, []), len(data))
+
+
+def _outcome(parse, data):
+    try:
+        return tables(parse(data).meta)
+    except DepthError as exc:
+        return str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_the_head_of_any_mutated_file_parses_as_the_whole_file_does(data):
+    """Mutations of the top-level box headers and of meta: same item tables or the same error, offsets included."""
+    photo = bytearray(_photo_with_mdat(True))
+    end = len(FTYP) + len(isobmff.meta_bytes(small_meta())) + 16  # ftyp, meta and the mdat's header
+    for _ in range(data.draw(st.integers(1, 4))):
+        photo[data.draw(st.integers(0, end - 1))] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        del photo[data.draw(st.integers(0, len(photo))) :]
+    photo = bytes(photo)
+    head = lambda raw: isobmff.parse_file(isobmff.read_head(_reader(raw, []), len(raw)))  # noqa: E731
+    assert _outcome(head, photo) == _outcome(isobmff.parse_file, photo)

@@ -499,3 +499,19 @@ def test_the_head_of_a_jpeg_gives_its_size_and_orientation_from_a_small_part_of_
 def test_a_jpeg_head_it_does_not_expect_is_judged_on_the_whole_file(cut):
     data = cut(make_photo())
     assert jpeg.head(_reader(data, []), len(data)) == data
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_the_head_of_any_mutated_jpeg_gives_what_the_whole_file_gives(data):
+    """Where the whole file gives a size and orientation, its head gives the same (and never fails)."""
+    photo = bytearray(make_photo(64, 48))
+    for _ in range(data.draw(st.integers(1, 4))):
+        photo[data.draw(st.integers(0, 700))] = data.draw(st.integers(0, 255))
+    photo = bytes(photo)
+    try:
+        whole = (jpeg.displayed_size(photo), jpeg.orientation(photo))
+    except DepthError:
+        return
+    head = jpeg.head(_reader(photo, []), len(photo))
+    assert (jpeg.displayed_size(head), jpeg.orientation(head)) == whole
