@@ -259,18 +259,20 @@ def _read_tables(payload: bytes, where: str) -> dict[int, _Table]:
         if len(values) < sum(bits):
             raise DepthError(f"{where}: table lists {sum(bits)} codes but {len(values)} values remain")
         if kind >> 4 == 0:
-            tables[kind & 15] = _lookup(bits, values, where)
+            tables[kind & 15] = _table_of(tuple(_canonical_codes(bits, values, where)))
         pos += 17 + len(values)
     return tables
 
 
-def _lookup(bits: list[int], values: list[int], where: str) -> _Table:
-    codes = _canonical_codes(bits, values, where)
+@functools.lru_cache(maxsize=16)  # files of one writer share their tables
+def _table_of(codes: tuple[tuple[int, int, int], ...]) -> _Table:
+    """The lookup table of canonical ``codes``."""
     lengths, categories = np.zeros(1 << 16, np.int32), np.zeros(1 << 16, np.int32)
     for value, code, length in codes:
         span = slice(code << (16 - length), (code + 1) << (16 - length))
         lengths[span], categories[span] = length, value
-    return _Table(lengths, categories, tuple(codes))
+    lengths.flags.writeable = categories.flags.writeable = False  # shared by every file of these tables
+    return _Table(lengths, categories, codes)
 
 
 def _read_frame(payload: bytes, where: str) -> tuple[int, int, int]:
