@@ -305,3 +305,9 @@ def test_inspect_and_extract_aux_read_dng_mattes(tmp_path, capsys):
     assert [(a["type"], a["width"], a["height"]) for a in auxiliary] == dng.auxiliary_images(path.read_bytes())
     assert main(["extract", str(path), "--aux", "portrait-effects", "--out", str(tmp_path / "p.png")]) == 0
     assert np.array_equal(np.asarray(Image.open(tmp_path / "p.png")), MATTES[1].pixels)
+
+
+def test_an_uncropped_mask_beyond_the_pixel_limit_is_refused():
+    huge = third_party(soft((10, 20)), name=SKIN, extratags=[(dng.MASK_SUB_AREA, "I", 4, (0, 0, 16000, 16000), True)])
+    with pytest.raises(DepthError, match="MaskSubArea of 16000x16000 exceeds the"):
+        dng.read_mattes(huge)
