@@ -148,7 +148,7 @@ def read_mattes(data: bytes) -> list[Matte]:
         pixels = _read_samples(tiff, ifd, "mask")
         if pixels.dtype.itemsize == 2:  # DNG 1.6 allows 16-bit masks; a matte is 8-bit
             pixels = np.rint(pixels / 257.0).astype(np.uint8)
-        xmp = mask_xmp(tiff, ifd)
+        xmp = mask_xmp(ifd)
         mattes.append(Matte(kind, _uncropped(tiff, ifd, pixels), parse_matte_xmp(xmp, kind)[1] if xmp else None))
     return mattes
 
@@ -183,7 +183,7 @@ def semantic_name(ifd: Ifd) -> str | None:
     return bytes(entry.value).split(b"\0", 1)[0].decode("latin-1")
 
 
-def mask_xmp(tiff: TiffFile, ifd: Ifd) -> bytes | None:
+def mask_xmp(ifd: Ifd) -> bytes | None:
     """The XMP packet of a mask IFD (tag 700, BYTE or UNDEFINED), or None."""
     if XMP not in ifd:
         return None

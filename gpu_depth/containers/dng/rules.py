@@ -123,7 +123,7 @@ def _check_masks(data: bytes, tiff: TiffFile, ifds: list[Ifd], findings: Finding
             continue
         matte = next(mattes, None)
         size = (matte.width, matte.height) if matte is not None else dng.mask_size(tiff, ifd)
-        check_matte(findings, "dng", ifd.name, kind, dng.mask_xmp(tiff, ifd), size, raw or size)
+        check_matte(findings, "dng", ifd.name, kind, dng.mask_xmp(ifd), size, raw or size)
 
 
 #: The DNG 1.6 tags that belong in semantic mask IFDs only.

@@ -311,3 +311,19 @@ def test_an_uncropped_mask_beyond_the_pixel_limit_is_refused():
     huge = third_party(soft((10, 20)), name=SKIN, extratags=[(dng.MASK_SUB_AREA, "I", 4, (0, 0, 16000, 16000), True)])
     with pytest.raises(DepthError, match="MaskSubArea of 16000x16000 exceeds the"):
         dng.read_mattes(huge)
+
+
+def test_mask_tags_outside_masks_and_a_mask_outside_the_subifds_are_reported():
+    rng = np.random.default_rng(7)
+    stream = io.BytesIO()
+    with tifffile.TiffWriter(stream) as tif:
+        preview = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+        dng_tags = [(50706, "B", 4, (1, 6, 0, 0), True), (dng.SEMANTIC_NAME, "s", 0, "skin", True)]
+        tif.write(preview, photometric="rgb", subfiletype=1, subifds=1, extratags=dng_tags + CAMERA)
+        tif.write(rng.integers(0, 4096, (64, 96), dtype=np.uint16), photometric=32803, subfiletype=0, extratags=CFA)
+        mask = [(254, "I", 1, dng.SEMANTIC_MASK, True), (dng.SEMANTIC_NAME, "s", 0, "skin", True)]
+        tif.write(soft(), photometric="minisblack", extratags=mask)  # IFD1 of the main chain, no SubIFD
+    data = stream.getvalue()
+    findings = verify_bytes(put_values(data, mask_ifds(data)[0], 262, "H", dng.PHOTOMETRIC_MASK))
+    assert any(f.rule == "dng.matte-tags" and f.where == "IFD0" and "SemanticName" in f.message for f in findings)
+    assert any(f.rule == "dng.matte-link" and f.where == "IFD1" for f in findings)
