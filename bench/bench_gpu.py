@@ -9,10 +9,12 @@ Measured in one run on one device (issue 18's goals):
      PCIe transfer floor of the same bytes (goal ≤ 1.5×);
   4. device-resident 4032×3024 maps (a model's output) → device rows, against the NumPy backend on
      this machine's CPU (goal ≥ 100×);
+  5. 64 maps of 64 mappings (photos with their own zNear/zFar, fresh tables each time) in one call,
+     against 64 one-map calls measured alternately in the same run: 768×576 host maps and device maps;
 NVML utilisation and memory, sampled during each measurement, are printed beside the figures.
 Without a usable GPU it says so and exits with status 0.
 The pipeline's share (conversion stage < 5% of wall time) is bench/bench_pipeline.py's to measure.
-Run: python bench/bench_gpu.py [--maps 64] [--small-maps 4096] [--repeat 3]
+Run: python bench/bench_gpu.py [--maps 64] [--small-maps 4096] [--mappings 64] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ def device_batch(cupy, backend, sampler: Sampler, copy: float, count: int, repea
     batch = cupy.asarray(np.random.default_rng(1).integers(0, 256, (count, height, width), dtype=np.uint8))
     plan = kp.plan_convert([(height, width)] * count, np.dtype("uint8"), HDIS, 1, None, packed=True)
     table = cupy.asarray(MAPPING.lookup_table("uint8", HDIS))
+    mappings = [MAPPING] * count
     out, flat = cupy.empty(plan.out_size, HDIS.dtype), batch.ravel()
     module = kernel_module()
     blocks = BLOCKS_PER_SM * cupy.cuda.Device().attributes["MultiProcessorCount"]
@@ -151,7 +154,7 @@ def device_batch(cupy, backend, sampler: Sampler, copy: float, count: int, repea
     moved = count * width * height * (1 + HDIS.bytes_per_pixel)  # bytes read + written
     with sampler:
         kernel = device_seconds(
-            cupy, lambda: kp.run_convert(launch, cupy, plan, MAPPING, table, flat, out, blocks), repeat
+            cupy, lambda: kp.run_convert(launch, cupy, plan, mappings, table, flat, out, blocks), repeat
         )
     print(
         f"uint8->hdis kernel, {count} x {width}x{height} on the device: {moved / kernel / 1e9:7.1f} GB/s = "
@@ -205,11 +208,59 @@ def host_maps(
     )
 
 
+def many_mappings(cupy, backend, sampler: Sampler, count: int, repeat: int) -> None:
+    """``count`` 768×576 uint8 maps, each with its own zNear/zFar, new ones every run (as a pipeline's photos, so
+    every table is built and uploaded): one call for all against one call per map, alternately, host and device maps."""
+    rng = np.random.default_rng(3)
+    width, height = SMALL
+    hosts = [rng.integers(0, 256, (height, width), dtype=np.uint8) for _ in range(count)]
+    devices = [cupy.asarray(m) for m in hosts]
+    runs = iter(range(1 << 30))
+
+    def fresh() -> list[DepthMapping]:
+        run = next(runs)
+        return [DepthMapping("apple-gray", near=0.2 + 1e-3 * run, far=4.0 + 0.1 * i) for i in range(count)]
+
+    for label, maps, convert in (
+        ("host maps -> host rows", hosts, backend.convert),
+        ("device maps -> device rows", devices, backend.convert_device),
+    ):
+        expected = fresh()
+        together = [cupy.asnumpy(r).tobytes() for r in convert(maps, expected, HDIS, 1, None)]
+        alone = [cupy.asnumpy(convert([m], e, HDIS, 1, None)[0]).tobytes() for m, e in zip(maps, expected, strict=True)]
+        numpy_rows = NumpyBackend().convert(hosts, expected, HDIS, 1, None)
+        same = together == alone == [r.tobytes() for r in numpy_rows]
+
+        def one_call(maps=maps, convert=convert) -> None:
+            convert(maps, fresh(), HDIS, 1, None)
+            cupy.cuda.get_current_stream().synchronize()
+
+        def per_map(maps=maps, convert=convert) -> None:
+            for values, mapping in zip(maps, fresh(), strict=True):
+                convert([values], mapping, HDIS, 1, None)
+            cupy.cuda.get_current_stream().synchronize()
+
+        times: dict[str, list[float]] = {"one call": [], "one call per map": []}
+        with sampler:
+            for _ in range(repeat + 1):  # the first round warms up
+                for name, func in (("one call", one_call), ("one call per map", per_map)):
+                    started = time.perf_counter()
+                    func()
+                    times[name].append(time.perf_counter() - started)
+        together_s, alone_s = (statistics.median(t[1:]) for t in times.values())
+        print(
+            f"{count} {width}x{height} {label}, {count} mappings: one call {count / together_s:8.0f} maps/s, "
+            f"one call per map {count / alone_s:8.0f} maps/s, ratio {alone_s / together_s:5.2f}x; "
+            f"same bits as one-map calls and NumPy: {same}   [{sampler.summary()}]"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--maps", type=int, default=64, help="4032x3024 maps per batch")
     parser.add_argument("--small-maps", type=int, default=4096, help="768x576 host maps")
     parser.add_argument("--numpy-maps", type=int, default=4, help="4032x3024 maps the NumPy path converts")
+    parser.add_argument("--mappings", type=int, default=64, help="768x576 maps of as many mappings in one call")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     reason = cupy_unavailable()
@@ -236,6 +287,7 @@ def main() -> int:
     print(f"pinned host->device {pcie[0] / 1e9:6.1f} GB/s, device->host {pcie[1] / 1e9:6.1f} GB/s")
     device_batch(cupy, backend, sampler, copy, args.maps, args.repeat)
     host_maps(backend, sampler, pcie, args.maps, args.small_maps, args.numpy_maps, args.repeat)
+    many_mappings(cupy, backend, sampler, args.mappings, args.repeat)
     return 0
 
 

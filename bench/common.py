@@ -9,21 +9,24 @@ import time
 from collections.abc import Callable
 
 
-def timings(func: Callable[[], object], repeat: int = 5, warmup: bool = True) -> list[float]:
-    """Wall times of ``repeat`` calls, in seconds (after one warm-up call unless told not to)."""
+def timings(
+    func: Callable[[], object], repeat: int = 5, warmup: bool = True, clock: Callable[[], float] = time.perf_counter
+) -> list[float]:
+    """Wall times (or ``clock``'s, e.g. ``time.thread_time`` for CPU) of ``repeat`` calls, in seconds (after one
+    warm-up call unless told not to)."""
     if warmup:
         func()
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = clock()
         func()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return times
 
 
-def best_of(func: Callable[[], object], repeat: int = 5) -> float:
-    """Smallest wall time of ``repeat`` calls after a warm-up."""
-    return min(timings(func, repeat))
+def best_of(func: Callable[[], object], repeat: int = 5, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Smallest wall (or ``clock``) time of ``repeat`` calls after a warm-up."""
+    return min(timings(func, repeat, clock=clock))
 
 
 def median_of(func: Callable[[], object], repeat: int = 5, warmup: bool = True) -> float:

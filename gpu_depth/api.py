@@ -40,7 +40,7 @@ def read_depth(path: PathLike, kind: str | None = None) -> DepthData | None:
 
 
 def read_mattes(path: PathLike) -> list[Matte]:
-    """Every portrait and semantic matte a HEIC or JPEG carries, in file order (none for a DNG)."""
+    """Every portrait and semantic matte a HEIC, JPEG or DNG carries, in file order."""
     data = read_file(path)
     module = _container_of(data, path)
     if not hasattr(module, "read_mattes"):
@@ -52,7 +52,7 @@ def read_mattes(path: PathLike) -> list[Matte]:
 
 
 def auxiliary_images(path: PathLike) -> list[dict]:
-    """Every auxiliary image of a HEIC or JPEG (depth, mattes, gain maps …), nothing decoded: its
+    """Every auxiliary image of a HEIC, JPEG or DNG (depth, mattes, gain maps …), nothing decoded: its
     ``type`` (``depth``, a matte kind, else the file's own word for it), ``width`` and ``height``."""
     data = read_file(path)
     module = _container_of(data, path)
@@ -83,7 +83,7 @@ def attach_auxiliary(
     fit: str = "error",
     **attach_options: Any,
 ) -> Path:
-    """Write ``out``: ``photo`` (HEIC or JPEG, kept in its container) with the 8-bit matte ``image``
+    """Write ``out``: ``photo`` (HEIC, JPEG or DNG, kept in its container) with the 8-bit matte ``image``
     (0 = background … 255 = subject) attached as ``kind``, written atomically.  A matte of that kind
     in the photo is an error unless ``replace``; ``orientation`` and ``fit`` are those of :func:`attach`."""
     data = read_file(photo)
@@ -91,7 +91,7 @@ def attach_auxiliary(
     with _about(photo):
         matte = _matte(kind, image)
         if not hasattr(target, "attach_auxiliary"):
-            raise DepthError(f"a {target.NAME} photo takes no mattes (HEIC and JPEG do)")
+            raise DepthError(f"a {target.NAME} photo takes no mattes")
         turn = target.orientation(data)
         stored = turned(*target.displayed_size(data), turn)
         [matte] = _placed([matte], stored, turn, orientation, fit)
@@ -199,7 +199,7 @@ def attach(
     :class:`ExistingDepth` unless ``replace``.  ``options``: the container's ``ATTACH_OPTIONS``;
     those of other containers are ignored.
 
-    ``mattes`` (kind → 8-bit image or :class:`Matte`, HEIC and JPEG only) are placed like the depth
+    ``mattes`` (kind → 8-bit image or :class:`Matte`) are placed like the depth
     map and written in the same pass, replacing the photo's mattes of their kinds.  The photo's other
     mattes are kept (also into another container) unless ``drop_mattes``.
 
@@ -218,7 +218,7 @@ def attach(
     new = [_matte(kind, image) for kind, image in (mattes or {}).items()]
     carried = _carried_mattes(source, target, data, new) if not drop_mattes else []
     if (new or carried) and not hasattr(target, "attach_auxiliary"):
-        raise DepthError(f"a {target.NAME} photo takes no mattes (HEIC and JPEG do)")
+        raise DepthError(f"a {target.NAME} photo takes no mattes")
     photo = in_container(data, path, target, quality, encoder_preset, encoder_threads)
     if photo is not data or parsed is None:
         parsed = target.parse(photo)

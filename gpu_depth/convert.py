@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from .backends import select_backend
+from .backends import per_map, select_backend
 from .core.depthdata import DepthData
 from .core.formats import PixelFormat
 from .core.mapping import FLOAT_DTYPES, INTEGER_DTYPES, DepthMapping
@@ -24,7 +24,7 @@ DLPACK_CPU = 1
 def convert(
     maps: ArrayLike | Sequence[ArrayLike],
     pixel_format: PixelFormat | str,
-    mapping: DepthMapping,
+    mapping: DepthMapping | Sequence[DepthMapping],
     *,
     row_alignment: int = 1,
     size: tuple[int, int] | Sequence[tuple[int, int] | None] | None = None,
@@ -33,35 +33,37 @@ def convert(
 ) -> DepthData | list[DepthData]:
     """Convert one map (2-D) or a batch (a sequence, or a 3-D array) to DepthData.
 
+    ``mapping``: one for every map, or a sequence of one per map (photos with their own zNear/zFar);
+    either way the backend converts the batch together (on CuPy, one launch per batch of maps).
     ``pixel_format``: ``hdis`` ``fdis`` ``hdep`` ``fdep``.  ``row_alignment``: BytesPerRow is padded to a
     multiple of it (1 = tight rows; padding is zero).  ``size``: (width, height) or ``"768x576"`` to
     area-resample to, or a list with one size (or None) per map.
-    Every value is the correctly rounded float16/float32 of the float64 result of ``mapping``;
+    Every value is the correctly rounded float16/float32 of the float64 result of the map's mapping;
     invalid pixels are NaN.  A map with no valid pixel is an error.  ``metadata`` defaults to the
     mapping's accuracy (absolute for metric presets), filtered unless the map has invalid pixels.
     """
     fmt = PixelFormat.parse(pixel_format)
-    if not isinstance(mapping, DepthMapping):
-        raise DepthError(f"mapping must be a DepthMapping, got {type(mapping).__name__}")
     single = getattr(maps, "ndim", None) == 2
     batch = [_as_array(m) for m in ([maps] if single else _split(maps))]
-    for index, values in enumerate(batch):
+    mappings = per_map(mapping, len(batch))
+    for index, (values, each) in enumerate(zip(batch, mappings, strict=True)):
         _check_map(values, index)
-        mapping.check_dtype(values.dtype)
+        each.check_dtype(values.dtype)
     sizes = _sizes(size, batch)
     engine = select_backend(backend)
     rows: list = [None] * len(batch)
     for target in dict.fromkeys(sizes):  # one backend call per distinct target size
         members = [i for i, s in enumerate(sizes) if s == target]
-        for i, converted in zip(
-            members, engine.convert([batch[i] for i in members], mapping, fmt, row_alignment, target), strict=True
-        ):
-            rows[i] = converted
+        converted = engine.convert(
+            [batch[i] for i in members], [mappings[i] for i in members], fmt, row_alignment, target
+        )
+        for i, map_rows in zip(members, converted, strict=True):
+            rows[i] = map_rows
     results = []
-    for index, (values, map_rows, target) in enumerate(zip(batch, rows, sizes, strict=True)):
+    for index, (values, each, map_rows, target) in enumerate(zip(batch, mappings, rows, sizes, strict=True)):
         width = target[0] if target else values.shape[1]
-        _check_valid(map_rows, width, values.dtype, mapping, fmt, index)
-        results.append(DepthData.from_rows(map_rows, fmt, width, metadata or _metadata(mapping, map_rows[:, :width])))
+        _check_valid(map_rows, width, values.dtype, each, fmt, index)
+        results.append(DepthData.from_rows(map_rows, fmt, width, metadata or _metadata(each, map_rows[:, :width])))
     return results[0] if single else results
 
 

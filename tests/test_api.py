@@ -81,16 +81,6 @@ def test_mattes_follow_the_photo_into_another_container_unless_dropped(photo, tm
     assert gpu_depth.read_mattes(dropped) == []
 
 
-def test_dng_takes_no_mattes(tmp_path):
-    from helpers.dng import make_dng
-
-    path = tmp_path / "raw.dng"
-    path.write_bytes(make_dng())
-    with pytest.raises(DepthError, match="dng photo takes no mattes"):
-        gpu_depth.attach_auxiliary(path, "hair", ramp(8, 8), tmp_path / "o.dng", fit="stretch")
-    assert gpu_depth.read_mattes(path) == []
-
-
 def test_bad_mattes_are_one_line_errors(photo, tmp_path):
     with pytest.raises(DepthError, match="unknown matte kind 'beard'"):
         gpu_depth.attach_depth(photo, smooth_depth("hdis"), tmp_path / "o.jpg", mattes={"beard": ramp(64, 48)})

@@ -1,12 +1,14 @@
 """Conversion backends: NumPy everywhere, CuPy where an NVIDIA GPU answers.
 
 A backend turns a batch of validated 2-D maps into rows of the output format: a list of
-(height, BytesPerRow / bytes per pixel) host arrays whose padding is zero.
+(height, BytesPerRow / bytes per pixel) host arrays whose padding is zero.  The batch has one
+mapping for all its maps, or one per map (:func:`per_map`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -26,11 +28,25 @@ class Backend(Protocol):
     def convert(
         self,
         maps: list,
-        mapping: DepthMapping,
+        mapping: DepthMapping | Sequence[DepthMapping],
         pixel_format: PixelFormat,
         row_alignment: int,
         size: tuple[int, int] | None,
     ) -> list[np.ndarray]: ...
+
+
+def per_map(mapping: DepthMapping | Sequence[DepthMapping], count: int) -> list[DepthMapping]:
+    """One mapping per map: ``mapping`` for all ``count`` maps, or the sequence of one per map."""
+    if isinstance(mapping, DepthMapping):
+        return [mapping] * count
+    if isinstance(mapping, (str, bytes)) or not isinstance(mapping, Sequence):
+        raise DepthError(f"mapping must be a DepthMapping or a sequence of one per map, got {type(mapping).__name__}")
+    if len(mapping) != count:
+        raise DepthError(f"got {len(mapping)} mappings for {count} maps")
+    for index, each in enumerate(mapping):
+        if not isinstance(each, DepthMapping):
+            raise DepthError(f"mapping {index} must be a DepthMapping, got {type(each).__name__}")
+    return list(mapping)
 
 
 def select_backend(name: str = "auto") -> Backend:

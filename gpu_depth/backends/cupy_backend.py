@@ -5,12 +5,14 @@ buffering): while the kernels of batch k run on one stream, batch k+1 is packed 
 other, and batch k−1's download completes.  Maps already on the device (DLPack, e.g. a PyTorch
 tensor, or ``__cuda_array_interface__``) never pass through the host; a C-contiguous device batch is
 read in place.  :meth:`CupyBackend.convert` returns host rows, :meth:`CupyBackend.convert_device`
-keeps them on the device.  Results are the NumPy backend's bytes.
+keeps them on the device.  Results are the NumPy backend's bytes.  Each map may have its own mapping:
+a batch's launch reads each map's mapping from a per-map table, and integer codes gather from the
+batch's lookup tables, one per distinct mapping, back to back.
 
 Stream rules: with device maps or results, both slot streams wait (on the device, through an
 event) for the caller's current stream, so device maps may still be being written there; host maps
-to host rows never wait for it.  Lookup tables are uploaded on a slot's stream, and each slot waits
-on the table's event; a batch keeps its table alive until it is done.
+to host rows never wait for it.  A batch's lookup tables are uploaded on a slot's stream, and each slot
+waits on their event; a batch keeps its tables alive until it is done.
 Device results are allocated from the caller's stream's pool and are complete when
 ``convert_device`` returns: use them on that stream, or order other streams after it.  Host results
 are pageable copies out of a fixed pinned buffer per slot.
@@ -37,6 +39,7 @@ from ..core.mapping import DepthMapping
 from ..core.quantize import StoredMap
 from ..errors import DepthError
 from . import kernel_plan as kp
+from . import per_map
 
 #: Share of the free device memory (plus the pool's cached blocks) the two batches in flight may take.
 MEMORY_FRACTION = 0.5
@@ -46,8 +49,8 @@ BATCH_BYTES = 256 << 20
 BLOCKS_PER_SM = 8
 #: Threads that pack host maps into pinned memory (NumPy copies release the GIL).
 PACKERS = min(8, os.cpu_count() or 1)
-#: Lookup tables kept on the device (each at most 512 KiB).
-TABLES = 64
+#: Bytes of lookup tables (a batch's, one per distinct mapping, each at most 512 KiB) cached on the device.
+TABLE_BYTES = 32 << 20
 #: DLPack device types of CUDA memory (kDLCUDA, kDLCUDAManaged).
 CUDA_DLPACK_DEVICES = (2, 13)
 
@@ -111,7 +114,7 @@ def contiguous_batch(maps: Sequence) -> cupy.ndarray | None:
 
 @dataclass
 class _Table:
-    values: cupy.ndarray | None  # None: the plan needs no table (float inputs)
+    values: cupy.ndarray | None  # the distinct mappings' tables back to back; None: float inputs need none
     ready: cupy.cuda.Event | None  # recorded after the upload, on the stream that made it
 
 
@@ -119,10 +122,11 @@ class _Table:
 class _Batch:
     indices: list[int]
     maps: list  # NumPy or CuPy arrays
+    mappings: list[DepthMapping]  # one per map
     plan: kp.ConvertPlan
     out: cupy.ndarray | np.ndarray  # the rows: on the device, or in the slot's pinned buffer
     flags: np.ndarray  # pinned, filled when the slot's event fires
-    table: _Table  # kept alive while the batch runs: it may belong to the other slot's pool
+    table: _Table  # kept alive while the batch runs: it may belong to the other slot's pool, or be evicted
 
 
 class _Slot:
@@ -167,6 +171,7 @@ class _DeviceState:
         self.slots = (_Slot(), _Slot())
         self.functions: dict[str, cupy.RawKernel] = {}
         self.tables: OrderedDict[tuple, _Table] = OrderedDict()  # least recently used first
+        self.table_bytes = 0  # of the cached tables
         self.packers = ThreadPoolExecutor(PACKERS, thread_name_prefix="gpu-depth-pack")
         self.lock = threading.Lock()  # one conversion at a time uses the slots
 
@@ -193,18 +198,18 @@ class CupyBackend:
     def convert(
         self,
         maps: list,
-        mapping: DepthMapping,
+        mapping: DepthMapping | Sequence[DepthMapping],
         pixel_format: PixelFormat,
         row_alignment: int,
         size: tuple[int, int] | None,
     ) -> list[np.ndarray]:
-        """Rows of each map on the host: one pageable array each."""
+        """Rows of each map on the host: one pageable array each.  ``mapping``: one for all, or one per map."""
         return self._run(maps, mapping, PixelFormat.parse(pixel_format), row_alignment, size, to_host=True)
 
     def convert_device(
         self,
         maps: list,
-        mapping: DepthMapping,
+        mapping: DepthMapping | Sequence[DepthMapping],
         pixel_format: PixelFormat | str,
         row_alignment: int = 1,
         size: tuple[int, int] | None = None,
@@ -217,28 +222,29 @@ class CupyBackend:
 
     def _run(self, maps, mapping, fmt, row_alignment, size, to_host: bool) -> list:
         maps = [as_array(m) for m in maps]
+        mappings = per_map(mapping, len(maps))
         kp.check_batch(maps, fmt, row_alignment, size)
         with self._state.lock:
             caller = cupy.cuda.get_current_stream()
             if not to_host or any(isinstance(m, cupy.ndarray) for m in maps):
                 for slot in self._state.slots:
                     _after(slot.stream, caller)  # the caller's stream produced the device maps
-            return self._pipeline(maps, mapping, fmt, row_alignment, size, None if to_host else caller)
+            return self._pipeline(maps, mappings, fmt, row_alignment, size, None if to_host else caller)
 
-    def _pipeline(self, maps, mapping, fmt, row_alignment, size, caller) -> list:
+    def _pipeline(self, maps, mappings, fmt, row_alignment, size, caller) -> list:
         """Rows of every map; ``caller``: the stream owning device results (None: host results)."""
         rows: list = [None] * len(maps)
 
         def finish(slot: _Slot) -> None:
-            self._finish(slot, rows, mapping, fmt, row_alignment, size)
+            self._finish(slot, rows, fmt, row_alignment, size)
 
         number = 0
         try:
-            for number, batch in enumerate(self._batches(maps, fmt, row_alignment, size), start=1):
+            for number, batch in enumerate(self._batches(maps, mappings, fmt, row_alignment, size), start=1):
                 slot, previous = self._state.slots[number % 2], self._state.slots[(number + 1) % 2]
                 finish(slot)  # batch number − 2: its buffers become free
                 try:
-                    self._start(slot, *batch, mapping, caller)
+                    self._start(slot, *batch, caller)
                 except DepthError:
                     finish(previous)  # an earlier batch's error comes first, as in the NumPy path
                     raise
@@ -250,36 +256,44 @@ class CupyBackend:
                 slot.batch = None
         return rows
 
-    def _batches(self, maps, fmt, row_alignment, size) -> Iterator[tuple[list[int], list, kp.ConvertPlan]]:
-        """(indices, maps, plan) per batch, in map order, each within the memory budget."""
+    def _batches(
+        self, maps, mappings, fmt, row_alignment, size
+    ) -> Iterator[tuple[list[int], list, list, kp.ConvertPlan]]:
+        """(indices, maps, mappings, plan) per batch, in map order, each within the memory budget
+        (the lookup table of each distinct mapping included)."""
         free, _ = cupy.cuda.runtime.memGetInfo()
         budget = min(BATCH_BYTES, (free + cupy.get_default_memory_pool().free_bytes()) * MEMORY_FRACTION / 2)
         for indices, dtype, resize in kp.groups(maps, size):
             target = size if resize else None
+            table = kp.table_bytes(dtype, fmt, resize)
             costs: dict[tuple[int, int], int] = {}
             chosen: list[int] = []
+            seen: set[DepthMapping] = set()
             used = 0
             for index in [*indices, None]:
                 if index is not None:
                     shape = maps[index].shape
                     if shape not in costs:
                         costs[shape] = kp.plan_convert([shape], dtype, fmt, row_alignment, target).nbytes
-                    if not chosen or used + costs[shape] <= budget:
+                    cost = costs[shape] + (0 if mappings[index] in seen else table)
+                    if not chosen or used + cost <= budget:
                         chosen.append(index)
-                        used += costs[shape]
+                        seen.add(mappings[index])
+                        used += cost
                         continue
                 members = [maps[i] for i in chosen]
                 packed = contiguous_batch(members) is not None
                 yield (
                     chosen,
                     members,
+                    [mappings[i] for i in chosen],
                     kp.plan_convert([m.shape for m in members], dtype, fmt, row_alignment, target, packed),
                 )
                 if index is not None:
-                    chosen, used = [index], costs[maps[index].shape]
+                    chosen, seen, used = [index], {mappings[index]}, costs[maps[index].shape] + table
 
-    def _start(self, slot: _Slot, indices, members, plan, mapping: DepthMapping, caller) -> None:
-        table = self._table(slot, mapping, plan)
+    def _start(self, slot: _Slot, indices, members, mappings: list[DepthMapping], plan, caller) -> None:
+        table = self._table(slot, mappings, plan)
         if caller is not None:  # device results: from the caller's (the current) stream's pool
             d_out = cupy.empty(plan.out_size, plan.fmt.dtype)
         with slot.stream:
@@ -289,7 +303,7 @@ class CupyBackend:
                 self._upload(slot, members, plan, d_in)
             if caller is None:
                 d_out = cupy.empty(plan.out_size, plan.fmt.dtype)
-            flags = kp.run_convert(self._launch, cupy, plan, mapping, table.values, d_in, d_out, self._state.blocks)
+            flags = kp.run_convert(self._launch, cupy, plan, mappings, table.values, d_in, d_out, self._state.blocks)
             host_flags = slot.flags[: plan.count]
             flags.get(stream=slot.stream, out=host_flags, blocking=False)
             out = d_out
@@ -297,7 +311,7 @@ class CupyBackend:
                 out = slot.output_view(plan.out_size, plan.fmt.dtype)
                 d_out.get(stream=slot.stream, out=out, blocking=False)
             slot.done.record(slot.stream)
-        slot.batch = _Batch(indices, members, plan, out, host_flags, table)
+        slot.batch = _Batch(indices, members, mappings, plan, out, host_flags, table)
 
     def _upload(self, slot: _Slot, members: list, plan: kp.ConvertPlan, d_in: cupy.ndarray) -> None:
         """Pack host maps in pinned memory (on several threads) and copy them up; device maps copy on the device."""
@@ -314,7 +328,7 @@ class CupyBackend:
         else:
             kp.pack([cupy.asarray(m) for m in members], layout, d_in)
 
-    def _finish(self, slot: _Slot, rows: list, mapping, fmt, row_alignment, size) -> None:
+    def _finish(self, slot: _Slot, rows: list, fmt, row_alignment, size) -> None:
         batch, slot.batch = slot.batch, None
         if batch is None:
             return
@@ -322,29 +336,32 @@ class CupyBackend:
         bad = kp.flagged(batch.flags)
         if bad is not None:
             target = size if batch.plan.resize else None
-            kp.raise_like_numpy(cupy.asnumpy(batch.maps[bad]), mapping, fmt, row_alignment, target)
+            kp.raise_like_numpy(cupy.asnumpy(batch.maps[bad]), batch.mappings[bad], fmt, row_alignment, target)
         views = kp.unpack(batch.out, batch.plan)
         if isinstance(batch.out, np.ndarray):  # out of the slot's pinned buffer, which the next batch reuses
             views = list(self._state.packers.map(np.array, views))
         for index, view in zip(batch.indices, views, strict=True):
             rows[index] = view
 
-    def _table(self, slot: _Slot, mapping: DepthMapping, plan: kp.ConvertPlan) -> _Table:
-        """The plan's lookup table, uploaded on ``slot``'s stream if new, ordered before its use there."""
-        tables, key = self._state.tables, (mapping, plan.dtype, plan.fmt, plan.resize)
-        table = tables.get(key)
+    def _table(self, slot: _Slot, mappings: list[DepthMapping], plan: kp.ConvertPlan) -> _Table:
+        """The lookup tables of the batch's distinct mappings, uploaded on ``slot``'s stream if new, ordered
+        before their use there; the least recently used are dropped beyond TABLE_BYTES (a batch keeps its own)."""
+        if plan.dtype.kind != "u":
+            return _Table(None, None)
+        state, unique = self._state, tuple(kp.distinct(mappings)[0])
+        key = (unique, plan.dtype, plan.fmt, plan.resize)
+        table = state.tables.get(key)
         if table is None:
-            host = kp.device_table(mapping, plan.dtype, plan.fmt, plan.resize)
-            table = _Table(None, None)
-            if host is not None:
-                with slot.stream:
-                    table = _Table(cupy.asarray(np.ascontiguousarray(host)), slot.stream.record())
-            tables[key] = table
-            while len(tables) > TABLES:
-                tables.popitem(last=False)  # batches in flight keep theirs
-        tables.move_to_end(key)
-        if table.ready is not None:
-            slot.stream.wait_event(table.ready)
+            host = np.ascontiguousarray(kp.device_table(unique, plan.dtype, plan.fmt, plan.resize))
+            with slot.stream:
+                table = _Table(cupy.asarray(host), slot.stream.record())
+            state.tables[key] = table
+            state.table_bytes += table.values.nbytes
+            while state.table_bytes > TABLE_BYTES:
+                state.table_bytes -= state.tables.popitem(last=False)[1].values.nbytes
+        else:
+            state.tables.move_to_end(key)
+        slot.stream.wait_event(table.ready)
         return table
 
     def _launch(self, name: str, grid: tuple, block: tuple, args: tuple) -> None:

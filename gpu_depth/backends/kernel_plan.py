@@ -48,6 +48,11 @@ LAYOUT = np.dtype(
     ]
 )
 
+#: struct MapMapping of kernels/convert.cu: each map's mapping, so one launch covers maps of many mappings.
+MAP_MAPPING = np.dtype(
+    [("table_offset", "<i8"), ("kind", "<i4"), ("reciprocal", "<i4"), ("a", "<f8"), ("b", "<f8"), ("scale", "<f8")]
+)
+
 FLAG_OVERFLOW, FLAG_GRAY_RANGE, FLAG_HAS_NAN = 1, 2, 4
 NO_MIN, NO_MAX = np.uint64(2**64 - 1), np.uint64(0)
 METRES, GRAY, INVERTED, RELATIVE, DISPARITY_PX = 0, 1, 2, 3, 4
@@ -73,15 +78,14 @@ def kernel_names(source: str) -> list[str]:
     return direct + re.findall(r"^GD_[A-Z_]+\((\w+),", source, re.M)
 
 
-def mapping_args(mapping: DepthMapping, fmt: PixelFormat) -> tuple:
+def mapping_args(mapping: DepthMapping, fmt: PixelFormat) -> tuple[int, int, float, float, float]:
     """(kind, reciprocal, a, b, scale) of the evaluate kernels: native = a + t · b, x / scale or (x / scale + a) / b."""
     preset = mapping.preset
-    reciprocal = np.int32(fmt.is_disparity != mapping.native_is_disparity)
+    reciprocal = int(fmt.is_disparity != mapping.native_is_disparity)
     if preset == Preset.DISPARITY_PX:
-        a, b = mapping.doffs, mapping.focal_px * mapping.baseline
-        return np.int32(DISPARITY_PX), reciprocal, np.float64(a), np.float64(b), np.float64(mapping.scale)
+        return DISPARITY_PX, reciprocal, mapping.doffs, mapping.focal_px * mapping.baseline, mapping.scale
     if preset in ABSOLUTE:
-        return np.int32(METRES), reciprocal, np.float64(0), np.float64(0), np.float64(mapping.scale)
+        return METRES, reciprocal, 0.0, 0.0, mapping.scale
     near, far = float(mapping.near), float(mapping.far)
     if preset == Preset.RELATIVE_DISPARITY:
         kind, a, b = RELATIVE, 1.0 / far, 1.0 / near - 1.0 / far
@@ -89,7 +93,32 @@ def mapping_args(mapping: DepthMapping, fmt: PixelFormat) -> tuple:
         kind, a, b = GRAY, 1.0 / near, 1.0 / far - 1.0 / near
     else:
         kind, a, b = (INVERTED if preset == Preset.INVERTED_GRAY else GRAY), near, far - near
-    return np.int32(kind), reciprocal, np.float64(a), np.float64(b), np.float64(0)
+    return kind, reciprocal, a, b, 0.0
+
+
+def distinct(mappings: Sequence[DepthMapping]) -> tuple[list[DepthMapping], np.ndarray]:
+    """The batch's distinct mappings in order of first use, and each map's index among them."""
+    first: dict[DepthMapping, int] = {}
+    index = [first.setdefault(mapping, len(first)) for mapping in mappings]
+    return list(first), np.array(index, np.int64)
+
+
+def table_length(dtype: np.dtype) -> int:
+    """Entries of one lookup table: every code of the integer dtype."""
+    return int(np.iinfo(dtype).max) + 1
+
+
+def mapping_table(mappings: Sequence[DepthMapping], dtype: np.dtype, fmt: PixelFormat) -> np.ndarray:
+    """MAP_MAPPING per map: its mapping's arguments, and (integer codes) where its table starts in
+    :func:`device_table` of the batch's distinct mappings."""
+    unique, index = distinct(mappings)
+    table = np.zeros(len(index), MAP_MAPPING)
+    columns = np.array([mapping_args(mapping, fmt) for mapping in unique], np.float64)[index]
+    for position, name in enumerate(("kind", "reciprocal", "a", "b", "scale")):
+        table[name] = columns[:, position]
+    if np.dtype(dtype).kind == "u":
+        table["table_offset"] = index * table_length(dtype)
+    return table
 
 
 def _aligned(count, itemsize: int):
@@ -223,35 +252,38 @@ def run_convert(
     launch: Launch,
     xp,
     plan: ConvertPlan,
-    mapping: DepthMapping,
-    table,
+    mappings: Sequence[DepthMapping],
+    tables,
     d_in,
     d_out,
     blocks: int,
 ):
     """Launch the kernels of ``plan`` from the packed input ``d_in`` into the packed rows ``d_out``.
 
-    ``table``: the device lookup table of integer inputs (rounded to the format, or float64 values
-    when resampling).  Returns the per-map flags (device int32), to check once the stream is done.
+    ``mappings``: one per map.  ``tables``: integer inputs' :func:`device_table` of the distinct
+    mappings, on the device.  Returns the per-map flags (device int32), to check once the stream is done.
     """
     count, fmt, source = plan.count, plan.fmt, plan.dtype.name
-    mapping.check_dtype(plan.dtype)
+    for mapping in distinct(mappings)[0]:
+        mapping.check_dtype(plan.dtype)
     flags = xp.zeros(count, xp.int32)
     layout = xp.asarray(plan.layout.view(np.int64))
+    host_mappings = mapping_table(mappings, plan.dtype, fmt)
+    map_mappings = xp.asarray(host_mappings.view(np.int64))
     stage_layout, stage_out = layout, d_out
     if plan.resize:
         stage_layout, stage_out = xp.asarray(plan.values_layout.view(np.int64)), xp.empty(plan.values_size, xp.float64)
     target = "float64" if plan.resize else fmt.dtype.name
     grid = grid_for_rows(plan.input_layout, blocks)
     if plan.dtype.kind == "u":
-        launch(f"gather_{source}_{target}", grid, (BLOCK,), (d_in, table, stage_out, stage_layout))
+        launch(f"gather_{source}_{target}", grid, (BLOCK,), (d_in, tables, stage_out, stage_layout, map_mappings))
     else:
-        args = mapping_args(mapping, fmt)
         ranges = xp.zeros(2 * count, xp.uint64)
-        if args[0] == RELATIVE:
+        if (host_mappings["kind"] == RELATIVE).any():
             ranges[0::2] = NO_MIN
             launch(f"finite_range_{source}", grid, (BLOCK,), (d_in, stage_layout, ranges))
-        launch(f"evaluate_{source}_{target}", grid, (BLOCK,), (d_in, stage_out, stage_layout, ranges, flags, *args))
+        args = (d_in, stage_out, stage_layout, map_mappings, ranges, flags)
+        launch(f"evaluate_{source}_{target}", grid, (BLOCK,), args)
     if plan.resize:
         scratch = xp.empty(plan.scratch_size, xp.float64)
         spans = plan.layout["out_height"] * plan.layout["width"], plan.layout["out_height"] * plan.layout["out_width"]
@@ -261,19 +293,27 @@ def run_convert(
     return flags
 
 
-def device_table(mapping: DepthMapping, dtype: np.dtype, fmt: PixelFormat, resize: bool) -> np.ndarray | None:
-    """The host lookup table an integer plan gathers from (None for float inputs).
+def device_table(
+    mappings: Sequence[DepthMapping], dtype: np.dtype, fmt: PixelFormat, resize: bool
+) -> np.ndarray | None:
+    """The host lookup tables an integer plan gathers from, one per mapping back to back (None for float inputs).
 
-    Without resampling it is ``lookup_table`` itself; before resampling, the float64 values of every
+    Without resampling each is ``lookup_table`` itself; before resampling, the float64 values of every
     code (``evaluate`` is elementwise for integer inputs, so the table is exactly what it returns).
     """
     dtype = np.dtype(dtype)
     if dtype.kind != "u":
         return None
     if not resize:
-        return mapping.lookup_table(dtype, fmt)
-    codes = np.arange(np.iinfo(dtype).max + 1, dtype=dtype)
-    return mapping.evaluate(codes, fmt.is_disparity)
+        return np.concatenate([mapping.lookup_table(dtype, fmt) for mapping in mappings])
+    codes = np.arange(table_length(dtype), dtype=dtype)
+    return np.concatenate([mapping.evaluate(codes, fmt.is_disparity) for mapping in mappings])
+
+
+def table_bytes(dtype: np.dtype, fmt: PixelFormat, resize: bool) -> int:
+    """Device bytes of one mapping's table in :func:`device_table` (0 for float inputs)."""
+    dtype = np.dtype(dtype)
+    return table_length(dtype) * (8 if resize else fmt.bytes_per_pixel) if dtype.kind == "u" else 0
 
 
 def flagged(flags: np.ndarray) -> int | None:

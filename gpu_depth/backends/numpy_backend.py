@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -12,6 +13,7 @@ from ..core.depthdata import empty_rows
 from ..core.formats import PixelFormat
 from ..core.mapping import DepthMapping, round_to_format
 from ..core.resample import area_resize
+from . import per_map
 
 
 class NumpyBackend:
@@ -20,12 +22,17 @@ class NumpyBackend:
     def convert(
         self,
         maps: list,
-        mapping: DepthMapping,
+        mapping: DepthMapping | Sequence[DepthMapping],
         pixel_format: PixelFormat,
         row_alignment: int,
         size: tuple[int, int] | None,
     ) -> list[np.ndarray]:
-        return [convert_map(np.asarray(m), mapping, pixel_format, row_alignment, size) for m in maps]
+        """Rows of each map, converted with its mapping (``mapping``, or one per map), one after the other."""
+        mappings = per_map(mapping, len(maps))
+        return [
+            convert_map(np.asarray(m), each, pixel_format, row_alignment, size)
+            for m, each in zip(maps, mappings, strict=True)
+        ]
 
 
 def convert_map(

@@ -255,7 +255,7 @@ def _convert_parser(sub: argparse.ArgumentParser) -> None:
         help="replace existing outputs (without it an existing output fails its item)",
     )
     output.add_argument("--resume", action="store_true", help="skip items whose output exists and holds depth")
-    mattes = sub.add_argument_group("mattes (HEIC and JPEG outputs)")
+    mattes = sub.add_argument_group("mattes (HEIC, JPEG and DNG outputs)")
     mattes.add_argument("--matte", type=Path, help="folder of 8-bit mattes (255 = subject), paired by photo stem")
     mattes.add_argument("--matte-suffix", default="", help="matte stem = photo stem + this (e.g. _matte)")
     mattes.add_argument(

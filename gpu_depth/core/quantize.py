@@ -100,8 +100,9 @@ def dequantize(
         table = _values(np.arange(1 << 8 * pixels.dtype.itemsize), info)
         with np.errstate(over="ignore", invalid="ignore"):
             rounded = table.astype(fmt.dtype)
-        if not np.isinf(rounded[np.isfinite(table)]).any():
-            rows[:, :width] = rounded.take(pixels.astype(np.intp))  # take on native indices: ~2x fancy indexing
+        lowest = min(info.int_min, len(rounded) - 1)  # the values are linear in the code from IntMin on
+        if np.isfinite(rounded[[lowest, -1]]).all():
+            rows[:, :width] = rounded.take(pixels)  # take: ~2x fancy indexing
             return DepthData.from_rows(rows, fmt, width, metadata)
     rows[:, :width] = round_to_format(_values(pixels, info), fmt)  # names the value that does not fit
     return DepthData.from_rows(rows, fmt, width, metadata)

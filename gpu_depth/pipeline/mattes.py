@@ -50,6 +50,6 @@ def matte_arguments(
         fields = {}
     if not hasattr(target, "attach_auxiliary"):
         if mattes:
-            raise DepthError(f"--matte: a {target.NAME} output takes no mattes (HEIC and JPEG do)")
+            raise DepthError(f"--matte: a {target.NAME} output takes no mattes")
         return {}, fields
     return {"mattes": mattes, "drop_mattes": options.drop_mattes}, fields

@@ -159,26 +159,27 @@ def decode(item: Item, options: Options) -> Item:
 
 
 def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Item]:
-    """Convert the batch's maps in as few backend calls as their mappings allow."""
-    groups: dict[tuple, list[Item]] = {}
+    """Convert the batch's maps in one backend call per pixel format, each map with its own mapping."""
+    groups: dict[str, list[tuple[Item, DepthMapping]]] = {}
     for item in batch:
         if item.status:
             continue
         try:
-            key = (_mapping(item.job, options), item.job.pixel_format or options.pixel_format)
-            check_path(item.job.depth, key[0])
+            mapping = _mapping(item.job, options)
+            check_path(item.job.depth, mapping)
         except Exception as exc:
             item.fail(exc)
             continue
-        groups.setdefault(key, []).append(item)
-    for (mapping, fmt), members in groups.items():
+        groups.setdefault(item.job.pixel_format or options.pixel_format, []).append((item, mapping))
+    for fmt, members in groups.items():
         started = time.perf_counter()
+        items, mappings = [m[0] for m in members], [m[1] for m in members]
         try:
-            depths = convert([m.gray for m in members], fmt, mapping, size=[m.size for m in members], backend=backend)
+            depths = convert([m.gray for m in items], fmt, mappings, size=[m.size for m in items], backend=backend)
         except Exception:  # find the culprit: convert one by one
-            depths = [_convert_one(m, fmt, mapping, backend) for m in members]
+            depths = [_convert_one(item, fmt, mapping, backend) for item, mapping in members]
         share = round((time.perf_counter() - started) / len(members), 5)
-        for member, depth in zip(members, depths, strict=True):
+        for (member, mapping), depth in zip(members, depths, strict=True):
             member.gray = None
             if depth is not None:
                 intrinsics = member.job.intrinsics or options.intrinsics or member.intrinsics

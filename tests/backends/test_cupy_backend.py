@@ -9,7 +9,7 @@ import platform
 import numpy as np
 import pytest
 from helpers.host_kernels import KERNELS
-from helpers.maps import MAPPINGS, RANGED, float_map, mapping_for, tame
+from helpers.maps import MAPPINGS, RANGED, float_map, mapping_for, mixed_maps, tame
 
 import gpu_depth
 from gpu_depth.backends import cupy_unavailable, kernel_plan, select_backend
@@ -323,7 +323,7 @@ def test_device_results_belong_to_the_callers_stream(backend):
 def test_table_eviction_under_load(backend, monkeypatch):
     """One cached table, runs of two uint8 and two uint16 maps (a table each), batches of one map in both
     slots: a table evicted while the other slot's batch still reads it stays alive with that batch."""
-    monkeypatch.setattr(cupy_backend, "TABLES", 1)
+    monkeypatch.setattr(cupy_backend, "TABLE_BYTES", 1 << 10)
     monkeypatch.setattr(cupy_backend, "BATCH_BYTES", 1 << 10)
     rng = np.random.default_rng(43)
     maps = [
@@ -335,6 +335,22 @@ def test_table_eviction_under_load(backend, monkeypatch):
         mapping = gpu_depth.DepthMapping("apple-gray", near=near, far=6.0)
         assert not isinstance(same_as_numpy(backend, maps, mapping, "hdis", 16), str)
         assert not isinstance(same_as_numpy(backend, maps, mapping, "fdep", 1, (6, 4), True), str)
+
+
+@pytest.mark.gpu
+def test_table_eviction_under_load_with_mixed_mappings(backend, monkeypatch):
+    """Runs of four uint8 maps of mappings A, B, A, B (batches of two: the batch's two tables back to back,
+    the second batch's found in the cache of the other slot's upload) between uint16 maps whose tables
+    evict them at once: a batch keeps the tables it reads alive."""
+    monkeypatch.setattr(cupy_backend, "TABLE_BYTES", 1 << 10)  # one pair of uint8 hdis tables
+    monkeypatch.setattr(cupy_backend, "BATCH_BYTES", 2560)  # two 8x8 uint8 maps and their two tables
+    rng = np.random.default_rng(79)
+    maps = [rng.integers(0, 256, (8, 8)).astype(dtype) for _ in range(3) for dtype in ["uint8"] * 4 + ["uint16"] * 2]
+    for near in (0.1, 0.2, 0.1):
+        pair = [gpu_depth.DepthMapping("apple-gray", near=near, far=far) for far in (6.0, 9.0)]
+        mappings = [pair[index % 2] for index in range(len(maps))]
+        assert not isinstance(same_as_numpy(backend, maps, mappings, "hdis", 16), str)
+        assert not isinstance(same_as_numpy(backend, maps, mappings, "hdis", 16, None, True), str)
 
 
 @pytest.mark.gpu
@@ -360,3 +376,87 @@ def test_errors_leave_the_slots_idle(backend, monkeypatch):
     for device in (False, True):
         assert "outside [0, 1]" in same_as_numpy(backend, maps, RANGED["apple-gray"], "fdis", 1, None, device)
     assert not isinstance(same_as_numpy(backend, maps[2:], RANGED["apple-gray"], "fdis"), str)
+
+
+# ---- maps of many mappings (issue 18, defect 5) ----------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [False, True], ids=["to-host", "on-device"])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_one_launch_for_maps_of_many_mappings(backend, monkeypatch, dtype, device):
+    """24 maps, a mapping each (iPhone photos with their own zNear/zFar): one batch, one conversion launch."""
+    launched = []
+    launch = cupy_backend.CupyBackend._launch
+    monkeypatch.setattr(
+        cupy_backend.CupyBackend, "_launch", lambda self, name, *a: launched.append(name) or launch(self, name, *a)
+    )
+    maps, mappings = mixed_maps(np.random.default_rng(67), dtype, 24)
+    if device:
+        maps = [cupy.asarray(m) for m in maps]
+    assert not isinstance(same_as_numpy(backend, maps, mappings, "fdis", 16, None, device), str)
+    kernel = "gather" if dtype.startswith("uint") else "evaluate"
+    assert [name for name in launched if name.startswith(kernel)] == [f"{kernel}_{dtype}_float32"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [False, True], ids=["to-host", "on-device"])
+def test_maps_of_many_mappings_through_both_slots(backend, monkeypatch, device):
+    """Small batches (a few maps each, tables counted) alternate between the slots, each with its own
+    maps' mappings and tables; host and device maps, integer and float runs, resampled or not."""
+    monkeypatch.setattr(cupy_backend, "BATCH_BYTES", 1 << 12)
+    rng = np.random.default_rng(71)
+    maps: list = []
+    mappings: list = []
+    for dtype in ("uint8", "float32", "uint16", "uint8", "float16"):
+        run, run_mappings = mixed_maps(rng, dtype, 9)
+        maps += run
+        mappings += run_mappings
+    maps[::4] = [cupy.asarray(m) for m in maps[::4]]
+    for size in (None, (9, 7)):
+        result = same_as_numpy(backend, maps, mappings, "hdis", 16, size, device)
+        assert len(result) == len(maps), result
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("device", [False, True], ids=["to-host", "on-device"])
+@pytest.mark.parametrize("batch_bytes", [1 << 8, 256 << 20], ids=["a-map-per-batch", "one-batch"])
+def test_each_map_reads_its_own_mapping(backend, monkeypatch, batch_bytes, device):
+    """Maps with swapped zNear/zFar: each converts as it does alone with its own mapping."""
+    monkeypatch.setattr(cupy_backend, "BATCH_BYTES", batch_bytes)
+    rng = np.random.default_rng(73)
+    for preset, dtype in (("apple-gray", "uint8"), ("inverse-gray", "uint16"), ("inverted-gray", "float32")):
+        a, b = gpu_depth.DepthMapping(preset, near=0.5, far=4.0), gpu_depth.DepthMapping(preset, near=1.0, far=10.0)
+        if dtype == "float32":
+            maps = [rng.random((5, 7)).astype(dtype) for _ in range(4)]
+        else:
+            maps = [rng.integers(0, np.iinfo(dtype).max, (5, 7), endpoint=True).astype(dtype) for _ in range(4)]
+        run = backend.convert_device if device else backend.convert
+        for size in (None, (4, 3)):
+            alone = {(i, m): _rows(backend.convert, [maps[i]], m, size)[0] for i in range(len(maps)) for m in (a, b)}
+            assert all(alone[i, a] != alone[i, b] for i in range(len(maps)))
+            for mappings in ([a, b, a, b], [b, a, a, b]):
+                assert _rows(run, maps, mappings, size) == [alone[i, m] for i, m in enumerate(mappings)]
+
+
+def _rows(run, maps, mapping, size) -> list[bytes]:
+    return [cupy.asnumpy(rows).tobytes() for rows in run(maps, mapping, PixelFormat.FDEP, 16, size)]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("batch_bytes", [1 << 10, 256 << 20], ids=["small-batches", "one-batch"])
+def test_first_bad_map_raises_its_own_mappings_error(backend, monkeypatch, batch_bytes):
+    """Maps of several mappings: the first map that its own mapping refuses raises NumPy's error, in any batch."""
+    monkeypatch.setattr(cupy_backend, "BATCH_BYTES", batch_bytes)
+    good = gpu_depth.DepthMapping("apple-gray", near=0.5, far=5.0)
+    overflow = gpu_depth.DepthMapping("apple-gray", near=1e-5, far=1.0)  # disparity 1e5 > float16's largest
+    depth_zero = gpu_depth.DepthMapping("apple-gray", near=0.0, far=1.0)
+    codes = [np.arange(256, dtype=np.uint8).reshape(16, 16)] * 6
+    assert "exceeds the format" in same_as_numpy(backend, codes, [good, good, overflow, good, depth_zero, good], "hdis")
+    assert "depth of 0 m" in same_as_numpy(backend, codes, [good, depth_zero, good, good, overflow, good], "hdis")
+    floats = [np.full((3, 4), 0.5, np.float32), np.full((2, 5), 1e-6, np.float32), np.full((4, 4), 1.5, np.float32)]
+    gray, metric = RANGED["apple-gray"], MAPPINGS["metric"]
+    for device in (False, True):
+        assert "exceeds the format" in same_as_numpy(backend, floats, [gray, metric, gray], "hdis", 1, None, device)
+        assert "outside [0, 1]" in same_as_numpy(backend, floats[::-1], [gray, metric, gray], "hdis", 1, None, device)
+    assert not isinstance(same_as_numpy(backend, floats[:2], [gray, metric], "fdis"), str)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from helpers import ROOT
 from helpers.host_kernels import BLOCKS, KERNELS, HostKernels, host_convert, host_quantize
-from helpers.maps import FLOAT_NAMES, MAPPINGS, METRIC, NAN_BITS, RANGED, float_map, mapping_for, tame
+from helpers.maps import FLOAT_NAMES, MAPPINGS, METRIC, NAN_BITS, RANGED, float_map, mapping_for, mixed_maps, tame
 
 from gpu_depth.backends import kernel_plan as kp
 from gpu_depth.backends.numpy_backend import NumpyBackend
@@ -241,6 +241,57 @@ def test_ragged_batch_with_mixed_dtypes_and_sizes(host):
             assert len(result) == len(maps)
 
 
+# ---- maps of many mappings in one launch ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [None, (9, 7)])
+@pytest.mark.parametrize("fmt", FORMATS, ids=str)
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float16", "float32"])
+def test_maps_of_many_mappings_convert_like_numpy(host, dtype, fmt, size):
+    """One launch per batch, each map with its own mapping (and lookup table among the batch's)."""
+    exclude = ["disparity-px"] if str(fmt) == "hdep" else []  # too deep for float16
+    maps, mappings = mixed_maps(np.random.default_rng(zlib.crc32(f"{dtype} {fmt}".encode())), dtype, 20, exclude)
+    assert len(set(mappings)) > len(mappings) / 2  # the ranged ones all differ; metric ones repeat (a shared table)
+    result = same_as_numpy(host, maps, mappings, fmt, 16, size)
+    assert not isinstance(result, str), result
+
+
+@pytest.mark.parametrize("size", [None, (5, 4)])
+@pytest.mark.parametrize(
+    ("preset", "dtype"), [("apple-gray", "uint8"), ("inverse-gray", "uint16"), ("relative-disparity", "float32")]
+)
+def test_each_map_reads_its_own_mapping(host, preset, dtype, size):
+    """Maps with swapped zNear/zFar in one launch: each converts as it does alone with its own mapping
+    (a parameter or table offset read from another map's entry gives the other mapping's bytes)."""
+    a, b = DepthMapping(preset, near=0.5, far=4.0), DepthMapping(preset, near=1.0, far=10.0)
+    rng = np.random.default_rng(61)
+    if np.dtype(dtype).kind == "u":
+        maps = [rng.integers(0, np.iinfo(dtype).max, (6, 8), endpoint=True).astype(dtype) for _ in range(3)]
+    else:
+        maps = [rng.random((6, 8)).astype(dtype) for _ in range(3)]
+    alone = {(i, m): host_convert(host, [maps[i]], m, "fdep", 16, size)[0].tobytes() for i in range(3) for m in (a, b)}
+    assert all(alone[i, a] != alone[i, b] for i in range(3))
+    for mappings in ([a, b, a], [b, a, b], [b, b, a]):
+        together = host_convert(host, maps, mappings, "fdep", 16, size)
+        assert [r.tobytes() for r in together] == [alone[i, m] for i, m in enumerate(mappings)]
+    assert not isinstance(same_as_numpy(host, maps, [a, b, a], "fdep", 16, size), str)
+
+
+def test_first_bad_map_raises_its_own_mappings_error(host):
+    """Maps of several mappings in one launch: the first map whose mapping refuses it raises, as NumPy does."""
+    good, overflow = DepthMapping("apple-gray", near=0.5, far=5.0), DepthMapping("apple-gray", near=1e-5, far=1.0)
+    depth_zero = DepthMapping("apple-gray", near=0.0, far=1.0)
+    codes = [np.arange(256, dtype=np.uint8).reshape(16, 16)] * 4
+    assert "exceeds the format" in same_as_numpy(host, codes, [good, overflow, good, depth_zero], "hdis")
+    assert "depth of 0 m" in same_as_numpy(host, codes, [good, depth_zero, good, overflow], "hdis")
+    assert not isinstance(same_as_numpy(host, codes, [good, overflow, good, depth_zero], "fdep"), str)
+    floats = [np.full((3, 4), 0.5, np.float32), np.full((2, 5), 1e-6, np.float32), np.full((4, 4), 1.5, np.float32)]
+    gray, metric = RANGED["apple-gray"], METRIC["metric"]
+    assert "exceeds the format" in same_as_numpy(host, floats, [gray, metric, gray], "hdis")
+    assert "outside [0, 1]" in same_as_numpy(host, floats[::-1], [gray, metric, gray], "hdis")
+    assert not isinstance(same_as_numpy(host, floats[:2], [gray, metric], "fdis"), str)
+
+
 # ---- storage quantisation ---------------------------------------------------------------------------------------
 
 
@@ -283,7 +334,7 @@ def test_launch_groups_follow_dtype_resampling_and_grid_limit(monkeypatch):
 SANITIZED_RUN = """
 import numpy as np
 from helpers.host_kernels import HostKernels, host_convert, host_quantize
-from helpers.maps import MAPPINGS, RANGED, float_map, tame
+from helpers.maps import MAPPINGS, RANGED, float_map, mixed_maps, tame
 from gpu_depth.backends.numpy_backend import NumpyBackend
 from gpu_depth.core.depthdata import DepthData
 from gpu_depth.core.formats import PixelFormat, StoredFormat
@@ -292,17 +343,22 @@ from gpu_depth.core.quantize import quantize
 host = HostKernels(sanitize=True)
 rng = np.random.default_rng(59)
 cases = [
-    ([np.arange(65536, dtype=np.uint16).reshape(256, 256), np.full((1, 1), 7, np.uint16)], "kitti", "fdep", None),
+    ([np.arange(65536, dtype=np.uint16).reshape(256, 256), np.full((1, 1), 7, np.uint16)], MAPPINGS["kitti"],
+     "fdep", None),
     ([np.arange(256, dtype=np.uint8).reshape(16, 16), rng.integers(0, 256, (5, 3)).astype(np.uint8)],
-     "apple-gray", "hdis", (4, 7)),
-    ([tame(float_map(rng, s, "metric", "float32")) for s in ((13, 29), (1, 1), (40, 8))], "metric", "hdis", (5, 3)),
-    ([float_map(rng, (17, 9), "relative-disparity", "float16")], "relative-disparity", "fdis", None),
+     MAPPINGS["apple-gray"], "hdis", (4, 7)),
+    ([tame(float_map(rng, s, "metric", "float32")) for s in ((13, 29), (1, 1), (40, 8))], MAPPINGS["metric"],
+     "hdis", (5, 3)),
+    ([float_map(rng, (17, 9), "relative-disparity", "float16")], MAPPINGS["relative-disparity"], "fdis", None),
+    (*mixed_maps(rng, "uint16", 6), "fdis", None),  # one table per mapping, back to back
+    (*mixed_maps(rng, "uint8", 6), "hdis", (4, 7)),
+    (*mixed_maps(rng, "float32", 6), "fdep", None),
 ]
-for maps, name, fmt, size in cases:
+for maps, mapping, fmt, size in cases:
     for alignment in (1, 64):
-        got = host_convert(host, maps, MAPPINGS[name], fmt, alignment, size)
-        expected = NumpyBackend().convert(maps, MAPPINGS[name], PixelFormat.parse(fmt), alignment, size)
-        assert all(a.tobytes() == b.tobytes() for a, b in zip(got, expected, strict=True)), (name, fmt, size)
+        got = host_convert(host, maps, mapping, fmt, alignment, size)
+        expected = NumpyBackend().convert(maps, mapping, PixelFormat.parse(fmt), alignment, size)
+        assert all(a.tobytes() == b.tobytes() for a, b in zip(got, expected, strict=True)), (mapping, fmt, size)
 depths = [DepthData.from_array(rng.lognormal(0, 1, (21, 33)), "hdis", row_alignment=64)]
 for stored in StoredFormat:
     assert host_quantize(host, depths, stored)[0].pixels.tobytes() == quantize(depths[0], stored).pixels.tobytes()

@@ -296,3 +296,48 @@ def test_visualised_midas_mid_gray_is_relative_disparity():
     relative = convert(np.array([[0.0, 0.5, 1.0]]), "fdep", DepthMapping("relative-disparity", 0.5, 10.0))
     assert np.isclose(relative.array[0, 1], 1 / (0.1 + 0.5 * 1.9))
     assert np.isclose(convert(mid, "fdep", DepthMapping("inverted-gray", 0.5, 10.0)).array[0, 0], 5.25)
+
+
+def test_convert_takes_one_mapping_per_map():
+    """Photos with their own zNear/zFar in one call: each map converts as it does alone, metadata its own."""
+    rng = np.random.default_rng(83)
+    maps = [
+        rng.integers(0, 256, (4, 6)).astype(np.uint8),
+        rng.random((3, 5)).astype(np.float32),
+        np.array([[0, 2560, 512]], np.uint16),
+        rng.integers(0, 256, (4, 6)).astype(np.uint8),
+    ]
+    mappings = [
+        DepthMapping("apple-gray", 0.5, 4.0),
+        DepthMapping("inverse-gray", 1.0, 10.0),
+        DepthMapping("kitti"),
+        DepthMapping("apple-gray", 1.0, 4.0),
+    ]
+    sizes = [None, (2, 2), None, (3, 2)]
+    together = convert(maps, "hdis", mappings, size=sizes)
+    assert together == [convert(m, "hdis", e, size=s) for m, e, s in zip(maps, mappings, sizes, strict=True)]
+    assert together[0] != convert(maps[0], "hdis", mappings[3])
+    assert [d.metadata.accuracy for d in together] == ["relative", "relative", "absolute", "relative"]
+    assert [d.metadata.filtered for d in together] == [True, True, False, True]  # KITTI's 0 is a hole
+    assert convert(maps[0], "hdis", mappings[:1]) == together[0]  # one map, a sequence of one mapping
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ([DepthMapping("apple-gray", 1.0, 2.0)], "got 1 mappings for 2 maps"),
+        ([DepthMapping("apple-gray", 1.0, 2.0), "apple-gray"], "mapping 1 must be a DepthMapping, got str"),
+        ("apple-gray", "mapping must be a DepthMapping or a sequence of one per map, got str"),
+        (None, "mapping must be a DepthMapping or a sequence of one per map, got NoneType"),
+    ],
+)
+def test_convert_refuses_mappings_that_are_not_one_per_map(mapping, message):
+    with pytest.raises(DepthError) as error:
+        convert([np.zeros((2, 2), np.uint8)] * 2, "hdis", mapping)
+    assert str(error.value) == message
+
+
+def test_each_map_is_checked_against_its_own_mapping():
+    codes = np.zeros((2, 2), np.uint16)
+    with pytest.raises(DepthError, match="preset metric reads float metres"):
+        convert([codes, codes], "hdis", [DepthMapping("kitti"), DepthMapping("metric")])

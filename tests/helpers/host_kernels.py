@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from gpu_depth.backends import kernel_plan as kp
+from gpu_depth.backends import per_map
 from gpu_depth.core.depthdata import DepthData
 from gpu_depth.core.formats import PixelFormat, StoredFormat
 from gpu_depth.core.quantize import StoredMap
@@ -102,13 +103,15 @@ class HostKernels:
 def host_convert(kernels: HostKernels, maps, mapping, fmt, row_alignment=1, size=None, packed=False) -> list:
     """The CuPy backend's convert, run on the CPU: rows of each map (fresh arrays).
 
-    ``packed``: hand each group over as one back-to-back buffer, as a contiguous device batch is used.
+    ``mapping``: one for all maps, or one per map.  ``packed``: hand each group over as one
+    back-to-back buffer, as a contiguous device batch is used.
     """
     fmt = PixelFormat.parse(fmt)
+    mappings = per_map(mapping, len(maps))
     kp.check_batch(maps, fmt, row_alignment, size)
     rows: list = [None] * len(maps)
     for indices, dtype, resize in kp.groups(maps, size):
-        members = [maps[i] for i in indices]
+        members, members_mappings = [maps[i] for i in indices], [mappings[i] for i in indices]
         target = size if resize else None
         plan = kp.plan_convert([m.shape for m in members], dtype, fmt, row_alignment, target, packed)
         if packed:
@@ -117,11 +120,11 @@ def host_convert(kernels: HostKernels, maps, mapping, fmt, row_alignment=1, size
             d_in = np.zeros(plan.in_size, dtype)
             kp.pack(members, plan.input_layout, d_in)
         d_out = np.full(plan.out_size * fmt.bytes_per_pixel, 0x55, np.uint8).view(fmt.dtype)  # the kernels zero padding
-        table = kp.device_table(mapping, dtype, fmt, resize)
-        flags = kp.run_convert(kernels.launch, np, plan, mapping, table, d_in, d_out, BLOCKS)
+        table = kp.device_table(kp.distinct(members_mappings)[0], dtype, fmt, resize)
+        flags = kp.run_convert(kernels.launch, np, plan, members_mappings, table, d_in, d_out, BLOCKS)
         bad = kp.flagged(flags)
         if bad is not None:
-            kp.raise_like_numpy(members[bad], mapping, fmt, row_alignment, size if resize else None)
+            kp.raise_like_numpy(members[bad], members_mappings[bad], fmt, row_alignment, size if resize else None)
         for index, view in zip(indices, kp.unpack(d_out, plan), strict=True):
             rows[index] = view.copy()
     return rows

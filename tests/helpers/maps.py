@@ -1,5 +1,7 @@
 """Depth maps, mappings and calibrations the tests share."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from gpu_depth import CameraCalibration, DepthMapping
@@ -67,6 +69,30 @@ def tame(values: np.ndarray) -> np.ndarray:
     values[np.abs(wide) > 1e30] = 1.0
     values[(wide > 0) & (wide < 1e-30)] = 2.0
     return values
+
+
+def mixed_maps(rng, dtype, count: int, exclude=()) -> tuple[list[np.ndarray], list[DepthMapping]]:
+    """``count`` ragged maps of ``dtype``, each with a mapping of its own (iPhone photos with their own
+    zNear/zFar): the presets ``dtype`` can mean but ``exclude`` in turn, ranges varied per map, tamed
+    float values (every third map without NaN)."""
+    integer = np.dtype(dtype).kind == "u"
+    names = [name for name in MAPPINGS if (integer or name in FLOAT_NAMES) and name not in exclude]
+    maps, mappings = [], []
+    for index in range(count):
+        name = names[index % len(names)]
+        mapping = mapping_for(name, dtype)
+        if name in RANGED:
+            mapping = replace(mapping, near=mapping.near * (1 + index / 7), far=mapping.far + index)
+        shape = tuple(int(n) for n in rng.integers(1, 30, 2))
+        if integer:
+            values = rng.integers(0, np.iinfo(dtype).max, shape, endpoint=True).astype(dtype)
+        else:
+            values = tame(float_map(rng, shape, name, dtype))
+            if index % 3 == 2:
+                values[np.isnan(values)] = 0.5
+        maps.append(values)
+        mappings.append(mapping)
+    return maps, mappings
 
 
 CALIBRATION = CameraCalibration(

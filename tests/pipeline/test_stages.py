@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gpu_depth.core.mapping import DepthMapping
 from gpu_depth.pipeline import stages
 from gpu_depth.pipeline.jobs import Job
 from gpu_depth.pipeline.options import Options
@@ -38,6 +39,41 @@ def test_a_conversion_that_raises_fails_only_its_item(tmp_path, monkeypatch):
     stages.convert_batch(batch, Options(tmp_path, near=0.5, far=10), "numpy")
     assert [item.status for item in batch] == [None, "failed", None]
     assert batch[1].error == "unexpected ValueError: bad map" and batch[0].depth == "converted"
+
+
+def test_maps_of_many_mappings_convert_in_one_call_per_format(tmp_path, monkeypatch):
+    """Photos with their own zNear/zFar: one backend call per pixel format, each map with its own mapping."""
+    calls = []
+    real = stages.convert
+
+    def convert(grays, fmt, mappings, **kwargs):
+        calls.append((fmt, list(mappings)))
+        return real(grays, fmt, mappings, **kwargs)
+
+    monkeypatch.setattr(stages, "convert", convert)
+    ranges = [(0.5, 4.0), (1.0, 9.0), (None, None), (0.3, 2.0)]
+    formats = [None, None, "fdep", None]
+    batch = [
+        stages.Item(Job(Path(f"{n}.jpg"), Path(f"{n}.png"), near=near, far=far, pixel_format=fmt), Path(f"o{n}.jpg"))
+        for n, ((near, far), fmt) in enumerate(zip(ranges, formats, strict=True))
+    ]
+    for n, item in enumerate(batch):
+        item.gray, item.size, item.map_size = np.full((2, 3), 40 * n, np.uint8), (3, 2), (3, 2)
+    stages.convert_batch(batch, Options(tmp_path, near=0.7, far=12.0), "numpy")
+    assert [(fmt, [(m.near, m.far) for m in mappings]) for fmt, mappings in calls] == [
+        ("hdis", [(0.5, 4.0), (1.0, 9.0), (0.3, 2.0)]),
+        ("fdep", [(0.7, 12.0)]),
+    ]
+    assert [item.details["mapping"] for item in batch] == [
+        "apple-gray, near 0.5 m, far 4 m",
+        "apple-gray, near 1 m, far 9 m",
+        "apple-gray, near 0.7 m, far 12 m",
+        "apple-gray, near 0.3 m, far 2 m",
+    ]
+    for item, (near, far) in zip(batch, [(0.5, 4.0), (1.0, 9.0), (0.7, 12.0), (0.3, 2.0)], strict=True):
+        fmt = item.job.pixel_format or "hdis"
+        alone = real(np.full((2, 3), 40 * batch.index(item), np.uint8), fmt, DepthMapping("apple-gray", near, far))
+        assert item.status is None and item.depth == alone
 
 
 def test_a_worker_that_dies_fails_its_items_and_a_fresh_pool_goes_on(tmp_path, monkeypatch):

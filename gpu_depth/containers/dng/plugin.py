@@ -18,18 +18,26 @@ half a code step.  DNG has no code for a hole: a map with NaN pixels is refused 
 
 Reading takes 8- or 16-bit depth IFDs in strips or tiles, uncompressed or Deflate (predictor none or
 horizontal); lossless JPEG (Compression 7) is refused with a DepthError.
+
+Mattes are DNG 1.6 semantic masks (docs/mattes.md): each an IFD of IFD0's SubIFDs with NewSubFileType
+0x10004 and PhotometricInterpretation 52527 (PhotometricMask), 8-bit Deflate strips at the matte's own
+size, SemanticName (the kind's URN; the kind's name is read too), MaskSubArea (0, 0, width, height) and the
+matte's XMP packet in its XMP tag (700); attaching one raises DNGVersion to 1.6.0.0.  Masks whose
+SemanticName names no kind (a ProRAW's own) are kept and listed, never decoded.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
 from ... import limits
+from ...core.auxiliary import BY_URN, KINDS, Matte, MatteKind, parse_matte_xmp
 from ...core.depthdata import DepthData
 from ...core.formats import PixelFormat
 from ...core.holes import refuse_holes
@@ -37,6 +45,7 @@ from ...core.metadata import DepthMetadata
 from ...core.orientation import displayed_size as turned
 from ...errors import DepthError, ExistingDepth
 from .tiff import (
+    ASCII,
     BIGTIFF_MAGIC,
     BYTE,
     CLASSIC_MAGIC,
@@ -46,9 +55,11 @@ from .tiff import (
     SHORT,
     SUBIFDS,
     TYPES,
+    UNDEFINED,
     Entry,
     Ifd,
     TiffFile,
+    TiffFormat,
     make_entry,
     pack_ifd,
     tag_name,
@@ -58,6 +69,8 @@ NAME = "dng"
 EXTENSIONS = (".dng",)
 #: Keyword arguments of :func:`attach_depth` a caller (the pipeline) may pass.
 ATTACH_OPTIONS = frozenset({"measure_type"})
+#: Those :func:`attach_auxiliary` takes.
+AUXILIARY_OPTIONS: frozenset[str] = frozenset()
 
 NEW_SUBFILE_TYPE = 254
 DEPTH_MAP, REDUCED_DEPTH_MAP = 8, 9
@@ -67,6 +80,16 @@ DEPTH_FORMAT, DEPTH_NEAR, DEPTH_FAR, DEPTH_UNITS, DEPTH_MEASURE_TYPE = 51177, 51
 LINEAR, INVERSE = 1, 2
 METERS = 1
 DEPTH_DNG_VERSION = (1, 5, 0, 0)
+#: DNG 1.6 semantic masks: NewSubFileType, PhotometricInterpretation, the mask IFD's tags, XMP (TIFF tag 700).
+SEMANTIC_MASK, PHOTOMETRIC_MASK = 0x10004, 52527
+SEMANTIC_NAME, SEMANTIC_INSTANCE_ID, MASK_SUB_AREA = 52526, 52528, 52536
+XMP = 700
+MASK_DNG_VERSION = (1, 6, 0, 0)
+#: Longest SemanticName read, and largest mask XMP packet (the DNG SDK reads up to 16 MiB).
+MAX_NAME_BYTES = 1 << 12
+MAX_XMP_BYTES = 16 << 20
+#: The matte kinds a SemanticName names: their URNs (what we write) and their names.
+MASK_KINDS: dict[str, MatteKind] = {**KINDS, **BY_URN}
 #: Largest code of the 16-bit samples written, and the size aimed at for each strip.
 CODE_MAX = 65535
 STRIP_BYTES = 1 << 16
@@ -121,19 +144,108 @@ def read_depth(data: bytes) -> DepthData | None:
     return DepthData.from_array(values, fmt, metadata=metadata)
 
 
+def read_mattes(data: bytes) -> list[Matte]:
+    """Every matte of a DNG (a semantic mask whose SemanticName names a kind), in IFD order, with the
+    version its XMP tag says; a mask cropped by MaskSubArea comes back at its uncropped size."""
+    tiff, ifds = open_dng(data)
+    mattes = []
+    for ifd, kind in matte_ifds(tiff, ifds):
+        pixels = _read_samples(tiff, ifd, "mask")
+        if pixels.dtype.itemsize == 2:  # DNG 1.6 allows 16-bit masks; a matte is 8-bit
+            pixels = np.rint(pixels / 257.0).astype(np.uint8)
+        xmp = mask_xmp(ifd)
+        mattes.append(Matte(kind, _uncropped(tiff, ifd, pixels), parse_matte_xmp(xmp, kind)[1] if xmp else None))
+    return mattes
+
+
+def auxiliary_images(data: bytes, parsed: tuple[TiffFile, list[Ifd]] | None = None) -> list[tuple[str, int, int]]:
+    """(type, width, height) of every depth map and semantic mask, nothing decoded: ``depth``, a matte
+    kind's name, else the mask's SemanticName (``semantic mask`` without one).  ``parsed``: :func:`parse`'s
+    ``data``, when at hand."""
+    tiff, ifds = parsed or open_dng(data)
+    found = [("depth", ifd) for ifd in depth_ifds(tiff, ifds)]
+    found += [(kind.name if kind else name or "semantic mask", ifd) for ifd, name, kind in semantic_masks(tiff, ifds)]
+    return [(kind, *mask_size(tiff, ifd)) for kind, ifd in found]
+
+
+def semantic_masks(tiff: TiffFile, ifds: list[Ifd]) -> list[tuple[Ifd, str | None, MatteKind | None]]:
+    """(IFD, SemanticName, the matte kind it names) of every IFD with NewSubFileType 0x10004."""
+    masks = [ifd for ifd in ifds if scalar(tiff, ifd, NEW_SUBFILE_TYPE, 0) == SEMANTIC_MASK]
+    return [(ifd, name, MASK_KINDS.get(name or "")) for ifd in masks for name in [semantic_name(ifd)]]
+
+
+def matte_ifds(tiff: TiffFile, ifds: list[Ifd]) -> list[tuple[Ifd, MatteKind]]:
+    """(IFD, kind) of every semantic mask that is a matte."""
+    return [(ifd, kind) for ifd, _, kind in semantic_masks(tiff, ifds) if kind is not None]
+
+
+def semantic_name(ifd: Ifd) -> str | None:
+    """A mask IFD's SemanticName (ASCII, or BYTE as the DNG SDK also reads), or None."""
+    if SEMANTIC_NAME not in ifd:
+        return None
+    entry = ifd.entries[SEMANTIC_NAME]
+    if entry.type not in (ASCII, BYTE) or entry.count > MAX_NAME_BYTES:
+        raise DepthError(f"{ifd.name} tag {entry.name} must be ASCII of at most {MAX_NAME_BYTES} bytes")
+    return bytes(entry.value).split(b"\0", 1)[0].decode("latin-1")
+
+
+def mask_xmp(ifd: Ifd) -> bytes | None:
+    """The XMP packet of a mask IFD (tag 700, BYTE or UNDEFINED), or None."""
+    if XMP not in ifd:
+        return None
+    entry = ifd.entries[XMP]
+    if entry.type not in (BYTE, UNDEFINED) or entry.count > MAX_XMP_BYTES:
+        raise DepthError(f"{ifd.name} tag {entry.name} must be BYTE or UNDEFINED, at most {MAX_XMP_BYTES} bytes")
+    return bytes(entry.value)
+
+
+def mask_sub_area(tiff: TiffFile, ifd: Ifd) -> tuple[int, int, int, int] | None:
+    """MaskSubArea (top, left, full width, full height) when present and valid for the stored mask
+    (the spec: ignored when the stored mask runs past the full one), else None."""
+    if MASK_SUB_AREA not in ifd or ifd.entries[MASK_SUB_AREA].type != LONG or ifd.entries[MASK_SUB_AREA].count != 4:
+        return None
+    top, left, full_width, full_height = tiff.integers(ifd, MASK_SUB_AREA)
+    width, height = scalar(tiff, ifd, IMAGE_WIDTH), scalar(tiff, ifd, IMAGE_LENGTH)
+    if top + height > full_height or left + width > full_width:
+        return None
+    return top, left, full_width, full_height
+
+
+def mask_size(tiff: TiffFile, ifd: Ifd) -> tuple[int, int]:
+    """A depth or mask IFD's (width, height), uncropped by a valid MaskSubArea."""
+    area = mask_sub_area(tiff, ifd)
+    return area[2:] if area else (scalar(tiff, ifd, IMAGE_WIDTH), scalar(tiff, ifd, IMAGE_LENGTH))
+
+
+def _uncropped(tiff: TiffFile, ifd: Ifd, pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` placed in the full mask a valid MaskSubArea describes (0 outside, as the spec says)."""
+    area = mask_sub_area(tiff, ifd)
+    if area is None or area[2:] == (pixels.shape[1], pixels.shape[0]):
+        return pixels
+    top, left, width, height = area
+    limits.check_pixels(width, height, f"{ifd.name}: MaskSubArea")
+    full = np.zeros((height, width), np.uint8)
+    full[top : top + pixels.shape[0], left : left + pixels.shape[1]] = pixels
+    return full
+
+
 def attach_depth(
     photo: bytes,
     depth: DepthData,
     *,
     replace: bool = False,
     measure_type: int = 0,
+    mattes: Sequence[Matte] = (),
+    drop_mattes: bool = False,
     parsed: tuple[TiffFile, list[Ifd]] | None = None,
     **options: Any,
 ) -> bytes:
-    """``photo`` with ``depth`` attached as a DNG 1.5 depth map, every input byte kept in place.
+    """``photo`` with ``depth`` (and ``mattes``) attached as a DNG 1.5 depth map (and 1.6 semantic masks),
+    every input byte kept in place.
 
     ``measure_type``: DepthMeasureType, 0 unknown, 1 along the optical axis, 2 along the optical ray.
-    ``replace``: drop an existing depth map from IFD0's SubIFDs (its bytes stay, unreferenced).
+    ``replace``: drop an existing depth map from IFD0's SubIFDs (its bytes stay, unreferenced), and the
+    masks of the kinds ``mattes`` holds; the photo's other mattes are kept unless ``drop_mattes``.
     ``parsed``: :func:`parse`'s ``photo``, when at hand.
     """
     if options:
@@ -142,36 +254,73 @@ def attach_depth(
         raise DepthError(f"depth must be DepthData, got {type(depth).__name__}")
     if measure_type not in (0, 1, 2):
         raise DepthError(f"DepthMeasureType must be 0, 1 or 2, got {measure_type!r}")
+    return _attach(photo, depth, mattes, replace, replace, drop_mattes, measure_type, parsed)
+
+
+def attach_auxiliary(
+    photo: bytes, mattes: Sequence[Matte], *, replace: bool = False, drop_mattes: bool = False
+) -> bytes:
+    """``photo`` with ``mattes`` attached as DNG 1.6 semantic masks, every input byte kept in place.
+
+    A matte of a kind the DNG already has is an error unless ``replace`` (then its mask IFD leaves the
+    SubIFDs, its bytes stay); ``drop_mattes`` removes every matte first.  The depth map is kept.
+    """
+    return _attach(photo, None, mattes, False, replace, drop_mattes, 0)
+
+
+def _attach(
+    photo: bytes,
+    depth: DepthData | None,
+    mattes: Sequence[Matte],
+    replace_depth: bool,
+    replace_mattes: bool,
+    drop_mattes: bool,
+    measure_type: int,
+    parsed: tuple[TiffFile, list[Ifd]] | None = None,
+) -> bytes:
     tiff, ifds = parsed or open_dng(photo)
     ifd0 = ifds[0]
-    subifds = _kept_subifds(tiff, ifds, replace)
-    codes, form, near, far = depth_codes(depth)
+    existing = depth_ifds(tiff, ifds) if depth is not None else []
+    if existing and not replace_depth:
+        raise ExistingDepth(f"the DNG already has a depth map ({existing[0].name})")
+    subifds = _kept_subifds(tiff, ifds, existing + _replaced_mattes(tiff, ifds, mattes, replace_mattes, drop_mattes))
     fmt = tiff.format
-
     tail = _Tail(len(photo))
     tail.data += bytes(claimed_end(tiff, ifds) - len(photo))  # a truncated file's claims stay unmet, not ours
-    strip_offsets, strip_counts, rows_per_strip = _append_strips(tail, codes.astype(fmt.byteorder + "u2"))
-    depth_offset = tail.align()
-    depth_entries = [
-        make_entry(fmt, NEW_SUBFILE_TYPE, LONG, [DEPTH_MAP]),
-        make_entry(fmt, IMAGE_WIDTH, LONG, [depth.width]),
-        make_entry(fmt, IMAGE_LENGTH, LONG, [depth.height]),
-        make_entry(fmt, BITS_PER_SAMPLE, SHORT, [16]),
-        make_entry(fmt, COMPRESSION, SHORT, [1]),
-        make_entry(fmt, PHOTOMETRIC, SHORT, [PHOTOMETRIC_DEPTH]),
-        make_entry(fmt, STRIP_OFFSETS, LONG, strip_offsets),
-        make_entry(fmt, SAMPLES_PER_PIXEL, SHORT, [1]),
-        make_entry(fmt, ROWS_PER_STRIP, LONG, [rows_per_strip]),
-        make_entry(fmt, STRIP_BYTE_COUNTS, LONG, strip_counts),
-        make_entry(fmt, PLANAR_CONFIGURATION, SHORT, [1]),
-        make_entry(fmt, SAMPLE_FORMAT, SHORT, [1]),
-    ]
-    tail.data += pack_ifd(fmt, depth_entries, depth_offset)
-
     entries = dict(ifd0.entries)
-    subifd_type = ifd0.entries[SUBIFDS].type if SUBIFDS in ifd0 else LONG
-    entries[SUBIFDS] = make_entry(fmt, SUBIFDS, subifd_type, [*subifds, depth_offset])
-    entries.update(_version_entries(tiff, ifd0))
+    if depth is not None:
+        subifds.append(_append_depth(tail, fmt, depth, entries, measure_type))
+    subifds += [_append_mask(tail, fmt, matte) for matte in mattes]
+    if subifds:
+        subifd_type = ifd0.entries[SUBIFDS].type if SUBIFDS in ifd0 else LONG
+        entries[SUBIFDS] = make_entry(fmt, SUBIFDS, subifd_type, subifds)
+    else:  # every SubIFD dropped
+        entries.pop(SUBIFDS, None)
+    wanted = max([(0,), *([DEPTH_DNG_VERSION] if depth is not None else []), *([MASK_DNG_VERSION] if mattes else [])])
+    entries.update(_version_entries(tiff, ifd0, wanted))
+    ifd0_offset = tail.align()
+    tail.data += pack_ifd(fmt, entries.values(), ifd0_offset, ifd0.next_offset)
+    if tail.end >= MAX_CLASSIC_SIZE:
+        raise DepthError(f"the DNG with what is attached would be {tail.end} bytes, beyond classic TIFF's 4 GiB")
+    return b"".join((fmt.header(ifd0_offset), memoryview(photo)[HEADER_SIZE:], tail.data))
+
+
+def _append_depth(tail: _Tail, fmt: TiffFormat, depth: DepthData, entries: dict[int, Entry], measure_type: int) -> int:
+    """Append the depth map's strips and IFD; set IFD0's Depth* ``entries``; return the IFD's offset."""
+    codes, form, near, far = depth_codes(depth)
+    strip_offsets, strip_counts, rows_per_strip = _append_strips(tail, codes.astype(fmt.byteorder + "u2"))
+    offset = tail.align()
+    tail.data += pack_ifd(
+        fmt,
+        [
+            make_entry(fmt, NEW_SUBFILE_TYPE, LONG, [DEPTH_MAP]),
+            *_image_entries(fmt, depth.width, depth.height, 16, UNCOMPRESSED, PHOTOMETRIC_DEPTH),
+            make_entry(fmt, STRIP_OFFSETS, LONG, strip_offsets),
+            make_entry(fmt, ROWS_PER_STRIP, LONG, [rows_per_strip]),
+            make_entry(fmt, STRIP_BYTE_COUNTS, LONG, strip_counts),
+        ],
+        offset,
+    )
     for tag, type_, value in (
         (DEPTH_FORMAT, SHORT, form),
         (DEPTH_NEAR, RATIONAL, near),
@@ -180,11 +329,45 @@ def attach_depth(
         (DEPTH_MEASURE_TYPE, SHORT, measure_type),
     ):
         entries[tag] = make_entry(fmt, tag, type_, [value])
-    ifd0_offset = tail.align()
-    tail.data += pack_ifd(fmt, entries.values(), ifd0_offset, ifd0.next_offset)
-    if tail.end >= MAX_CLASSIC_SIZE:
-        raise DepthError(f"the DNG with its depth map would be {tail.end} bytes, beyond classic TIFF's 4 GiB")
-    return b"".join((fmt.header(ifd0_offset), memoryview(photo)[HEADER_SIZE:], tail.data))
+    return offset
+
+
+def _append_mask(tail: _Tail, fmt: TiffFormat, matte: Matte) -> int:
+    """Append one matte as a semantic mask (Deflate strips, then its IFD); return the IFD's offset."""
+    strip_offsets, strip_counts, rows_per_strip = _append_strips(tail, matte.pixels, deflate=True)
+    xmp = matte.xmp(True)
+    offset = tail.align()
+    tail.data += pack_ifd(
+        fmt,
+        [
+            make_entry(fmt, NEW_SUBFILE_TYPE, LONG, [SEMANTIC_MASK]),
+            *_image_entries(fmt, matte.width, matte.height, 8, DEFLATE, PHOTOMETRIC_MASK),
+            make_entry(fmt, STRIP_OFFSETS, LONG, strip_offsets),
+            make_entry(fmt, ROWS_PER_STRIP, LONG, [rows_per_strip]),
+            make_entry(fmt, STRIP_BYTE_COUNTS, LONG, strip_counts),
+            Entry(XMP, BYTE, len(xmp), xmp),
+            Entry(SEMANTIC_NAME, ASCII, len(matte.kind.urn) + 1, matte.kind.urn.encode() + b"\0"),
+            make_entry(fmt, MASK_SUB_AREA, LONG, [0, 0, matte.width, matte.height]),
+        ],
+        offset,
+    )
+    return offset
+
+
+def _image_entries(
+    fmt: TiffFormat, width: int, height: int, bits: int, compression: int, photometric: int
+) -> list[Entry]:
+    """The entries of a one-sample unsigned image IFD in strips, but for its strip entries."""
+    return [
+        make_entry(fmt, IMAGE_WIDTH, LONG, [width]),
+        make_entry(fmt, IMAGE_LENGTH, LONG, [height]),
+        make_entry(fmt, BITS_PER_SAMPLE, SHORT, [bits]),
+        make_entry(fmt, COMPRESSION, SHORT, [compression]),
+        make_entry(fmt, PHOTOMETRIC, SHORT, [photometric]),
+        make_entry(fmt, SAMPLES_PER_PIXEL, SHORT, [1]),
+        make_entry(fmt, PLANAR_CONFIGURATION, SHORT, [1]),
+        make_entry(fmt, SAMPLE_FORMAT, SHORT, [1]),
+    ]
 
 
 def orientation(data: bytes, parsed: tuple[TiffFile, list[Ifd]] | None = None) -> int:
@@ -289,18 +472,28 @@ def depth_ifds(tiff: TiffFile, ifds: list[Ifd]) -> list[Ifd]:
     return [ifd for wanted in (DEPTH_MAP, REDUCED_DEPTH_MAP) for kind, ifd in kinds if kind == wanted]
 
 
-def _kept_subifds(tiff: TiffFile, ifds: list[Ifd], replace: bool) -> list[int]:
-    """IFD0's SubIFDs offsets, less an existing depth map's when ``replace`` allows dropping it."""
+def _kept_subifds(tiff: TiffFile, ifds: list[Ifd], removed: list[Ifd]) -> list[int]:
+    """IFD0's SubIFDs offsets, less those of the ``removed`` depth map and mask IFDs."""
     ifd0 = ifds[0]
     subifds = list(tiff.integers(ifd0, SUBIFDS)) if SUBIFDS in ifd0 else []
-    existing = depth_ifds(tiff, ifds)
-    if existing and not replace:
-        raise ExistingDepth(f"the DNG already has a depth map ({existing[0].name})")
-    stray = [ifd.name for ifd in existing if ifd.offset not in subifds]
+    stray = [ifd.name for ifd in removed if ifd.offset not in subifds]
     if stray:
-        raise DepthError(f"cannot replace the depth map {stray[0]}: it is not one of IFD0's SubIFDs")
-    dropped = {ifd.offset for ifd in existing}
+        raise DepthError(f"cannot replace {stray[0]}: it is not one of IFD0's SubIFDs")
+    dropped = {ifd.offset for ifd in removed}
     return [offset for offset in subifds if offset not in dropped]
+
+
+def _replaced_mattes(tiff: TiffFile, ifds: list[Ifd], mattes: Sequence[Matte], replace: bool, drop: bool) -> list[Ifd]:
+    """The mask IFDs attaching ``mattes`` removes: every matte's with ``drop``, else those of the kinds
+    written (an error unless ``replace``)."""
+    found = matte_ifds(tiff, ifds)
+    if drop:
+        return [ifd for ifd, _ in found]
+    kinds = {matte.kind for matte in mattes}
+    clash = [(ifd, kind) for ifd, kind in found if kind in kinds]
+    if clash and not replace:
+        raise ExistingDepth(f"the DNG already has a {clash[0][1].name} matte ({clash[0][0].name})")
+    return [ifd for ifd, _ in clash]
 
 
 #: (offsets, byte counts) tags whose pairs claim byte ranges: strips, tiles, a JPEG preview stream.
@@ -324,12 +517,12 @@ def claimed_end(tiff: TiffFile, ifds: list[Ifd]) -> int:
     return end
 
 
-def _version_entries(tiff: TiffFile, ifd0: Ifd) -> dict[int, Entry]:
-    """DNGVersion raised to 1.5.0.0 where lower, the backward version made explicit when missing."""
+def _version_entries(tiff: TiffFile, ifd0: Ifd, wanted: tuple[int, ...]) -> dict[int, Entry]:
+    """DNGVersion raised to ``wanted`` where lower, the backward version made explicit when missing."""
     version = tuple(tiff.integers(ifd0, DNG_VERSION))
-    if version >= DEPTH_DNG_VERSION:
+    if version >= wanted:
         return {}
-    entries = {DNG_VERSION: Entry(DNG_VERSION, BYTE, 4, bytes(DEPTH_DNG_VERSION))}
+    entries = {DNG_VERSION: Entry(DNG_VERSION, BYTE, 4, bytes(wanted))}
     if DNG_BACKWARD_VERSION not in ifd0:  # its default is DNGVersion, which would lock out 1.4 readers
         entries[DNG_BACKWARD_VERSION] = Entry(DNG_BACKWARD_VERSION, BYTE, 4, bytes((*version[:2], 0, 0)))
     return entries
@@ -351,13 +544,15 @@ class _Tail:
         return self.end
 
 
-def _append_strips(tail: _Tail, samples: np.ndarray) -> tuple[list[int], list[int], int]:
+def _append_strips(tail: _Tail, samples: np.ndarray, deflate: bool = False) -> tuple[list[int], list[int], int]:
     height, width = samples.shape
     row_bytes = width * samples.itemsize
     rows_per_strip = max(1, min(height, STRIP_BYTES // row_bytes))
     offsets, counts = [], []
     for top in range(0, height, rows_per_strip):
         chunk = samples[top : top + rows_per_strip].tobytes()
+        if deflate:
+            chunk = zlib.compress(chunk)
         offsets.append(tail.align())
         counts.append(len(chunk))
         tail.data += chunk
@@ -393,8 +588,8 @@ def _rational(tiff: TiffFile, ifd0: Ifd, tag: int) -> float | None:
     return numerator / denominator
 
 
-def _read_samples(tiff: TiffFile, ifd: Ifd) -> np.ndarray:
-    """The depth IFD's 8- or 16-bit samples (uncompressed or Deflate) as a (height, width) array."""
+def _read_samples(tiff: TiffFile, ifd: Ifd, what: str = "depth map") -> np.ndarray:
+    """A depth map's (or mask's, ``what``) 8- or 16-bit samples (uncompressed or Deflate) as a (height, width) array."""
     width, height = scalar(tiff, ifd, IMAGE_WIDTH), scalar(tiff, ifd, IMAGE_LENGTH)
     bits = set(tiff.integers(ifd, BITS_PER_SAMPLE, most=4)) if BITS_PER_SAMPLE in ifd else {1}
     for tag, allowed in (
@@ -405,21 +600,21 @@ def _read_samples(tiff: TiffFile, ifd: Ifd) -> np.ndarray:
     ):
         value = scalar(tiff, ifd, tag, 1)
         if value not in allowed:
-            raise DepthError(f"{ifd.name}: depth maps with {tag_name(tag)} {value} are not supported")
+            raise DepthError(f"{ifd.name}: {what}s with {tag_name(tag)} {value} are not supported")
     if bits not in ({8}, {16}):
-        raise DepthError(f"{ifd.name}: depth samples must be 8 or 16 bits, not {sorted(bits)}")
-    limits.check_pixels(width, height, f"{ifd.name}: depth map")
-    decoder = _Decoder(tiff, ifd, np.dtype(f"{tiff.format.byteorder}u{bits.pop() // 8}"))
+        raise DepthError(f"{ifd.name}: {what} samples must be 8 or 16 bits, not {sorted(bits)}")
+    limits.check_pixels(width, height, f"{ifd.name}: {what}")
+    decoder = _Decoder(tiff, ifd, what, np.dtype(f"{tiff.format.byteorder}u{bits.pop() // 8}"))
     if TILE_OFFSETS in ifd:
         return _read_tiles(decoder, width, height)
     return _read_strips(decoder, width, height)
 
 
 class _Decoder:
-    """Turns the strips or tiles of one depth IFD into sample arrays, checking every size first."""
+    """Turns the strips or tiles of one depth or mask IFD into sample arrays, checking every size first."""
 
-    def __init__(self, tiff: TiffFile, ifd: Ifd, dtype: np.dtype) -> None:
-        self.tiff, self.ifd, self.dtype = tiff, ifd, dtype
+    def __init__(self, tiff: TiffFile, ifd: Ifd, what: str, dtype: np.dtype) -> None:
+        self.tiff, self.ifd, self.what, self.dtype = tiff, ifd, what, dtype
         self.deflate = scalar(tiff, ifd, COMPRESSION, UNCOMPRESSED) == DEFLATE
         self.differencing = scalar(tiff, ifd, PREDICTOR, NO_PREDICTOR) == HORIZONTAL_DIFFERENCING
 
@@ -429,7 +624,7 @@ class _Decoder:
         if samples > limits.max_pixels() or (not self.deflate and size > self.tiff.size):
             raise DepthError(f"{self.ifd.name}: {samples} samples cannot be stored in the {self.tiff.size}-byte file")
         if self.deflate:
-            limits.check_expansion(size, self.tiff.size, f"{self.ifd.name}: Deflate depth map")
+            limits.check_expansion(size, self.tiff.size, f"{self.ifd.name}: Deflate {self.what}")
 
     def chunks(self, offsets_tag: int, counts_tag: int, expected: int) -> list[tuple[int, int]]:
         ifd = self.ifd

@@ -53,6 +53,7 @@ TAG_NAMES = {
     325: "TileByteCounts",
     330: "SubIFDs",
     339: "SampleFormat",
+    700: "XMP",
     50706: "DNGVersion",
     50707: "DNGBackwardVersion",
     51177: "DepthFormat",
@@ -60,6 +61,9 @@ TAG_NAMES = {
     51179: "DepthFar",
     51180: "DepthUnits",
     51181: "DepthMeasureType",
+    52526: "SemanticName",
+    52528: "SemanticInstanceID",
+    52536: "MaskSubArea",
 }
 
 
@@ -88,7 +92,7 @@ TYPES = {
     12: TiffType("DOUBLE", 8, "d"),
     13: TiffType("IFD", 4, "I"),
 }
-BYTE, ASCII, SHORT, LONG, RATIONAL = 1, 2, 3, 4, 5
+BYTE, ASCII, SHORT, LONG, RATIONAL, UNDEFINED = 1, 2, 3, 4, 5, 7
 IFD_TYPE = 13
 INTEGER_TYPES = (BYTE, SHORT, LONG, IFD_TYPE)
 

@@ -38,6 +38,8 @@ MAX_CODE_LENGTH = 16
 MASK = 0xFFFF
 #: Samples coded or decoded at once: small enough for their temporaries to stay in cache.
 _CHUNK_SAMPLES = 1 << 15
+#: Samples proven at once: few enough passes for the loop, temporaries bounded for the largest maps.
+_PROOF_SAMPLES = 1 << 18
 _RESTART = re.compile(rb"\xff[\xd0-\xd7]")
 #: Start-of-frame markers: a JPEG with one, our SOF3, goes to libjpeg-turbo first.
 _FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
@@ -203,10 +205,11 @@ def decode(data: bytes, image: JpegImage) -> np.ndarray:
                 raise DepthError(f"{where}: more than one scan (only one-component images are read)")
             end = following[0].offset if following else image.end - 2
             scan = _Scan(payload, frame, tables, restart, f"{where}: SOS at {seg.offset}")
-            intervals = scan.intervals(data[seg.end : end])
+            intervals, alike = scan.intervals(data[seg.end : end])
             frames = sum(s.marker in _FRAMES for s in image.segments)
             samples = _libjpeg(data[image.start : image.end]) if frames == 1 else None
-            if samples is None or not (scan.proves(samples, intervals) or scan.holds(samples, intervals)):
+            proven = samples is not None and alike and scan.proves(samples, intervals)
+            if samples is None or not (proven or scan.holds(samples, intervals)):
                 samples = scan.decode(intervals, len(data))
             return scan.checked(samples)
     raise DepthError(f"{where}: no SOF3 frame header and scan")
@@ -242,7 +245,7 @@ def _symbols(codes: tuple[tuple[int, int, int], ...]) -> tuple[np.ndarray, np.nd
         values[category], code_lengths[category] = code, length
     lengths = code_lengths[_CATEGORY]
     symbols = values[_CATEGORY] << _EXTRA_LENGTH.astype(np.uint64) | _EXTRA.astype(np.uint64)
-    return np.where(lengths > 0, lengths + _EXTRA_LENGTH, 0).astype(np.uint32), symbols
+    return np.where(lengths > 0, lengths + _EXTRA_LENGTH, 0).astype(np.uint8), symbols
 
 
 def _read_tables(payload: bytes, where: str) -> dict[int, _Table]:
@@ -256,18 +259,20 @@ def _read_tables(payload: bytes, where: str) -> dict[int, _Table]:
         if len(values) < sum(bits):
             raise DepthError(f"{where}: table lists {sum(bits)} codes but {len(values)} values remain")
         if kind >> 4 == 0:
-            tables[kind & 15] = _lookup(bits, values, where)
+            tables[kind & 15] = _table_of(tuple(_canonical_codes(bits, values, where)))
         pos += 17 + len(values)
     return tables
 
 
-def _lookup(bits: list[int], values: list[int], where: str) -> _Table:
-    codes = _canonical_codes(bits, values, where)
+@functools.lru_cache(maxsize=16)  # files of one writer share their tables
+def _table_of(codes: tuple[tuple[int, int, int], ...]) -> _Table:
+    """The lookup table of canonical ``codes``."""
     lengths, categories = np.zeros(1 << 16, np.int32), np.zeros(1 << 16, np.int32)
     for value, code, length in codes:
         span = slice(code << (16 - length), (code + 1) << (16 - length))
         lengths[span], categories[span] = length, value
-    return _Table(lengths, categories, tuple(codes))
+    lengths.flags.writeable = categories.flags.writeable = False  # shared by every file of these tables
+    return _Table(lengths, categories, codes)
 
 
 def _read_frame(payload: bytes, where: str) -> tuple[int, int, int]:
@@ -309,17 +314,27 @@ class _Scan:
         """How many samples restart interval ``interval`` holds."""
         return min(self.lines, self.height - interval * self.lines) * self.width
 
-    def intervals(self, entropy: bytes) -> list[bytes]:
-        """The unstuffed entropy-coded data of each restart interval, each checked to hold enough bits."""
-        intervals, expected = _RESTART.split(entropy), -(-self.height // self.lines)
-        if len(intervals) != expected:
-            raise DepthError(f"{self.where}: {len(intervals)} restart intervals, {expected} expected")
-        unstuffed = [coded.replace(b"\xff\x00", b"\xff") for coded in intervals]
+    def intervals(self, entropy: bytes) -> tuple[list[bytes], bool]:
+        """The unstuffed entropy-coded data of each restart interval, each checked to hold enough bits; and
+        whether libjpeg-turbo reads the same bits: it drops 0xFF fill bytes (0xFF before 0xFF), which are
+        data here, so only where every 0xFF is stuffing (0xFF00) or a restart marker."""
+        data = np.frombuffer(entropy, np.uint8)
+        marks = np.flatnonzero(data[:-1] == 0xFF)
+        following = data[marks + 1]
+        restarts = marks[(following & 0xF8) == 0xD0]  # RST0-7
+        stuffed = marks[following == 0] + 1  # the zero byte after a coded 0xFF
+        expected = -(-self.height // self.lines)
+        if len(restarts) + 1 != expected:
+            raise DepthError(f"{self.where}: {len(restarts) + 1} restart intervals, {expected} expected")
+        kept = np.delete(data, np.concatenate([stuffed, restarts, restarts + 1]))
+        cuts = restarts - np.searchsorted(stuffed, restarts) - 2 * np.arange(len(restarts))
+        unstuffed = [part.tobytes() for part in np.split(kept, cuts)]
         for number, coded in enumerate(unstuffed):
             count = self.count(number)
             if count > 8 * len(coded):  # every code takes at least one bit
                 raise DepthError(f"{self.where}: {len(coded)} bytes of coded data cannot hold {count} samples")
-        return unstuffed
+        alike = len(stuffed) + len(restarts) == len(marks) and not entropy.endswith(b"\xff")
+        return unstuffed, alike
 
     def decode(self, intervals: list[bytes], file_size: int) -> np.ndarray:
         """The samples of ``intervals``, decoded here (int64, before the precision check), if a file of
@@ -346,32 +361,40 @@ class _Scan:
 
     def proves(self, samples: np.ndarray, intervals: list[bytes]) -> bool:
         """Whether libjpeg-turbo's ``samples`` are what the one interval codes, by a proof cheaper than
-        :meth:`holds` (False: not proven so).  Where it has decoded samples 0..k-1 right, it reads sample
-        k's code where their codes end; it errs there only by a code past the data's end (then the codes of
-        the samples take more bits than the data holds) or on a window no code starts (one at or past the
-        table's gap).  Its arithmetic is T.81's modulo 2^16, so sample k's difference is read off the
-        samples, for 9-16 bits without a point transform (fewer bits are cut to uint8)."""
+        :meth:`holds` (False: not proven so), for data it reads as :meth:`intervals` does.  Where it has
+        decoded samples 0..k-1 right, it reads sample k's code where their codes end, and errs there only by
+        a code past the data's end (then the codes of the samples take more bits than the data holds) or on
+        a window no code starts (one at or past the table's gap), for which it gives the difference 0
+        (libjpeg's ``jpeg_huff_decode`` "fakes a zero"): so only the windows where samples of difference 0
+        start are read.  Its arithmetic is T.81's modulo 2^16, so the differences are read off the samples,
+        for 9-16 bits without a point transform (fewer bits are cut to uint8)."""
         symbols = self.table.symbols()
         if len(intervals) > 1 or self.dtype != np.uint16 or self.transform or symbols is None:
             return False
         if samples.shape != (self.height, self.width) or samples.dtype != self.dtype:
             return False
         lengths, coded, gap = symbols[0], intervals[0], self.table.gap()
-        lowest = np.uint32(gap << 16 if gap < 1 << 16 else 0)  # the windows from here on start no code
         if len(coded) >= 1 << 28:  # bit positions in uint32
             return False
-        words = _words32(coded)
-        step = max(1, _CHUNK_SAMPLES // self.width)
+        lowest = np.uint32(gap << 16)  # the 32-bit windows from here on start no code
+        words = np.ndarray((len(coded),), ">u4", coded + bytes(3), 0, (1,))  # the 32 bits from each byte
+        step = max(1, _PROOF_SAMPLES // self.width)
         end = 0  # bit where the next line's codes start
         for first in range(0, self.height, step):
-            length = lengths[self._differences(samples, first, first + step)].ravel()
-            starts = np.cumsum(length, dtype=np.uint32)
-            starts += np.uint32(end)
-            starts -= length
-            end += int(length.sum(dtype=np.int64))
-            if end > 8 * len(coded) or not length.all():
+            differences = self._differences(samples, first, first + step).ravel()
+            length = lengths.take(differences)
+            if not length.all():
                 return False
-            if gap < 1 << 16 and (words[starts >> 3] << (starts & 7) >= lowest).any():
+            ends = np.cumsum(length, dtype=np.uint32)
+            zeros = np.flatnonzero(differences == 0)
+            starts = ends.take(zeros - 1)
+            if len(zeros) and zeros[0] == 0:
+                starts[0] = 0
+            starts += np.uint32(end)
+            end += int(ends[-1])
+            if end > 8 * len(coded):
+                return False
+            if gap < 1 << 16 and (words.take(starts >> 3) << (starts & 7) >= lowest).any():
                 return False
         return True
 

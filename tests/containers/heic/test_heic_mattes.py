@@ -152,10 +152,19 @@ def test_a_matte_of_a_kind_the_photo_has_needs_replace(attached):
         heic.attach_auxiliary(attached, [Matte.of("hair", person())])
 
 
+def without_hair(data: bytes) -> int:
+    """The file's size less the coded bytes of its hair matte."""
+    heif = isobmff.parse_file(data)
+    (hair,) = [item for item, kind in heic.matte_items(heif.meta) if kind.name == "hair"]
+    return len(data) - len(isobmff.item_data(heif, hair))
+
+
 def test_replacing_a_matte_drops_the_old_bytes_and_keeps_the_rest(attached):
     once = heic.attach_auxiliary(attached, [Matte.of("hair", person(seed=2))], replace=True)
     twice = heic.attach_auxiliary(once, [Matte.of("hair", person(seed=2))], replace=True)
-    assert len(twice) == len(once)  # the old matte and its XMP are gone, not left unreferenced
+    # the old matte and its XMP are gone, not left unreferenced (x265 may code the same matte to other bytes
+    # from one run to the next, bench/RESULTS.md: compare without the new matte's coded bytes)
+    assert without_hair(twice) == without_hair(once)
     mattes = {m.kind.name: m for m in heic.read_mattes(twice)}
     assert np.array_equal(mattes["hair"].pixels, person(seed=2))
     assert np.array_equal(mattes["portrait-effects"].pixels, person())

@@ -177,10 +177,15 @@ def test_8_bit_maps_and_restart_intervals_take_the_full_proof(proofs):
 def truncated_and_bad_code() -> list[bytes]:
     coded = ljpeg.encode(noisy())
     sos = coded.index(b"\xff\xda") + 10  # sixteen ones where the first code starts: no code
-    return [coded[:-2000] + b"\xff\xd9", coded[:sos] + b"\xff\x00\xff\x00" + coded[sos:]]
+    midway = (sos + len(coded)) // 2  # sixteen ones and more from a byte amid the codes: no code within
+    return [
+        coded[:-2000] + b"\xff\xd9",
+        coded[:sos] + b"\xff\x00\xff\x00" + coded[sos:],
+        coded[:midway] + b"\xff\x00\xff\x00\xff\x00" + coded[midway:],
+    ]
 
 
-@pytest.mark.parametrize("case", range(2), ids=["truncated", "bad-code"])
+@pytest.mark.parametrize("case", range(3), ids=["truncated", "bad-code", "bad-code-midway"])
 def test_libjpeg_turbo_makes_up_samples_which_no_proof_takes(proofs, case):
     corrupt = truncated_and_bad_code()[case]
     made_up = imagecodecs.jpeg8_decode(corrupt)  # no error: it warns and goes on
@@ -188,6 +193,25 @@ def test_libjpeg_turbo_makes_up_samples_which_no_proof_takes(proofs, case):
     with pytest.raises(DepthError, match=r"runs past the end|has no valid Huffman code"):
         decode(corrupt)
     assert proofs == {"proves": [False], "holds": [], "decode": 0}  # the full proof names the fault
+
+
+def fill_bytes_amid_the_codes() -> list[bytes]:
+    """Streams with a 0xFF fill byte before coded 0xFF00s: libjpeg-turbo drops it, we read it as data."""
+    coded = ljpeg.encode(noisy())
+    start = coded.index(b"\xff\xda") + 10
+    streams = []
+    for number in range(8):
+        at = coded.index(b"\xff\x00", start + number * (len(coded) - start) // 8)
+        streams.append(coded[:at] + b"\xff" + coded[at:])
+    return streams
+
+
+def test_a_fill_byte_libjpeg_turbo_drops_is_read_as_the_numpy_decoder_reads_it(monkeypatch):
+    """Its bits and ours differ after the fill byte: its samples, proven against our bits, came out wrong
+    (seed 105 of the mutations, case 825: samples where the data has no valid code)."""
+    fast = [outcome(data) for data in fill_bytes_amid_the_codes()]
+    monkeypatch.setattr(ljpeg, "_libjpeg", lambda jpeg: None)
+    assert [outcome(data) for data in fill_bytes_amid_the_codes()] == fast
 
 
 def mutations(seed: int, count: int):
