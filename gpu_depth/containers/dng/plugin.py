@@ -146,8 +146,12 @@ def read_depth(data: bytes) -> DepthData | None:
 
 def read_mattes(data: bytes) -> list[Matte]:
     """Every matte of a DNG (a semantic mask whose SemanticName names a kind), in IFD order, with the
-    version its XMP tag says; a mask cropped by MaskSubArea comes back at its uncropped size."""
-    tiff, ifds = open_dng(data)
+    version its XMP tag says; a mask cropped by MaskSubArea comes back at its uncropped size.  A plain TIFF
+    photo has none."""
+    try:
+        tiff, ifds = open_dng(data)
+    except NotADng:
+        return []
     mattes = []
     for ifd, kind in matte_ifds(tiff, ifds):
         pixels = _read_samples(tiff, ifd, "mask")
@@ -442,13 +446,17 @@ def _ratio(pair: tuple[int, int], inverse: bool = False) -> float:
     return numerator / denominator
 
 
+class NotADng(DepthError):
+    """A TIFF that sniffs as DNG but has no DNGVersion: a plain TIFF photo."""
+
+
 def open_dng(data: bytes) -> tuple[TiffFile, list[Ifd]]:
     tiff = TiffFile(data)
     ifds = tiff.walk()
     if not ifds:
         raise DepthError("the TIFF file has no IFD0")
     if DNG_VERSION not in ifds[0]:
-        raise DepthError("a TIFF without DNGVersion in IFD0 is not a DNG; depth maps are attached to DNG raws only")
+        raise NotADng("a TIFF without DNGVersion in IFD0 is not a DNG; depth maps are attached to DNG raws only")
     entry = ifds[0].entries[DNG_VERSION]
     if entry.type != BYTE or entry.count != 4:
         raise DepthError(f"IFD0 tag DNGVersion must be 4 BYTEs, got {entry.count} {TYPES[entry.type].name}")
