@@ -48,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gpu_depth import DepthData, DepthError, DepthMetadata
+from gpu_depth import DepthData, DepthError, DepthMetadata, Matte
 from gpu_depth.api import decode_photo
 from gpu_depth.containers import sniff
 from gpu_depth.containers.dng import plugin as dng
@@ -181,6 +181,13 @@ def jpeg_seeds() -> list[Seed]:
     return seeds
 
 
+def _mattes() -> list[Matte]:
+    """A portrait-effects and a skin matte, small soft ellipses."""
+    y, x = np.mgrid[0:12, 0:20]
+    soft = np.clip(255 * (1.5 - np.hypot((x - 10) / 6, (y - 6) / 4)), 0, 255).astype(np.uint8)
+    return [Matte.of("portrait-effects", soft), Matte.of("skin", soft // 2)]
+
+
 def make_dng(byteorder: str = "<", tile: tuple[int, int] | None = None) -> bytes:
     """A small DNG as tests/helpers/dng.py makes them: RGB preview IFD0, CFA raw in a SubIFD."""
     import tifffile
@@ -228,6 +235,7 @@ def dng_seeds() -> list[Seed]:
         Seed("dng-deflate-predictor", tifffile_depth_dng("<", codes, compression="zlib", predictor=True)),
         Seed("dng-tiled-8bit", tifffile_depth_dng(">", (codes >> 8).astype(np.uint8), tile=(16, 16))),
         Seed("dng-no-depth", make_dng("<")),
+        Seed("dng-depth-mattes", dng.attach_depth(make_dng("<"), depths[0], mattes=_mattes())),
     ]
     for seed in seeds:
         seed.fields = tiff_fields(seed.data)
@@ -541,9 +549,15 @@ def run_heif(data: bytes, seed: Seed) -> None:
         lambda: heic.read_depth(data),
         lambda: heic.orientation(data),
         lambda: heic.displayed_size(data),
+        lambda: heic.displayed_size(heic.head(_reader(data), len(data))),  # the pipeline driver's read
         lambda: heic.auxiliary_images(data),
         *mattes,
     )
+
+
+def _reader(data: bytes):
+    """``read(offset, length)`` over ``data``, as the pipeline reads a file's ranges."""
+    return lambda offset, length: data[offset : offset + length]
 
 
 def run_isobmff(data: bytes, seed: Seed) -> None:
@@ -564,6 +578,7 @@ def run_jpeg(data: bytes, seed: Seed) -> None:
         lambda: jpeg.read_depth(data),
         lambda: jpeg.orientation(data),
         lambda: jpeg.displayed_size(data),
+        lambda: jpeg.displayed_size(jpeg.head(_reader(data), len(data))),  # the pipeline driver's read
         lambda: gdepth.read(data, parse_jpeg(data)),
         lambda: jpeg.auxiliary_images(data),
         *([lambda: jpeg.read_mattes(data)] if len(data) <= MATTE_DECODE_BYTES else []),
@@ -571,7 +586,13 @@ def run_jpeg(data: bytes, seed: Seed) -> None:
 
 
 def run_dng(data: bytes, seed: Seed) -> None:
-    _calls(lambda: dng.read_depth(data), lambda: dng.orientation(data), lambda: dng.displayed_size(data))
+    _calls(
+        lambda: dng.read_depth(data),
+        lambda: dng.orientation(data),
+        lambda: dng.displayed_size(data),
+        lambda: dng.auxiliary_images(data),
+        lambda: dng.read_mattes(data),
+    )
 
 
 def attach_seeds() -> list[Seed]:
