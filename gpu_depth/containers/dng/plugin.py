@@ -312,16 +312,14 @@ def _attach(
 def _append_depth(tail: _Tail, fmt: TiffFormat, depth: DepthData, entries: dict[int, Entry], measure_type: int) -> int:
     """Append the depth map's strips and IFD; set IFD0's Depth* ``entries``; return the IFD's offset."""
     codes, form, near, far = depth_codes(depth)
-    strip_offsets, strip_counts, rows_per_strip = _append_strips(tail, codes.astype(fmt.byteorder + "u2"))
+    strips = _append_strips(tail, fmt, codes.astype(fmt.byteorder + "u2"))
     offset = tail.align()
     tail.data += pack_ifd(
         fmt,
         [
             make_entry(fmt, NEW_SUBFILE_TYPE, LONG, [DEPTH_MAP]),
             *_image_entries(fmt, depth.width, depth.height, 16, UNCOMPRESSED, PHOTOMETRIC_DEPTH),
-            make_entry(fmt, STRIP_OFFSETS, LONG, strip_offsets),
-            make_entry(fmt, ROWS_PER_STRIP, LONG, [rows_per_strip]),
-            make_entry(fmt, STRIP_BYTE_COUNTS, LONG, strip_counts),
+            *strips,
         ],
         offset,
     )
@@ -338,7 +336,7 @@ def _append_depth(tail: _Tail, fmt: TiffFormat, depth: DepthData, entries: dict[
 
 def _append_mask(tail: _Tail, fmt: TiffFormat, matte: Matte) -> int:
     """Append one matte as a semantic mask (Deflate strips, then its IFD); return the IFD's offset."""
-    strip_offsets, strip_counts, rows_per_strip = _append_strips(tail, matte.pixels, deflate=True)
+    strips = _append_strips(tail, fmt, matte.pixels, deflate=True)
     xmp = matte.xmp(True)
     offset = tail.align()
     tail.data += pack_ifd(
@@ -346,9 +344,7 @@ def _append_mask(tail: _Tail, fmt: TiffFormat, matte: Matte) -> int:
         [
             make_entry(fmt, NEW_SUBFILE_TYPE, LONG, [SEMANTIC_MASK]),
             *_image_entries(fmt, matte.width, matte.height, 8, DEFLATE, PHOTOMETRIC_MASK),
-            make_entry(fmt, STRIP_OFFSETS, LONG, strip_offsets),
-            make_entry(fmt, ROWS_PER_STRIP, LONG, [rows_per_strip]),
-            make_entry(fmt, STRIP_BYTE_COUNTS, LONG, strip_counts),
+            *strips,
             Entry(XMP, BYTE, len(xmp), xmp),
             Entry(SEMANTIC_NAME, ASCII, len(matte.kind.urn) + 1, matte.kind.urn.encode() + b"\0"),
             make_entry(fmt, MASK_SUB_AREA, LONG, [0, 0, matte.width, matte.height]),
@@ -361,7 +357,7 @@ def _append_mask(tail: _Tail, fmt: TiffFormat, matte: Matte) -> int:
 def _image_entries(
     fmt: TiffFormat, width: int, height: int, bits: int, compression: int, photometric: int
 ) -> list[Entry]:
-    """The entries of a one-sample unsigned image IFD in strips, but for its strip entries."""
+    """The entries of a one-sample unsigned image IFD in strips, but for its strip entries (:func:`_append_strips`)."""
     return [
         make_entry(fmt, IMAGE_WIDTH, LONG, [width]),
         make_entry(fmt, IMAGE_LENGTH, LONG, [height]),
@@ -552,7 +548,8 @@ class _Tail:
         return self.end
 
 
-def _append_strips(tail: _Tail, samples: np.ndarray, deflate: bool = False) -> tuple[list[int], list[int], int]:
+def _append_strips(tail: _Tail, fmt: TiffFormat, samples: np.ndarray, deflate: bool = False) -> list[Entry]:
+    """Append ``samples`` in strips (Deflate-compressed if ``deflate``); return the IFD's three strip entries."""
     height, width = samples.shape
     row_bytes = width * samples.itemsize
     rows_per_strip = max(1, min(height, STRIP_BYTES // row_bytes))
@@ -564,7 +561,11 @@ def _append_strips(tail: _Tail, samples: np.ndarray, deflate: bool = False) -> t
         offsets.append(tail.align())
         counts.append(len(chunk))
         tail.data += chunk
-    return offsets, counts, rows_per_strip
+    return [
+        make_entry(fmt, STRIP_OFFSETS, LONG, offsets),
+        make_entry(fmt, ROWS_PER_STRIP, LONG, [rows_per_strip]),
+        make_entry(fmt, STRIP_BYTE_COUNTS, LONG, counts),
+    ]
 
 
 def depth_range(tiff: TiffFile, ifd0: Ifd) -> tuple[int, float, float]:
