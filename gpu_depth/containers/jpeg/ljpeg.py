@@ -19,7 +19,6 @@ example scene and the benchmark's map), but which predictors Apple's reader take
 from __future__ import annotations
 
 import functools
-import re
 import struct
 from array import array
 from typing import NamedTuple
@@ -28,7 +27,7 @@ import numpy as np
 
 from ... import limits
 from ...errors import DepthError
-from .segments import SOS, JpegImage, segment
+from .segments import SOF_MARKERS, SOS, JpegImage, segment
 
 SOF3, DHT, DRI = 0xC3, 0xC4, 0xDD
 #: Difference categories SSSS 0-16; category 16 is the difference 32768 and has no extra bits.
@@ -40,9 +39,6 @@ MASK = 0xFFFF
 _CHUNK_SAMPLES = 1 << 15
 #: Samples proven at once: few enough passes for the loop, temporaries bounded for the largest maps.
 _PROOF_SAMPLES = 1 << 18
-_RESTART = re.compile(rb"\xff[\xd0-\xd7]")
-#: Start-of-frame markers: a JPEG with one, our SOF3, goes to libjpeg-turbo first.
-_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
 def encode(samples: np.ndarray) -> bytes:
@@ -206,7 +202,7 @@ def decode(data: bytes, image: JpegImage) -> np.ndarray:
             end = following[0].offset if following else image.end - 2
             scan = _Scan(payload, frame, tables, restart, f"{where}: SOS at {seg.offset}")
             intervals, alike = scan.intervals(data[seg.end : end])
-            frames = sum(s.marker in _FRAMES for s in image.segments)
+            frames = sum(s.marker in SOF_MARKERS for s in image.segments)  # one, our SOF3: libjpeg-turbo first
             samples = _libjpeg(data[image.start : image.end]) if frames == 1 else None
             proven = samples is not None and alike and scan.proves(samples, intervals)
             if samples is None or not (proven or scan.holds(samples, intervals)):
