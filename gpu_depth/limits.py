@@ -26,7 +26,7 @@ DEFAULT_MAX_XMP_BYTES = 4 << 20
 READ_BUDGETS = ((1 << 20, 512 << 20, 1.0), (16 << 20, 1 << 30, 3.0))
 #: Samples a second the NumPy lossless-JPEG decoder (one Python step a code) is taken to decode, with
 #: margin for a loaded machine: it takes on no more than its file's CPU budget allows.  A bigger map is
-#: read only as libjpeg-turbo (imagecodecs) decodes it, once that decoding is proven.
+#: read only by the compiled decoder, where the package was built with one.
 NUMPY_LJPEG_SAMPLES_PER_SECOND = 3_000_000
 #: Most bytes of samples a compressed image may decode to per byte of its coded data, beyond EXPANSION_ALLOWANCE
 #: (Deflate alone allows 1032:1): what a small file can make a reader decode stays small, under the pixel limit.

@@ -9,6 +9,7 @@ from importlib import metadata
 
 from .. import __version__
 from ..backends import cupy_unavailable
+from ..containers.jpeg import ljpeg
 
 LIBRARIES = ("numpy", "pillow", "pillow-heif", "tqdm", "nvidia-ml-py", "ray", "shtab")
 
@@ -16,6 +17,8 @@ LIBRARIES = ("numpy", "pillow", "pillow-heif", "tqdm", "nvidia-ml-py", "ray", "s
 def describe() -> str:
     lines = [f"gpu_depth: {__version__}", f"python: {platform.python_version()} ({platform.machine()})"]
     lines.append(_libheif())
+    decoder = "compiled" if ljpeg.compiled() else "NumPy (the package was built without a C compiler)"
+    lines.append(f"lossless-JPEG decoder: {decoder}")
     for name in LIBRARIES:
         try:
             lines.append(f"{name}: {metadata.version(name)}")

@@ -102,7 +102,7 @@ def dequantize(
             rounded = table.astype(fmt.dtype)
         lowest = min(info.int_min, len(rounded) - 1)  # the values are linear in the code from IntMin on
         if np.isfinite(rounded[[lowest, -1]]).all():
-            rows[:, :width] = rounded.take(pixels)  # take: ~2x fancy indexing
+            rounded.take(pixels, out=rows[:, :width], mode="clip")  # every code is an index: nothing clipped
             return DepthData.from_rows(rows, fmt, width, metadata)
     rows[:, :width] = round_to_format(_values(pixels, info), fmt)  # names the value that does not fit
     return DepthData.from_rows(rows, fmt, width, metadata)

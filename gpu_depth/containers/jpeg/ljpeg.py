@@ -5,11 +5,10 @@ ones do so inside HEIC too, libheif issue #910), and gpu_depth writes its JPEG d
 since they read back exactly.  :func:`encode`
 uses predictor 1 (the left neighbour) and a Huffman table made for the image (Annex K.2), its codes
 packed into 32-bit words by a bincount.  :func:`decode` reads predictors 1-7, a point transform and
-restart intervals of whole lines.  Where imagecodecs is installed, libjpeg-turbo 3 decodes first (in C,
-where NumPy follows the chain of codes one step a code) and its samples are kept only once proven to be what the
-data codes (libjpeg-turbo goes on past truncated or corrupt data with made-up samples and a warning
-nobody sees); a decoding not proven, or no imagecodecs, falls back to the NumPy decoder, which finds
-where each code starts by following a table of code lengths indexed by bit position.
+restart intervals of whole lines, in C (``_ljpeg.c``, built with the package where a C compiler is at
+hand) or else in NumPy, which finds where each code starts by following a table of code lengths indexed by
+bit position: both give the same samples and refuse corrupt data with the same error.  (libjpeg-turbo, which
+decodes SOF3 too, goes on past truncated or corrupt data with made-up samples and a warning nobody sees.)
 
 Predictor 1 is the one every lossless-JPEG reader meets most (DNG writers use it too).  Predictor 4
 (Ra + Rb − Rc) would code smooth depth maps 1.2-2.2× smaller (measured with libjpeg-turbo on the
@@ -27,7 +26,12 @@ import numpy as np
 
 from ... import limits
 from ...errors import DepthError
-from .segments import SOF_MARKERS, SOS, JpegImage, segment
+from .segments import SOS, JpegImage, segment
+
+try:
+    from . import _ljpeg as _compiled  # the C decoder, where the package was built with a C compiler
+except ImportError:
+    _compiled = None
 
 SOF3, DHT, DRI = 0xC3, 0xC4, 0xDD
 #: Difference categories SSSS 0-16; category 16 is the difference 32768 and has no extra bits.
@@ -37,8 +41,6 @@ MAX_CODE_LENGTH = 16
 MASK = 0xFFFF
 #: Samples coded or decoded at once: small enough for their temporaries to stay in cache.
 _CHUNK_SAMPLES = 1 << 15
-#: Samples proven at once: few enough passes for the loop, temporaries bounded for the largest maps.
-_PROOF_SAMPLES = 1 << 18
 
 
 def encode(samples: np.ndarray) -> bytes:
@@ -180,6 +182,11 @@ def _pack(differences: np.ndarray, symbols: np.ndarray, lengths: np.ndarray, tot
     return bytes(coded).replace(b"\xff", b"\xff\x00")
 
 
+def compiled() -> bool:
+    """Whether :func:`decode` runs the C decoder (else NumPy's)."""
+    return _compiled is not None
+
+
 def decode(data: bytes, image: JpegImage) -> np.ndarray:
     """The samples of the one-component lossless JPEG ``image`` in ``data``: uint8 to 8 bits, else uint16."""
     where = f"lossless JPEG at offset {image.start}"
@@ -201,47 +208,19 @@ def decode(data: bytes, image: JpegImage) -> np.ndarray:
                 raise DepthError(f"{where}: more than one scan (only one-component images are read)")
             end = following[0].offset if following else image.end - 2
             scan = _Scan(payload, frame, tables, restart, f"{where}: SOS at {seg.offset}")
-            intervals, alike = scan.intervals(data[seg.end : end])
-            frames = sum(s.marker in SOF_MARKERS for s in image.segments)  # one, our SOF3: libjpeg-turbo first
-            samples = _libjpeg(data[image.start : image.end]) if frames == 1 else None
-            proven = samples is not None and alike and scan.proves(samples, intervals)
-            if samples is None or not (proven or scan.holds(samples, intervals)):
-                samples = scan.decode(intervals, len(data))
-            return scan.checked(samples)
+            return scan.checked(scan.decode(data[seg.end : end], len(data)))
     raise DepthError(f"{where}: no SOF3 frame header and scan")
 
 
 class _Table(NamedTuple):
     """A lossless Huffman table: for every 16-bit window, the length of the code it starts with (0: none) and
-    that code's category; and its (category, code, length) assignments."""
+    that code's category, apart and packed (``length | category << 8``, for the C decoder); and its
+    (category, code, length) assignments."""
 
     lengths: np.ndarray
     categories: np.ndarray
+    lookup: np.ndarray
     codes: tuple[tuple[int, int, int], ...]
-
-    def gap(self) -> int:
-        """The first 16-bit window no code starts (2^16: every one starts a code); codes are contiguous."""
-        if not self.codes:
-            return 0
-        _, code, length = self.codes[-1]
-        return (code + 1) << (16 - length)
-
-    def symbols(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """For each difference modulo 2^16: its symbol's bits (code, then extra bits; 0: not codable) and
-        the symbol; None where a category has two codes (a difference then has two codings)."""
-        return _symbols(self.codes)
-
-
-@functools.lru_cache(maxsize=16)  # files of one writer share their tables
-def _symbols(codes: tuple[tuple[int, int, int], ...]) -> tuple[np.ndarray, np.ndarray] | None:
-    if len({category for category, _, _ in codes}) < len(codes):
-        return None
-    values, code_lengths = np.zeros(CATEGORIES, np.uint64), np.zeros(CATEGORIES, np.int64)
-    for category, code, length in codes:
-        values[category], code_lengths[category] = code, length
-    lengths = code_lengths[_CATEGORY]
-    symbols = values[_CATEGORY] << _EXTRA_LENGTH.astype(np.uint64) | _EXTRA.astype(np.uint64)
-    return np.where(lengths > 0, lengths + _EXTRA_LENGTH, 0).astype(np.uint8), symbols
 
 
 def _read_tables(payload: bytes, where: str) -> dict[int, _Table]:
@@ -267,8 +246,10 @@ def _table_of(codes: tuple[tuple[int, int, int], ...]) -> _Table:
     for value, code, length in codes:
         span = slice(code << (16 - length), (code + 1) << (16 - length))
         lengths[span], categories[span] = length, value
-    lengths.flags.writeable = categories.flags.writeable = False  # shared by every file of these tables
-    return _Table(lengths, categories, codes)
+    lookup = (lengths | categories << 8).astype(np.uint16)
+    for table in (lengths, categories, lookup):
+        table.flags.writeable = False  # shared by every file of these tables
+    return _Table(lengths, categories, lookup, codes)
 
 
 def _read_frame(payload: bytes, where: str) -> tuple[int, int, int]:
@@ -286,8 +267,7 @@ def _read_frame(payload: bytes, where: str) -> tuple[int, int, int]:
 
 class _Scan:
     """A one-component scan's parameters, checked: its Huffman table, predictor, point transform and
-    lines per restart interval; it splits its data into intervals, proves another decoder's samples
-    against them, or decodes them itself."""
+    lines per restart interval; it splits its data into intervals and decodes them."""
 
     def __init__(self, header: bytes, frame: tuple[int, int, int], tables: dict[int, _Table], restart: int, where):
         self.precision, self.height, self.width = frame
@@ -310,10 +290,9 @@ class _Scan:
         """How many samples restart interval ``interval`` holds."""
         return min(self.lines, self.height - interval * self.lines) * self.width
 
-    def intervals(self, entropy: bytes) -> tuple[list[bytes], bool]:
-        """The unstuffed entropy-coded data of each restart interval, each checked to hold enough bits; and
-        whether libjpeg-turbo reads the same bits: it drops 0xFF fill bytes (0xFF before 0xFF), which are
-        data here, so only where every 0xFF is stuffing (0xFF00) or a restart marker."""
+    def intervals(self, entropy: bytes) -> list[bytes]:
+        """The unstuffed entropy-coded data of each restart interval, each checked to hold enough bits: every
+        0xFF is data but for stuffing (0xFF00, its zero dropped) and restart markers (dropped)."""
         data = np.frombuffer(entropy, np.uint8)
         marks = np.flatnonzero(data[:-1] == 0xFF)
         following = data[marks + 1]
@@ -321,27 +300,37 @@ class _Scan:
         stuffed = marks[following == 0] + 1  # the zero byte after a coded 0xFF
         expected = -(-self.height // self.lines)
         if len(restarts) + 1 != expected:
-            raise DepthError(f"{self.where}: {len(restarts) + 1} restart intervals, {expected} expected")
+            raise _refusal(self.where, INTERVAL_COUNT, len(restarts) + 1, expected)
         kept = np.delete(data, np.concatenate([stuffed, restarts, restarts + 1]))
         cuts = restarts - np.searchsorted(stuffed, restarts) - 2 * np.arange(len(restarts))
         unstuffed = [part.tobytes() for part in np.split(kept, cuts)]
         for number, coded in enumerate(unstuffed):
-            count = self.count(number)
-            if count > 8 * len(coded):  # every code takes at least one bit
-                raise DepthError(f"{self.where}: {len(coded)} bytes of coded data cannot hold {count} samples")
-        alike = len(stuffed) + len(restarts) == len(marks) and not entropy.endswith(b"\xff")
-        return unstuffed, alike
+            if self.count(number) > 8 * len(coded):  # every code takes at least one bit
+                raise _refusal(self.where, TOO_FEW_BYTES, len(coded), self.count(number))
+        return unstuffed
 
-    def decode(self, intervals: list[bytes], file_size: int) -> np.ndarray:
-        """The samples of ``intervals``, decoded here (int64, before the precision check), if a file of
-        ``file_size`` bytes may take that long (:data:`limits.NUMPY_LJPEG_SAMPLES_PER_SECOND`)."""
+    def decode(self, entropy: bytes, file_size: int) -> np.ndarray:
+        """The samples the scan's ``entropy``-coded data codes (before the precision check): by the compiled
+        decoder where built, else by NumPy if a file of ``file_size`` bytes may take that long."""
+        if _compiled is None:
+            return self._decode_numpy(self.intervals(entropy), file_size)
+        samples = np.empty((self.height, self.width), np.uint16)
+        refused = _compiled.decode_scan(
+            entropy, self.table.lookup, self.width, self.height, self.lines, self.predictor, self.initial, samples
+        )
+        if refused:
+            raise _refusal(self.where, *refused)
+        return samples.astype(np.uint32) << self.transform if self.transform else samples
+
+    def _decode_numpy(self, intervals: list[bytes], file_size: int) -> np.ndarray:
+        """:meth:`decode` by NumPy (int64), within :data:`limits.NUMPY_LJPEG_SAMPLES_PER_SECOND`."""
         _, seconds = limits.read_budget(file_size) or limits.READ_BUDGETS[-1][1:]
         most = int(seconds * limits.NUMPY_LJPEG_SAMPLES_PER_SECOND)
         if self.width * self.height > most:
             raise DepthError(
                 f"{self.where}: a {self.width}x{self.height} map is more than the NumPy decoder reads within "
-                f"the read budget ({most} samples); libjpeg-turbo (imagecodecs) reads it where installed, "
-                "once its decoding is proven"
+                f"the read budget ({most} samples); the compiled decoder reads it where the package was built "
+                "with a C compiler"
             )
         rows = []
         for number, coded in enumerate(intervals):
@@ -355,160 +344,21 @@ class _Scan:
             raise DepthError(f"{self.where}: a sample exceeds the {self.precision}-bit precision")
         return samples.astype(self.dtype, copy=False)
 
-    def proves(self, samples: np.ndarray, intervals: list[bytes]) -> bool:
-        """Whether libjpeg-turbo's ``samples`` are what the one interval codes, by a proof cheaper than
-        :meth:`holds` (False: not proven so), for data it reads as :meth:`intervals` does.  Where it has
-        decoded samples 0..k-1 right, it reads sample k's code where their codes end, and errs there only by
-        a code past the data's end (then the codes of the samples take more bits than the data holds) or on
-        a window no code starts (one at or past the table's gap), for which it gives the difference 0
-        (libjpeg's ``jpeg_huff_decode`` "fakes a zero"): so only the windows where samples of difference 0
-        start are read.  Its arithmetic is T.81's modulo 2^16, so the differences are read off the samples,
-        for 9-16 bits without a point transform (fewer bits are cut to uint8)."""
-        symbols = self.table.symbols()
-        if len(intervals) > 1 or self.dtype != np.uint16 or self.transform or symbols is None:
-            return False
-        if samples.shape != (self.height, self.width) or samples.dtype != self.dtype:
-            return False
-        lengths, coded, gap = symbols[0], intervals[0], self.table.gap()
-        if len(coded) >= 1 << 28:  # bit positions in uint32
-            return False
-        lowest = np.uint32(gap << 16)  # the 32-bit windows from here on start no code
-        words = np.ndarray((len(coded),), ">u4", coded + bytes(3), 0, (1,))  # the 32 bits from each byte
-        step = max(1, _PROOF_SAMPLES // self.width)
-        end = 0  # bit where the next line's codes start
-        for first in range(0, self.height, step):
-            differences = self._differences(samples, first, first + step).ravel()
-            length = lengths.take(differences)
-            if not length.all():
-                return False
-            ends = np.cumsum(length, dtype=np.uint32)
-            zeros = np.flatnonzero(differences == 0)
-            starts = ends.take(zeros - 1)
-            if len(zeros) and zeros[0] == 0:
-                starts[0] = 0
-            starts += np.uint32(end)
-            end += int(ends[-1])
-            if end > 8 * len(coded):
-                return False
-            if gap < 1 << 16 and (words.take(starts >> 3) << (starts & 7) >= lowest).any():
-                return False
-        return True
 
-    def _differences(self, samples: np.ndarray, first: int, stop: int) -> np.ndarray:
-        """The differences coding lines ``first .. stop`` of the 16-bit ``samples`` (one interval, no point
-        transform): by uint16 arithmetic for predictor 1, which wraps as T.81's modulo 2^16."""
-        if self.predictor != 1:
-            return _differences_of(self._shifted(samples, first, stop), self, first)
-        x = samples[first:stop]
-        d = np.empty_like(x)
-        np.subtract(x[:, 1:], x[:, :-1], out=d[:, 1:])
-        d[0, 0] = (int(x[0, 0]) - (int(samples[first - 1, 0]) if first else self.initial)) & MASK
-        np.subtract(x[1:, 0], x[:-1, 0], out=d[1:, 0])
-        return d
-
-    def holds(self, samples: np.ndarray, intervals: list[bytes]) -> bool:
-        """Whether ``intervals`` code exactly ``samples``: each sample's code and extra bits, from where the
-        codes before it end, are those of its difference (a prefix code decodes one way, so this proves a
-        decoding).  Where the data breaks first (no valid code, or past the end) raises the DepthError
-        :meth:`decode` gives; False where the samples merely differ from the data."""
-        symbols = self.table.symbols()
-        if symbols is None or samples.shape != (self.height, self.width) or samples.dtype != self.dtype:
-            return False
-        lengths, values = symbols
-        sizes = np.array([8 * len(coded) for coded in intervals], np.int64)
-        offsets = np.cumsum(sizes) - sizes
-        words = _words64(b"".join(intervals))
-        step = max(1, _CHUNK_SAMPLES // self.width)
-        position = 0  # bit of the current interval where the next line's codes start
-        for first in range(0, self.height, step):
-            x = self._shifted(samples, first, first + step)
-            if x is None:
-                return False
-            differences = _differences_of(x, self, first)
-            length, value = lengths[differences], values[differences]
-            rows = np.arange(first, first + len(length))
-            interval = rows // self.lines
-            line_bits = length.sum(axis=1, dtype=np.int64)
-            before = np.cumsum(line_bits) - line_bits + position
-            restarts = np.maximum.accumulate(np.where(rows % self.lines == 0, np.arange(len(rows)), -1))
-            line_start = np.where(restarts >= 0, before - before[np.maximum(restarts, 0)], before)
-            position = int(line_start[-1] + line_bits[-1])
-            start = line_start[:, None] + np.cumsum(length, axis=1, dtype=np.int64) - length
-            at = start + offsets[interval][:, None]
-            word = words[np.minimum(at >> 3, len(words) - 1)]
-            got = (word >> (64 - (at & 7) - length).astype(np.uint64)) & _LOW_BITS[length]
-            broken = (length == 0) | (start + length > sizes[interval][:, None]) | (got != value)
-            if broken.any():
-                return self._diagnose(intervals, first, int(np.flatnonzero(broken)[0]), start)
-        return True
-
-    def _shifted(self, samples: np.ndarray, first: int, stop: int) -> np.ndarray | None:
-        """Lines ``first - 1 .. stop`` of ``samples`` as int32 before the point transform; None where a
-        sample has bits below it."""
-        x = samples[max(first - 1, 0) : stop].astype(np.int32)
-        if self.transform:
-            if (x & ((1 << self.transform) - 1)).any():
-                return None
-            x >>= self.transform
-        return x if first else np.vstack([x[:1], x])
-
-    def _diagnose(self, intervals: list[bytes], first: int, k: int, start: np.ndarray) -> bool:
-        """Raise what :meth:`decode` raises at the ``k``-th sample from line ``first`` (the first the
-        data does not code as given) if the data breaks there; else False."""
-        line, column = first + k // self.width, k % self.width
-        number = line // self.lines
-        coded, at = intervals[number], int(start.flat[k])
-        window = int.from_bytes(coded[at >> 3 : (at >> 3) + 3].ljust(3, b"\0"), "big") >> (8 - (at & 7)) & 0xFFFF
-        length, category = int(self.table.lengths[window]), int(self.table.categories[window])
-        extra = 0 if category == 16 else category
-        if length and at + length + extra <= 8 * len(coded):
-            return False
-        problem = "runs past the end of the coded data" if length else "has no valid Huffman code"
-        sample = (line - number * self.lines) * self.width + column
-        raise DepthError(
-            f"{self.where}: sample {sample} of {self.count(number)} (bit {at} of {8 * len(coded)}) {problem}"
-        )
+#: What a scan's data is refused for, numbered as ``_ljpeg.decode_scan`` returns it.
+INTERVAL_COUNT, TOO_FEW_BYTES, BROKEN_CODE = range(3)
 
 
-#: Masks of the low 0-31 bits.
-_LOW_BITS = (np.uint64(1) << np.arange(32, dtype=np.uint64)) - np.uint64(1)
-
-
-def _differences_of(x: np.ndarray, scan: _Scan, first: int) -> np.ndarray:
-    """The differences (modulo 2^16) coding lines 1.. of ``x`` (line 0 is the one above), line ``first`` on."""
-    above, rows = x[:-1], x[1:]
-    a, b, c = rows[:, :-1], above[:, 1:], above[:, :-1]
-    predicted = np.empty_like(rows)
-    predicted[:, 0] = above[:, 0]
-    predicted[:, 1:] = _PREDICTORS[scan.predictor](a, b, c)
-    restarts = (np.arange(first, first + len(rows)) % scan.lines) == 0
-    predicted[restarts, 0] = scan.initial
-    predicted[restarts, 1:] = a[restarts]
-    return (rows - predicted) & MASK
-
-
-_PREDICTORS = {
-    1: lambda a, b, c: a,
-    2: lambda a, b, c: b,
-    3: lambda a, b, c: c,
-    4: lambda a, b, c: a + b - c,
-    5: lambda a, b, c: a + ((b - c) >> 1),
-    6: lambda a, b, c: b + ((a - c) >> 1),
-    7: lambda a, b, c: (a + b) >> 1,
-}
-
-
-def _libjpeg(jpeg: bytes) -> np.ndarray | None:
-    """The samples libjpeg-turbo (through imagecodecs, where installed) decodes from ``jpeg``, unchecked
-    (on corrupt data it warns and goes on); None where it is missing or refuses."""
-    try:
-        from imagecodecs import jpeg8_decode
-    except Exception:  # not installed, or a broken install: decode here
-        return None
-    try:
-        return jpeg8_decode(jpeg)
-    except Exception:  # its refusal has no message of ours: decode here, which says what is wrong
-        return None
+def _refusal(where: str, reason: int, *values) -> DepthError:
+    """The error of a scan refused for ``reason``: (intervals, expected); (bytes, samples) of an interval;
+    (sample, samples, bit, bits, no code) of an interval where a sample's code is none or runs past its end."""
+    if reason == INTERVAL_COUNT:
+        return DepthError(f"{where}: {values[0]} restart intervals, {values[1]} expected")
+    if reason == TOO_FEW_BYTES:
+        return DepthError(f"{where}: {values[0]} bytes of coded data cannot hold {values[1]} samples")
+    sample, count, bit, bits, no_code = values
+    problem = "has no valid Huffman code" if no_code else "runs past the end of the coded data"
+    return DepthError(f"{where}: sample {sample} of {count} (bit {bit} of {bits}) {problem}")
 
 
 def _read_differences(coded: bytes, table: _Table, count: int, where: str) -> np.ndarray:
@@ -530,8 +380,7 @@ def _read_differences(coded: bytes, table: _Table, count: int, where: str) -> np
         broken = np.flatnonzero((length == 0) | (at + length + extra > bits))
         if len(broken):
             k = int(broken[0])
-            problem = "runs past the end of the coded data" if length[k] else "has no valid Huffman code"
-            raise DepthError(f"{where}: sample {first + k} of {count} (bit {at[k]} of {bits}) {problem}")
+            raise _refusal(where, BROKEN_CODE, first + k, count, int(at[k]), bits, not length[k])
         value = _window(words, at + length) >> (16 - extra)
         signed = np.where(value < (1 << category) >> 1, value + 1 - (1 << category), value)
         differences[first : first + len(at)] = np.where(category == 16, 0x8000, signed)
@@ -547,16 +396,6 @@ def _words32(coded: bytes) -> np.ndarray:
     for byte in range(4):
         words[:, byte] = np.frombuffer(padded, ">u4", count, byte)
     return words.ravel()
-
-
-def _words64(coded: bytes) -> np.ndarray:
-    """The 64 bits starting at each byte (zeros past the end), from eight big-endian views of the data."""
-    count = len(coded) // 8 + 1
-    padded = coded + bytes(8 * count + 8 - len(coded))
-    words = np.empty((count, 8), np.uint64)
-    for byte in range(8):
-        words[:, byte] = np.frombuffer(padded, ">u8", count, byte)
-    return words.ravel()[: max(len(coded), 1)]
 
 
 def _window(words: np.ndarray, positions: np.ndarray) -> np.ndarray:
