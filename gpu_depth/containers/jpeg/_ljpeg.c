@@ -53,15 +53,17 @@ static void fast_table(const uint16_t *lookup, int32_t *fast) {
 }
 
 /* Decode `rows` lines of `width` samples into `out`; 0, or the failing sample's index + 1 with its bit
- * position and whether no code starts there (else its code runs past the end). */
-static Py_ssize_t decode(const uint8_t *data, uint64_t bits, const uint16_t *lookup, const int32_t *fast,
-                         Py_ssize_t width, Py_ssize_t rows, int predictor, int32_t initial, uint16_t *out,
-                         uint64_t *at, int *no_code) {
+ * position and whether no code starts there (else its code runs past the end).  Inlined once per predictor,
+ * so that each loop predicts without a branch. */
+static inline __attribute__((always_inline)) Py_ssize_t
+decode_predicted(const uint8_t *data, uint64_t bits, const uint16_t *lookup, const int32_t *fast, Py_ssize_t width,
+                 Py_ssize_t rows, const int predictor, int32_t initial, uint16_t *out, uint64_t *at, int *no_code) {
     uint64_t pos = 0, window = 0; /* the bits from pos on (zeros past the end), `kept` of them loaded */
     unsigned kept = 0;
     for (Py_ssize_t i = 0; i < rows; i++) {
         uint16_t *line = out + i * width;
         const uint16_t *above = i ? line - width : line;
+        int32_t left = 0;
         for (Py_ssize_t j = 0; j < width; j++) {
             if (kept < 32) { /* the data is readable 8 bytes past `bits`: zero the bits there */
                 window = load64(data + (pos >> 3)) << (pos & 7);
@@ -87,13 +89,25 @@ static Py_ssize_t decode(const uint8_t *data, uint64_t bits, const uint16_t *loo
             kept -= total;
             int32_t guess;
             if (i == 0)
-                guess = j ? line[j - 1] : initial;
+                guess = j ? left : initial;
             else
-                guess = j ? predicted(predictor, line[j - 1], above[j], above[j - 1]) : above[0];
-            line[j] = (uint16_t)(guess + difference);
+                guess = j ? predicted(predictor, left, above[j], above[j - 1]) : above[0];
+            left = (guess + difference) & 0xFFFF;
+            line[j] = (uint16_t)left;
         }
     }
     return 0;
+}
+
+static Py_ssize_t decode(const uint8_t *data, uint64_t bits, const uint16_t *lookup, const int32_t *fast,
+                         Py_ssize_t width, Py_ssize_t rows, int predictor, int32_t initial, uint16_t *out,
+                         uint64_t *at, int *no_code) {
+    switch (predictor) {
+#define PREDICTOR(n)                                                                                             \
+    case n: return decode_predicted(data, bits, lookup, fast, width, rows, n, initial, out, at, no_code);
+        PREDICTOR(1) PREDICTOR(2) PREDICTOR(3) PREDICTOR(4) PREDICTOR(5) PREDICTOR(6)
+    default: return decode_predicted(data, bits, lookup, fast, width, rows, 7, initial, out, at, no_code);
+    }
 }
 
 /* `entropy` without its stuffed zero bytes (0xFF00 -> 0xFF) and restart markers (RST0-7), into `unstuffed`;
