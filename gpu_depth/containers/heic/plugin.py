@@ -84,8 +84,8 @@ AUXILIARY_OPTIONS = frozenset({"depth_quality", "depth_preset", "encoder_threads
 #: pixels), stored losslessly, so faster settings change only their size: ultrafast with 64-pixel CTUs and no CU
 #: below 32 pixels codes a 2016x1512 matte in 89 ms instead of medium's ~5x or plain ultrafast's 220 ms, a
 #: quarter larger.  One TU depth (ultrafast's own; libheif's x265 plugin sets 2 over it) and RD level 1 take
-#: ~10% more off the matte's CPU for a ~20% larger item (bench_mattes.py, RESULTS.md).  The CTU stays 64, the
-#: depth map's (libheif's): x265 wants one CTU size in a process (docs/mattes.md).
+#: 10-17% off the matte encode's CPU (2-12% of a depth + matte attach's) for a ~20% larger item (RESULTS.md).
+#: The CTU stays 64, the depth map's (libheif's): x265 wants one CTU size in a process (docs/mattes.md).
 MATTE_PRESET = "ultrafast"
 MATTE_X265 = {"x265:ctu": "64", "x265:min-cu-size": "32", "x265:tu-intra-depth": "1", "x265:rd": "1"}
 #: Largest depth item decoded (bytes of coded data).
