@@ -83,9 +83,11 @@ AUXILIARY_OPTIONS = frozenset({"depth_quality", "depth_preset", "encoder_threads
 #: x265 settings of the mattes: mostly flat 0/255 images at half the photo's size (several times the depth map's
 #: pixels), stored losslessly, so faster settings change only their size: ultrafast with 64-pixel CTUs and no CU
 #: below 32 pixels codes a 2016x1512 matte in 89 ms instead of medium's ~5x or plain ultrafast's 220 ms, a
-#: quarter larger (bench_mattes.py, RESULTS.md).
+#: quarter larger.  One TU depth (ultrafast's own; libheif's x265 plugin sets 2 over it) and RD level 1 take
+#: 10-17% off the matte encode's CPU (2-12% of a depth + matte attach's) for a ~20% larger item (RESULTS.md).
+#: The CTU stays 64, the depth map's (libheif's): x265 wants one CTU size in a process (docs/mattes.md).
 MATTE_PRESET = "ultrafast"
-MATTE_X265 = {"x265:ctu": "64", "x265:min-cu-size": "32"}
+MATTE_X265 = {"x265:ctu": "64", "x265:min-cu-size": "32", "x265:tu-intra-depth": "1", "x265:rd": "1"}
 #: Largest depth item decoded (bytes of coded data).
 MAX_DEPTH_ITEM_BYTES = 64 << 20
 #: Largest Exif item rewritten (iPhones write ~3 KB; JPEG's APP1 holds at most 64 KiB).

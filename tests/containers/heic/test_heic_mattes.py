@@ -189,3 +189,33 @@ def test_replacing_the_iphone_14s_depth_keeps_its_five_mattes_byte_for_byte():
         assert isobmff.item_data(after, item_id) == isobmff.item_data(before, item_id)
         assert after.meta.item_properties(item_id) == before.meta.item_properties(item_id)
     assert len(heic.read_mattes(out)) == 5
+
+
+def segmentation(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A segmentation-like matte: a hard-edged subject, a few pixels of soft edge, noise near the edge."""
+    y, x = np.mgrid[0:height, 0:width]
+    radius = np.hypot((x - width / 2) / (width * 0.3), (y - height * 0.6) / (height * 0.4))
+    soft = 255 / (1 + np.exp((radius - 1) * 60))
+    noise = np.random.default_rng(seed).integers(-12, 13, (height, width)) * (np.abs(radius - 1) < 0.1)
+    return np.clip(np.rint(soft) + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("size", [(1158, 1544), (77, 333), (2016, 1512)])
+def test_mattes_stay_lossless_at_their_x265_settings_and_odd_sizes(photo, size):
+    # the iPhone 14's matte size, one smaller than x265's CTU and off its 8-pixel grid, the 12 Mpix photo's
+    pixels = segmentation(*size)
+    out = heic.attach_auxiliary(photo, [Matte.of("skin", pixels)])
+    image = pillow_heif.open_heif(io.BytesIO(out))
+    (aux_id,) = image.info["aux"][KINDS["skin"].urn]
+    assert np.array_equal(np.asarray(image.get_aux_image(aux_id)), pixels)
+    (matte,) = heic.read_mattes(out)
+    assert (matte.width, matte.height) == size and np.array_equal(matte.pixels, pixels)
+
+
+def test_a_lossy_matte_is_what_depth_quality_asks(photo):
+    # 0-100 codes the mattes lossy, as iPhones store them (docs/mattes.md): close to the pixels, not equal
+    pixels = person(192, 144)
+    out = heic.attach_auxiliary(photo, [Matte.of("hair", pixels)], depth_quality=50)
+    (matte,) = heic.read_mattes(out)
+    error = np.abs(matte.pixels.astype(int) - pixels)
+    assert 0 < error.max() and error.mean() < 8
