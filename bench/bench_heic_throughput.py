@@ -116,7 +116,7 @@ def child(args: argparse.Namespace) -> None:
     )
     stamps: list[float] = []
     findings: list = []
-    stages: dict[str, list[float]] = {"decode_s": [], "attach_s": []}
+    stages: dict[str, list[float]] = {"decode_s": [], "convert_s": [], "attach_s": []}
 
     def on_result(line: dict) -> None:
         assert line["status"] == "ok", line
@@ -206,7 +206,8 @@ def main() -> None:
             print(
                 f"     CPU per item {got['cpu_per_item_s'] * 1e3:.0f} ms (driver + workers), encode alone "
                 f"{floor_cpu * 1e3:.0f} ms CPU: the encode is {floor_cpu / got['cpu_per_item_s']:.0%} of it; median "
-                f"worker attach+write {got['attach_s'] * 1e3:.0f} ms, driver decode {got['decode_s'] * 1e3:.0f} ms; "
+                f"worker attach+write {got['attach_s'] * 1e3:.0f} ms, driver decode {got['decode_s'] * 1e3:.0f} ms, "
+                f"convert {got['convert_s'] * 1e3:.1f} ms; "
                 f"load {os.getloadavg()[0]:.1f}; verify {'clean' if not got['problems'] else got['problems']}"
             )
             if base:
@@ -214,7 +215,8 @@ def main() -> None:
                     f"     against {args.against}: {base['steady_items_per_s']:.2f} items/s "
                     f"({got['steady_items_per_s'] / base['steady_items_per_s']:.2f}x), CPU per item "
                     f"{base['cpu_per_item_s'] * 1e3:.0f} ms ({got['cpu_per_item_s'] / base['cpu_per_item_s']:.2f}x), "
-                    f"per worker {base['steady_items_per_s'] / workers * floor:.0%} of the floor; verify "
+                    f"per worker {base['steady_items_per_s'] / workers * floor:.0%} of the floor; worker attach+write "
+                    f"{base['attach_s'] * 1e3:.0f} ms, driver convert {base['convert_s'] * 1e3:.1f} ms; verify "
                     f"{'clean' if not base['problems'] else base['problems']}"
                 )
     for codec in heic.DEPTH_CODECS:

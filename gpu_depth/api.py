@@ -16,6 +16,7 @@ from .core.auxiliary import Matte, kind_of
 from .core.depthdata import DepthData
 from .core.orientation import depth_size, to_displayed, to_stored
 from .core.orientation import displayed_size as turned
+from .core.quantize import StoredDepth
 from .errors import DepthError, ExistingDepth
 from .fileio import PathLike, read_file, write_atomic
 
@@ -170,7 +171,7 @@ def attach_depth(
 def attach(
     data: bytes,
     path: PathLike,
-    depth: DepthData,
+    depth: DepthData | StoredDepth,
     target: containers.Plugin,
     *,
     replace: bool = False,
@@ -205,13 +206,21 @@ def attach(
 
     ``parsed``: the photo ``data`` as its container's ``parse`` gives it, when the caller has parsed it
     already (the pipeline's worker, for its report); it is parsed here otherwise, once for the whole attach.
+
+    ``depth``: a float map, which the container quantises as its ``storage`` says; or (the pipeline's worker)
+    a :class:`~gpu_depth.core.quantize.StoredDepth` that the conversion stage stored so already, in the
+    photo's stored orientation (with ``"displayed"``, re-turned here if the copy in ``target`` is turned
+    otherwise than the photo it was stored for), which is attached without quantising again.
     """
     if orientation not in ("stored", "displayed"):
         raise DepthError(f"orientation must be 'stored' or 'displayed', got {orientation!r}")
     if fit not in ("error", "stretch"):
         raise DepthError(f"fit must be 'error' or 'stretch', got {fit!r}")
     _check_options(options)
-    depth = dataclasses.replace(depth, metadata=depth.metadata.for_writing(xmp_profile))
+    if isinstance(depth, StoredDepth):
+        depth = depth.with_metadata(depth.metadata.for_writing(xmp_profile))
+    else:
+        depth = dataclasses.replace(depth, metadata=depth.metadata.for_writing(xmp_profile))
     source = containers.sniff(data)
     if source is not None and source is not target and not replace and _has_depth(source, data):
         raise ExistingDepth(f"the {source.NAME} photo already has depth, which its {target.NAME} copy would drop")
@@ -227,7 +236,9 @@ def attach(
         carried = [Matte(m.kind, to_stored(to_displayed(m.pixels, was), turn), m.version) for m in carried]
     stored = turned(*target.displayed_size(photo, parsed), turn)  # the photo's size as its pixels are stored
     new = _placed(new, stored, turn, orientation, fit) + carried
-    if orientation == "displayed" and turn != 1:
+    if isinstance(depth, StoredDepth):
+        depth = depth.turned(turn) if orientation == "displayed" else depth
+    elif orientation == "displayed" and turn != 1:
         depth = DepthData.from_array(to_stored(depth.array, turn), depth.pixel_format, metadata=depth.metadata)
     size = (depth.width, depth.height)
     if fit == "error" and not _fits(size, stored):

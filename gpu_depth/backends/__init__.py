@@ -2,7 +2,9 @@
 
 A backend turns a batch of validated 2-D maps into rows of the output format: a list of
 (height, BytesPerRow / bytes per pixel) host arrays whose padding is zero.  The batch has one
-mapping for all its maps, or one per map (:func:`per_map`).
+mapping for all its maps, or one per map (:func:`per_map`).  ``quantize`` gives the stored 8/16-bit maps
+(:func:`gpu_depth.core.quantize.quantize`'s bits) of a batch of DepthData, as the pipeline's conversion stage
+stores them for their containers.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from typing import Protocol
 
 import numpy as np
 
-from ..core.formats import PixelFormat
+from ..core.depthdata import DepthData
+from ..core.formats import PixelFormat, StoredFormat
 from ..core.mapping import DepthMapping
+from ..core.quantize import StoredMap
 from ..errors import DepthError
 
 log = logging.getLogger("gpu_depth")
@@ -33,6 +37,8 @@ class Backend(Protocol):
         row_alignment: int,
         size: tuple[int, int] | None,
     ) -> list[np.ndarray]: ...
+
+    def quantize(self, depths: Sequence[DepthData], stored_format: StoredFormat) -> list[StoredMap]: ...
 
 
 def per_map(mapping: DepthMapping | Sequence[DepthMapping], count: int) -> list[DepthMapping]:

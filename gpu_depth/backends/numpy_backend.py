@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..core.depthdata import empty_rows
-from ..core.formats import PixelFormat
+from ..core.depthdata import DepthData, empty_rows
+from ..core.formats import PixelFormat, StoredFormat
 from ..core.mapping import DepthMapping, round_to_format
+from ..core.quantize import StoredMap, quantize
 from ..core.resample import area_resize
 from . import per_map
 
@@ -33,6 +34,11 @@ class NumpyBackend:
             convert_map(np.asarray(m), each, pixel_format, row_alignment, size)
             for m, each in zip(maps, mappings, strict=True)
         ]
+
+    def quantize(self, depths: Sequence[DepthData], stored_format: StoredFormat = StoredFormat.L008) -> list[StoredMap]:
+        """``gpu_depth.core.quantize.quantize`` of each map, one after the other."""
+        stored = StoredFormat.parse(stored_format)
+        return [quantize(depth, stored) for depth in depths]
 
 
 def convert_map(

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from ..core.depthdata import DepthData
+    from ..core.quantize import Storage, StoredDepth
     from .rules import Findings
 
 #: Registered container packages, in sniffing order.
@@ -43,10 +44,21 @@ class Plugin(Protocol):
     def read_depth(self, data: bytes) -> DepthData | None:
         """The file's depth/disparity map in its native format, or None."""
 
+    def storage(self, **options: Any) -> Storage:
+        """What :func:`attach_depth` stores of a map with these ``ATTACH_OPTIONS`` (others are ignored): one
+        statement for its own attach and for the pipeline's conversion stage, which stores the maps ahead."""
+
     def attach_depth(
-        self, photo: bytes, depth: DepthData, *, replace: bool = False, parsed: Any = None, **options: Any
+        self,
+        photo: bytes,
+        depth: DepthData | StoredDepth,
+        *,
+        replace: bool = False,
+        parsed: Any = None,
+        **options: Any,
     ) -> bytes:
-        """The photo (already in this container) with ``depth`` attached, its own coded bytes kept."""
+        """The photo (already in this container) with ``depth`` attached, its own coded bytes kept: a float map,
+        quantised as :func:`storage` says, or a map stored so ahead."""
 
     def encode_photo(self, image: Image.Image, *, quality: int, encoder_preset: str) -> bytes:
         """A decoded photo re-encoded into this container (Exif, ICC profile and orientation kept)."""

@@ -1,4 +1,6 @@
-"""Storage quantisation shared by HEIC and JPEG: float map ↔ 8/16-bit stored map + FloatMin/FloatMax.
+"""Storage quantisation shared by HEIC and JPEG: float map ↔ 8/16-bit stored map + FloatMin/FloatMax; and
+what each container stores (:class:`Storage`), so that the pipeline's conversion stage stores the maps ahead
+(on the GPU with the CuPy backend) and hands the containers a :class:`StoredDepth`.
 
 ``float = FloatMin + (int − IntMin) · (FloatMax − FloatMin) / (IntMax − IntMin)``, linear in the native
 quantity, so for disparity larger codes are nearer.  FloatMin/FloatMax are the map's finite min/max
@@ -12,7 +14,9 @@ gives codes below IntMin back as NaN; Apple's formula reads them a step beyond F
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +25,7 @@ from .depthdata import DepthData, empty_rows
 from .formats import PixelFormat, StoredFormat
 from .mapping import round_to_format
 from .metadata import DepthMetadata, PixelDataInfo
+from .orientation import to_displayed, to_stored
 
 #: Mantissa bits of FloatMin/FloatMax, as in Apple's depth-representation SEI.
 MANTISSA_BITS = 16
@@ -30,11 +35,93 @@ SMALLEST_BOUND = 2.0**-30
 
 @dataclass(frozen=True)
 class StoredMap:
-    """The integer map a container stores, its ``apdi`` description and the map's metadata."""
+    """The integer map a container stores, its description and the map's metadata.  ``info``: the ``apdi``
+    PixelDataInfo of a map :func:`quantize` made (HEIC, JPEG), or a container's own description of its codes
+    (DNG's DepthFormat, DepthNear and DepthFar)."""
 
     pixels: np.ndarray
-    info: PixelDataInfo
+    info: PixelDataInfo | Any
     metadata: DepthMetadata
+
+
+@dataclass(frozen=True)
+class Storage:
+    """What a container stores of a depth map for the options it is given (each container's ``storage``):
+    the one statement of it that the container's own attach (quantising a DepthData) and the pipeline's
+    conversion stage (quantising ahead, on the backend) both use.
+
+    ``stored_format``: the ``apdi`` StoredFormat :func:`quantize` (or a backend's ``quantize``) makes of the
+    map; None where the container has its own ``codes`` (DNG).  ``float_map``: the container also writes
+    something of the float map itself (JPEG's GDepth), which then travels with the stored map.  Either way
+    the map is stored at its own size, in the photo's stored orientation."""
+
+    container: str
+    stored_format: StoredFormat | None
+    codes: Callable[[DepthData], StoredMap] | None = field(default=None, compare=False, repr=False)
+    float_map: bool = False
+
+    def describe(self) -> str:
+        kind = self.stored_format.fourcc if self.stored_format else "its own codes"
+        return f"{self.container} {kind}" + (" with the float map" if self.float_map else "")
+
+    def store(self, depths: Sequence[DepthData], backend: Any = None) -> list[StoredMap]:
+        """The stored map of each of ``depths``: quantised by ``backend.quantize`` (one call for them all),
+        by :func:`quantize` without a backend, or the container's own codes."""
+        if self.stored_format is None:
+            return [self.codes(depth) for depth in depths]
+        if backend is None:
+            return [quantize(depth, self.stored_format) for depth in depths]
+        return backend.quantize(list(depths), self.stored_format)
+
+    def stored(self, depth: DepthData | StoredDepth) -> tuple[StoredMap, DepthData | None]:
+        """(stored map, float map) of what the container was handed: a StoredDepth made by this storage as it
+        is, a DepthData stored here (on the CPU) and itself."""
+        if isinstance(depth, StoredDepth):
+            if depth.storage != self:
+                raise DepthError(f"the depth map was stored as {depth.storage.describe()}, not {self.describe()}")
+            return depth.map, depth.depth
+        return self.store([depth])[0], depth
+
+
+@dataclass(frozen=True)
+class StoredDepth:
+    """A depth map stored ahead of its attach (the pipeline's conversion stage): the ``map`` that ``storage``
+    made of a ``pixel_format`` map, in the photo's stored orientation, i.e. turned by Exif orientation ``turn``
+    from the displayed map; ``depth``: the float map, turned alike, where the storage needs it too."""
+
+    map: StoredMap
+    storage: Storage
+    pixel_format: PixelFormat
+    turn: int = 1
+    depth: DepthData | None = None
+
+    @property
+    def width(self) -> int:
+        return self.map.pixels.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.map.pixels.shape[0]
+
+    @property
+    def metadata(self) -> DepthMetadata:
+        return self.map.metadata
+
+    def turned(self, turn: int) -> StoredDepth:
+        """The same map stored for a photo of orientation ``turn`` (every storage's codes depend on the map's
+        values, not on their places, so turning the codes is storing the turned map)."""
+        if turn == self.turn:
+            return self
+        pixels = to_stored(to_displayed(self.map.pixels, self.turn), turn)
+        depth = self.depth
+        if depth is not None:
+            array = to_stored(to_displayed(depth.array, self.turn), turn)
+            depth = DepthData.from_array(array, depth.pixel_format, metadata=depth.metadata)
+        return replace(self, map=replace(self.map, pixels=pixels), turn=turn, depth=depth)
+
+    def with_metadata(self, metadata: DepthMetadata) -> StoredDepth:
+        depth = replace(self.depth, metadata=metadata) if self.depth is not None else None
+        return replace(self, map=replace(self.map, metadata=metadata), depth=depth)
 
 
 def round_bound(value: float, up: bool) -> float:

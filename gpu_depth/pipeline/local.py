@@ -1,4 +1,5 @@
-"""The local runner of the pipeline: decode threads → batched conversion in this process → attach + write in
+"""The local runner of the pipeline: decode threads → batched conversion in this process (which also stores each
+map as its container does: hole fill, turn, quantisation on the backend) → attach of the stored map + write in
 worker processes → fsync + rename by threads of this process → one report line per item.  Queues are bounded
 at every stage, so memory stays flat whatever the dataset size, and the conversion of one batch overlaps the
 encoders, whose outputs become durable while they attach the next.

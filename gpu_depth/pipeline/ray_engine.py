@@ -1,9 +1,10 @@
 """The conversion pipeline on a Ray cluster, built from the local pipeline's own stages.
 
-A Ray Data stream: decode (CPU tasks) → batched conversion in an actor pool that holds the backend
-(a GPU share per actor when the cluster has GPUs, CPU actors otherwise) → attach + atomic write
-(CPU tasks) → one report line per item, on the driver.  Items travel pickled, one per row.
-Every node must see the inputs and ``--out`` at the same paths (a shared file system).
+A Ray Data stream: decode (CPU tasks) → batched conversion and storage (quantisation to what each output's
+container stores) in an actor pool that holds the backend (a GPU share per actor when the cluster has GPUs, CPU
+actors otherwise) → attach of the stored map + atomic write (CPU tasks) → one report line per item, on the driver.
+Items travel pickled, one per row.  Every node must see the inputs and ``--out`` at the same paths (a shared
+file system).
 """
 
 from __future__ import annotations

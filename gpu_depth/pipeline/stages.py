@@ -1,6 +1,7 @@
 """The pipeline's stages, shared by every runner: plan (outputs, resume), decode (depth map and the
-photo's size), convert (batched, on the backend), encode (attach + atomic write, or write then commit), and
-the summary."""
+photo's size and orientation), convert (batched, on the backend: the conversion, then the hole fill, the turn
+to the photo's stored orientation and the quantisation to what its container stores), encode (attach the
+stored map + atomic write, or write then commit), and the summary."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import numpy as np
 
 from .. import containers
 from ..api import attach
+from ..backends import select_backend
 from ..convert import convert
 from ..core.depthdata import DepthData
 from ..core.holes import fill_depth
 from ..core.mapping import DepthMapping
 from ..core.metadata import CameraCalibration
-from ..core.orientation import depth_size, displayed_size
+from ..core.orientation import depth_size, displayed_size, to_stored
+from ..core.quantize import Storage, StoredDepth
 from ..datasets import check_path
 from ..depthmaps import load_depth_file
 from ..errors import DepthError, ExistingDepth
@@ -44,14 +47,18 @@ class Item:
     size: tuple[int, int] | None = None
     map_size: tuple[int, int] | None = None  # (width, height) of the depth map as loaded
     intrinsics: tuple[float, float, float, float] | None = None  # fx, fy, cx, cy the depth file gives
-    depth: DepthData | None = None
+    turn: int = 1  # the photo's Exif orientation, as its head says
+    container: str | None = None  # the photo's container, as its head says (None: none of ours)
+    depth: DepthData | None = None  # the converted float map (displayed orientation), until it is stored
+    stored: StoredDepth | None = None  # what the output's container stores of it, made by the conversion stage
+    map_details: dict = field(default_factory=dict)  # the report's fields of the map, reported once ok
     temp: Path | None = None  # its output written there by encode(commit=False), not yet durable nor named
 
     def fail(self, error: Exception) -> Item:
         """Mark the item failed by ``error``: a DepthError's line, or any other exception's type and message."""
         text = str(error) if isinstance(error, DepthError) else f"unexpected {type(error).__name__}: {error}"
         self.status, self.error = "failed", " ".join(text.split()) or type(error).__name__
-        self.gray = self.depth = None
+        self.gray = self.depth = self.stored = None
         return self
 
     def report(self) -> dict:
@@ -137,11 +144,13 @@ def plan(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> I
 
 
 def decode(item: Item, options: Options) -> Item:
-    """Load the item's depth map and choose its stored size from the photo's header."""
+    """Load the item's depth map and choose its stored size from the photo's header (which gives its
+    orientation and container too)."""
     started = time.perf_counter()
     try:
         item.gray, item.intrinsics = load_depth_file(item.job.depth)
-        photo_size = _photo_size(item.job.photo)
+        photo_size, item.turn, module = _photo_head(item.job.photo)
+        item.container = module.NAME if module is not None else None
         shape = item.map_size = (item.gray.shape[1], item.gray.shape[0])
         try:
             item.size = depth_size(shape, photo_size, options.depth_size, options.stretch)
@@ -159,6 +168,11 @@ def decode(item: Item, options: Options) -> Item:
 
 
 def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Item]:
+    """The conversion stage: :func:`convert_maps`, then :func:`store_maps` (both on the backend)."""
+    return store_maps(convert_maps(batch, options, backend), options, backend)
+
+
+def convert_maps(batch: list[Item], options: Options, backend: str) -> list[Item]:
     """Convert the batch's maps in one backend call per pixel format, each map with its own mapping."""
     groups: dict[str, list[tuple[Item, DepthMapping]]] = {}
     for item in batch:
@@ -188,6 +202,89 @@ def convert_batch(batch: list[Item], options: Options, backend: str) -> list[Ite
     return batch
 
 
+def store_maps(batch: list[Item], options: Options, backend: str) -> list[Item]:
+    """Store each converted map as its output's container stores it, so that the workers only encode and mux:
+    its holes filled (``--holes fill``), the report's range of its values taken, the map turned to the
+    photo's stored orientation, then quantised (``backend.quantize``: on the GPU with CuPy) in one call per
+    storage (:class:`~gpu_depth.core.quantize.Storage`: container and stored format) or coded as a DNG codes
+    it.  The time is added to the items' ``convert_s``.  An item whose photo is in none of our containers
+    (and no ``--container``) is left unstored: its worker names that fault."""
+    groups: dict[Storage, list[Item]] = {}
+    for item in batch:
+        if item.status or item.depth is None:
+            continue
+        started = time.perf_counter()
+        try:
+            storage = _prepared(item, options)
+        except Exception as exc:
+            item.fail(exc)
+            continue
+        _add_time(item, time.perf_counter() - started)
+        if storage is not None:
+            groups.setdefault(storage, []).append(item)
+    engine = select_backend(backend) if groups else None
+    for storage, members in groups.items():
+        started = time.perf_counter()
+        try:
+            maps = storage.store([m.depth for m in members], engine)
+        except Exception:  # find the culprit: store one by one
+            maps = [_store_one(member, storage, engine) for member in members]
+        share = (time.perf_counter() - started) / len(members)
+        for member, stored in zip(members, maps, strict=True):
+            if stored is not None:
+                depth = member.depth
+                float_map = depth if storage.float_map else None
+                member.stored = StoredDepth(stored, storage, depth.pixel_format, member.turn, float_map)
+                member.depth = None
+                _add_time(member, share)
+    return batch
+
+
+def _prepared(item: Item, options: Options) -> Storage | None:
+    """Fill the item's holes if asked, note the report's fields of its map, turn it to the photo's stored
+    orientation; the storage of its output's container (None: no container known)."""
+    depth = item.depth
+    values = _reducible(depth.array)
+    invalid, filled = int(np.isnan(values).sum()), 0
+    if options.holes == "fill" and invalid:
+        depth, filled = fill_depth(depth)
+        values = _reducible(depth.array)
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    item.map_details = {
+        "pixel_format": str(depth.pixel_format),
+        "width": depth.width,
+        "height": depth.height,
+        "min": low,
+        "max": high,
+        "depth_m": _metres(depth.pixel_format.is_disparity, low, high),
+        "invalid_pixels": invalid,
+        "filled_pixels": filled,
+        "accuracy": depth.metadata.accuracy,
+        "filtered": depth.metadata.filtered,
+    }
+    name = options.container if options.container != "same" else item.container
+    if name is None:
+        item.depth = depth
+        return None
+    target = containers.plugin(name)
+    if item.turn != 1:
+        depth = DepthData.from_array(to_stored(depth.array, item.turn), depth.pixel_format, metadata=depth.metadata)
+    item.depth = depth
+    return target.storage(**{k: v for k, v in options.attach.items() if k in target.ATTACH_OPTIONS})
+
+
+def _store_one(item: Item, storage: Storage, engine) -> object:
+    try:
+        return storage.store([item.depth], engine)[0]
+    except Exception as exc:
+        item.fail(exc)
+        return None
+
+
+def _add_time(item: Item, seconds: float) -> None:
+    item.details["convert_s"] = round(item.details.get("convert_s", 0.0) + seconds, 5)
+
+
 def _with_intrinsics(depth: DepthData, intrinsics: tuple | None, map_size: tuple[int, int]) -> DepthData:
     """``depth`` carrying the camera's fx, fy, cx, cy (pixels of the map as loaded, its reference dimensions)."""
     if intrinsics is None:
@@ -206,27 +303,23 @@ def _convert_one(item: Item, fmt: str, mapping: DepthMapping, backend: str) -> D
 
 
 def encode(item: Item, options: Options, commit: bool = True) -> Item:
-    """Attach the converted depth to the photo and write it atomically (runs in a worker process).  Without
-    ``commit`` the output is left written in ``item.temp``, for :func:`committed` to make durable and name
-    while the worker goes on with its next item."""
+    """Attach the stored map (the conversion stage's) to the photo and write it atomically (runs in a worker
+    process: nothing here quantises).  Without ``commit`` the output is left written in ``item.temp``, for
+    :func:`committed` to make durable and name while the worker goes on with its next item."""
     started = time.perf_counter()
     try:
-        values = _reducible(item.depth.array)
-        invalid, filled = int(np.isnan(values).sum()), 0
-        if options.holes == "fill" and invalid:
-            item.depth, filled = fill_depth(item.depth)
-            values = _reducible(item.depth.array)
         photo = read_file(item.job.photo)
         target = containers.plugin(options.container) if options.container != "same" else containers.sniff(photo)
         if target is None:
             raise DepthError(f"{item.job.photo}: not a HEIC, JPEG or DNG photo; choose --container")
-        depth = item.depth
+        if item.stored is None:
+            raise DepthError(f"{item.job.photo}: was not a HEIC, JPEG or DNG photo when its map was stored")
         parsed = _parsed(photo)
         matte_options, matte_details = matte_arguments(item.job, photo, target, options, parsed)
         result = attach(
             photo,
             item.job.photo,
-            depth,
+            item.stored,
             target,
             orientation="displayed",
             fit="stretch" if options.stretch else "error",
@@ -237,20 +330,7 @@ def encode(item: Item, options: Options, commit: bool = True) -> Item:
             **options.attach,
             **matte_options,
         )
-        low, high = float(np.nanmin(values)), float(np.nanmax(values))
-        details = {
-            "pixel_format": str(depth.pixel_format),
-            "width": depth.width,
-            "height": depth.height,
-            "min": low,
-            "max": high,
-            "depth_m": _metres(depth.pixel_format.is_disparity, low, high),
-            "invalid_pixels": invalid,
-            "filled_pixels": filled,
-            "accuracy": depth.metadata.accuracy,
-            "filtered": depth.metadata.filtered,
-            **matte_details,
-        }
+        details = {**item.map_details, **matte_details}
         _make_folders(options.out, item.job.folder)
         if commit:
             write_atomic(item.output, result, protect=(item.job.photo, item.job.depth))
@@ -260,7 +340,7 @@ def encode(item: Item, options: Options, commit: bool = True) -> Item:
         return item.fail(DepthError(f"{exc}; pass --replace to replace it"))
     except Exception as exc:
         return item.fail(exc)
-    item.status, item.depth = "ok", None
+    item.status, item.stored = "ok", None
     item.details.update(details, attach_s=round(time.perf_counter() - started, 4))
     return item
 
@@ -306,33 +386,46 @@ def _mapping(job: Job, options: Options) -> DepthMapping:
 
 
 def _photo_size(path: Path) -> tuple[int, int]:
-    """The photo's displayed (width, height): from its container (only the head of a HEIC, where its
-    container reads the size from), or Pillow for PNG and plain TIFF photos."""
+    """The photo's displayed (width, height) (:func:`_photo_head`)."""
+    return _photo_head(path)[0]
+
+
+def _photo_head(path: Path) -> tuple[tuple[int, int], int, containers.Plugin | None]:
+    """The photo's displayed (width, height), its Exif orientation and its container (None: none of ours):
+    from its container (only the head of a HEIC or JPEG, which its container reads them from, parsed once),
+    or Pillow for PNG and plain TIFF photos."""
     with read_ranges(path) as (read, size):
         module = containers.sniff(read(0, min(size, containers.SNIFF_BYTES)))
         if hasattr(module, "head"):
             try:
-                return module.displayed_size(module.head(read, size))
+                return (*_size_and_turn(module, module.head(read, size)), module)
             except DepthError as exc:
                 raise DepthError(f"{path}: cannot read the photo's size: {exc}") from exc
         data = read(0, size)
     if module is None:
-        return _pillow_size(data, path)
+        return (*_pillow_size(data, path), module)
     try:
-        return module.displayed_size(data)
+        return (*_size_and_turn(module, data), module)
     except DepthError as exc:
         if module.NAME != "dng":  # plain TIFFs sniff as DNG; Pillow reads them
             raise DepthError(f"{path}: cannot read the photo's size: {exc}") from exc
-    return _pillow_size(data, path)
+    return (*_pillow_size(data, path), module)
 
 
-def _pillow_size(data: bytes, path: Path) -> tuple[int, int]:
+def _size_and_turn(module: containers.Plugin, data: bytes) -> tuple[tuple[int, int], int]:
+    parsed = module.parse(data)
+    return module.displayed_size(data, parsed), module.orientation(data, parsed)
+
+
+def _pillow_size(data: bytes, path: Path) -> tuple[tuple[int, int], int]:
+    """A PNG or plain TIFF photo's displayed (width, height) and its Exif orientation."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:
             orientation = image.getexif().get(0x0112, 1)
-            return displayed_size(image.width, image.height, orientation if orientation in range(1, 9) else 1)
+            orientation = orientation if orientation in range(1, 9) else 1
+            return displayed_size(image.width, image.height, orientation), orientation
     except UnidentifiedImageError:
         raise DepthError(f"{path}: not a photo in a format gpu-depth reads") from None
     except (OSError, ValueError, SyntaxError) as exc:

@@ -36,7 +36,7 @@ def test_a_conversion_that_raises_fails_only_its_item(tmp_path, monkeypatch):
     batch = [stages.Item(Job(Path(f"{n}.jpg"), Path(f"{n}.png")), Path(f"o{n}.jpg")) for n in range(3)]
     for item, shape in zip(batch, [(2, 2), (1, 1), (2, 2)], strict=True):
         item.gray, item.size = np.zeros(shape, np.uint16), shape
-    stages.convert_batch(batch, Options(tmp_path, near=0.5, far=10), "numpy")
+    stages.convert_maps(batch, Options(tmp_path, near=0.5, far=10), "numpy")
     assert [item.status for item in batch] == [None, "failed", None]
     assert batch[1].error == "unexpected ValueError: bad map" and batch[0].depth == "converted"
 
@@ -59,7 +59,7 @@ def test_maps_of_many_mappings_convert_in_one_call_per_format(tmp_path, monkeypa
     ]
     for n, item in enumerate(batch):
         item.gray, item.size, item.map_size = np.full((2, 3), 40 * n, np.uint8), (3, 2), (3, 2)
-    stages.convert_batch(batch, Options(tmp_path, near=0.7, far=12.0), "numpy")
+    stages.convert_maps(batch, Options(tmp_path, near=0.7, far=12.0), "numpy")
     assert [(fmt, [(m.near, m.far) for m in mappings]) for fmt, mappings in calls] == [
         ("hdis", [(0.5, 4.0), (1.0, 9.0), (0.3, 2.0)]),
         ("fdep", [(0.7, 12.0)]),
@@ -216,10 +216,11 @@ def test_the_report_gives_the_stored_maps_range_and_its_holes(tmp_path):
     (tmp_path / "out").mkdir()
     options = Options(tmp_path / "out", near=0.5, far=10)
     [item] = stages.plan(pair_folders(photos, depths)[0], options, lambda done: None)
-    stages.convert_batch([stages.decode(item, options)], options, "numpy")
+    stages.convert_maps([stages.decode(item, options)], options, "numpy")
     array = item.depth.array.copy()
     array[0, :5], array[1, 0] = np.nan, 7.0  # five holes; a disparity of 7/m, nearer than any pixel
     item.depth = DepthData.from_array(array, item.depth.pixel_format, metadata=item.depth.metadata)
+    stages.store_maps([item], options, "numpy")
     details = stages.encode(item, options).details
     values = array.astype(np.float64)
     assert (details["invalid_pixels"], details["min"], details["max"]) == (5, np.nanmin(values), 7.0)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -43,6 +44,7 @@ from ...core.formats import PixelFormat
 from ...core.holes import refuse_holes
 from ...core.metadata import DepthMetadata
 from ...core.orientation import displayed_size as turned
+from ...core.quantize import Storage, StoredDepth, StoredMap
 from ...errors import DepthError, ExistingDepth
 from .tiff import (
     ASCII,
@@ -233,9 +235,31 @@ def _uncropped(tiff: TiffFile, ifd: Ifd, pixels: np.ndarray) -> np.ndarray:
     return full
 
 
+@dataclass(frozen=True)
+class DepthRange:
+    """What IFD0 says of a DNG depth map's 16-bit codes: DepthFormat (LINEAR or INVERSE), DepthNear and
+    DepthFar (RATIONAL pairs)."""
+
+    form: int
+    near: tuple[int, int]
+    far: tuple[int, int]
+
+
+def stored_codes(depth: DepthData) -> StoredMap:
+    """The map as a DNG stores it: :func:`depth_codes`' codes, with their :class:`DepthRange`."""
+    codes, form, near, far = depth_codes(depth)
+    return StoredMap(codes, DepthRange(form, near, far), depth.metadata)
+
+
+def storage(**options: object) -> Storage:
+    """What :func:`attach_depth` stores of a map (whatever the options): DNG's own 16-bit codes
+    (:func:`stored_codes`), at the map's size, in the photo's stored orientation."""
+    return Storage(NAME, None, stored_codes)
+
+
 def attach_depth(
     photo: bytes,
-    depth: DepthData,
+    depth: DepthData | StoredDepth,
     *,
     replace: bool = False,
     measure_type: int = 0,
@@ -245,7 +269,8 @@ def attach_depth(
     **options: Any,
 ) -> bytes:
     """``photo`` with ``depth`` (and ``mattes``) attached as a DNG 1.5 depth map (and 1.6 semantic masks),
-    every input byte kept in place.
+    every input byte kept in place.  ``depth``: a float map, coded here as :func:`storage` says, or a
+    :class:`StoredDepth` stored so ahead.
 
     ``measure_type``: DepthMeasureType, 0 unknown, 1 along the optical axis, 2 along the optical ray.
     ``replace``: drop an existing depth map from IFD0's SubIFDs (its bytes stay, unreferenced), and the
@@ -254,7 +279,7 @@ def attach_depth(
     """
     if options:
         raise DepthError(f"unknown DNG option(s): {', '.join(sorted(options))}")
-    if not isinstance(depth, DepthData):
+    if not isinstance(depth, DepthData | StoredDepth):
         raise DepthError(f"depth must be DepthData, got {type(depth).__name__}")
     if measure_type not in (0, 1, 2):
         raise DepthError(f"DepthMeasureType must be 0, 1 or 2, got {measure_type!r}")
@@ -274,7 +299,7 @@ def attach_auxiliary(
 
 def _attach(
     photo: bytes,
-    depth: DepthData | None,
+    depth: DepthData | StoredDepth | None,
     mattes: Sequence[Matte],
     replace_depth: bool,
     replace_mattes: bool,
@@ -293,7 +318,7 @@ def _attach(
     tail.data += bytes(claimed_end(tiff, ifds) - len(photo))  # a truncated file's claims stay unmet, not ours
     entries = dict(ifd0.entries)
     if depth is not None:
-        subifds.append(_append_depth(tail, fmt, depth, entries, measure_type))
+        subifds.append(_append_depth(tail, fmt, storage().stored(depth)[0], entries, measure_type))
     subifds += [_append_mask(tail, fmt, matte) for matte in mattes]
     if subifds:
         subifd_type = ifd0.entries[SUBIFDS].type if SUBIFDS in ifd0 else LONG
@@ -309,16 +334,17 @@ def _attach(
     return b"".join((fmt.header(ifd0_offset), memoryview(photo)[HEADER_SIZE:], tail.data))
 
 
-def _append_depth(tail: _Tail, fmt: TiffFormat, depth: DepthData, entries: dict[int, Entry], measure_type: int) -> int:
-    """Append the depth map's strips and IFD; set IFD0's Depth* ``entries``; return the IFD's offset."""
-    codes, form, near, far = depth_codes(depth)
+def _append_depth(tail: _Tail, fmt: TiffFormat, stored: StoredMap, entries: dict[int, Entry], measure_type: int) -> int:
+    """Append the stored map's strips and IFD; set IFD0's Depth* ``entries``; return the IFD's offset."""
+    codes, (form, near, far) = stored.pixels, (stored.info.form, stored.info.near, stored.info.far)
+    height, width = codes.shape
     strips = _append_strips(tail, fmt, codes.astype(fmt.byteorder + "u2"))
     offset = tail.align()
     tail.data += pack_ifd(
         fmt,
         [
             make_entry(fmt, NEW_SUBFILE_TYPE, LONG, [DEPTH_MAP]),
-            *_image_entries(fmt, depth.width, depth.height, 16, UNCOMPRESSED, PHOTOMETRIC_DEPTH),
+            *_image_entries(fmt, width, height, 16, UNCOMPRESSED, PHOTOMETRIC_DEPTH),
             *strips,
         ],
         offset,
@@ -327,7 +353,7 @@ def _append_depth(tail: _Tail, fmt: TiffFormat, depth: DepthData, entries: dict[
         (DEPTH_FORMAT, SHORT, form),
         (DEPTH_NEAR, RATIONAL, near),
         (DEPTH_FAR, RATIONAL, far),
-        (DEPTH_UNITS, SHORT, METERS if depth.metadata.accuracy == "absolute" else 0),
+        (DEPTH_UNITS, SHORT, METERS if stored.metadata.accuracy == "absolute" else 0),
         (DEPTH_MEASURE_TYPE, SHORT, measure_type),
     ):
         entries[tag] = make_entry(fmt, tag, type_, [value])

@@ -37,7 +37,7 @@ from ...core.formats import PixelFormat, StoredFormat
 from ...core.metadata import PixelDataInfo
 from ...core.orientation import displayed_size as turned
 from ...core.orientation import orientation_of
-from ...core.quantize import dequantize, quantize
+from ...core.quantize import Storage, StoredDepth, dequantize
 from ...core.xmp import build_depth_xmp, parse_depth_xmp
 from ...errors import DepthError, ExistingDepth
 from .. import exif
@@ -291,9 +291,16 @@ def _hdlr() -> bytes:
 # ----------------------------------------------------------------------------------------------- writing
 
 
+def storage(depth_codec: str = "hevc", **options: object) -> Storage:
+    """What :func:`attach_depth` stores of a map for ``depth_codec`` (the other options change nothing of it):
+    its 8-bit L008 quantisation (``hevc``) or its 16-bit L016 one (``jpeg``), at the map's size, in the photo's
+    stored orientation."""
+    return Storage(NAME, StoredFormat.L016 if depth_codec == "jpeg" else StoredFormat.L008)
+
+
 def attach_depth(
     photo: bytes,
-    depth: DepthData,
+    depth: DepthData | StoredDepth,
     *,
     replace: bool = False,
     mattes: Sequence[Matte] = (),
@@ -306,6 +313,7 @@ def attach_depth(
     parsed: HeifFile | None = None,
 ) -> bytes:
     """The HEIC ``photo`` with ``depth`` (and ``mattes``) attached; the photo's own items keep their bytes.
+    ``depth``: a float map, quantised here as :func:`storage` says, or a :class:`StoredDepth` stored so ahead.
 
     ``depth_codec``: ``"hevc"`` (default) stores an 8-bit monochrome HEVC item, ``"jpeg"`` a 16-bit lossless
     JPEG item.  ``depth_quality`` (HEVC): -1 (default) stores the 8-bit map (and mattes) losslessly, 0-100 lossy
@@ -353,7 +361,7 @@ def attach_auxiliary(
 
 def _attach(
     photo: bytes,
-    depth: DepthData | None,
+    depth: DepthData | StoredDepth | None,
     mattes: Sequence[Matte],
     replace_depth: bool,
     replace_mattes: bool,
@@ -388,7 +396,7 @@ def _attach(
         matte_params = _encoder_params(MATTE_PRESET, threads) | MATTE_X265
         coded_mattes = [pool.submit(_encode_map, m.pixels, quality, matte_params) for m in mattes] if mattes else []
         if depth is not None:
-            stored = quantize(depth, StoredFormat.L016 if codec == "jpeg" else StoredFormat.L008)
+            stored, _ = storage(depth_codec=codec).stored(depth)
             item_type, coding, coded = _encode_depth(stored.pixels, codec, quality, preset, threads)
             sei = build_aux_subtype(_sei(stored.info))
             xmp = build_depth_xmp(stored.info, stored.metadata)

@@ -26,7 +26,7 @@ from ...core.auxiliary import Matte, parse_matte_xmp
 from ...core.depthdata import DepthData
 from ...core.formats import StoredFormat
 from ...core.orientation import displayed_size as turned
-from ...core.quantize import dequantize, quantize
+from ...core.quantize import Storage, StoredDepth, StoredMap, dequantize
 from ...core.xmp import APDI, build_depth_xmp, parse_depth_xmp, properties
 from ...errors import DepthError, ExistingDepth
 from .. import exif
@@ -106,9 +106,16 @@ def read_depth(data: bytes) -> DepthData | None:
     return read_gdepth(data, primary)
 
 
+def storage(coding: str = "lossless", gdepth: bool = False, **options: object) -> Storage:
+    """What :func:`attach_depth` stores of a map for ``coding`` and ``gdepth`` (the other options change
+    nothing of it): its 16-bit L016 quantisation (``lossless``) or its 8-bit L008 one (``baseline``), at the
+    map's size, in the photo's stored orientation; with ``gdepth`` the float map too (GDepth codes it itself)."""
+    return Storage(NAME, StoredFormat.L016 if coding == "lossless" else StoredFormat.L008, float_map=bool(gdepth))
+
+
 def attach_depth(
     photo: bytes,
-    depth: DepthData,
+    depth: DepthData | StoredDepth,
     *,
     replace: bool = False,
     mattes: Sequence[Matte] = (),
@@ -123,7 +130,8 @@ def attach_depth(
     """``photo`` with ``depth`` (then ``mattes``) appended as MPF secondary JPEGs, the primary's coded bytes kept.
 
     ``coding`` is one of :data:`CODINGS`: ``lossless`` (16-bit, exact) or ``baseline`` (8-bit, as
-    iPhones store filtered maps).
+    iPhones store filtered maps).  ``depth``: a float map, quantised here as :func:`storage` says, or a
+    :class:`StoredDepth` stored so ahead.
 
     ``gdepth`` also writes Google's GDepth (``gdepth_format`` RangeInverse or RangeLinear, a
     ``gdepth_bits``-bit PNG) into the primary's XMP and Extended XMP.  ``exif_portrait`` sets the
@@ -162,11 +170,12 @@ def _attach(
         where = f"MP image {old[0].number + 1} at offset {old[0].start}" if old else "GDepth in its XMP"
         raise ExistingDepth(f"already has a depth map ({where})")
     old += _replaced_mattes(photo, index, mattes, replace_mattes, drop_mattes)
-    count = len(index.images) - len(old) + 1 + (depth is not None) + len(mattes)
+    gdepth, gdepth_format, gdepth_bits = google
+    stored, depth = storage(coding, gdepth).stored(depth) if depth is not None else (None, None)
+    count = len(index.images) - len(old) + 1 + (stored is not None) + len(mattes)
     body = _recounted(photo, [image for image in index.images if image not in old], count)
     kept, tail = _without(body, primary.end, index.images, old)
 
-    gdepth, gdepth_format, gdepth_bits = google
     edits = (
         edit_gdepth(photo, primary, depth if gdepth else None, gdepth_format, gdepth_bits)
         if gdepth or has_gdepth
@@ -184,7 +193,7 @@ def _attach(
     mpf_at = placed[-1]
     tiff_at = mpf.tiff_start(mpf_at)
 
-    added = [depth_image(depth, count, coding)] if depth is not None else []
+    added = [depth_image(stored, count, coding)] if stored is not None else []
     added += [matte_image(matte, count) for matte in mattes]
     shift = len(head) - primary.end
     entries = [mpf.Entry(index.primary_attribute, len(head), 0)]
@@ -313,15 +322,14 @@ def _recounted(photo: bytes, images: list[_Secondary], count: int) -> bytes:
     return bytes(out)
 
 
-def depth_image(depth: DepthData, count: int, coding: str = "lossless") -> bytes:
-    """Apple's depth JPEG: SOI, APP1 depth XMP, APP2 MPF {version, ``count``}, then the map coded by ``coding``."""
+def depth_image(stored: StoredMap, count: int, coding: str = "lossless") -> bytes:
+    """Apple's depth JPEG: SOI, APP1 depth XMP, APP2 MPF {version, ``count``}, then the stored map (16-bit for
+    ``lossless``, 8-bit for ``baseline``: :func:`storage`) coded by ``coding``."""
     if coding == "lossless":
-        stored = quantize(depth, StoredFormat.L016)
         coded = ljpeg.encode(stored.pixels)[2:]
     else:
-        stored = quantize(depth)
         coded = _baseline(stored.pixels)
-    xmp = build_depth_xmp(stored.info, depth.metadata)
+    xmp = build_depth_xmp(stored.info, stored.metadata)
     return b"\xff\xd8" + segment(APP1, XMP_ID + xmp) + segment(APP2, mpf.build_version(count)) + coded
 
 
