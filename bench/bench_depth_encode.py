@@ -25,13 +25,16 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
 QUALITIES = (-1, 90, 75)
 #: x265 settings libheif passes through (``x265:NAME``) that could matter for one small intra frame: its default
 #: (a thread pool of one thread per core, wavefront rows), one pool thread, no pool at all, no wavefront
-#: parallelism, no lookahead slices.  ``rc-lookahead=0`` is refused by x265 ("could not be opened").
+#: parallelism, no lookahead slices; x265's own one TU depth (libheif's x265 plugin sets 2 over every preset's 1),
+#: with RD level 1 too.  ``rc-lookahead=0`` is refused by x265 ("could not be opened").
 THREADS = {
     "default": {},
     "1 thread": {"x265:pools": "1", "x265:frame-threads": "1"},
     "no pool": {"x265:pools": "none"},
     "no WPP": {"x265:wpp": "0"},
     "no la-sl": {"x265:lookahead-slices": "0"},
+    "TU 1": {"x265:tu-intra-depth": "1"},
+    "TU 1 RD 1": {"x265:tu-intra-depth": "1", "x265:rd": "1"},
 }
 
 

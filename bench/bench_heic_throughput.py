@@ -99,7 +99,7 @@ def encode_alone(depth_png: Path, codec: str, threads: int, repeat: int) -> tupl
         pixels = quantize(depth, StoredFormat.L016).pixels
         call = lambda: ljpeg.encode(pixels)  # noqa: E731
     else:
-        pixels, params = quantize(depth).pixels, heic._encoder_params(heic.DEPTH_PRESET, threads)
+        pixels, params = quantize(depth).pixels, heic._map_encoder_params(heic.DEPTH_PRESET, threads)
         call = lambda: heic._encode_map(pixels, -1, params)  # noqa: E731
     cpu = []
     wall = timings(lambda: (start := time.process_time(), call(), cpu.append(time.process_time() - start)), repeat)

@@ -76,6 +76,10 @@ DEPTH_CODECS = ("hevc", "jpeg")
 #: The x265 preset of the map's HEVC encode: on an iPhone-size monochrome lossless map the slower presets save
 #: at most ~1.4% of its size for 1.5-3x the time, and no thread or lookahead setting beats it (bench/RESULTS.md).
 DEPTH_PRESET = "ultrafast"
+#: x265's presets whose own intra TU depth is 1 (slower has 2, veryslow 3, placebo 4): libheif's x265 plugin sets
+#: 2 over every preset, so a map's encode (not a photo's) sets it back; the lossless depth map codes ~16% faster
+#: for ~0.7% more bytes (bench_depth_encode.py, RESULTS.md).
+ONE_TU_DEPTH_PRESETS = frozenset({"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"})
 #: Keyword arguments of :func:`attach_depth` a caller (the pipeline) may pass.
 ATTACH_OPTIONS = frozenset({"depth_quality", "depth_preset", "depth_codec", "encoder_threads", "exif_portrait"})
 #: Those :func:`attach_auxiliary` takes.
@@ -83,11 +87,11 @@ AUXILIARY_OPTIONS = frozenset({"depth_quality", "depth_preset", "encoder_threads
 #: x265 settings of the mattes: mostly flat 0/255 images at half the photo's size (several times the depth map's
 #: pixels), stored losslessly, so faster settings change only their size: ultrafast with 64-pixel CTUs and no CU
 #: below 32 pixels codes a 2016x1512 matte in 89 ms instead of medium's ~5x or plain ultrafast's 220 ms, a
-#: quarter larger.  One TU depth (ultrafast's own; libheif's x265 plugin sets 2 over it) and RD level 1 take
-#: 10-17% off the matte encode's CPU (2-12% of a depth + matte attach's) for a ~20% larger item (RESULTS.md).
+#: quarter larger.  One TU depth (ultrafast's own, :data:`ONE_TU_DEPTH_PRESETS`) and RD level 1 take 10-17% off
+#: the matte encode's CPU (2-12% of a depth + matte attach's) for a ~20% larger item (RESULTS.md).
 #: The CTU stays 64, the depth map's (libheif's): x265 wants one CTU size in a process (docs/mattes.md).
 MATTE_PRESET = "ultrafast"
-MATTE_X265 = {"x265:ctu": "64", "x265:min-cu-size": "32", "x265:tu-intra-depth": "1", "x265:rd": "1"}
+MATTE_X265 = {"x265:ctu": "64", "x265:min-cu-size": "32", "x265:rd": "1"}
 #: Largest depth item decoded (bytes of coded data).
 MAX_DEPTH_ITEM_BYTES = 64 << 20
 #: Largest Exif item rewritten (iPhones write ~3 KB; JPEG's APP1 holds at most 64 KiB).
@@ -393,7 +397,7 @@ def _attach(
     new_ids: list[int] = []
     with ThreadPoolExecutor(max_workers=len(mattes)) if mattes else nullcontext() as pool:
         # the mattes' encodes (x265 runs without the GIL) overlap the depth map's
-        matte_params = _encoder_params(MATTE_PRESET, threads) | MATTE_X265
+        matte_params = _map_encoder_params(MATTE_PRESET, threads) | MATTE_X265
         coded_mattes = [pool.submit(_encode_map, m.pixels, quality, matte_params) for m in mattes] if mattes else []
         if depth is not None:
             stored, _ = storage(depth_codec=codec).stored(depth)
@@ -592,7 +596,7 @@ def _encode_depth(
         return "jpeg", *_encode_jpeg(pixels, quality)
     if codec != "hevc":
         raise DepthError(f"unknown HEIC depth codec {codec!r}; expected hevc or jpeg (--heic-depth-codec)")
-    return "hvc1", *_encode_map(pixels, quality, _encoder_params(preset, threads))
+    return "hvc1", *_encode_map(pixels, quality, _map_encoder_params(preset, threads))
 
 
 def _encode_jpeg(pixels: np.ndarray, quality: int) -> tuple[list[tuple[str, bytes]], bytes]:
@@ -603,6 +607,14 @@ def _encode_jpeg(pixels: np.ndarray, quality: int) -> tuple[list[tuple[str, byte
     ispe = isobmff.full_box_bytes("ispe", 0, 0, width.to_bytes(4, "big") + height.to_bytes(4, "big"))
     pixi = isobmff.full_box_bytes("pixi", 0, 0, bytes([1, 16]))  # one channel of 16 bits
     return [("ispe", ispe), ("pixi", pixi)], ljpeg.encode(pixels)
+
+
+def _map_encoder_params(preset: str, threads: int | None) -> dict[str, str]:
+    """x265 settings of a depth map's or matte's encode: the photo's, with the preset's own TU depth."""
+    params = _encoder_params(preset, threads)
+    if preset in ONE_TU_DEPTH_PRESETS:
+        params["x265:tu-intra-depth"] = "1"
+    return params
 
 
 def _encoder_params(preset: str, threads: int | None) -> dict[str, str]:
