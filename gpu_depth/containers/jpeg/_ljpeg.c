@@ -59,16 +59,19 @@ static inline __attribute__((always_inline)) Py_ssize_t
 decode_predicted(const uint8_t *data, uint64_t bits, const uint16_t *lookup, const int32_t *fast, Py_ssize_t width,
                  Py_ssize_t rows, const int predictor, int32_t initial, uint16_t *out, uint64_t *at, int *no_code) {
     uint64_t pos = 0, window = 0; /* the bits from pos on (zeros past the end), `kept` of them loaded */
+    uint64_t next = 0, size = bits >> 3; /* the byte loaded next: 4 a time, the loads off the codes' path */
     unsigned kept = 0;
     for (Py_ssize_t i = 0; i < rows; i++) {
         uint16_t *line = out + i * width;
         const uint16_t *above = i ? line - width : line;
         int32_t left = 0;
         for (Py_ssize_t j = 0; j < width; j++) {
-            if (kept < 32) { /* the data is readable 8 bytes past `bits`: zero the bits there */
-                window = load64(data + (pos >> 3)) << (pos & 7);
-                kept = 64 - (pos & 7);
-                if (bits - pos < kept) window = bits == pos ? 0 : window & ~0ULL << (64 - (bits - pos));
+            if (kept < 32) { /* the data is readable 8 bytes past its end: zero the bytes there */
+                uint64_t word = next < size ? load64(data + next) >> 32 : 0;
+                if (next + 4 > size && next < size) word &= ~0ULL << (8 * (next + 4 - size));
+                window |= word << (32 - kept);
+                next += 4;
+                kept += 32;
             }
             int32_t entry = fast[window >> (64 - FAST_BITS)], difference = entry >> 8;
             unsigned total = entry & 0xFF;
