@@ -1,5 +1,5 @@
-/* The lossless-JPEG decoder of ljpeg.py in C: one restart interval's codes followed and its prediction
- * undone in one pass, refusing what the NumPy decoder refuses (a window no code starts, a code or its extra
+/* The lossless-JPEG decoder of ljpeg.py in C: a scan's data unstuffed and split at its restart markers, then
+ * each interval's codes followed and its prediction undone in one pass, refusing what the NumPy decoder refuses (a window no code starts, a code or its extra
  * bits past the data's end) at the same sample and bit.  Built where a C compiler is at hand (setup.py);
  * ljpeg.py decodes with NumPy where it is not. */
 #define PY_SSIZE_T_CLEAN
@@ -66,7 +66,7 @@ decode_predicted(const uint8_t *data, uint64_t bits, const uint16_t *lookup, con
         const uint16_t *above = i ? line - width : line;
         int32_t left = 0;
         for (Py_ssize_t j = 0; j < width; j++) {
-            if (kept < 32) { /* the data is readable 8 bytes past its end: zero the bytes there */
+            if (kept < 32) { /* 4 more bytes; those past the interval read as zeros (8 are readable there) */
                 uint64_t word = next < size ? load64(data + next) >> 32 : 0;
                 if (next + 4 > size && next < size) word &= ~0ULL << (8 * (next + 4 - size));
                 window |= word << (32 - kept);
