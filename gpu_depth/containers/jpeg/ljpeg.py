@@ -214,13 +214,11 @@ def decode(data: bytes, image: JpegImage) -> np.ndarray:
 
 class _Table(NamedTuple):
     """A lossless Huffman table: for every 16-bit window, the length of the code it starts with (0: none) and
-    that code's category, apart and packed (``length | category << 8``, for the C decoder); and its
-    (category, code, length) assignments."""
+    that code's category, apart and packed (``length | category << 8``, for the C decoder)."""
 
     lengths: np.ndarray
     categories: np.ndarray
     lookup: np.ndarray
-    codes: tuple[tuple[int, int, int], ...]
 
 
 def _read_tables(payload: bytes, where: str) -> dict[int, _Table]:
@@ -249,7 +247,7 @@ def _table_of(codes: tuple[tuple[int, int, int], ...]) -> _Table:
     lookup = (lengths | categories << 8).astype(np.uint16)
     for table in (lengths, categories, lookup):
         table.flags.writeable = False  # shared by every file of these tables
-    return _Table(lengths, categories, lookup, codes)
+    return _Table(lengths, categories, lookup)
 
 
 def _read_frame(payload: bytes, where: str) -> tuple[int, int, int]:
