@@ -116,7 +116,7 @@ def parse(data: bytes) -> HeifFile:
 
 def read_depth(data: bytes) -> DepthData | None:
     """The depth/disparity map of a HEIC (ours or an iPhone's) in its native format, or None."""
-    heif = isobmff.parse_file(memoryview(data))
+    heif = parse(data)
     meta = heif.meta
     depth_id = find_depth_item(meta)
     if depth_id is None:
@@ -166,7 +166,7 @@ def auxiliary_images(data: bytes, parsed: HeifFile | None = None) -> list[tuple[
 
 def read_mattes(data: bytes) -> list[Matte]:
     """Every matte of a HEIC, in item order, with the version its XMP item says."""
-    heif = isobmff.parse_file(memoryview(data))
+    heif = parse(data)
     mattes = []
     for item_id, kind in matte_items(heif.meta):
         xmp_id = xmp_item(heif.meta, item_id)
