@@ -19,6 +19,7 @@ import numpy as np
 from ..backends import select_backend
 from ..errors import DepthError
 from .jobs import Job
+from .local import keep_freed_memory
 from .options import Options
 from .signals import StopFlag
 from .stages import Item, convert_batch, decode, encode, plan, summary
@@ -139,6 +140,7 @@ class Converter:
 
 
 def _encode_batch(batch: dict[str, np.ndarray], options: Options) -> dict[str, list]:
+    keep_freed_memory()  # the task's worker process, as the local pipeline's workers
     items = (_unpack(packed) for packed in batch["item"])
     done = [item if item.status else encode(item, options) for item in items]
     return {"item": [_pack(item) for item in done], "backend": list(batch["backend"])}

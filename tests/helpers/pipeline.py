@@ -59,3 +59,25 @@ def dead_pid():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
     return child.pid
+
+
+def page_faults_per_item(items=20):
+    """Minor page faults per item of a loop that allocates as a worker's item does (importable by spawned
+    workers): the photo's bytes, the output built from them, a converted map and a codec's large buffer."""
+    import resource
+
+    import numpy as np
+
+    def item():
+        photo = bytearray(5 << 20)
+        output = bytes(photo) + b"depth"
+        depth = np.ones((576, 768), np.float32) * 2
+        codec = np.zeros(20 << 20, np.uint8)
+        codec[::4096] = 1  # one write a page
+        return len(output) + int(depth[0, 0]) + int(codec[0])
+
+    item()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(items):
+        item()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / items
