@@ -1,5 +1,5 @@
-"""The optional C decoder of lossless JPEG; everything else is in pyproject.toml.  Without a C compiler the
-package installs without it and decodes with NumPy (slower, the same samples)."""
+"""The optional C codec of lossless JPEG (encoder and decoder); everything else is in pyproject.toml.  Without a
+C compiler the package installs without it and codes with NumPy (slower, the same bytes and samples)."""
 
 from setuptools import Extension, setup
 

@@ -65,7 +65,8 @@ def main() -> None:
         eight, sixteen = depth_map(width, height, 8), depth_map(width, height, 16)
         jpeg_time = median_of(lambda sixteen=sixteen: ljpeg.encode(sixteen), args.repeat)
         jpeg_size = len(ljpeg.encode(sixteen))
-        print(f"\n{width}x{height}: 16-bit lossless JPEG (numpy) {jpeg_time * 1e3:7.1f} ms {jpeg_size / 1e3:6.1f} KB")
+        coder = "compiled" if ljpeg.compiled() else "numpy"
+        print(f"\n{width}x{height}: 16-bit lossless JPEG ({coder}) {jpeg_time * 1e3:7.1f} ms {jpeg_size / 1e3:6.1f} KB")
         print(f"  {'preset':10} {'quality':>8} {'threads':>9} {'time':>9} {'size':>9} {'time / jpeg':>12}")
         for preset in args.presets.split(","):
             for quality in QUALITIES:

@@ -1,8 +1,8 @@
 """Reading a 16-bit lossless-JPEG depth map: our compiled decoder, against our NumPy decoder (where the
 package is built without a C compiler) and against libjpeg-turbo (through imagecodecs; it does not refuse
-corrupt data), in the same run.
+corrupt data), in the same run; and writing it: our compiled encoder against our NumPy encoder.
 
-    python bench/bench_ljpeg.py [--repeat 9] [--large]
+    python bench/bench_ljpeg.py [--repeat 9] [--encode-repeat 50] [--large]
 
 ``--large`` adds the 8 MB worst case (8192x8192 one-bit codes, the pixel limit), without the NumPy
 decoder: it takes ~10 s there.
@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import io
+import statistics
 import time
 from unittest import mock
 
 import imagecodecs
 import numpy as np
-from common import best_of, machine
+from common import best_of, machine, timings
 from PIL import Image
 
 from gpu_depth import DepthData
@@ -60,9 +61,23 @@ def report(name: str, repeat: int, data: bytes, ours, numpy=True) -> None:
     print(line)
 
 
+def report_encode(samples: np.ndarray, repeat: int) -> None:
+    """Min and median wall time of ljpeg.encode, compiled and NumPy, and the ratio of each."""
+    compiled = timings(lambda: ljpeg.encode(samples), repeat)
+    with numpy_only():
+        slow = timings(lambda: ljpeg.encode(samples), repeat)
+    fast_min, fast_median, slow_min, slow_median = (f(t) for t in (compiled, slow) for f in (min, statistics.median))
+    print(
+        f"ljpeg.encode of that map, min/median of {repeat}: compiled {fast_min * 1e3:.2f}/{fast_median * 1e3:.2f} ms | "
+        f"NumPy encoder {slow_min * 1e3:.2f}/{slow_median * 1e3:.2f} ms "
+        f"({slow_min / fast_min:.1f}x/{slow_median / fast_median:.1f}x)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--encode-repeat", type=int, default=50)
     parser.add_argument("--large", action="store_true")
     args = parser.parse_args()
     print(machine(), f"imagecodecs {imagecodecs.__version__}, best of {args.repeat}")
@@ -73,6 +88,7 @@ def main() -> None:
     report("read_depth, 768x576 lossless map in a JPEG", args.repeat, coded, lambda: jpeg.read_depth(attached))
     parsed = parse_jpeg(coded)
     report("ljpeg.decode of that map", args.repeat, coded, lambda: ljpeg.decode(coded, parsed))
+    report_encode(ljpeg.decode(coded, parsed), args.encode_repeat)
     flat = ljpeg.encode(np.full((2048, 4096), 1234, np.uint16))
     flat_parsed = parse_jpeg(flat)
     report(f"1 MB of one-bit codes (4096x2048, {len(flat)} bytes)", 3, flat, lambda: ljpeg.decode(flat, flat_parsed))

@@ -17,8 +17,8 @@ LIBRARIES = ("numpy", "pillow", "pillow-heif", "tqdm", "nvidia-ml-py", "ray", "s
 def describe() -> str:
     lines = [f"gpu_depth: {__version__}", f"python: {platform.python_version()} ({platform.machine()})"]
     lines.append(_libheif())
-    decoder = "compiled" if ljpeg.compiled() else "NumPy (the package was built without a C compiler)"
-    lines.append(f"lossless-JPEG decoder: {decoder}")
+    codec = "compiled" if ljpeg.compiled() else "NumPy (the package was built without a C compiler)"
+    lines.append(f"lossless-JPEG codec: {codec}")
     for name in LIBRARIES:
         try:
             lines.append(f"{name}: {metadata.version(name)}")

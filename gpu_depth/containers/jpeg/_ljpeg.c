@@ -1,7 +1,10 @@
-/* The lossless-JPEG decoder of ljpeg.py in C: a scan's data unstuffed and split at its restart markers, then
- * each interval's codes followed and its prediction undone in one pass, refusing what the NumPy decoder refuses (a window no code starts, a code or its extra
- * bits past the data's end) at the same sample and bit.  Built where a C compiler is at hand (setup.py);
- * ljpeg.py decodes with NumPy where it is not. */
+/* The lossless-JPEG codec of ljpeg.py in C.  Decoding: a scan's data unstuffed and split at its restart markers,
+ * then each interval's codes followed and its prediction undone in one pass, refusing what the NumPy decoder
+ * refuses (a window no code starts, a code or its extra bits past the data's end) at the same sample and bit.
+ * Encoding: the prediction differences counted by category, then their codes packed, padded with ones and 0xFF
+ * stuffed, byte for byte as the NumPy encoder packs them (ljpeg.py computes the differences and derives the
+ * Huffman table from the counts).  Built where a C compiler is at hand (setup.py); ljpeg.py codes with NumPy
+ * where it is not. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
@@ -212,6 +215,149 @@ done:
     return result;
 }
 
+/* `object`'s C-contiguous buffer of `count` native integers of `size` bytes each, writable if `flags` says so;
+ * else -1 with a TypeError (not integers of that size) or a ValueError (not contiguous, or not `count`, where
+ * `count` is not -1: any). */
+static int integers(PyObject *object, Py_buffer *view, Py_ssize_t size, Py_ssize_t count, int flags,
+                    const char *what) {
+    if (PyObject_GetBuffer(object, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | flags) < 0) return -1;
+    const char *format = view->format ? view->format : "B";
+    if (*format == '@' || *format == '=' || *format == '<') format++; /* native order (x86 and ARM: little) */
+    if (view->itemsize != size || strlen(format) != 1 || !strchr("bBhHiIlLqQ", *format)) {
+        PyErr_Format(PyExc_TypeError, "%s: %zd-byte integers expected, not format '%s'", what, size, view->format);
+    } else if (count >= 0 && view->len != size * count) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd items expected, not %zd", what, count, view->len / size);
+    } else {
+        return 0;
+    }
+    PyBuffer_Release(view);
+    return -1;
+}
+
+/* Four counts of each category, one per lane of samples i % 4: counts of one category in a row (a smooth map's
+ * category 0) add up in parallel instead of each waiting on the last. */
+static void count_categories(const uint16_t *differences, Py_ssize_t size, const uint8_t *category_of,
+                             int64_t (*lanes)[256]) {
+    Py_ssize_t i = 0;
+    for (; i + 4 <= size; i += 4)
+        for (int lane = 0; lane < 4; lane++) lanes[lane][category_of[differences[i + lane]]]++;
+    for (; i < size; i++) lanes[0][category_of[differences[i]]]++;
+}
+
+static PyObject *categories(PyObject *self, PyObject *args) {
+    PyObject *objects[3], *result = NULL;
+    Py_buffer views[3]; /* differences, category_of, out */
+    if (!PyArg_ParseTuple(args, "OOO", &objects[0], &objects[1], &objects[2])) return NULL;
+    const char *what[3] = {"categories: differences", "categories: category_of", "categories: out"};
+    const Py_ssize_t sizes[3] = {2, 1, 8}, counts[3] = {-1, 1 << 16, -1};
+    int got = 0;
+    for (; got < 3; got++)
+        if (integers(objects[got], &views[got], sizes[got], counts[got], got == 2 ? PyBUF_WRITABLE : 0, what[got]) < 0)
+            goto done;
+    int64_t lanes[4][256] = {{0}}, *out = views[2].buf;
+    Py_BEGIN_ALLOW_THREADS
+    count_categories(views[0].buf, views[0].len / 2, views[1].buf, lanes);
+    Py_END_ALLOW_THREADS
+    for (Py_ssize_t c = 0; c < 256; c++) {
+        int64_t total = lanes[0][c] + lanes[1][c] + lanes[2][c] + lanes[3][c];
+        if (c < views[2].len / 8) {
+            out[c] = total;
+        } else if (total) {
+            PyErr_Format(PyExc_ValueError, "categories: category %zd is past the %zd of out", c, views[2].len / 8);
+            goto done;
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (int k = 0; k < got; k++) PyBuffer_Release(&views[k]);
+    return result;
+}
+
+/* The 64 bits of `v` at p, big-endian (compilers make this a byte swap and one store). */
+static inline void store64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+/* The codes of `count` differences (`symbols[d]`, `lengths[d]` bits, at most 32) into `raw`, which has room for
+ * `total` bits and 8 bytes more, the last byte padded with ones.  Each code's store writes the 8 bytes from the
+ * first one not yet whole (no branch on whether a byte is complete).  Returns whether they took `total` bits. */
+static int put_codes(const uint16_t *differences, Py_ssize_t count, const uint64_t *symbols, const uint64_t *lengths,
+                     uint64_t total, uint8_t *raw) {
+    uint64_t bits = 0, pos = 0; /* the codes so far: the low `kept` (< 8) bits of `bits` not yet a whole byte */
+    unsigned kept = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        unsigned length = (unsigned)lengths[differences[i]];
+        if (length > total - pos) return 0;
+        pos += length;
+        bits = bits << length | symbols[differences[i]];
+        kept += length;
+        store64(raw, bits << (63 - kept) << 1); /* kept may be 0 */
+        raw += kept >> 3;
+        kept &= 7;
+    }
+    if (kept) *raw = (uint8_t)(bits << (8 - kept) | 0xFF >> kept);
+    return pos == total;
+}
+
+/* `size` bytes of `raw` into `out`, each 0xFF followed by a stuffed zero (T.81 F.1.2.3); the end. */
+static uint8_t *stuff(const uint8_t *raw, uint64_t size, uint8_t *out) {
+    const uint8_t *end = raw + size;
+    while (raw < end) {
+        const uint8_t *mark = memchr(raw, 0xFF, (size_t)(end - raw));
+        size_t run = mark ? (size_t)(mark - raw) + 1 : (size_t)(end - raw);
+        memcpy(out, raw, run);
+        out += run;
+        raw += run;
+        if (mark) *out++ = 0;
+    }
+    return out;
+}
+
+static PyObject *pack(PyObject *self, PyObject *args) {
+    PyObject *objects[3], *result = NULL;
+    Py_buffer views[3] = {{0}}; /* differences, symbols, lengths */
+    long long total;
+    if (!PyArg_ParseTuple(args, "OOOL", &objects[0], &objects[1], &objects[2], &total)) return NULL;
+    const char *what[3] = {"pack: differences", "pack: symbols", "pack: lengths"};
+    int got = 0;
+    for (; got < 3; got++)
+        if (integers(objects[got], &views[got], got ? 8 : 2, got ? 1 << 16 : -1, PyBUF_SIMPLE, what[got]) < 0)
+            goto done;
+    const uint64_t *symbols = views[1].buf, *lengths = views[2].buf;
+    Py_ssize_t count = views[0].len / 2;
+    for (int k = 0; k < 1 << 16; k++)
+        if (lengths[k] > 32 || symbols[k] >> lengths[k]) {
+            PyErr_Format(PyExc_ValueError, "pack: the code of difference %d is not within its %llu bits", k,
+                         (unsigned long long)lengths[k]);
+            goto done;
+        }
+    if (total < 0 || (unsigned long long)total > 32 * (unsigned long long)count) {
+        PyErr_Format(PyExc_ValueError, "pack: %lld bits cannot be the codes of %zd differences", total, count);
+        goto done;
+    }
+    uint64_t bytes = ((uint64_t)total + 7) / 8;
+    uint8_t *raw = malloc(bytes + 8), *start, *end = NULL;
+    if (!raw || !(result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(2 * bytes)))) { /* every byte stuffed */
+        free(raw);
+        if (!result) PyErr_NoMemory();
+        goto done;
+    }
+    start = (uint8_t *)PyBytes_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS
+    if (put_codes(views[0].buf, count, symbols, lengths, (uint64_t)total, raw)) end = stuff(raw, bytes, start);
+    Py_END_ALLOW_THREADS
+    free(raw);
+    if (!end) {
+        PyErr_Format(PyExc_ValueError, "pack: the codes of the differences do not take %lld bits", total);
+        Py_CLEAR(result);
+    } else {
+        _PyBytes_Resize(&result, end - start);
+    }
+done:
+    for (int k = 0; k < got; k++) PyBuffer_Release(&views[k]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"decode_scan", decode_scan, METH_VARARGS,
      "decode_scan(entropy, lookup, width, height, lines, predictor, initial, out) -> None | refusal\n\n"
@@ -219,6 +365,14 @@ static PyMethodDef methods[] = {
      "(samples before the point transform); lookup maps each 16-bit window to its code's\n"
      "length | category << 8 (length 0: no code starts).  A refusal: (0, intervals, expected),\n"
      "(1, bytes, samples) of the first interval too short, or (2, sample, samples, bit, bits, no_code)."},
+    {"categories", categories, METH_VARARGS,
+     "categories(differences, category_of, out) -> None\n\n"
+     "How many of the uint16 differences fall in each category (category_of: the uint8 category of each\n"
+     "difference), into the int64 buffer out (one item a category)."},
+    {"pack", pack, METH_VARARGS,
+     "pack(differences, symbols, lengths, total) -> bytes\n\n"
+     "The entropy-coded data of the uint16 differences: symbols[d] in lengths[d] bits (uint64 and int64 tables\n"
+     "of 65536, codes of at most 32 bits) each, total bits in all, padded with 1-bits and 0xFF stuffed."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -2,13 +2,13 @@
 
 iPhones store a depth map as 16-bit lossless JPEG when it is unfiltered or holds NaN (WWDC 2017; recent
 ones do so inside HEIC too, libheif issue #910), and gpu_depth writes its JPEG depth images so by default,
-since they read back exactly.  :func:`encode`
-uses predictor 1 (the left neighbour) and a Huffman table made for the image (Annex K.2), its codes
-packed into 32-bit words by a bincount.  :func:`decode` reads predictors 1-7, a point transform and
-restart intervals of whole lines, in C (``_ljpeg.c``, built with the package where a C compiler is at
-hand) or else in NumPy, which finds where each code starts by following a table of code lengths indexed by
-bit position: both give the same samples and refuse corrupt data with the same error.  (libjpeg-turbo, which
-decodes SOF3 too, goes on past truncated or corrupt data with made-up samples and a warning nobody sees.)
+since they read back exactly.  :func:`encode` uses predictor 1 (the left neighbour) and a Huffman table
+made for the image (Annex K.2), its codes counted and packed in C (``_ljpeg.c``, built with the package
+where a C compiler is at hand) or else in NumPy, into 32-bit words by a bincount: both give the same bytes.
+:func:`decode` reads predictors 1-7, a point transform and restart intervals of whole lines, in C or else
+in NumPy, which finds where each code starts by following a table of code lengths indexed by bit position:
+both give the same samples and refuse corrupt data with the same error.  (libjpeg-turbo, which decodes
+SOF3 too, goes on past truncated or corrupt data with made-up samples and a warning nobody sees.)
 
 Predictor 1 is the one every lossless-JPEG reader meets most (DNG writers use it too).  Predictor 4
 (Ra + Rb − Rc) would code smooth depth maps 1.2-2.2× smaller (measured with libjpeg-turbo on the
@@ -29,7 +29,7 @@ from ...errors import DepthError
 from .segments import SOS, JpegImage, segment
 
 try:
-    from . import _ljpeg as _compiled  # the C decoder, where the package was built with a C compiler
+    from . import _ljpeg as _compiled  # the C codec, where the package was built with a C compiler
 except ImportError:
     _compiled = None
 
@@ -55,11 +55,13 @@ def encode(samples: np.ndarray) -> bytes:
     precision = 8 * samples.dtype.itemsize
     height, width = samples.shape
     differences = _differences(samples.astype(np.uint16), precision).ravel()
-    histogram = np.bincount(differences, minlength=1 << 16)
-    bits, values, codes, code_lengths = _huffman_table(np.bincount(_CATEGORY, histogram, CATEGORIES).astype(np.int64))
-    lengths = code_lengths[_CATEGORY] + _EXTRA_LENGTH
-    symbols = ((codes[_CATEGORY] << _EXTRA_LENGTH) | _EXTRA).astype(np.uint64)
-    entropy = _pack(differences, symbols, lengths, int(histogram @ lengths))
+    counts = _category_counts(differences)
+    bits, values, codes, code_lengths = _huffman_table(counts)
+    lengths = code_lengths.take(_CATEGORY) + _EXTRA_LENGTH  # take: 3x faster than indexing by uint8
+    symbols = ((codes.take(_CATEGORY) << _EXTRA_LENGTH) | _EXTRA).astype(np.uint64)
+    total = int(counts @ (code_lengths + _CATEGORY_EXTRA_LENGTH))
+    pack = _pack if _compiled is None else _compiled.pack
+    entropy = pack(differences, symbols, lengths, total)
     frame = struct.pack(">BHHBBBB", precision, height, width, 1, 1, 0x11, 0)
     scan = bytes([1, 1, 0x00, 1, 0, 0])  # one component, table 0, predictor 1, Se 0, no point transform
     return (
@@ -82,16 +84,30 @@ def _differences(x: np.ndarray, precision: int) -> np.ndarray:
     return x - predicted
 
 
+def _category_counts(differences: np.ndarray) -> np.ndarray:
+    """How many of ``differences`` (uint16) fall in each category: in C where built, else by a histogram of
+    their 65536 values (faster in NumPy than looking each one's category up)."""
+    if _compiled is None:
+        return np.bincount(_CATEGORY, np.bincount(differences, minlength=1 << 16), CATEGORIES).astype(np.int64)
+    counts = np.empty(CATEGORIES, np.int64)
+    _compiled.categories(differences, _CATEGORY, counts)
+    return counts
+
+
 def _difference_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each difference modulo 2^16: its category SSSS, its extra bits and their number (H.1.2.2)."""
     modular = np.arange(1 << 16, dtype=np.int64)
     signed = np.where(modular > 0x8000, modular - 0x10000, modular)
     category = np.frexp(np.abs(signed).astype(np.float64))[1].astype(np.int64)  # bit length of |difference|
     length = np.where(category == 16, 0, category)
-    return category, np.where(signed < 0, signed - 1, signed) & ((1 << length) - 1), length
+    extra = np.where(signed < 0, signed - 1, signed) & ((1 << length) - 1)
+    return category.astype(np.uint8), extra, length
 
 
 _CATEGORY, _EXTRA, _EXTRA_LENGTH = _difference_tables()
+#: The extra bits each category's differences have.
+_CATEGORY_EXTRA_LENGTH = np.zeros(CATEGORIES, np.int64)
+_CATEGORY_EXTRA_LENGTH[_CATEGORY] = _EXTRA_LENGTH
 
 
 def _huffman_table(counts: np.ndarray) -> tuple[list[int], list[int], np.ndarray, np.ndarray]:
@@ -183,7 +199,7 @@ def _pack(differences: np.ndarray, symbols: np.ndarray, lengths: np.ndarray, tot
 
 
 def compiled() -> bool:
-    """Whether :func:`decode` runs the C decoder (else NumPy's)."""
+    """Whether :func:`encode` and :func:`decode` run in C (else in NumPy)."""
     return _compiled is not None
 
 

@@ -56,15 +56,15 @@ CASES = {
 
 
 @pytest.fixture(params=["compiled", "numpy"])
-def decoder(request, monkeypatch):
-    """Each test with it runs once by the C decoder and once by the NumPy one."""
+def codec(request, monkeypatch):
+    """Each test with it runs once by the C encoder and decoder and once by the NumPy ones."""
     if request.param == "numpy":
         monkeypatch.setattr(ljpeg, "_compiled", None)
     return request.param
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_libjpeg_turbo_decodes_what_we_encode(decoder, name):
+def test_libjpeg_turbo_decodes_what_we_encode(codec, name):
     samples = CASES[name]
     coded = ljpeg.encode(samples)
     np.testing.assert_array_equal(imagecodecs.jpeg8_decode(coded), samples)
@@ -80,7 +80,7 @@ def test_huffman_codes_stay_within_16_bits():
 
 @pytest.mark.parametrize("precision", [8, 12, 16])
 @pytest.mark.parametrize("predictor", range(1, 8))
-def test_we_decode_every_predictor_libjpeg_turbo_writes(decoder, precision, predictor):
+def test_we_decode_every_predictor_libjpeg_turbo_writes(codec, precision, predictor):
     dtype = np.uint8 if precision == 8 else np.uint16
     for samples in (smooth(top=(1 << precision) - 1).astype(dtype), CASES["noise-8"].astype(dtype)):
         coded = imagecodecs.jpeg8_encode(samples, lossless=True, predictor=predictor, bitspersample=precision)
@@ -95,6 +95,7 @@ def test_any_map_round_trips(samples):
     np.testing.assert_array_equal(imagecodecs.jpeg8_decode(coded), samples)
     with mock.patch.object(ljpeg, "_compiled", None):
         np.testing.assert_array_equal(decode(coded), samples)
+        assert ljpeg.encode(samples) == coded
 
 
 def with_restarts(band: np.ndarray, intervals: int) -> bytes:
@@ -112,7 +113,7 @@ def with_restarts(band: np.ndarray, intervals: int) -> bytes:
     return bytes(header[: sos.offset]) + dri + bytes(header[sos.offset :]) + body + b"\xff\xd9"
 
 
-def test_restart_intervals_of_whole_lines(decoder):
+def test_restart_intervals_of_whole_lines(codec):
     band = smooth(8, 40)
     spliced = with_restarts(band, 3)
     np.testing.assert_array_equal(decode(spliced), np.vstack([band] * 3))
@@ -120,14 +121,14 @@ def test_restart_intervals_of_whole_lines(decoder):
         decode(spliced.replace(b"\xff\xd1", b""))
 
 
-def test_point_transform_shifts_the_samples(decoder):
+def test_point_transform_shifts_the_samples(codec):
     samples = (30720 + smooth(top=4095)).astype(np.uint16)
     coded = bytearray(ljpeg.encode(samples))
     coded[coded.index(b"\xff\xda") + 9] = 4  # Al: samples were coded >> 4, so the first prediction is 2^11
     np.testing.assert_array_equal(decode(bytes(coded)), (samples - 30720) << 4)
 
 
-def test_hostile_streams_get_one_line_errors(decoder):
+def test_hostile_streams_get_one_line_errors(codec):
     coded = ljpeg.encode(smooth())
     sof = coded.index(b"\xff\xc3")
     with pytest.raises(DepthError, match=r"lossless JPEG at offset 0: .*sample \d+ of 12288 .*runs past the end"):
@@ -162,13 +163,88 @@ def noisy(height: int = 96, width: int = 128) -> np.ndarray:
     return (smooth(height, width).astype(np.int64) + noise).clip(0, 65535).astype(np.uint16)
 
 
-def test_the_compiled_decoder_is_built():
+def test_the_compiled_codec_is_built():
     """``pip install .`` builds it where a C compiler is at hand (every machine README's commands run on)."""
     assert ljpeg._compiled is not None, "gpu_depth/containers/jpeg/_ljpeg.c was not built: reinstall with a compiler"
 
 
+def random_maps(seed: int, count: int):
+    """``count`` maps of 1-300 a side, uint8 and uint16 by turns: smooth, smooth with noise, noise, constant,
+    and of the extremes 0 and the top value only."""
+    rng = np.random.default_rng(seed)
+    for number in range(count):
+        shape = tuple(int(side) for side in rng.integers(1, 301, 2))
+        dtype = np.uint16 if number % 2 else np.uint8
+        top, kind = int(np.iinfo(dtype).max), number // 2 % 5
+        if kind < 2:
+            noise = rng.integers(-top // 50, top // 50 + 1, shape) if kind else 0
+            samples = (smooth(*shape, top=top).astype(np.int64) + noise).clip(0, top)
+        elif kind == 2:
+            samples = rng.integers(0, top + 1, shape)
+        elif kind == 3:
+            samples = np.full(shape, rng.integers(0, top + 1))
+        else:
+            samples = rng.choice([0, top], shape)
+        yield samples.astype(dtype)
+
+
+def encoder_maps(seed: int, count: int) -> list[np.ndarray]:
+    """The CASES, thin and one-sample maps (codes over 16 bits among them), then ``count`` random ones."""
+    thin = [fibonacci_categories().T, np.zeros((1, 1), np.uint8), np.full((1, 300), 255, np.uint8), smooth(300, 1)]
+    return [*CASES.values(), *thin, *random_maps(seed, count)]
+
+
+def mismatches(maps: list[np.ndarray]) -> list[int]:
+    """Which of ``maps`` the compiled encoder codes to other bytes than the NumPy encoder."""
+    compiled = [ljpeg.encode(samples) for samples in maps]
+    with mock.patch.object(ljpeg, "_compiled", None):
+        return [k for k, samples in enumerate(maps) if ljpeg.encode(samples) != compiled[k]]
+
+
+def test_the_compiled_encoder_writes_the_numpy_encoders_bytes():
+    """Byte for byte, on every CASE and 300 random maps; libjpeg-turbo decodes them to the samples."""
+    maps = encoder_maps(5, 300)
+    assert ljpeg.compiled() and mismatches(maps) == []
+    for samples in maps:
+        np.testing.assert_array_equal(imagecodecs.jpeg8_decode(ljpeg.encode(samples)), samples)
+
+
+def pack_refusals(compiled) -> list[str]:
+    """The errors ``compiled`` (the _ljpeg module) raises for totals, tables and buffers that do not fit."""
+    differences, symbols, lengths = np.zeros(10, np.uint16), np.zeros(1 << 16, np.uint64), np.ones(1 << 16, np.int64)
+    assert compiled.pack(differences, symbols, lengths, 10) == b"\x00\x3f"  # ten 1-bit zeros, six 1s of padding
+    calls = [
+        lambda: compiled.pack(differences, symbols, lengths, 9),
+        lambda: compiled.pack(differences, symbols, lengths, 11),
+        lambda: compiled.pack(differences, symbols, lengths, 1 << 40),
+        lambda: compiled.pack(differences, symbols + 2, lengths, 10),
+        lambda: compiled.pack(differences, symbols, lengths * 33, 330),
+        lambda: compiled.pack(differences, symbols[:100], lengths, 10),
+        lambda: compiled.pack(differences.astype(np.int32), symbols, lengths, 10),
+        lambda: compiled.pack(np.zeros(20, np.uint16)[::2], symbols, lengths, 10),
+        lambda: compiled.pack(differences, symbols, lengths.astype(np.float64), 10),
+        lambda: compiled.categories(differences, ljpeg._CATEGORY, np.zeros(0, np.int64)),
+        lambda: compiled.categories(differences, ljpeg._CATEGORY.astype(np.int64), np.zeros(17, np.int64)),
+    ]
+    refusals = []
+    for call in calls:
+        try:
+            call()
+        except (TypeError, ValueError) as error:
+            refusals.append(str(error))
+    return refusals
+
+
+def test_the_compiled_packer_refuses_what_does_not_fit():
+    refusals = pack_refusals(ljpeg._compiled)
+    assert len(refusals) == 11, refusals
+    assert sum("do not take" in refusal or "cannot be the codes" in refusal for refusal in refusals) == 3
+    assert sum("not within its" in refusal for refusal in refusals) == 2
+    assert sum("integers expected" in refusal for refusal in refusals) == 3
+
+
 @pytest.mark.parametrize("predictor", range(1, 8))
-def test_both_decoders_read_16_bit_maps_of_every_predictor(decoder, predictor):
+def test_both_decoders_read_16_bit_maps_of_every_predictor(codec, predictor):
     for samples in (smooth(), noisy()):
         coded = imagecodecs.jpeg8_encode(samples, lossless=True, predictor=predictor, bitspersample=16)
         np.testing.assert_array_equal(decode(coded), samples)
@@ -186,7 +262,7 @@ def truncated_and_bad_code() -> list[bytes]:
 
 
 @pytest.mark.parametrize("case", range(3), ids=["truncated", "bad-code", "bad-code-midway"])
-def test_corrupt_data_libjpeg_turbo_makes_samples_up_for_is_refused(decoder, case):
+def test_corrupt_data_libjpeg_turbo_makes_samples_up_for_is_refused(codec, case):
     corrupt = truncated_and_bad_code()[case]
     made_up = imagecodecs.jpeg8_decode(corrupt)  # no error: it warns and goes on
     assert made_up.shape == (96, 128)
@@ -293,12 +369,16 @@ ljpeg._compiled = module
 streams = [*t.mutations(11, 1500), *t.fill_bytes_amid_the_codes(), *t.truncated_and_bad_code(), *t.cut_short()]
 results = [t.outcome(data) for data in streams]
 print("sanitized decoder:", sum(isinstance(r, tuple) for r in results), "decoded,", len(results), "streams")
+maps = t.encoder_maps(13, 60)
+assert t.mismatches(maps) == [] and len(t.pack_refusals(module)) == 11
+print("sanitized encoder:", len(maps), "maps coded as by NumPy")
 """
 
 
-def test_the_compiled_decoder_under_address_and_undefined_behaviour_sanitizers(tmp_path):
-    """_ljpeg.c built with -fsanitize=address,undefined decodes the corrupt and mutated streams in a child
-    Python (libasan preloaded): any out-of-bounds access or undefined behaviour aborts it."""
+def test_the_compiled_codec_under_address_and_undefined_behaviour_sanitizers(tmp_path):
+    """_ljpeg.c built with -fsanitize=address,undefined decodes the corrupt and mutated streams and encodes
+    maps of every shape (checked against the NumPy encoder) in a child Python (libasan preloaded): any
+    out-of-bounds access or undefined behaviour aborts it."""
     compiler = shutil.which("gcc") or pytest.skip("gcc is not installed")
     source = Path(ljpeg.__file__).with_name("_ljpeg.c")
     library = tmp_path / "_ljpeg.so"
@@ -325,3 +405,4 @@ def test_the_compiled_decoder_under_address_and_undefined_behaviour_sanitizers(t
     )
     assert run.returncode == 0, run.stderr[-4000:]
     assert "sanitized decoder:" in run.stdout and " 0 decoded" not in run.stdout
+    assert "sanitized encoder:" in run.stdout
