@@ -268,7 +268,12 @@ def _convert_parser(sub: argparse.ArgumentParser) -> None:
     running.add_argument(
         "--backend", choices=("auto", "cupy", "numpy"), default="auto", help="conversion on the GPU (cupy) or CPU"
     )
-    running.add_argument("--batch-size", type=int, default=16, help="maps converted per backend call")
+    running.add_argument(
+        "--batch-size",
+        type=int,
+        default=16,
+        help="maps converted per backend call (the GPU's, or NumPy's with one worker)",
+    )
     running.add_argument("--workers", type=int, help="encoder processes, or a local Ray's CPUs (default: all cores)")
     running.add_argument("--engine", choices=("local", "ray"), default="local", help="run here, or on Ray (extra: ray)")
     running.add_argument("--ray-address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")

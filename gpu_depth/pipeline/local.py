@@ -2,7 +2,9 @@
 map as its container does: hole fill, turn, quantisation on the backend) → attach of the stored map + write in
 worker processes → fsync + rename by threads of this process → one report line per item.  Queues are bounded
 at every stage, so memory stays flat whatever the dataset size, and the conversion of one batch overlaps the
-encoders, whose outputs become durable while they attach the next.
+encoders, whose outputs become durable while they attach the next.  With the NumPy backend and several workers,
+each worker does every stage of its items instead (:func:`~.stages.every_stage`): there is no device to batch
+for, and one process converting for all of them was their limit.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ..errors import DepthError
 from .jobs import Job
 from .options import Options
 from .signals import StopFlag
-from .stages import Item, committed, convert_batch, decode, encode, plan, summary
+from .stages import Item, committed, convert_batch, decode, encode, every_stage, plan, summary
 
 #: Linux's prctl option that signals a process when its parent dies.
 PR_SET_PDEATHSIG = 1
@@ -57,25 +59,25 @@ def run(
         counts[item.status] += 1
         on_result(item.report())
 
-    decoders = ThreadPoolExecutor(max(2, options.workers), thread_name_prefix="gpu-depth-decode")
-    encoders = _Encoders(options.workers)
+    # NumPy has no device to batch for: each of several workers does every stage of its items (a driver converting
+    # for all of them held them back); a single worker leaves the driver's core to convert beside it
+    whole = backend.name == "numpy" and options.workers > 1
+    encoders = _Encoders(options.workers, every_stage if whole else encode)
+    items = plan(jobs, options, finish)
     try:
-        for batch in _batches(_decoded(plan(jobs, options, finish), decoders, options, stop), options):
-            if stop.signalled:  # decoded ahead but not started: the next --resume does them
-                break
-            for item in convert_batch(batch, options, backend.name):
-                if item.status:
-                    finish(item)
-                elif not stop.signalled:
-                    encoders.submit(item, options, finish)
-            if not options.out.is_dir():
-                raise DepthError(f"{options.out}: the output folder has gone; stopping the run")
+        if whole:
+            for item in items:
+                if stop.signalled:  # not started: the next --resume does them
+                    break
+                encoders.submit(item, options, finish)
+                _check_out(options)
+        else:
+            _convert_here(items, encoders, options, backend.name, stop, finish)
         encoders.drain(finish)
     except KeyboardInterrupt:
         encoders.kill()
         raise
     finally:
-        decoders.shutdown(cancel_futures=True)
         encoders.shutdown()
         stop.restore()
     return summary(counts, stop.signalled is not None, backend.name, time.perf_counter() - start)
@@ -92,8 +94,9 @@ class _Encoders:
     #: Items in flight per worker: one it attaches, one queued for it, one whose output is being committed.
     IN_FLIGHT = 3
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, stage: Callable[..., Item]) -> None:
         self.workers = workers
+        self.stage = stage
         self.pending: dict[Future, Item] = {}
         self.commits: dict[Future, Item] = {}
         self.committers = ThreadPoolExecutor(workers, thread_name_prefix="gpu-depth-commit")
@@ -107,12 +110,12 @@ class _Encoders:
         while len(self.pending) + len(self.commits) >= self.IN_FLIGHT * self.workers:
             self._collect(finish, FIRST_COMPLETED)
         try:
-            future = self.pool.submit(encode, item, options, commit=False)
+            future = self.pool.submit(self.stage, item, options, commit=False)
         except BrokenProcessPool:
             self._collect(finish, None)
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = self._pool()
-            future = self.pool.submit(encode, item, options, commit=False)
+            future = self.pool.submit(self.stage, item, options, commit=False)
         self.pending[future] = item
 
     def drain(self, finish: Callable[[Item], None]) -> None:
@@ -151,6 +154,35 @@ class _Encoders:
             process.kill()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.committers.shutdown(wait=False, cancel_futures=True)
+
+
+def _convert_here(
+    items: Iterator[Item],
+    encoders: _Encoders,
+    options: Options,
+    backend: str,
+    stop: StopFlag,
+    finish: Callable[[Item], None],
+) -> None:
+    """Decode on threads, convert and store in batches in this process, hand the stored maps to the encoders."""
+    decoders = ThreadPoolExecutor(max(2, options.workers), thread_name_prefix="gpu-depth-decode")
+    try:
+        for batch in _batches(_decoded(items, decoders, options, stop), options):
+            if stop.signalled:  # decoded ahead but not started: the next --resume does them
+                break
+            for item in convert_batch(batch, options, backend):
+                if item.status:
+                    finish(item)
+                elif not stop.signalled:
+                    encoders.submit(item, options, finish)
+            _check_out(options)
+    finally:
+        decoders.shutdown(cancel_futures=True)
+
+
+def _check_out(options: Options) -> None:
+    if not options.out.is_dir():
+        raise DepthError(f"{options.out}: the output folder has gone; stopping the run")
 
 
 def _decoded(items: Iterator[Item], pool: ThreadPoolExecutor, options: Options, stop: StopFlag) -> Iterator[Item]:

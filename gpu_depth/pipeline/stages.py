@@ -345,6 +345,15 @@ def encode(item: Item, options: Options, commit: bool = True) -> Item:
     return item
 
 
+def every_stage(item: Item, options: Options, commit: bool = True) -> Item:
+    """Decode, convert and store, then encode one item, all in this process: a worker's, with the NumPy backend,
+    where gathering maps into batches buys nothing and a driver converting for every worker limits them all."""
+    decode(item, options)
+    if not item.status:
+        convert_batch([item], options, "numpy")
+    return item if item.status else encode(item, options, commit)
+
+
 def _reducible(values: np.ndarray) -> np.ndarray:
     """The map's values as float32 where they are float16, the same values: NumPy emulates float16 arithmetic,
     and isnan, nanmin and nanmax of a 768x576 map took ~10 ms, ~2 ms with the copy."""
