@@ -27,8 +27,8 @@ from .stages import Item, convert_batch, decode, encode, plan, summary
 #: GPU share of one conversion actor: two actors per GPU overlap their transfers and kernels.
 GPU_SHARE = 0.5
 #: CPU share of one conversion actor without GPUs: none, as the conversion is light next to decode and
-#: encode (like the local pipeline's, which converts beside its encoders).  A share unlike the decode
-#: tasks' also keeps Ray from fusing decode into the few actors.
+#: encode (~3 ms of CPU of a ~35 ms HEIC item).  A share unlike the decode tasks' also keeps Ray from fusing
+#: decode into the few actors.
 CPU_SHARE = 0
 
 
