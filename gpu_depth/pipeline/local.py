@@ -235,7 +235,7 @@ def _start_worker(driver: int) -> None:
 def keep_freed_memory() -> None:
     """Let this worker process reuse the memory its items free, which glibc would hand back to the system:
     each item's photo, output, map and x265 buffers (tens of MB) were mapped and faulted in afresh item after
-    item, ~5 ms of kernel time an item, half a worker's system time.  Peak memory is unchanged.  A no-op
+    item, ~5 ms of kernel time an item, most of a worker's system time.  Peak memory is unchanged.  A no-op
     where the C library has no ``mallopt`` (glibc's)."""
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform == "linux" else None
     if mallopt is not None:
