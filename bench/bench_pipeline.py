@@ -1,9 +1,9 @@
 """Items/s of the local pipeline with 1 and 2 encoder processes on the same data.
 
-Shows whether the encoders scale with cores and what share of wall time the conversion stage
-takes (it runs in the driver while workers encode).  Photos are the procedural example scene at
-iPhone size; depth maps are 16-bit PNGs at a quarter of that, as depth models output them, stored
-at 768x576 as iPhones store them.
+Shows whether the encoders scale with cores and what the conversion stage takes an item (with one
+worker it runs in the driver beside it; with two, NumPy's, each worker converts its own items).
+Photos are the procedural example scene at iPhone size; depth maps are 16-bit PNGs at a quarter of
+that, as depth models output them, stored at 768x576 as iPhones store them.
 Run: python bench/bench_pipeline.py [--count 24 --size 4032x3024 --depth-input 1008x756 --container heic]
 """
 
@@ -68,7 +68,7 @@ def measure(
     summary = run(jobs, options, lines.append)
     wall = time.perf_counter() - start
     assert summary["ok"] == len(jobs), json.dumps(lines[:3])
-    return len(jobs) / wall, sum(line.get("convert_s", 0) for line in lines) / wall
+    return len(jobs) / wall, sum(line.get("convert_s", 0) for line in lines) / len(lines)
 
 
 def conversion_cpu(depth_png: Path, size: tuple[int, int]) -> float:
@@ -112,18 +112,19 @@ def main() -> None:
         for workers in (1, 2):
             out = Path(folder) / f"out{workers}"
             threads = args.encoder_threads or None
-            rate, share = measure(photos, depths, out, workers, parse_size(args.depth_size), args.output, threads)
+            rate, per_item = measure(photos, depths, out, workers, parse_size(args.depth_size), args.output, threads)
             rates[workers] = rate
             print(
                 f"{args.count} {args.container} {args.size} -> {args.output}, depth {args.depth_input} "
                 f"stored at {args.depth_size}, {workers} worker(s) x {args.encoder_threads or 'auto'} x265 thread(s): "
-                f"{rate:.2f} items/s, conversion stage {share:.1%} of wall time"
+                f"{rate:.2f} items/s, conversion stage {per_item * 1e3:.1f} ms an item "
+                f"({'in the driver' if workers == 1 else 'in each worker'})"
             )
         print(f"scaling 2 vs 1 workers: {rates[2] / rates[1]:.2f}x")
         cpu = conversion_cpu(depths / "p0000.png", parse_size(args.depth_size))
         print(
             f"conversion alone: {cpu * 1e3:.1f} ms CPU per map = {cpu * rates[1]:.1%} of the 1-worker time per item "
-            "(the wall-time share above also counts waiting for a core while the workers run)"
+            "(the stage's times above also count waiting for a core while other work runs)"
         )
 
 
