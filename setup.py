@@ -1,10 +1,18 @@
-"""The optional C codec of lossless JPEG (encoder and decoder); everything else is in pyproject.toml.  Without a
-C compiler the package installs without it and codes with NumPy (slower, the same bytes and samples)."""
+"""The optional C parts: the lossless-JPEG codec (encoder and decoder) and the area resampler's integral;
+everything else is in pyproject.toml.  Without a C compiler the package installs without them and does the same
+in NumPy (slower, the same bytes, samples and values)."""
 
 from setuptools import Extension, setup
 
 setup(
     ext_modules=[
         Extension("gpu_depth.containers.jpeg._ljpeg", ["gpu_depth/containers/jpeg/_ljpeg.c"], optional=True),
+        # no fused multiply-add: each product is rounded before its sum, as NumPy rounds it
+        Extension(
+            "gpu_depth.core._resample",
+            ["gpu_depth/core/_resample.c"],
+            optional=True,
+            extra_compile_args=["-ffp-contract=off"],
+        ),
     ]
 )

@@ -10,6 +10,7 @@ from importlib import metadata
 from .. import __version__
 from ..backends import cupy_unavailable
 from ..containers.jpeg import ljpeg
+from ..core import resample
 
 LIBRARIES = ("numpy", "pillow", "pillow-heif", "tqdm", "nvidia-ml-py", "ray", "shtab")
 
@@ -17,8 +18,10 @@ LIBRARIES = ("numpy", "pillow", "pillow-heif", "tqdm", "nvidia-ml-py", "ray", "s
 def describe() -> str:
     lines = [f"gpu_depth: {__version__}", f"python: {platform.python_version()} ({platform.machine()})"]
     lines.append(_libheif())
-    codec = "compiled" if ljpeg.compiled() else "NumPy (the package was built without a C compiler)"
-    lines.append(f"lossless-JPEG codec: {codec}")
+    for part, module in (("lossless-JPEG codec", ljpeg), ("area resampler", resample)):
+        lines.append(
+            f"{part}: {'compiled' if module.compiled() else 'NumPy (the package was built without a C compiler)'}"
+        )
     for name in LIBRARIES:
         try:
             lines.append(f"{name}: {metadata.version(name)}")

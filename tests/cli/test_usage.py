@@ -76,7 +76,7 @@ def test_info_names_its_own_libheif_and_ray_versions():
     assert "gpu_depth: 0.1.0" in lines
     assert any(line.startswith(f"libheif: {pillow_heif.libheif_info()['libheif']} (HEVC encoder: ") for line in lines)
     assert any(line.startswith("ray: ") for line in lines)
-    assert "lossless-JPEG codec: compiled" in lines
+    assert "lossless-JPEG codec: compiled" in lines and "area resampler: compiled" in lines
 
 
 def test_depth_size_longest_side_fits_every_photo(tmp_path):

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
-import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 from unittest import mock
 
 import imagecodecs
 import numpy as np
 import pytest
+from helpers.sanitized import run_sanitized
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -359,18 +355,14 @@ def test_the_numpy_decoder_takes_on_only_what_the_read_budget_allows(monkeypatch
 
 
 SANITIZED_RUN = """
-import importlib.machinery, importlib.util, sys
 import test_ljpeg as t
 from gpu_depth.containers.jpeg import ljpeg
-loader = importlib.machinery.ExtensionFileLoader("_ljpeg", sys.argv[1])
-module = importlib.util.module_from_spec(importlib.util.spec_from_loader("_ljpeg", loader))
-loader.exec_module(module)
-ljpeg._compiled = module
+ljpeg._compiled = compiled
 streams = [*t.mutations(11, 1500), *t.fill_bytes_amid_the_codes(), *t.truncated_and_bad_code(), *t.cut_short()]
 results = [t.outcome(data) for data in streams]
 print("sanitized decoder:", sum(isinstance(r, tuple) for r in results), "decoded,", len(results), "streams")
 maps = t.encoder_maps(13, 60)
-assert t.mismatches(maps) == [] and len(t.pack_refusals(module)) == 11
+assert t.mismatches(maps) == [] and len(t.pack_refusals(compiled)) == 11
 print("sanitized encoder:", len(maps), "maps coded as by NumPy")
 """
 
@@ -379,30 +371,6 @@ def test_the_compiled_codec_under_address_and_undefined_behaviour_sanitizers(tmp
     """_ljpeg.c built with -fsanitize=address,undefined decodes the corrupt and mutated streams and encodes
     maps of every shape (checked against the NumPy encoder) in a child Python (libasan preloaded): any
     out-of-bounds access or undefined behaviour aborts it."""
-    compiler = shutil.which("gcc") or pytest.skip("gcc is not installed")
-    source = Path(ljpeg.__file__).with_name("_ljpeg.c")
-    library = tmp_path / "_ljpeg.so"
-    flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-O1"]
-    include = sysconfig.get_paths()["include"]
-    build = subprocess.run(
-        [compiler, *flags, "-shared", "-fPIC", f"-I{include}", str(source), "-o", str(library)], capture_output=True
-    )
-    if build.returncode != 0:
-        pytest.skip(f"gcc cannot build with AddressSanitizer and UBSan here: {build.stderr.decode()[-300:]}")
-    libasan = subprocess.run([compiler, "-print-file-name=libasan.so"], capture_output=True, text=True).stdout.strip()
-    if not os.path.isabs(libasan):
-        pytest.skip("libasan.so not found")
-    tests = Path(__file__).resolve().parents[2]
-    environment = {
-        **os.environ,
-        "LD_PRELOAD": libasan,
-        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
-        "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
-        "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests), str(Path(__file__).parent)]),
-    }
-    run = subprocess.run(
-        [sys.executable, "-c", SANITIZED_RUN, str(library)], env=environment, capture_output=True, text=True
-    )
-    assert run.returncode == 0, run.stderr[-4000:]
-    assert "sanitized decoder:" in run.stdout and " 0 decoded" not in run.stdout
-    assert "sanitized encoder:" in run.stdout
+    out = run_sanitized(Path(ljpeg.__file__).with_name("_ljpeg.c"), tmp_path, SANITIZED_RUN)
+    assert "sanitized decoder:" in out and " 0 decoded" not in out
+    assert "sanitized encoder:" in out
