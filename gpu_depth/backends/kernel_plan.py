@@ -306,8 +306,7 @@ def device_table(
         return None
     if not resize:
         return np.concatenate([mapping.lookup_table(dtype, fmt) for mapping in mappings])
-    codes = np.arange(table_length(dtype), dtype=dtype)
-    return np.concatenate([mapping.evaluate(codes, fmt.is_disparity) for mapping in mappings])
+    return np.concatenate([mapping.code_values(dtype, fmt.is_disparity) for mapping in mappings])
 
 
 def table_bytes(dtype: np.dtype, fmt: PixelFormat, resize: bool) -> int:

@@ -52,7 +52,7 @@ def convert_map(
     height, width = values.shape
     if size is not None and size != (width, height):
         width, height = size
-        result = area_resize(mapping.evaluate(values, pixel_format.is_disparity), width, height)
+        result = area_resize(_evaluated(values, mapping, pixel_format.is_disparity), width, height)
     elif values.dtype.kind == "u":
         rows = empty_rows(pixel_format, width, height, row_alignment)
         gather(mapping.lookup_table(values.dtype, pixel_format), values, rows[:, :width])
@@ -62,6 +62,14 @@ def convert_map(
     rows = empty_rows(pixel_format, width, height, row_alignment)
     rows[:, :width] = round_to_format(result, pixel_format)
     return rows
+
+
+def _evaluated(values: np.ndarray, mapping: DepthMapping, disparity: bool) -> np.ndarray:
+    """``mapping.evaluate(values)``: integer codes looked up among every code's value (0.4 ms, not 1.6 ms, for
+    762K codes), float values evaluated."""
+    if values.dtype.kind == "u":
+        return mapping.code_values(values.dtype, disparity).take(values)
+    return mapping.evaluate(values, disparity)
 
 
 #: Maps smaller than this many pixels are gathered on the calling thread.

@@ -207,6 +207,11 @@ class DepthMapping:
         """The output value of every code of an integer dtype, rounded to ``pixel_format``."""
         return _lookup_table(self, np.dtype(dtype), PixelFormat.parse(pixel_format))
 
+    def code_values(self, dtype: np.dtype | str, disparity: bool) -> np.ndarray:
+        """:meth:`evaluate` of every code of an integer dtype, unrounded: ``code_values(...)[codes]`` is
+        ``evaluate(codes)``, which is elementwise for integer codes."""
+        return _code_values(self, np.dtype(dtype), disparity)
+
 
 def _metres(values: np.ndarray, scale: float) -> np.ndarray:
     metres = values.astype(np.float64) / scale
@@ -268,6 +273,15 @@ def round_to_format(values: np.ndarray, pixel_format: PixelFormat) -> np.ndarray
             f"{pixel_format}: value {bad:g} exceeds the format's largest value {pixel_format.max_value:g}{hint}"
         )
     return rounded
+
+
+@functools.lru_cache(maxsize=16)  # 512 KiB each for uint16
+def _code_values(mapping: DepthMapping, dtype: np.dtype, disparity: bool) -> np.ndarray:
+    if dtype not in INTEGER_DTYPES:
+        raise DepthError(f"code tables exist for uint8 and uint16 inputs, not {dtype}")
+    table = mapping.evaluate(np.arange(np.iinfo(dtype).max + 1, dtype=dtype), disparity)
+    table.flags.writeable = False
+    return table
 
 
 @functools.lru_cache(maxsize=64)

@@ -119,6 +119,24 @@ def test_batch_of_ragged_maps():
     assert out[0].array.max() == 1.0 and out[1].array.min() == 2.0
 
 
+@pytest.mark.parametrize("disparity", [False, True])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize(
+    "mapping",
+    [DepthMapping(p, n, f) for p, n, f in RANGED + METRIC]
+    + [
+        DepthMapping("metric", depth_scale=5000.0),
+        DepthMapping("disparity-px", depth_scale=256.0, focal_px=720.0, baseline=0.54, doffs=0.5),
+    ],
+    ids=str,
+)
+def test_code_values_are_evaluate_of_each_code(mapping, dtype, disparity):
+    """Resampled integer maps are evaluated through the values of every code (and the GPU's tables too)."""
+    codes = np.random.default_rng(4).integers(0, np.iinfo(dtype).max + 1, (37, 53)).astype(dtype)
+    looked_up = mapping.code_values(dtype, disparity).take(codes)
+    assert np.array_equal(looked_up.view(np.uint64), mapping.evaluate(codes, disparity).view(np.uint64))
+
+
 def test_area_resize_to_requested_size():
     gray = np.tile(np.array([[0, 255]], np.uint8), (4, 4))  # 4x8 alternating columns
     depth = convert(gray, "fdep", DepthMapping("apple-gray", 1.0, 3.0), size=(4, 2))
