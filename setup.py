@@ -6,11 +6,17 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("gpu_depth.containers.jpeg._ljpeg", ["gpu_depth/containers/jpeg/_ljpeg.c"], optional=True),
+        Extension(
+            "gpu_depth.containers.jpeg._ljpeg",
+            ["gpu_depth/containers/jpeg/_ljpeg.c"],
+            depends=["gpu_depth/_buffers.h"],
+            optional=True,
+        ),
         # no fused multiply-add: each product is rounded before its sum, as NumPy rounds it
         Extension(
             "gpu_depth.core._resample",
             ["gpu_depth/core/_resample.c"],
+            depends=["gpu_depth/_buffers.h"],
             optional=True,
             extra_compile_args=["-ffp-contract=off"],
         ),

@@ -8,6 +8,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "../_buffers.h"
+
 /* For each span i of `size` over `length` pixels, its `taps` pixels (clamped to the map) and their lengths inside
  * it, as resample.py computes them: edges i * (length / size), the first pixel floor(edge i). */
 static void spans(Py_ssize_t length, Py_ssize_t size, Py_ssize_t taps, Py_ssize_t *pixel, double *covered) {
@@ -52,22 +54,6 @@ static void columns(const double *in, Py_ssize_t height, Py_ssize_t length, Py_s
     }
 }
 
-/* `object`'s C-contiguous float64 buffer of `count` values (writable if `flags` says so), else -1 with an error. */
-static int doubles(PyObject *object, Py_buffer *view, Py_ssize_t count, int flags, const char *what) {
-    if (PyObject_GetBuffer(object, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | flags) < 0) return -1;
-    const char *format = view->format ? view->format : "B";
-    if (*format == '@' || *format == '=' || *format == '<') format++;
-    if (view->itemsize != 8 || strcmp(format, "d") != 0) {
-        PyErr_Format(PyExc_TypeError, "%s: float64 values expected, not format '%s'", what, view->format);
-    } else if (view->len != 8 * count) {
-        PyErr_Format(PyExc_ValueError, "%s: %zd values expected, not %zd", what, count, view->len / 8);
-    } else {
-        return 0;
-    }
-    PyBuffer_Release(view);
-    return -1;
-}
-
 static PyObject *integrate(PyObject *self, PyObject *args) {
     PyObject *in_object, *out_object, *result = NULL;
     Py_ssize_t height, width, size;
@@ -84,8 +70,9 @@ static PyObject *integrate(PyObject *self, PyObject *args) {
     }
     const Py_ssize_t taps = (length + size - 1) / size + 1;
     Py_buffer in, out;
-    if (doubles(in_object, &in, height * width, PyBUF_SIMPLE, "integrate: values") < 0) return NULL;
-    if (doubles(out_object, &out, other * size, PyBUF_WRITABLE, "integrate: out") < 0) {
+    if (typed_buffer(in_object, &in, 8, "d", "floats", height * width, PyBUF_SIMPLE, "integrate: values") < 0)
+        return NULL;
+    if (typed_buffer(out_object, &out, 8, "d", "floats", other * size, PyBUF_WRITABLE, "integrate: out") < 0) {
         PyBuffer_Release(&in);
         return NULL;
     }

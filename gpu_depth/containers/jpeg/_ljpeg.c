@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../_buffers.h"
+
 _Static_assert((-3 >> 1) == -2, "predictors 5 and 6 need an arithmetic right shift");
 
 /* The 64 bits from byte p on, big-endian (compilers make this one load and a byte swap). */
@@ -215,23 +217,10 @@ done:
     return result;
 }
 
-/* `object`'s C-contiguous buffer of `count` native integers of `size` bytes each, writable if `flags` says so;
- * else -1 with a TypeError (not integers of that size) or a ValueError (not contiguous, or not `count`, where
- * `count` is not -1: any). */
+/* `object`'s buffer of `count` native integers of `size` bytes (any number where `count` is -1). */
 static int integers(PyObject *object, Py_buffer *view, Py_ssize_t size, Py_ssize_t count, int flags,
                     const char *what) {
-    if (PyObject_GetBuffer(object, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | flags) < 0) return -1;
-    const char *format = view->format ? view->format : "B";
-    if (*format == '@' || *format == '=' || *format == '<') format++; /* native order (x86 and ARM: little) */
-    if (view->itemsize != size || strlen(format) != 1 || !strchr("bBhHiIlLqQ", *format)) {
-        PyErr_Format(PyExc_TypeError, "%s: %zd-byte integers expected, not format '%s'", what, size, view->format);
-    } else if (count >= 0 && view->len != size * count) {
-        PyErr_Format(PyExc_ValueError, "%s: %zd items expected, not %zd", what, count, view->len / size);
-    } else {
-        return 0;
-    }
-    PyBuffer_Release(view);
-    return -1;
+    return typed_buffer(object, view, size, "bBhHiIlLqQ", "integers", count, flags, what);
 }
 
 /* Four counts of each category, one per lane of samples i % 4: counts of one category in a row (a smooth map's
