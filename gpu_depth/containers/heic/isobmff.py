@@ -762,20 +762,22 @@ def rebuild(
     """The file with ``meta`` in place of its meta box, the byte ranges ``cuts`` (file offsets, inside
     top-level boxes other than meta, used by no item left) taken out, and ``appended`` added.
 
-    ``appended`` goes at the end of the last box when that is an ``mdat`` (grown, 64-bit size where
-    needed: one mdat, as Apple writes), else into a new ``mdat`` at the end.  Every other byte keeps
-    its value (a size-0 last box gets an explicit size); file-offset extents move with their bytes.
-    Extents of ``new_items`` are offsets into ``appended``.
+    ``appended`` goes where the image file ends: at the end of the last ``mdat`` or ``meta`` box, in
+    that mdat (grown, 64-bit size where needed: one mdat, as Apple writes) or a new one after the meta.
+    Boxes after it (a Motion Photo's ``mpvd`` video, Samsung's ``sefd`` trailer) stay last, at their
+    distance from the end of the file, where their readers look.  Every other byte keeps its value (a
+    size-0 last box gets an explicit size); file-offset extents move with their bytes.  Extents of
+    ``new_items`` are offsets into ``appended``.
     """
     fixed = _headers_in_items(heif, meta, new_items)  # boxes whose header bytes an item holds keep them
     offsets = [box.offset for box in heif.boxes]
     cuts = tuple(c for c in cuts if offsets[max(0, bisect_right(offsets, c[0]) - 1)] not in fixed)
-    last = heif.boxes[-1]
-    grow = bool(appended) and last.type == "mdat" and last is not heif.meta_box and last.offset not in fixed
+    end = [box for box in heif.boxes if box.type in ("mdat", "meta")][-1]
+    grow = bool(appended) and end.type == "mdat" and end.offset not in fixed
     for offset_size in (4, 8):
         try:
             meta_size = len(meta_bytes(meta, offset_size, offset_size))  # the size depends on field sizes only
-            layout = _Layout(heif, meta_size, sorted(cuts), len(appended), grow)
+            layout = _Layout(heif, meta_size, sorted(cuts), len(appended), end if grow else None, end)
             raw = meta_bytes(layout.moved(meta, new_items), offset_size, offset_size)
             break
         except OverflowError:
@@ -783,9 +785,9 @@ def rebuild(
                 raise DepthError("iloc: an offset exceeds 64 bits") from None
     out: list[bytes | memoryview] = []  # views of the photo's bytes, copied once by the join
     for box in heif.boxes:
-        out += [raw] if box is heif.meta_box else layout.box_pieces(box, appended if grow else b"")
-    if appended and not grow:
-        out += [box_header("mdat", len(appended)), appended]
+        out += [raw] if box is heif.meta_box else layout.box_pieces(box, appended if box is layout.grown_box else b"")
+        if box is end and appended and not grow:
+            out += [box_header("mdat", len(appended)), appended]
     return b"".join(out)
 
 
@@ -827,7 +829,10 @@ class _Layout:
 
     ``cuts`` are sorted, disjoint (start, end) file ranges, each inside one box's payload."""
 
-    def __init__(self, heif: HeifFile, meta_size: int, cuts: list[tuple[int, int]], appended: int, grow: bool):
+    def __init__(
+        self, heif: HeifFile, meta_size: int, cuts: list[tuple[int, int]], appended: int, grown: Box | None, end: Box
+    ):
+        """``appended`` bytes go at the end of the ``grown`` box, or into a new mdat right after ``end``."""
         self.heif = heif
         self.offsets = [box.offset for box in heif.boxes]
         self.los, self.his = [lo for lo, _ in cuts], [hi for _, hi in cuts]
@@ -837,23 +842,22 @@ class _Layout:
             if box is None or box is heif.meta_box or not (box.start <= lo < hi <= box.end):
                 raise DepthError(f"cut {lo}..{hi} does not lie inside the payload of a top-level box other than meta")
         self.starts: dict[int, int] = {}  # box offset -> new payload start
-        self.grown = {heif.boxes[-1].offset: appended} if grow else {}
-        position = 0
+        self.grown_box = grown
+        self.grown = {grown.offset: appended} if grown else {}
+        position = self.appended_start = 0
         for box in heif.boxes:
             if box is heif.meta_box:
                 position += meta_size
-                continue
-            length = box.end - box.start - self._cut(box, box.end) + self.grown.get(box.offset, 0)
-            header = self._header(box, length)
-            self.starts[box.offset] = position + header
-            position += header + length
-        # inside the grown last box, after its old payload; else after the header of a new mdat
-        last = heif.boxes[-1]
-        self.appended_start = (
-            self.starts[last.offset] + length - appended
-            if grow
-            else position + (HEADER if HEADER + appended <= U32_MAX else LARGE_HEADER)
-        )
+            else:
+                length = box.end - box.start - self._cut(box, box.end) + self.grown.get(box.offset, 0)
+                header = self._header(box, length)
+                self.starts[box.offset] = position + header
+                position += header + length
+            if box is grown:  # after the box's old payload
+                self.appended_start = position - appended
+            elif box is end and appended:  # after the header of a new mdat
+                self.appended_start = position + (HEADER if HEADER + appended <= U32_MAX else LARGE_HEADER)
+                position = self.appended_start + appended
 
     def _box_at(self, offset: int) -> Box | None:
         index = bisect_right(self.offsets, offset) - 1

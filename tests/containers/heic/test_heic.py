@@ -248,6 +248,20 @@ def test_replace_iphone_depth_keeps_everything_else():
 # ----------------------------------------------------------------------------------------------- other photos
 
 
+def test_a_motion_photo_keeps_its_video_and_trailer_at_the_end(photo):
+    """Samsung's Motion Photo HEICs end with an ``mpvd`` box (the video, which readers find from the end of
+    the file by its XMP's Item:Length) and a ``sefd`` box (the SEFT trailer, read from the last bytes)."""
+    tail = isobmff.box_bytes("mpvd", b"\0\0\0\x18ftypmp42" + bytes(64)) + isobmff.box_bytes("sefd", b"SEFH..SEFT")
+    for out in (
+        (first := heic.attach_depth(photo + tail, depth_map())),
+        heic.attach_depth(first, depth_map("hdep", 64, 48), replace=True),
+    ):
+        assert out.endswith(tail)
+        assert [b.type for b in isobmff.parse_file(out).boxes][-2:] == ["mpvd", "sefd"]
+        assert len(decode(out).info["depth_images"]) == 1
+        assert not problems(verify_bytes(out))
+
+
 def test_jpeg_photo_becomes_heic_keeping_exif_icc_and_orientation(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6

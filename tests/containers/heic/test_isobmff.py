@@ -228,17 +228,36 @@ def test_rebuild_moves_extents_and_sizes_a_final_size_0_box():
     assert [isobmff.item_data(again, i) for i in (1, 2, 3)] == [b"ABCDEFG", b"DATA", b"EXIF!"]
 
 
-def test_rebuild_adds_an_mdat_after_a_last_box_that_is_not_one_and_cuts_unused_bytes():
+def test_rebuild_grows_the_last_mdat_before_a_trailing_box_and_cuts_unused_bytes():
     data = file_with(small_meta(), b"ABCDEFG") + box("free", b"tail")
     heif = isobmff.parse_file(data)
     first = heif.meta.locations[1].extents[0]
     heif.meta.remove_items({1})
     out = isobmff.rebuild(heif, heif.meta, b"NEW", frozenset(), ((first.offset + 2, first.offset + 5),))
     again = isobmff.parse_file(out)
-    assert [b.type for b in again.boxes] == ["ftyp", "meta", "mdat", "free", "mdat"]
-    mdat, new = again.boxes[2], again.boxes[4]
-    assert out[mdat.start : mdat.end] == b"ABFG" and out[new.start : new.end] == b"NEW"
+    assert [b.type for b in again.boxes] == ["ftyp", "meta", "mdat", "free"]
+    mdat = again.boxes[2]
+    assert out[mdat.start : mdat.end] == b"ABFGNEW" and out.endswith(box("free", b"tail"))
     assert isobmff.item_data(again, 2) == b"DATA"
+
+
+def test_rebuild_adds_an_mdat_after_a_last_meta_and_keeps_trailing_boxes_last():
+    """A Samsung Motion Photo HEIC is ftyp, mdat, meta, free, mpvd (the video) and sefd (the SEFT trailer):
+    readers find the video from the end of the file (its XMP's Item:Length) and the trailer at the very
+    end, so the depth's new mdat goes before them.  It went after the trailer, which broke both."""
+    ftyp = isobmff.FileType("heic", 0, ("mif1", "heic")).to_bytes()
+    meta = small_meta()
+    start = len(ftyp) + 8  # the mdat's payload comes first
+    meta.locations[1].extents = [Extent(start, 4), Extent(start + 4, 3)]
+    tail = box("free", bytes(16)) + box("mpvd", b"VIDEO") + box("sefd", b"SEFH...SEFT")
+    heif = isobmff.parse_file(ftyp + box("mdat", b"ABCDEFG") + isobmff.meta_bytes(meta) + tail)
+    heif.meta.items.append(ItemInfo(9, "hvc1"))
+    heif.meta.locations[9] = Location(9, extents=[Extent(0, 3)])
+    out = isobmff.rebuild(heif, heif.meta, b"NEW", frozenset({9}))
+    again = isobmff.parse_file(out)
+    assert [b.type for b in again.boxes] == ["ftyp", "mdat", "meta", "mdat", "free", "mpvd", "sefd"]
+    assert out.endswith(tail)
+    assert (isobmff.item_data(again, 1), isobmff.item_data(again, 9)) == (b"ABCDEFG", b"NEW")
 
 
 def test_removing_items_drops_the_properties_only_they_used():
