@@ -1,7 +1,8 @@
 """JPEG container: Apple's depth map as a Multi-Picture (MPF) secondary JPEG, as iPhones write it.
 
 Attaching keeps the primary image's bytes and inserts one APP2 ``MPF`` segment (after the APP0/APP1
-run, where iPhones put it) or extends the existing one; the depth map follows the primary's EOI as a
+run, where iPhones put it) or extends the existing one; the depth map follows the primary's EOI and its
+other MP images (bytes after those, a Motion Photo's video or Samsung's SEFT trailer, stay last) as a
 single-component JPEG with Apple's depth XMP in APP1 and its own small MPF APP2.  iPhones code that
 map in one of two ways, and so does :func:`attach_depth`: 16-bit lossless (SOF3, ``L016``, Apple's
 choice for unfiltered maps and maps with NaN; the default here, as it reads back exactly) or 8-bit
@@ -198,7 +199,10 @@ def _attach(
     shift = len(head) - primary.end
     entries = [mpf.Entry(index.primary_attribute, len(head), 0)]
     entries += [mpf.Entry(e.entry.attribute, e.entry.size, e.start + shift - tiff_at, e.entry.dependents) for e in kept]
-    at = len(head) + len(tail)
+    # after the last MP image: bytes after that (a Motion Photo's video, Samsung's SEFT trailer) are found
+    # from the end of the file, and stay last
+    split = max((e.end for e in kept), default=primary.end) - primary.end
+    at = len(head) + split
     for image in added:
         entries.append(mpf.Entry(mpf.UNDEFINED_TYPE, len(image), at - tiff_at))
         at += len(image)
@@ -206,7 +210,7 @@ def _attach(
     out[mpf_at + 4 : mpf_at + len(placeholder)] = mpf.build_index(entries, index.attributes)
     if at >= 1 << 32:
         raise DepthError("the result would exceed the 4 GiB that MPF offsets reach")
-    return b"".join([bytes(out), tail, *added])
+    return b"".join([bytes(out), tail[:split], *added, tail[split:]])
 
 
 def _replaced_mattes(photo: bytes, index: MpIndex, mattes: Sequence[Matte], replace: bool, drop: bool):

@@ -244,6 +244,29 @@ def test_an_existing_mp_index_is_extended(tmp_path):
     assert jpeg.read_depth(out).pixel_format is PixelFormat.FDIS
 
 
+@pytest.mark.parametrize("with_gain_map", [False, True])
+def test_a_motion_photo_keeps_its_video_and_trailer_at_the_end(with_gain_map, tmp_path):
+    """Motion Photo JPEGs (Pixel, Samsung) end with the video, which readers find from the end of the file by
+    its XMP's Item:Length, and Samsung's with a SEFT trailer read from the last bytes; the depth image
+    goes after the last MP image (a Pixel's gain map), before them.  It went after them."""
+    photo = make_photo()
+    if with_gain_map:
+        buffer = io.BytesIO()
+        Image.open(io.BytesIO(photo)).save(buffer, "MPO", save_all=True, append_images=[Image.new("L", (32, 24))])
+        photo = buffer.getvalue()
+    tail = b"\0\0\0\x18ftypmp42" + bytes(64) + b"SEFH....SEFT"
+    first = jpeg.attach_depth(photo + tail, smooth_depth("hdis"))
+    for out in first, jpeg.attach_depth(first, smooth_depth("hdep"), replace=True):
+        assert out.endswith(tail)
+        path = tmp_path / "out.jpg"
+        path.write_bytes(out)
+        tags = exiftool_json(path)
+        last = f"MPImage{2 + with_gain_map}"
+        assert tags[f"{last}:MPImageStart"] + tags[f"{last}:MPImageLength"] == len(out) - len(tail)
+        assert jpeg.read_depth(out).width == smooth_depth("hdis").width
+        assert not [f for f in verify_bytes(out) if f.severity != "info"]
+
+
 def test_photo_without_depth_reads_none():
     assert jpeg.read_depth(make_photo()) is None
 
