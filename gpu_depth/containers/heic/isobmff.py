@@ -785,7 +785,7 @@ def rebuild(
                 raise DepthError("iloc: an offset exceeds 64 bits") from None
     out: list[bytes | memoryview] = []  # views of the photo's bytes, copied once by the join
     for box in heif.boxes:
-        out += [raw] if box is heif.meta_box else layout.box_pieces(box, appended if box is layout.grown_box else b"")
+        out += [raw] if box is heif.meta_box else layout.box_pieces(box, appended if box is layout.grown else b"")
         if box is end and appended and not grow:
             out += [box_header("mdat", len(appended)), appended]
     return b"".join(out)
@@ -842,14 +842,13 @@ class _Layout:
             if box is None or box is heif.meta_box or not (box.start <= lo < hi <= box.end):
                 raise DepthError(f"cut {lo}..{hi} does not lie inside the payload of a top-level box other than meta")
         self.starts: dict[int, int] = {}  # box offset -> new payload start
-        self.grown_box = grown
-        self.grown = {grown.offset: appended} if grown else {}
+        self.grown = grown
         position = self.appended_start = 0
         for box in heif.boxes:
             if box is heif.meta_box:
                 position += meta_size
             else:
-                length = box.end - box.start - self._cut(box, box.end) + self.grown.get(box.offset, 0)
+                length = box.end - box.start - self._cut(box, box.end) + (appended if box is grown else 0)
                 header = self._header(box, length)
                 self.starts[box.offset] = position + header
                 position += header + length
@@ -873,7 +872,7 @@ class _Layout:
         return self.prefix[found.stop] - self.prefix[found.start] if found else 0
 
     def _changed(self, box: Box) -> bool:
-        return box.offset in self.grown or self._cut(box, box.end) > 0
+        return box is self.grown or self._cut(box, box.end) > 0
 
     def _header(self, box: Box, length: int) -> int:
         if not self._changed(box):
