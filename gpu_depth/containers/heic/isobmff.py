@@ -773,11 +773,11 @@ def rebuild(
     offsets = [box.offset for box in heif.boxes]
     cuts = tuple(c for c in cuts if offsets[max(0, bisect_right(offsets, c[0]) - 1)] not in fixed)
     end = [box for box in heif.boxes if box.type in ("mdat", "meta")][-1]
-    grow = bool(appended) and end.type == "mdat" and end.offset not in fixed
+    grown = end if appended and end.type == "mdat" and end.offset not in fixed else None
     for offset_size in (4, 8):
         try:
             meta_size = len(meta_bytes(meta, offset_size, offset_size))  # the size depends on field sizes only
-            layout = _Layout(heif, meta_size, sorted(cuts), len(appended), end if grow else None, end)
+            layout = _Layout(heif, meta_size, sorted(cuts), len(appended), grown, end)
             raw = meta_bytes(layout.moved(meta, new_items), offset_size, offset_size)
             break
         except OverflowError:
@@ -785,8 +785,8 @@ def rebuild(
                 raise DepthError("iloc: an offset exceeds 64 bits") from None
     out: list[bytes | memoryview] = []  # views of the photo's bytes, copied once by the join
     for box in heif.boxes:
-        out += [raw] if box is heif.meta_box else layout.box_pieces(box, appended if box is layout.grown else b"")
-        if box is end and appended and not grow:
+        out += [raw] if box is heif.meta_box else layout.box_pieces(box, appended if box is grown else b"")
+        if box is end and appended and grown is None:
             out += [box_header("mdat", len(appended)), appended]
     return b"".join(out)
 
