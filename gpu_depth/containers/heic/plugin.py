@@ -398,7 +398,9 @@ def _attach(
     with ThreadPoolExecutor(max_workers=len(mattes)) if mattes else nullcontext() as pool:
         # the mattes' encodes (x265 runs without the GIL) overlap the depth map's
         matte_params = _map_encoder_params(MATTE_PRESET, threads) | MATTE_X265
-        coded_mattes = [pool.submit(_encode_map, m.pixels, quality, matte_params) for m in mattes] if mattes else []
+        coded_mattes = [
+            pool.submit(_encode_map, m.pixels, quality, matte_params, f"{m.kind.name} matte") for m in mattes
+        ]
         if depth is not None:
             stored, _ = storage(depth_codec=codec).stored(depth)
             item_type, coding, coded = _encode_depth(stored.pixels, codec, quality, preset, threads)
@@ -569,8 +571,11 @@ def _sei(info: PixelDataInfo) -> DepthRepresentation:
     return DepthRepresentation(UNIFORM_Z, z_near=info.float_min, z_far=info.float_max)
 
 
-def _encode_map(pixels: np.ndarray, quality: int, params: dict[str, str]) -> tuple[list[tuple[str, bytes]], bytes]:
-    """pillow-heif's monochrome HEVC coding of the map: its hvcC, ispe, clap (if padded), pixi and coded bytes."""
+def _encode_map(
+    pixels: np.ndarray, quality: int, params: dict[str, str], what: str = "depth map"
+) -> tuple[list[tuple[str, bytes]], bytes]:
+    """pillow-heif's monochrome HEVC coding of the map (``what``: its name in errors): its hvcC, ispe, clap (if
+    padded), pixi and coded bytes."""
     if not (quality == -1 or 0 <= quality <= 100):
         raise DepthError(f"depth_quality must be -1 (lossless) or 0-100, got {quality}")
     height, width = pixels.shape
@@ -579,12 +584,12 @@ def _encode_map(pixels: np.ndarray, quality: int, params: dict[str, str]) -> tup
         image = pillow_heif.from_bytes("L", (width, height), np.ascontiguousarray(pixels, np.uint8).tobytes())
         image.save(buffer, quality=quality, enc_params=params, save_nclx_profile=False)
     except (OSError, ValueError, RuntimeError, SyntaxError, EOFError) as exc:
-        raise DepthError(f"pillow-heif cannot encode the {width}x{height} depth map: {exc}") from exc
+        raise DepthError(f"pillow-heif cannot encode the {width}x{height} {what}: {exc}") from exc
     encoded = isobmff.parse_file(buffer.getvalue())
     item_id = encoded.meta.primary
     coding = [(kind, raw) for kind, raw, _ in encoded.meta.item_properties(item_id) if kind in CODING_PROPERTIES]
     if [kind for kind, _ in coding][:2] != ["hvcC", "ispe"]:
-        raise DepthError(f"pillow-heif's depth encoding has unexpected properties {[k for k, _ in coding]}")
+        raise DepthError(f"pillow-heif's {what} encoding has unexpected properties {[k for k, _ in coding]}")
     return coding, isobmff.item_data(encoded, item_id)
 
 

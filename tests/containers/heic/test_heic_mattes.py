@@ -18,7 +18,7 @@ from gpu_depth.containers.heic import isobmff
 from gpu_depth.containers.heic import plugin as heic
 from gpu_depth.core.auxiliary import KINDS
 from gpu_depth.core.xmp import properties
-from gpu_depth.errors import ExistingDepth
+from gpu_depth.errors import DepthError, ExistingDepth
 
 MATTES = "iphone14-front-mattes.heic"
 
@@ -219,3 +219,9 @@ def test_a_lossy_matte_is_what_depth_quality_asks(photo):
     (matte,) = heic.read_mattes(out)
     error = np.abs(matte.pixels.astype(int) - pixels)
     assert 0 < error.max() and error.mean() < 8
+
+
+def test_a_matte_that_cannot_be_coded_is_named_in_the_error(photo, monkeypatch):
+    monkeypatch.setattr(heic, "MATTE_X265", heic.MATTE_X265 | {"x265:min-cu-size": "128"})
+    with pytest.raises(DepthError, match="cannot encode the 96x72 hair matte"):
+        heic.attach_depth(photo, depth_map(), mattes=[Matte.of("hair", person(96, 72))])
