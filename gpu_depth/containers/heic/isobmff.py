@@ -786,7 +786,7 @@ def rebuild(
     out: list[bytes | memoryview] = []  # views of the photo's bytes, copied once by the join
     for box in heif.boxes:
         out += [raw] if box is heif.meta_box else layout.box_pieces(box, appended if box is grown else b"")
-        if box is end and appended and grown is None:
+        if box is layout.new_mdat_after:
             out += [box_header("mdat", len(appended)), appended]
     return b"".join(out)
 
@@ -843,6 +843,7 @@ class _Layout:
                 raise DepthError(f"cut {lo}..{hi} does not lie inside the payload of a top-level box other than meta")
         self.starts: dict[int, int] = {}  # box offset -> new payload start
         self.grown = grown
+        self.new_mdat_after = end if appended and grown is None else None
         position = self.appended_start = 0
         for box in heif.boxes:
             if box is heif.meta_box:
@@ -854,7 +855,7 @@ class _Layout:
                 position += header + length
             if box is grown:  # after the box's old payload
                 self.appended_start = position - appended
-            elif box is end and appended:  # after the header of a new mdat
+            elif box is self.new_mdat_after:  # after the header of a new mdat
                 self.appended_start = position + (HEADER if HEADER + appended <= U32_MAX else LARGE_HEADER)
                 position = self.appended_start + appended
 
