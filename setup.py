@@ -1,6 +1,7 @@
-"""The optional C parts: the lossless-JPEG codec (encoder and decoder) and the area resampler's integral;
-everything else is in pyproject.toml.  Without a C compiler the package installs without them and does the same
-in NumPy (slower, the same bytes, samples and values)."""
+"""The optional C parts: the lossless-JPEG codec (encoder and decoder), the area resampler's integral and the
+mattes' lossless HEVC coder; everything else is in pyproject.toml.  Without a C compiler the package installs
+without them and does the same in NumPy (slower, the same bytes, samples and values), and x265 codes the mattes
+(also lossless, other bytes)."""
 
 from setuptools import Extension, setup
 
@@ -9,6 +10,12 @@ setup(
         Extension(
             "gpu_depth.containers.jpeg._ljpeg",
             ["gpu_depth/containers/jpeg/_ljpeg.c"],
+            depends=["gpu_depth/_buffers.h"],
+            optional=True,
+        ),
+        Extension(
+            "gpu_depth.containers.heic._hevc_lossless",
+            ["gpu_depth/containers/heic/_hevc_lossless.c"],
             depends=["gpu_depth/_buffers.h"],
             optional=True,
         ),

@@ -15,7 +15,8 @@ Depth maps are in the photo's stored (coded) orientation, as Apple stores them: 
 ``irot``/``imir`` turns both the same way on display.
 
 Mattes (:mod:`gpu_depth.core.auxiliary`) are aux items of the same build (:func:`add_aux_item`) with their
-kind's ``auxC`` URN and no subtype, as the iPhone 14 stores them (docs/mattes.md).
+kind's ``auxC`` URN and no subtype, as the iPhone 14 stores them (docs/mattes.md).  A lossless matte is coded by
+our own lossless HEVC intra coder (:mod:`.hevc_lossless`), a lossy one (or any, in a build without C) by x265.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from .. import exif
 from ..jpeg import ljpeg
 from ..jpeg.plugin import decode_gray
 from ..jpeg.segments import parse_jpeg
-from . import isobmff
+from . import hevc_lossless, isobmff
 from .depth_sei import (
     UNIFORM_DISPARITY,
     UNIFORM_INVERSE_Z,
@@ -84,12 +85,12 @@ ONE_TU_DEPTH_PRESETS = frozenset({"ultrafast", "superfast", "veryfast", "faster"
 ATTACH_OPTIONS = frozenset({"depth_quality", "depth_preset", "depth_codec", "encoder_threads", "exif_portrait"})
 #: Those :func:`attach_auxiliary` takes.
 AUXILIARY_OPTIONS = frozenset({"depth_quality", "depth_preset", "encoder_threads"})
-#: x265 settings of the mattes: mostly flat 0/255 images at half the photo's size (several times the depth map's
-#: pixels), stored losslessly, so faster settings change only their size: ultrafast with 64-pixel CTUs and no CU
-#: below 32 pixels codes a 2016x1512 matte in 89 ms instead of medium's ~5x or plain ultrafast's 220 ms, a
-#: quarter larger.  One TU depth (ultrafast's own, :data:`ONE_TU_DEPTH_PRESETS`) and RD level 1 take 10-17% off
-#: the matte encode's CPU (2-12% of a depth + matte attach's) for a ~20% larger item (RESULTS.md).
-#: The CTU stays 64, the depth map's (libheif's): x265 wants one CTU size in a process (docs/mattes.md).
+#: x265 settings of the mattes where x265 codes them (lossy, or a build without the C lossless coder): mostly
+#: flat 0/255 images at half the photo's size (several times the depth map's pixels), so faster settings change
+#: only their size: ultrafast with 64-pixel CTUs and no CU below 32 pixels codes a 2016x1512 matte in 89 ms
+#: instead of medium's ~5x or plain ultrafast's 220 ms, a quarter larger.  One TU depth (ultrafast's own,
+#: :data:`ONE_TU_DEPTH_PRESETS`) and RD level 1 take 10-17% off the matte encode's CPU for a ~20% larger item
+#: (RESULTS.md).  The CTU stays 64, the depth map's (libheif's): x265 wants one CTU size in a process.
 MATTE_PRESET = "ultrafast"
 MATTE_X265 = {"x265:ctu": "64", "x265:min-cu-size": "32", "x265:rd": "1"}
 #: Largest depth item decoded (bytes of coded data).
@@ -399,7 +400,7 @@ def _attach(
         # the mattes' encodes (x265 runs without the GIL) overlap the depth map's
         matte_params = _map_encoder_params(MATTE_PRESET, threads) | MATTE_X265
         coded_mattes = [
-            pool.submit(_encode_map, m.pixels, quality, matte_params, f"{m.kind.name} matte") for m in mattes
+            pool.submit(_encode_matte, m.pixels, quality, matte_params, f"{m.kind.name} matte") for m in mattes
         ]
         if depth is not None:
             stored, _ = storage(depth_codec=codec).stored(depth)
@@ -591,6 +592,19 @@ def _encode_map(
     if [kind for kind, _ in coding][:2] != ["hvcC", "ispe"]:
         raise DepthError(f"pillow-heif's {what} encoding has unexpected properties {[k for k, _ in coding]}")
     return coding, isobmff.item_data(encoded, item_id)
+
+
+def _encode_matte(
+    pixels: np.ndarray, quality: int, params: dict[str, str], what: str
+) -> tuple[list[tuple[str, bytes]], bytes]:
+    """A matte's coding: lossless by our HEVC coder where the build has it, else (and lossy) by x265."""
+    if quality != -1 or not hevc_lossless.AVAILABLE:
+        return _encode_map(pixels, quality, params, what)
+    height, width = pixels.shape
+    try:
+        return hevc_lossless.encode(pixels)
+    except ValueError as exc:
+        raise DepthError(f"cannot encode the {width}x{height} {what}: {exc}") from exc
 
 
 def _encode_depth(
