@@ -7,6 +7,10 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+#: The real sample files beside the checkout, as the tests find them (tests/helpers).
+SAMPLES = Path(os.environ.get("GPU_DEPTH_SAMPLES", Path(__file__).resolve().parents[2] / "shared" / "samples"))
 
 
 def timings(
