@@ -1,8 +1,9 @@
 /* The slice data of a lossless monochrome 8-bit HEVC intra picture (hevc_lossless.py writes the parameter sets,
- * the slice header and the item).  Every CU is coded with cu_transquant_bypass: an intra prediction (planar, DC,
- * horizontal or vertical) from the neighbouring samples, which lossless coding makes the original samples, and
- * the prediction's residual as its "coefficients".  A CU whose prediction is exact (most of a matte: flat 0 or 255)
- * costs a few bits; a CTU is split down to 8x8 CUs where that lowers an estimate of the residual's bits.
+ * the slice header and the item).  Every CU is coded with cu_transquant_bypass: an intra prediction (planar, DC or
+ * one of the 33 angles) from the neighbouring samples, which lossless coding makes the original samples, and the
+ * prediction's residual as its "coefficients".  A CU whose block and DC references are one value (most of a
+ * matte: flat 0 or 255) is DC-predicted exactly, a few bits; elsewhere 11 modes are tried on every other row and
+ * the best angle refined, and a CTU is split down to 8x8 CUs where that lowers the estimated residual bits.
  *
  * The picture: 32x32 CTBs, CUs 8-32, one TB per CU (no transform tree), no PCM, SAO, deblocking, sign hiding,
  * scaling lists or range-extension tools, one slice at slice QP 26 (H.265 sections 7.3.8, 8.4.4.2, 9.3).
@@ -206,7 +207,6 @@ static void finish(Coder *c) {
 #define CTB 32
 #define MIN_CB 8
 enum { PLANAR = 0, DC = 1, HORIZONTAL = 10, VERTICAL = 26 };
-static const int MODES[4] = {DC, PLANAR, HORIZONTAL, VERTICAL};
 
 typedef struct {
     const uint8_t *pixels; /* the coded picture, width x height, both multiples of 8 */
@@ -262,54 +262,93 @@ static void references(const Picture *p, int x, int y, int n, int *border) {
 
 static inline int clip8(int v) { return v < 0 ? 0 : v > 255 ? 255 : v; }
 
+static const int ANGLE[35] = {0,   0,   32,  26,  21,  17,  13,  9,  5,  2,  0,  -2, -5, -9, -13, -17, -21, -26,
+                               -32, -26, -21, -17, -13, -9, -5, -2, 0,  2,  5,  9,  13, 17, 21,  26,  32};
+static const int INVERSE_ANGLE[15] = {-4096, -1638, -910, -630, -482, -390, -315, -256,
+                                      -315,  -390,  -482, -630, -910, -1638, -4096};
+
+/* Angular prediction (8.4.4.2.6) from the border, the boundary filters of modes 10 and 26 included. */
+static void angular(int mode, int n, const int *border, int step, int16_t *out) {
+    int angle = ANGLE[mode], vertical = mode >= 18;
+    int16_t references[3 * 32 + 1], *ref = references + 32;
+    int sign = vertical ? 1 : -1; /* the vertical modes read the row above, the horizontal ones the column */
+    for (int x = 0; x <= n; x++) ref[x] = (int16_t)border[sign * x];
+    if (angle < 0) {
+        int inverse = INVERSE_ANGLE[mode - 11];
+        for (int x = (n * angle) >> 5; x <= -1; x++) ref[x] = (int16_t)border[-sign * ((x * inverse + 128) >> 8)];
+    } else {
+        for (int x = n + 1; x <= 2 * n; x++) ref[x] = (int16_t)border[sign * x];
+    }
+    for (int i = 0; i < n; i += vertical ? step : 1) { /* row i of a vertical mode, column i of a horizontal one */
+        int index = ((i + 1) * angle) >> 5, fraction = ((i + 1) * angle) & 31;
+        const int16_t *from = ref + index + 1;
+        int16_t line[32];
+        if (fraction)
+            for (int j = 0; j < n; j++) line[j] = (int16_t)(((32 - fraction) * from[j] + fraction * from[j + 1] + 16) >> 5);
+        else
+            memcpy(line, from, sizeof *line * (size_t)n);
+        if (vertical)
+            memcpy(out + i * n, line, sizeof *line * (size_t)n);
+        else
+            for (int j = 0; j < n; j += step) out[j * n + i] = line[j];
+    }
+    if (n < 32 && mode == VERTICAL)
+        for (int y = 0; y < n; y++) out[y * n] = (int16_t)clip8(border[1] + ((border[-1 - y] - border[0]) >> 1));
+    if (n < 32 && mode == HORIZONTAL)
+        for (int x = 0; x < n; x++) out[x] = (int16_t)clip8(border[-1] + ((border[1 + x] - border[0]) >> 1));
+}
+
 /* The n x n intra prediction of `mode` from the (substituted) border (8.4.4.2.3-6, luma, no strong smoothing). */
-static void predict(int mode, int n, const int *border, int log2, int *out) {
-    if (mode == PLANAR) { /* the only mode of ours whose references are filtered (n >= 8) */
-        int filtered[4 * 32 + 1], *f = filtered + 2 * n;
+/* `step` 2: only the even rows (a trial's). */
+static void predict(int mode, int n, const int *border, int log2, int step, int16_t *out) {
+    int filtered[4 * 32 + 1], *f = filtered + 2 * n, distance = abs(mode - 26) < abs(mode - 10) ? abs(mode - 26) : abs(mode - 10);
+    if (mode != DC && n > 4 && distance > (n == 8 ? 7 : n == 16 ? 1 : 0)) { /* the [1 2 1] reference filter (8.4.4.2.3) */
         f[-2 * n] = border[-2 * n], f[2 * n] = border[2 * n];
         for (int i = -2 * n + 1; i < 2 * n; i++) f[i] = (border[i + 1] + 2 * border[i] + border[i - 1] + 2) >> 2;
-        for (int y = 0; y < n; y++)
+        border = f;
+    }
+    if (mode == PLANAR) {
+        for (int y = 0; y < n; y += step)
             for (int x = 0; x < n; x++)
-                out[y * n + x] = ((n - 1 - x) * f[-1 - y] + (x + 1) * f[1 + n] + (n - 1 - y) * f[1 + x] +
-                                  (y + 1) * f[-1 - n] + n) >> (log2 + 1);
+                out[y * n + x] = (int16_t)(((n - 1 - x) * border[-1 - y] + (x + 1) * border[1 + n] +
+                                            (n - 1 - y) * border[1 + x] + (y + 1) * border[-1 - n] + n) >> (log2 + 1));
     } else if (mode == DC) {
         int dc = n;
         for (int i = 0; i < n; i++) dc += border[1 + i] + border[-1 - i];
         dc >>= log2 + 1;
-        for (int i = 0; i < n * n; i++) out[i] = dc;
+        for (int i = 0; i < n * n; i++) out[i] = (int16_t)dc;
         if (n < 32) {
-            out[0] = (border[-1] + 2 * dc + border[1] + 2) >> 2;
+            out[0] = (int16_t)((border[-1] + 2 * dc + border[1] + 2) >> 2);
             for (int i = 1; i < n; i++) {
-                out[i] = (border[1 + i] + 3 * dc + 2) >> 2;
-                out[i * n] = (border[-1 - i] + 3 * dc + 2) >> 2;
+                out[i] = (int16_t)((border[1 + i] + 3 * dc + 2) >> 2);
+                out[i * n] = (int16_t)((border[-1 - i] + 3 * dc + 2) >> 2);
             }
         }
-    } else if (mode == VERTICAL) {
-        for (int y = 0; y < n; y++)
-            for (int x = 0; x < n; x++) out[y * n + x] = border[1 + x];
-        if (n < 32)
-            for (int y = 0; y < n; y++) out[y * n] = clip8(border[1] + ((border[-1 - y] - border[0]) >> 1));
-    } else { /* HORIZONTAL */
-        for (int y = 0; y < n; y++)
-            for (int x = 0; x < n; x++) out[y * n + x] = border[-1 - y];
-        if (n < 32)
-            for (int x = 0; x < n; x++) out[x] = clip8(border[-1] + ((border[1 + x] - border[0]) >> 1));
+    } else {
+        angular(mode, n, border, step, out);
     }
 }
 
-/* The block's residual (original - prediction) for `mode`; returns an estimate of its bits. */
-static int residual(const Picture *p, int x, int y, int log2, int mode, const int *border, int16_t *out) {
-    int n = 1 << log2, prediction[32 * 32], bits = 0;
-    predict(mode, n, border, log2, prediction);
-    for (int r = 0; r < n; r++) {
+/* The cost of a prediction, an estimate of its residual's bits: per sample |residual| + 3 where not 0. */
+static int cost(const Picture *p, int x, int y, int n, int step, const int16_t *prediction) {
+    int total = 0;
+    for (int r = 0; r < n; r += step) {
         const uint8_t *row = p->pixels + (size_t)(y + r) * p->width + x;
+        const int16_t *predicted = prediction + r * n;
         for (int col = 0; col < n; col++) {
-            int d = row[col] - prediction[r * n + col], a = d < 0 ? -d : d;
-            out[r * n + col] = (int16_t)d;
-            if (a) bits += 4 + 2 * (31 - __builtin_clz((unsigned)a));
+            int d = row[col] - predicted[col];
+            total += (d < 0 ? -d : d) + 3 * (d != 0);
         }
     }
-    return bits;
+    return total;
+}
+
+/* The residual of a prediction: original - predicted. */
+static void difference(const Picture *p, int x, int y, int n, const int16_t *prediction, int16_t *out) {
+    for (int r = 0; r < n; r++) {
+        const uint8_t *row = p->pixels + (size_t)(y + r) * p->width + x;
+        for (int col = 0; col < n; col++) out[r * n + col] = (int16_t)(row[col] - prediction[r * n + col]);
+    }
 }
 
 /* Whether the block is all one value and so are the references DC prediction reads: then DC is exact. */
@@ -325,23 +364,50 @@ static int flat(const Picture *p, int x, int y, int n, const int *border) {
     return 1;
 }
 
-/* The mode of least estimated bits for the block, its residual in `out` (n x n) and its bits. */
+/* The modes tried first (the four of flat and smooth areas, then every fourth angle) on every other row; the best
+ * angle is then refined by its neighbours two and one apart. */
+static const int FIRST_MODES[11] = {DC, PLANAR, HORIZONTAL, VERTICAL, 2, 18, 34, 6, 14, 22, 30};
+#define TRIAL_STEP 2
+
+typedef struct {
+    int16_t predictions[2][32 * 32], *kept, *trial;
+    int cost, mode;
+} Search;
+
+/* Try `mode` on the trial rows; returns whether the best so far is exact there. */
+static int try_mode(const Picture *p, int x, int y, int log2, const int *border, Search *s, int mode) {
+    int n = 1 << log2;
+    predict(mode, n, border, log2, TRIAL_STEP, s->trial);
+    int trial = cost(p, x, y, n, TRIAL_STEP, s->trial) * TRIAL_STEP;
+    if (s->cost < 0 || trial < s->cost) {
+        int16_t *swap = s->kept;
+        s->kept = s->trial, s->trial = swap, s->cost = trial, s->mode = mode;
+    }
+    return s->cost == 0;
+}
+
+/* The mode of least cost for the block, its residual in `out` (n x n) and its cost. */
 static int best_mode(const Picture *p, int x, int y, int log2, int *mode, int16_t *out) {
-    int n = 1 << log2, borders[4 * 32 + 1], *border = borders + 2 * n, best = -1;
-    int16_t scratch[32 * 32];
+    int n = 1 << log2, borders[4 * 32 + 1], *border = borders + 2 * n;
     references(p, x, y, n, border);
     if (flat(p, x, y, n, border)) {
         memset(out, 0, sizeof *out * (size_t)(n * n));
         *mode = DC;
         return 0;
     }
-    for (int i = 0; i < 4; i++) {
-        int bits = residual(p, x, y, log2, MODES[i], border, best < 0 ? out : scratch);
-        if (best >= 0 && bits < best) memcpy(out, scratch, sizeof *out * (size_t)(n * n));
-        if (best < 0 || bits < best) best = bits, *mode = MODES[i];
-        if (!bits) break;
+    Search s;
+    s.kept = s.predictions[0], s.trial = s.predictions[1], s.cost = -1, s.mode = DC;
+    int exact = 0;
+    for (int i = 0; i < 11 && !exact; i++) exact = try_mode(p, x, y, log2, border, &s, FIRST_MODES[i]);
+    for (int step = 2; step >= 1 && !exact && s.mode >= 2; step--) {
+        int centre = s.mode;
+        if (centre - step >= 2) exact = try_mode(p, x, y, log2, border, &s, centre - step);
+        if (centre + step <= 34 && !exact) exact = try_mode(p, x, y, log2, border, &s, centre + step);
     }
-    return best;
+    predict(s.mode, n, border, log2, 1, s.kept); /* the whole prediction and its true cost */
+    difference(p, x, y, n, s.kept, out);
+    *mode = s.mode;
+    return cost(p, x, y, n, 1, s.kept);
 }
 
 static void set_blocks(Picture *p, int x, int y, int log2, uint8_t *map, uint8_t value) {
