@@ -1,9 +1,8 @@
 /* The slice data of a lossless monochrome 8-bit HEVC intra picture (hevc_lossless.py writes the parameter sets,
- * the slice header and the item).  Every CU is coded with cu_transquant_bypass: an intra prediction (planar, DC or
- * one of the 33 angles) from the neighbouring samples, which lossless coding makes the original samples, and the
- * prediction's residual as its "coefficients".  A CU whose block and DC references are one value (most of a
- * matte: flat 0 or 255) is DC-predicted exactly, a few bits; elsewhere 11 modes are tried on every other row and
- * the best angle refined, and a CTU is split down to 8x8 CUs where that lowers the estimated residual bits.
+ * the slice header and the item).  Every CU is coded with cu_transquant_bypass: an intra prediction (planar, DC,
+ * horizontal or vertical) from the neighbouring samples, which lossless coding makes the original samples, and
+ * the prediction's residual as its "coefficients".  A CU whose prediction is exact (most of a matte: flat 0 or 255)
+ * costs a few bits; a CTU is split down to 8x8 CUs where that lowers an estimate of the residual's bits.
  *
  * The picture: 32x32 CTBs, CUs 8-32, one TB per CU (no transform tree), no PCM, SAO, deblocking, sign hiding,
  * scaling lists or range-extension tools, one slice at slice QP 26 (H.265 sections 7.3.8, 8.4.4.2, 9.3).
@@ -268,7 +267,7 @@ static const int INVERSE_ANGLE[15] = {-4096, -1638, -910, -630, -482, -390, -315
                                       -315,  -390,  -482, -630, -910, -1638, -4096};
 
 /* Angular prediction (8.4.4.2.6) from the border, the boundary filters of modes 10 and 26 included. */
-static void angular(int mode, int n, const int *border, int step, int16_t *out) {
+static void angular(int mode, int n, const int *border, int16_t *out) {
     int angle = ANGLE[mode], vertical = mode >= 18;
     int16_t references[3 * 32 + 1], *ref = references + 32;
     int sign = vertical ? 1 : -1; /* the vertical modes read the row above, the horizontal ones the column */
@@ -279,7 +278,7 @@ static void angular(int mode, int n, const int *border, int step, int16_t *out) 
     } else {
         for (int x = n + 1; x <= 2 * n; x++) ref[x] = (int16_t)border[sign * x];
     }
-    for (int i = 0; i < n; i += vertical ? step : 1) { /* row i of a vertical mode, column i of a horizontal one */
+    for (int i = 0; i < n; i++) { /* row i of a vertical mode, column i of a horizontal one */
         int index = ((i + 1) * angle) >> 5, fraction = ((i + 1) * angle) & 31;
         const int16_t *from = ref + index + 1;
         int16_t line[32];
@@ -290,7 +289,7 @@ static void angular(int mode, int n, const int *border, int step, int16_t *out) 
         if (vertical)
             memcpy(out + i * n, line, sizeof *line * (size_t)n);
         else
-            for (int j = 0; j < n; j += step) out[j * n + i] = line[j];
+            for (int j = 0; j < n; j++) out[j * n + i] = line[j];
     }
     if (n < 32 && mode == VERTICAL)
         for (int y = 0; y < n; y++) out[y * n] = (int16_t)clip8(border[1] + ((border[-1 - y] - border[0]) >> 1));
@@ -299,8 +298,7 @@ static void angular(int mode, int n, const int *border, int step, int16_t *out) 
 }
 
 /* The n x n intra prediction of `mode` from the (substituted) border (8.4.4.2.3-6, luma, no strong smoothing). */
-/* `step` 2: only the even rows (a trial's). */
-static void predict(int mode, int n, const int *border, int log2, int step, int16_t *out) {
+static void predict(int mode, int n, const int *border, int log2, int16_t *out) {
     int filtered[4 * 32 + 1], *f = filtered + 2 * n, distance = abs(mode - 26) < abs(mode - 10) ? abs(mode - 26) : abs(mode - 10);
     if (mode != DC && n > 4 && distance > (n == 8 ? 7 : n == 16 ? 1 : 0)) { /* the [1 2 1] reference filter (8.4.4.2.3) */
         f[-2 * n] = border[-2 * n], f[2 * n] = border[2 * n];
@@ -308,7 +306,7 @@ static void predict(int mode, int n, const int *border, int log2, int step, int1
         border = f;
     }
     if (mode == PLANAR) {
-        for (int y = 0; y < n; y += step)
+        for (int y = 0; y < n; y++)
             for (int x = 0; x < n; x++)
                 out[y * n + x] = (int16_t)(((n - 1 - x) * border[-1 - y] + (x + 1) * border[1 + n] +
                                             (n - 1 - y) * border[1 + x] + (y + 1) * border[-1 - n] + n) >> (log2 + 1));
@@ -325,14 +323,14 @@ static void predict(int mode, int n, const int *border, int log2, int step, int1
             }
         }
     } else {
-        angular(mode, n, border, step, out);
+        angular(mode, n, border, out);
     }
 }
 
 /* The cost of a prediction, an estimate of its residual's bits: per sample |residual| + 3 where not 0. */
-static int cost(const Picture *p, int x, int y, int n, int step, const int16_t *prediction) {
+static int cost(const Picture *p, int x, int y, int n, const int16_t *prediction) {
     int total = 0;
-    for (int r = 0; r < n; r += step) {
+    for (int r = 0; r < n; r++) {
         const uint8_t *row = p->pixels + (size_t)(y + r) * p->width + x;
         const int16_t *predicted = prediction + r * n;
         for (int col = 0; col < n; col++) {
@@ -364,50 +362,108 @@ static int flat(const Picture *p, int x, int y, int n, const int *border) {
     return 1;
 }
 
-/* The modes tried first (the four of flat and smooth areas, then every fourth angle) on every other row; the best
- * angle is then refined by its neighbours two and one apart. */
+/* The modes an 8x8 CU tries first: the four of flat and smooth areas, then every fourth angle. */
 static const int FIRST_MODES[11] = {DC, PLANAR, HORIZONTAL, VERTICAL, 2, 18, 34, 6, 14, 22, 30};
-#define TRIAL_STEP 2
 
+/* A block under mode trial: its samples as rows and as columns, its references plain and [1 2 1]-filtered. */
 typedef struct {
-    int16_t predictions[2][32 * 32], *kept, *trial;
-    int cost, mode;
-} Search;
+    int n, log2, borders[4 * 32 + 1], filtered_borders[4 * 32 + 1], *border, *filtered;
+    uint8_t rows[32 * 32], columns[32 * 32];
+} Trial;
 
-/* Try `mode` on the trial rows; returns whether the best so far is exact there. */
-static int try_mode(const Picture *p, int x, int y, int log2, const int *border, Search *s, int mode) {
+static void trial_block(const Picture *p, int x, int y, int log2, Trial *t) {
     int n = 1 << log2;
-    predict(mode, n, border, log2, TRIAL_STEP, s->trial);
-    int trial = cost(p, x, y, n, TRIAL_STEP, s->trial) * TRIAL_STEP;
-    if (s->cost < 0 || trial < s->cost) {
-        int16_t *swap = s->kept;
-        s->kept = s->trial, s->trial = swap, s->cost = trial, s->mode = mode;
+    t->n = n, t->log2 = log2, t->border = t->borders + 2 * n, t->filtered = t->filtered_borders + 2 * n;
+    references(p, x, y, n, t->border);
+    int *b = t->border, *f = t->filtered;
+    f[-2 * n] = b[-2 * n], f[2 * n] = b[2 * n];
+    for (int i = -2 * n + 1; i < 2 * n; i++) f[i] = (b[i + 1] + 2 * b[i] + b[i - 1] + 2) >> 2;
+    for (int r = 0; r < n; r++) {
+        memcpy(t->rows + r * n, p->pixels + (size_t)(y + r) * p->width + x, (size_t)n);
+        for (int c = 0; c < n; c++) t->columns[c * n + r] = t->rows[r * n + c];
     }
-    return s->cost == 0;
 }
 
-/* The mode of least cost for the block, its residual in `out` (n x n) and its cost. */
-static int best_mode(const Picture *p, int x, int y, int log2, int *mode, int16_t *out) {
-    int n = 1 << log2, borders[4 * 32 + 1], *border = borders + 2 * n;
-    references(p, x, y, n, border);
-    if (flat(p, x, y, n, border)) {
+static inline int line_cost(const uint8_t *samples, const int16_t *predicted, int n) {
+    int total = 0;
+    for (int j = 0; j < n; j++) {
+        int d = samples[j] - predicted[j];
+        total += (d < 0 ? -d : d) + 3 * (d != 0);
+    }
+    return total;
+}
+
+/* An estimate of `mode`'s residual bits (|residual| + 3 a non-zero sample) from every other line, without the
+ * boundary filters of DC and modes 10 and 26: a trial's, not the coded prediction. */
+static int trial_cost(const Trial *t, int mode) {
+    int n = t->n, total = 0, distance = abs(mode - 26) < abs(mode - 10) ? abs(mode - 26) : abs(mode - 10);
+    const int *b = mode != DC && distance > (n == 8 ? 7 : n == 16 ? 1 : 0) ? t->filtered : t->border;
+    int16_t line[32];
+    if (mode == DC || mode == PLANAR) {
+        int dc = n;
+        for (int i = 0; i < n; i++) dc += b[1 + i] + b[-1 - i];
+        dc >>= t->log2 + 1;
+        for (int y = 0; y < n; y += 2) {
+            for (int x = 0; x < n; x++)
+                line[x] = (int16_t)(mode == DC ? dc
+                                               : ((n - 1 - x) * b[-1 - y] + (x + 1) * b[1 + n] + (n - 1 - y) * b[1 + x] +
+                                                  (y + 1) * b[-1 - n] + n) >> (t->log2 + 1));
+            total += line_cost(t->rows + y * n, line, n);
+        }
+        return 2 * total;
+    }
+    int angle = ANGLE[mode], vertical = mode >= 18, sign = vertical ? 1 : -1;
+    int16_t references[3 * 32 + 1], *ref = references + 32;
+    for (int i = 0; i <= n; i++) ref[i] = (int16_t)b[sign * i];
+    if (angle < 0) {
+        int inverse = INVERSE_ANGLE[mode - 11];
+        for (int i = (n * angle) >> 5; i <= -1; i++) ref[i] = (int16_t)b[-sign * ((i * inverse + 128) >> 8)];
+    } else {
+        for (int i = n + 1; i <= 2 * n; i++) ref[i] = (int16_t)b[sign * i];
+    }
+    const uint8_t *samples = vertical ? t->rows : t->columns;
+    for (int i = 0; i < n; i += 2) {
+        int index = ((i + 1) * angle) >> 5, fraction = ((i + 1) * angle) & 31;
+        const int16_t *from = ref + index + 1;
+        for (int j = 0; j < n; j++) line[j] = (int16_t)(((32 - fraction) * from[j] + fraction * from[j + 1] + 16) >> 5);
+        total += line_cost(samples + i * n, line, n);
+    }
+    return 2 * total;
+}
+
+static inline void consider(const Trial *t, int mode, int *best, int *chosen) {
+    int cost = trial_cost(t, mode);
+    if (*best < 0 || cost < *best) *best = cost, *chosen = mode;
+}
+
+/* The mode of least trial cost for the block among `candidates` (the best angle then refined by its neighbours
+ * `reach` and fewer apart), its residual in `out` (n x n) and its true cost. */
+static int best_mode(const Picture *p, int x, int y, int log2, const int *candidates, int count, int reach, int *mode,
+                     int16_t *out) {
+    int n = 1 << log2;
+    Trial t;
+    trial_block(p, x, y, log2, &t);
+    if (flat(p, x, y, n, t.border)) {
         memset(out, 0, sizeof *out * (size_t)(n * n));
         *mode = DC;
         return 0;
     }
-    Search s;
-    s.kept = s.predictions[0], s.trial = s.predictions[1], s.cost = -1, s.mode = DC;
-    int exact = 0;
-    for (int i = 0; i < 11 && !exact; i++) exact = try_mode(p, x, y, log2, border, &s, FIRST_MODES[i]);
-    for (int step = 2; step >= 1 && !exact && s.mode >= 2; step--) {
-        int centre = s.mode;
-        if (centre - step >= 2) exact = try_mode(p, x, y, log2, border, &s, centre - step);
-        if (centre + step <= 34 && !exact) exact = try_mode(p, x, y, log2, border, &s, centre + step);
+    int best = -1, chosen = DC;
+    for (int i = 0; i < count && best; i++) consider(&t, candidates[i], &best, &chosen);
+    for (int step = reach; step >= 1 && best && chosen >= 2; step--) {
+        int centre = chosen;
+        if (centre - step >= 2) consider(&t, centre - step, &best, &chosen);
+        if (centre + step <= 34) consider(&t, centre + step, &best, &chosen);
     }
-    predict(s.mode, n, border, log2, 1, s.kept); /* the whole prediction and its true cost */
-    difference(p, x, y, n, s.kept, out);
-    *mode = s.mode;
-    return cost(p, x, y, n, 1, s.kept);
+    int16_t prediction[32 * 32];
+    predict(chosen, n, t.border, log2, prediction);
+    difference(p, x, y, n, prediction, out);
+    *mode = chosen;
+    return cost(p, x, y, n, prediction);
+}
+
+static int block_value(const Picture *p, const uint8_t *map, int x, int y) {
+    return map[(size_t)(y >> 3) * p->blocks_wide + (x >> 3)];
 }
 
 static void set_blocks(Picture *p, int x, int y, int log2, uint8_t *map, uint8_t value) {
@@ -424,29 +480,43 @@ static void keep(Picture *p, int x, int y, int log2, int mode, int bits, const i
     for (int r = 0; r < n; r++) memcpy(p->residual + ((y & (CTB - 1)) + r) * CTB + (x & (CTB - 1)), values + r * n, sizeof *values * (size_t)n);
 }
 
-/* Choose the CU tree of the block at (x, y): the split, where its CUs' estimated bits (a CU's header counted as
- * 8) are fewer than the whole block's.  Returns the bits. */
+/* Whether the block is one value, and so are the references DC prediction reads (then DC codes it exactly). */
+static int flat_block(const Picture *p, int x, int y, int log2) {
+    int n = 1 << log2, borders[4 * 32 + 1], *border = borders + 2 * n;
+    references(p, x, y, n, border);
+    return flat(p, x, y, n, border);
+}
+
+/* Choose the CU tree of the block at (x, y), bottom-up: an 8x8 CU's mode from FIRST_MODES, a larger CU's from DC,
+ * planar and its quarters' modes; the larger CU where its estimated bits (a CU's header counted as 8) are no more
+ * than its quarters'.  Returns the bits. */
 static int choose(Picture *p, int x, int y, int log2) {
-    int n = 1 << log2, inside = x + n <= p->width && y + n <= p->height, mode = DC, bits = 0;
+    int n = 1 << log2, inside = x + n <= p->width && y + n <= p->height, mode = DC, bits;
     int16_t values[32 * 32];
-    if (inside) {
-        bits = best_mode(p, x, y, log2, &mode, values);
-        if (!bits || log2 == 3) {
-            keep(p, x, y, log2, mode, bits, values);
-            return bits + 8;
-        }
-        bits += 8;
+    if (inside && log2 == 3) {
+        bits = best_mode(p, x, y, log2, FIRST_MODES, 11, 2, &mode, values);
+        keep(p, x, y, log2, mode, bits, values);
+        return bits + 8;
     }
-    int half = n >> 1, split = 0;
+    if (inside && flat_block(p, x, y, log2)) {
+        memset(values, 0, sizeof *values * (size_t)(n * n));
+        keep(p, x, y, log2, DC, 0, values);
+        return 8;
+    }
+    int half = n >> 1, split = 0, candidates[6] = {DC, PLANAR}, count = 2;
     for (int i = 0; i < 4; i++) {
         int cx = x + (i & 1) * half, cy = y + (i >> 1) * half;
-        if (cx < p->width && cy < p->height) split += choose(p, cx, cy, log2 - 1);
+        if (cx >= p->width || cy >= p->height) continue;
+        split += choose(p, cx, cy, log2 - 1);
+        int quarter = block_value(p, p->mode, cx, cy), known = 0;
+        for (int j = 0; j < count; j++) known |= candidates[j] == quarter;
+        if (!known) candidates[count++] = quarter;
     }
-    if (inside && split >= bits) { /* the whole block is cheaper */
-        keep(p, x, y, log2, mode, bits - 8, values);
-        return bits;
-    }
-    return split;
+    if (!inside) return split;
+    bits = best_mode(p, x, y, log2, candidates, count, 1, &mode, values) + 8;
+    if (bits > split) return split;
+    keep(p, x, y, log2, mode, bits - 8, values);
+    return bits;
 }
 
 /* ------------------------------------------------------------------------------------------------ syntax */
@@ -606,10 +676,6 @@ static void residual_coding(Coder *c, const int16_t *values, int stride, int log
 static int intra_scan(int log2, int mode) {
     if (log2 != 3) return 0;
     return mode >= 6 && mode <= 14 ? 2 : mode >= 22 && mode <= 30 ? 1 : 0;
-}
-
-static int block_value(const Picture *p, const uint8_t *map, int x, int y) {
-    return map[(size_t)(y >> 3) * p->blocks_wide + (x >> 3)];
 }
 
 /* coding_unit (7.3.8.5) of an intra CU with cu_transquant_bypass. */
