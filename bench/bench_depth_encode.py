@@ -3,7 +3,8 @@
 For iPhone-size maps (768×576, 576×768, 640×480; a smooth disparity ramp with sensor-like noise, quantised to
 8 bits as the HEIC writer stores it), times pillow-heif's monochrome HEVC encode at each x265 preset, lossless
 and at iPhone-like lossy qualities, with the x265 thread and lookahead settings of :data:`THREADS`, and our 16-bit
-lossless JPEG encoder on the same map (the ``jpeg`` depth item's coding) as the baseline of the same run.
+lossless JPEG encoder on the same map (the ``jpeg`` depth item's coding) as the baseline of the same run, and our
+lossless HEVC coder (hevc_lossless, the default lossless encode where the package is built with C).
 
     PYTHONPATH=. python bench/bench_depth_encode.py [--repeat 5] [--presets ultrafast,medium]
 """
@@ -17,6 +18,7 @@ import numpy as np
 import pillow_heif
 from common import machine, median_of
 
+from gpu_depth.containers.heic import hevc_lossless
 from gpu_depth.containers.jpeg import ljpeg
 
 SIZES = ((768, 576), (576, 768), (640, 480))
@@ -67,6 +69,10 @@ def main() -> None:
         jpeg_size = len(ljpeg.encode(sixteen))
         coder = "compiled" if ljpeg.compiled() else "numpy"
         print(f"\n{width}x{height}: 16-bit lossless JPEG ({coder}) {jpeg_time * 1e3:7.1f} ms {jpeg_size / 1e3:6.1f} KB")
+        if hevc_lossless.AVAILABLE:
+            ours = median_of(lambda m=eight: hevc_lossless.encode(m), args.repeat)
+            size = len(hevc_lossless.encode(eight)[1])
+            print(f"  8-bit lossless HEVC (ours) {ours * 1e3:7.1f} ms {size / 1e3:6.1f} KB {ours / jpeg_time:11.1f}x")
         print(f"  {'preset':10} {'quality':>8} {'threads':>9} {'time':>9} {'size':>9} {'time / jpeg':>12}")
         for preset in args.presets.split(","):
             for quality in QUALITIES:

@@ -3,10 +3,10 @@
 Attach-only workload: HEIC photos 4032×3024 (a 512-px grid, as iPhones tile them) and 768×576 16-bit depth
 PNGs; ``gpu-depth``'s local pipeline attaches each map to its photo (the photo's coded bytes are never
 re-encoded), with the default HEVC depth item and with the 16-bit lossless JPEG one.  For each, with 1 and 2
-worker processes, items/s per worker is set against 1 / (the depth encode alone: x265 through pillow-heif with
-the threads the runner gives each worker, or our lossless JPEG encoder), measured in the same run on the same
-stored map; then 1 → 2 workers, JPEG against HEVC, and the peak RSS of a 2,000-item run against a 200-item one
-(the driver's and its largest worker's).
+worker processes, items/s per worker is set against 1 / (the depth encode alone: our lossless HEVC coder, or
+x265 through pillow-heif with the threads the runner gives each worker in a build without it, or our lossless
+JPEG encoder), measured in the same run on the same stored map; then 1 → 2 workers, JPEG against HEVC, and the
+peak RSS of a 2,000-item run against a 200-item one (the driver's and its largest worker's).
 
 Each run is a fresh process (so its RSS is its own); items/s is counted in steady state, from the 8th item
 reported to the last (the workers' start-up, ~1-2 s of imports, is left out and printed apart).  Outputs are
@@ -38,6 +38,7 @@ from pillow_heif import from_pillow
 
 from gpu_depth import DepthMapping, convert
 from gpu_depth.cli.convert import parse_size
+from gpu_depth.containers.heic import hevc_lossless
 from gpu_depth.containers.heic import plugin as heic
 from gpu_depth.containers.jpeg import ljpeg
 from gpu_depth.core.formats import StoredFormat
@@ -91,9 +92,17 @@ def dataset(cache: Path, size: tuple[int, int], count: int) -> tuple[Path, Path]
     return photos, depths
 
 
+def hevc_coder(codec: str, threads: int) -> str:
+    """Which coder codes the depth item: ours, or x265 with the runner's threads (a build without C)."""
+    if codec != "hevc":
+        return "our lossless JPEG"
+    return "our lossless HEVC" if hevc_lossless.AVAILABLE else f"x265 threads {threads}"
+
+
 def encode_alone(depth_png: Path, codec: str, threads: int, repeat: int) -> tuple[float, float]:
     """Median wall seconds and CPU seconds (all threads) of the depth encode alone of one stored map: the
-    codec call, nothing else (x265 through pillow-heif with the runner's threads, or our lossless JPEG)."""
+    codec call, nothing else (the default HEVC encode, with the runner's threads where x265 codes, or our lossless
+    JPEG)."""
     depth = convert(load_depth_map(depth_png), "hdis", DepthMapping("apple-gray", NEAR, FAR), backend="numpy")
     if codec == "jpeg":
         pixels = quantize(depth, StoredFormat.L016).pixels
@@ -197,7 +206,7 @@ def main() -> None:
             rates[codec, workers] = got["steady_items_per_s"]
             per_worker = got["steady_items_per_s"] / workers
             print(
-                f"{codec:4} {workers} worker(s), x265 threads {threads if codec == 'hevc' else '-'}: "
+                f"{codec:4} {workers} worker(s), {hevc_coder(codec, threads)}: "
                 f"{got['steady_items_per_s']:6.2f} items/s steady ({got['wall_items_per_s']:.2f} wall, first item "
                 f"after {got['first_item_s']:.1f} s); per worker {per_worker:.2f}/s vs 1/encode alone "
                 f"{1 / floor:.2f}/s ({before[0] * 1e3:.0f}/{after[0] * 1e3:.0f} ms before/after): "

@@ -62,9 +62,9 @@ def test_defaults_and_environment(monkeypatch):
 
 
 def test_heic_depth_item_is_refused_before_decoding(small_limit):
-    """The ispe of the 32x24 map: x265 codes it padded to 64x64 and crops with clap."""
+    """The ispe of the 32x24 map (768 pixels), read before any of it is decoded."""
     attached = heic.attach_depth(photo("heic"), depth())
-    with pytest.raises(DepthError, match=r"depth item \d+ of 64x64 exceeds the 700-pixel limit"):
+    with pytest.raises(DepthError, match=r"depth item \d+ of 32x24 exceeds the 700-pixel limit"):
         heic.read_depth(attached)
 
 

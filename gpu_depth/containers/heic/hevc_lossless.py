@@ -1,14 +1,16 @@
-"""A lossless monochrome 8-bit HEVC intra coder for mattes: the item's ``hvcC`` and coded bytes, without x265.
+"""A lossless monochrome 8-bit HEVC intra coder for mattes and depth maps: the item's ``hvcC`` and coded bytes,
+without x265.
 
 A matte is mostly flat 0 or 255; x265 searches 35 intra modes for each of its CUs all the same, and that search is
-most of a HEIC matte attach's cost.  This coder (its slice data in C, ``_hevc_lossless.c``) codes every CU with
-``cu_transquant_bypass``: a planar, DC or angular prediction and the exact residual, so a flat CU costs a few
-bits and every picture decodes to exactly the matte.  The parameter sets: Format Range Extensions
-profile (4:0:0 8-bit, as iPhones code their mattes), 32x32 CTBs, CUs 8-32 without transform splits, no SAO, PCM,
-deblocking or scaling lists; the size rounded up to 8 and cropped back by the SPS conformance window.
+most of a HEIC matte attach's cost (and its encode most of a depth attach's).  This coder (its slice data in C,
+``_hevc_lossless.c``) codes every CU with ``cu_transquant_bypass``: a planar, DC or angular prediction and the
+exact residual, so a flat CU costs a few bits and every picture decodes to exactly its samples.  The parameter
+sets: Format Range Extensions profile (4:0:0 8-bit, as iPhones code their mattes and maps), 32x32 CTBs, CUs 8-32
+without transform splits, no SAO, PCM, deblocking or scaling lists; the size rounded up to 8 and cropped back by
+the SPS conformance window.
 
 Where the package was built without a C compiler there is no ``_hevc_lossless``: :data:`AVAILABLE` is False and
-mattes go to x265 (plugin.py), which is also lossless.
+maps and mattes go to x265 (plugin.py), which is also lossless.
 """
 
 from __future__ import annotations

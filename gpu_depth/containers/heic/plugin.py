@@ -1,7 +1,8 @@
 """HEIC/HEIF container: depth attached as iPhones store it, the photo's coded bytes untouched.
 
-The stored 8-bit map is encoded by pillow-heif as a monochrome (4:0:0) HEVC image; its ``hvcC``,
-``ispe``, ``pixi`` and coded bytes become a hidden ``hvc1`` item of the photo with an essential
+The stored 8-bit map is coded as a monochrome (4:0:0) HEVC image, losslessly by our own coder
+(:mod:`.hevc_lossless`, where the package is built with C) or by x265 through pillow-heif (lossy, or without C);
+its ``hvcC``, ``ispe``, ``pixi`` and coded bytes become a hidden ``hvc1`` item of the photo with an essential
 ``auxC`` (``urn:mpeg:hevc:2015:auxid:2`` + depth_representation_info SEI), the primary's
 ``irot``/``imir`` (same property), ``iref auxl`` depth → primary and a hidden XMP ``mime`` item with
 ``iref cdsc`` → depth.  The SEI carries the map's FloatMin/FloatMax: disparity as type 1 (uniform
@@ -15,8 +16,7 @@ Depth maps are in the photo's stored (coded) orientation, as Apple stores them: 
 ``irot``/``imir`` turns both the same way on display.
 
 Mattes (:mod:`gpu_depth.core.auxiliary`) are aux items of the same build (:func:`add_aux_item`) with their
-kind's ``auxC`` URN and no subtype, as the iPhone 14 stores them (docs/mattes.md).  A lossless matte is coded by
-our own lossless HEVC intra coder (:mod:`.hevc_lossless`), a lossy one (or any, in a build without C) by x265.
+kind's ``auxC`` URN and no subtype, as the iPhone 14 stores them (docs/mattes.md), coded as the map is.
 """
 
 from __future__ import annotations
@@ -74,8 +74,9 @@ CODING_PROPERTIES = ("hvcC", "ispe", "clap", "pixi")
 ESSENTIAL = frozenset({"hvcC", "clap", "irot", "imir", "auxC"})
 #: How attach_depth codes the map: monochrome 8-bit HEVC (``hvc1``, the default) or 16-bit lossless JPEG (``jpeg``).
 DEPTH_CODECS = ("hevc", "jpeg")
-#: The x265 preset of the map's HEVC encode: on an iPhone-size monochrome lossless map the slower presets save
-#: at most ~1.4% of its size for 1.5-3x the time, and no thread or lookahead setting beats it (bench/RESULTS.md).
+#: The x265 preset of the map's HEVC encode where x265 codes it (lossy, or a build without C): on an iPhone-size
+#: monochrome lossless map the slower presets save at most ~1.4% of its size for 1.5-3x the time, and no thread or
+#: lookahead setting beats it (bench/RESULTS.md).
 DEPTH_PRESET = "ultrafast"
 #: x265's presets whose own intra TU depth is 1 (slower has 2, veryslow 3, placebo 4): libheif's x265 plugin sets
 #: 2 over every preset, so a map's encode (not a photo's) sets it back; the lossless depth map codes ~16% faster
@@ -322,7 +323,8 @@ def attach_depth(
 
     ``depth_codec``: ``"hevc"`` (default) stores an 8-bit monochrome HEVC item, ``"jpeg"`` a 16-bit lossless
     JPEG item.  ``depth_quality`` (HEVC): -1 (default) stores the 8-bit map (and mattes) losslessly, 0-100 lossy
-    as iPhones do.  ``encoder_threads``: x265 threads for the map's encode (None: x265's default, one per core).
+    as iPhones do.  ``depth_preset`` and ``encoder_threads``: the x265 preset and threads (None: x265's default,
+    one per core) where x265 codes the map (lossy, or a build without C; our lossless coder runs in one thread).
     ``exif_portrait``: the primary's Exif CustomRendered set to 8 (Portrait), see :func:`mark_portrait`.
     An existing depth item is an error unless ``replace`` (then it and its XMP item are removed); the
     photo's mattes are kept unless ``drop_mattes`` or one of ``mattes`` replaces its kind (:func:`attach_auxiliary`).
@@ -400,7 +402,7 @@ def _attach(
         # the mattes' encodes (x265 runs without the GIL) overlap the depth map's
         matte_params = _map_encoder_params(MATTE_PRESET, threads) | MATTE_X265
         coded_mattes = [
-            pool.submit(_encode_matte, m.pixels, quality, matte_params, f"{m.kind.name} matte") for m in mattes
+            pool.submit(_encode_map, m.pixels, quality, matte_params, f"{m.kind.name} matte") for m in mattes
         ]
         if depth is not None:
             stored, _ = storage(depth_codec=codec).stored(depth)
@@ -575,8 +577,22 @@ def _sei(info: PixelDataInfo) -> DepthRepresentation:
 def _encode_map(
     pixels: np.ndarray, quality: int, params: dict[str, str], what: str = "depth map"
 ) -> tuple[list[tuple[str, bytes]], bytes]:
-    """pillow-heif's monochrome HEVC coding of the map (``what``: its name in errors): its hvcC, ispe, clap (if
-    padded), pixi and coded bytes."""
+    """The map's (or a matte's: ``what``, its name in errors) monochrome 8-bit HEVC coding, its coding properties
+    and bytes: lossless by our coder (:mod:`.hevc_lossless`) where the build has it, else and lossy by x265 with
+    ``params``."""
+    if quality != -1 or not hevc_lossless.AVAILABLE:
+        return _encode_x265(pixels, quality, params, what)
+    height, width = pixels.shape
+    try:
+        return hevc_lossless.encode(pixels)
+    except ValueError as exc:
+        raise DepthError(f"cannot encode the {width}x{height} {what}: {exc}") from exc
+
+
+def _encode_x265(
+    pixels: np.ndarray, quality: int, params: dict[str, str], what: str
+) -> tuple[list[tuple[str, bytes]], bytes]:
+    """pillow-heif's (x265's) monochrome HEVC coding of the map: its hvcC, ispe, clap (if padded), pixi and bytes."""
     if not (quality == -1 or 0 <= quality <= 100):
         raise DepthError(f"depth_quality must be -1 (lossless) or 0-100, got {quality}")
     height, width = pixels.shape
@@ -592,19 +608,6 @@ def _encode_map(
     if [kind for kind, _ in coding][:2] != ["hvcC", "ispe"]:
         raise DepthError(f"pillow-heif's {what} encoding has unexpected properties {[k for k, _ in coding]}")
     return coding, isobmff.item_data(encoded, item_id)
-
-
-def _encode_matte(
-    pixels: np.ndarray, quality: int, params: dict[str, str], what: str
-) -> tuple[list[tuple[str, bytes]], bytes]:
-    """A matte's coding: lossless by our HEVC coder where the build has it, else (and lossy) by x265."""
-    if quality != -1 or not hevc_lossless.AVAILABLE:
-        return _encode_map(pixels, quality, params, what)
-    height, width = pixels.shape
-    try:
-        return hevc_lossless.encode(pixels)
-    except ValueError as exc:
-        raise DepthError(f"cannot encode the {width}x{height} {what}: {exc}") from exc
 
 
 def _encode_depth(

@@ -1,5 +1,5 @@
-"""The mattes' lossless HEVC coder: every picture decodes to exactly its samples in libde265 (pillow-heif's, and
-Debian's libheif/libde265 through heif-convert), whatever the content and size."""
+"""The lossless HEVC coder of mattes and depth maps: every picture decodes to exactly its samples in libde265
+(pillow-heif's, and Debian's libheif/libde265 through heif-convert), whatever the content and size."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from gpu_depth import Matte
+from gpu_depth import DepthData, Matte
 from gpu_depth.containers.heic import hevc_lossless, isobmff
 from gpu_depth.containers.heic import plugin as heic
 from gpu_depth.core.auxiliary import KINDS
@@ -88,6 +88,26 @@ def test_debians_heif_convert_decodes_exactly_our_samples(photo, tmp_path):
         assert np.array_equal(np.asarray(Image.open(written).convert("L")), matte.pixels)
 
 
+@pytest.mark.parametrize("coder", ["ours", "x265"])
+def test_the_lossless_depth_item_is_our_coders_and_decodes_exactly(photo, coder, monkeypatch, tmp_path):
+    # x265 codes it where the build has no C coder; heif-convert (Debian's libheif) is the second referee
+    if coder == "x265":
+        monkeypatch.setattr(hevc_lossless, "AVAILABLE", False)
+    y, x = np.mgrid[0:72, 0:96]
+    depth = DepthData.from_array(0.5 + 2 * x / 96 + 0.1 * np.sin(y / 4), "hdis")
+    stored = heic.storage().stored(depth)[0].pixels
+    path = tmp_path / "depth.heic"
+    path.write_bytes(heic.attach_depth(photo, depth))
+    heif = isobmff.parse_file(path.read_bytes())
+    coded = isobmff.item_data(heif, heic.find_depth_item(heif.meta))
+    assert (coded == hevc_lossless.encode(stored)[1]) == (coder == "ours")
+    (image,) = pillow_heif.open_heif(path).info["depth_images"]
+    assert np.array_equal(np.asarray(image), stored)
+    heif_convert = tool("heif-convert")
+    subprocess.run([heif_convert, "--with-aux", "--quiet", path, tmp_path / "out.png"], check=True)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out-depth.png").convert("L")), stored)
+
+
 def test_the_parameter_sets_say_monochrome_8_bit_range_extensions(photo):
     coding, coded = hevc_lossless.encode(content("edges", 37, 100))
     properties = dict(coding)
@@ -104,7 +124,7 @@ def test_the_iphone_14s_mattes_decode_exactly_and_code_smaller_than_x265():
     x265 = heic._map_encoder_params(heic.MATTE_PRESET, None) | heic.MATTE_X265
     for matte in mattes:
         _, ours = hevc_lossless.encode(matte.pixels)
-        _, theirs = heic._encode_map(matte.pixels, -1, x265, "matte")
+        _, theirs = heic._encode_x265(matte.pixels, -1, x265, "matte")
         assert len(ours) < len(theirs), matte.kind.name
     image = pillow_heif.open_heif(io.BytesIO(heic.attach_auxiliary(_photo_of(mattes[0]), mattes)))
     for matte in mattes:
