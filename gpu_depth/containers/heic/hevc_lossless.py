@@ -6,8 +6,8 @@ most of a HEIC matte attach's cost (and its encode most of a depth attach's).  T
 ``_hevc_lossless.c``) codes every CU with ``cu_transquant_bypass``: a planar, DC or angular prediction and the
 exact residual, so a flat CU costs a few bits and every picture decodes to exactly its samples.  The parameter
 sets: Format Range Extensions profile (4:0:0 8-bit, as iPhones code their mattes and maps), 32x32 CTBs, CUs 8-32
-without transform splits, no SAO, PCM, deblocking or scaling lists; the size rounded up to 8 and cropped back by
-the SPS conformance window.
+without transform splits, no SAO, PCM, deblocking or scaling lists, full-range samples in the VUI as the iPhone's;
+the size rounded up to 8 and cropped back by the SPS conformance window.
 
 Where the package was built without a C compiler there is no ``_hevc_lossless``: :data:`AVAILABLE` is False and
 maps and mattes go to x265 (plugin.py), which is also lossless.
@@ -107,9 +107,20 @@ def _sps(width: int, height: int, coded_width: int, coded_height: int, level: in
     bits.ue(0).ue(2)  # CBs 8 to 32
     bits.ue(0).ue(3)  # TBs 4 to 32
     bits.ue(0).ue(0)  # no transform hierarchy, inter or intra
-    # no scaling list, AMP, SAO, PCM, short-term RPS, long-term refs, temporal MVP, strong smoothing, VUI, extension
-    bits.u(0, 1).u(0, 1).u(0, 1).u(0, 1).ue(0).u(0, 1).u(0, 1).u(0, 1).u(0, 1).u(0, 1)
+    # no scaling list, AMP, SAO, PCM, short-term RPS, long-term refs, temporal MVP or strong smoothing
+    bits.u(0, 1).u(0, 1).u(0, 1).u(0, 1).ue(0).u(0, 1).u(0, 1).u(0, 1)
+    _vui(bits.u(1, 1))  # vui_parameters_present_flag
+    bits.u(0, 1)  # no SPS extension
     return _nal(_SPS, bits.trailing())
+
+
+def _vui(bits: _Bits) -> None:
+    """VUI as the iPhone's aux images carry it: full-range samples (``video_full_range_flag``, without which a
+    reader may take 16-235 for black to white), video format and colour unspecified (5; 2, 2, 2); nothing else."""
+    bits.u(0, 1).u(0, 1)  # no aspect ratio or overscan information
+    bits.u(1, 1).u(5, 3).u(1, 1).u(1, 1).u(2, 8).u(2, 8).u(2, 8)  # video signal type, colour description
+    # no chroma location, neutral chroma, field/frame information, display window, timing or restrictions
+    bits.u(0, 1).u(0, 1).u(0, 1).u(0, 1).u(0, 1).u(0, 1).u(0, 1)
 
 
 def _pps() -> bytes:

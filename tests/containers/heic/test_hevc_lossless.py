@@ -10,6 +10,7 @@ import numpy as np
 import pillow_heif
 import pytest
 from helpers import sample, tool
+from helpers.heic import video_signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -116,6 +117,15 @@ def test_the_parameter_sets_say_monochrome_8_bit_range_extensions(photo):
     assert properties["hvcC"][9] & 31 == 4  # general_profile_idc: Format Range Extensions
     assert isobmff.parse_ispe(properties["ispe"], "ispe") == (100, 37)
     assert int.from_bytes(coded[:4], "big") == len(coded) - 4 and coded[4] >> 1 == 20  # one IDR_N_LP slice
+
+
+def test_the_samples_are_full_range_as_the_iphones_are():
+    # without video_full_range_flag a reader may stretch 16-235 to black-white: the iPhone and x265 both set it
+    ours = video_signal(dict(hevc_lossless.encode(content("edges", 37, 100))[0])["hvcC"])
+    assert ours == (5, 1, (2, 2, 2))
+    heif = isobmff.parse_file(sample("iphone14-front-mattes.heic").read_bytes())
+    items = [item_id for item_id, _ in heic.matte_items(heif.meta)] + [heic.find_depth_item(heif.meta)]
+    assert {video_signal(heif.meta.first_property(item_id, "hvcC")[1]) for item_id in items} == {ours}
 
 
 def test_the_iphone_14s_mattes_decode_exactly_and_code_smaller_than_x265():
