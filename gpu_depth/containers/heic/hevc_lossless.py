@@ -32,9 +32,9 @@ AVAILABLE = _compiled is not None
 _VPS, _SPS, _PPS, _IDR_N_LP = 32, 33, 34, 20
 #: general_profile_space 0, tier 0, profile_idc 4 (Format Range Extensions), as x265 and iPhones write mattes.
 _PROFILE_IDC = 4
-#: progressive, frame-only; max 12/10/8 bit, 4:2:2, 4:2:0 and monochrome, intra, one picture, lower bit rate:
-#: the Monochrome profile's constraint flags as x265 sets them for one picture.
-_CONSTRAINTS = 0x9FF8_0000_0000
+#: progressive, non-packed, frame-only; max 12/10/8 bit, 4:2:2, 4:2:0 and monochrome, lower bit rate: the
+#: Monochrome profile's constraint flags (H.265 A.3.5), as the iPhone 14 writes its mattes' and map's.
+_CONSTRAINTS = 0xBFC8_0000_0000
 #: (level_idc, MaxLumaPs) of H.265 Table A.8, the smallest first.
 _LEVELS = (
     (30, 36864),

@@ -128,6 +128,14 @@ def test_the_samples_are_full_range_as_the_iphones_are():
     assert {video_signal(heif.meta.first_property(item_id, "hvcC")[1]) for item_id in items} == {ours}
 
 
+def test_the_profile_and_constraint_flags_are_the_iphones():
+    # profile 4, compatibility, and the Monochrome profile's constraints (A.3.5) as the iPhone 14 writes them
+    ours = dict(hevc_lossless.encode(content("edges", 37, 100))[0])["hvcC"][9:20]
+    heif = isobmff.parse_file(sample("iphone14-front-mattes.heic").read_bytes())
+    items = [item_id for item_id, _ in heic.matte_items(heif.meta)] + [heic.find_depth_item(heif.meta)]
+    assert {heif.meta.first_property(item_id, "hvcC")[1][9:20] for item_id in items} == {ours}
+
+
 def test_the_iphone_14s_mattes_decode_exactly_and_code_smaller_than_x265():
     mattes = heic.read_mattes(sample("iphone14-front-mattes.heic").read_bytes())
     assert len(mattes) == 5
