@@ -312,7 +312,7 @@ def attach_depth(
     mattes: Sequence[Matte] = (),
     drop_mattes: bool = False,
     depth_quality: int = -1,
-    depth_preset: str = DEPTH_PRESET,
+    depth_preset: str | None = None,
     depth_codec: str = "hevc",
     encoder_threads: int | None = None,
     exif_portrait: bool = False,
@@ -323,8 +323,9 @@ def attach_depth(
 
     ``depth_codec``: ``"hevc"`` (default) stores an 8-bit monochrome HEVC item, ``"jpeg"`` a 16-bit lossless
     JPEG item.  ``depth_quality`` (HEVC): -1 (default) stores the 8-bit map (and mattes) losslessly, 0-100 lossy
-    as iPhones do.  ``depth_preset`` and ``encoder_threads``: the x265 preset and threads (None: x265's default,
-    one per core) where x265 codes the map (lossy, or a build without C; our lossless coder runs in one thread).
+    as iPhones do.  ``depth_preset``: None (default) codes a lossless map with our coder, a lossy one (or any, in a
+    build without C) with x265 :data:`DEPTH_PRESET`; an x265 preset name has x265 code the map at that preset.
+    ``encoder_threads``: x265's threads where it codes (None: its default, one per core).
     ``exif_portrait``: the primary's Exif CustomRendered set to 8 (Portrait), see :func:`mark_portrait`.
     An existing depth item is an error unless ``replace`` (then it and its XMP item are removed); the
     photo's mattes are kept unless ``drop_mattes`` or one of ``mattes`` replaces its kind (:func:`attach_auxiliary`).
@@ -355,7 +356,7 @@ def attach_auxiliary(
     replace: bool = False,
     drop_mattes: bool = False,
     depth_quality: int = -1,
-    depth_preset: str = DEPTH_PRESET,
+    depth_preset: str | None = None,
     encoder_threads: int | None = None,
 ) -> bytes:
     """The HEIC ``photo`` with ``mattes`` attached, each a hidden monochrome aux item as iPhones store it.
@@ -374,7 +375,7 @@ def _attach(
     replace_mattes: bool,
     drop_mattes: bool,
     quality: int,
-    preset: str,
+    preset: str | None,
     threads: int | None,
     codec: str = "hevc",
     parsed: HeifFile | None = None,
@@ -611,14 +612,16 @@ def _encode_x265(
 
 
 def _encode_depth(
-    pixels: np.ndarray, codec: str, quality: int, preset: str, threads: int | None
+    pixels: np.ndarray, codec: str, quality: int, preset: str | None, threads: int | None
 ) -> tuple[str, list[tuple[str, bytes]], bytes]:
     """The depth item's type, coding properties and coded bytes for ``codec`` (one of :data:`DEPTH_CODECS`)."""
     if codec == "jpeg":
         return "jpeg", *_encode_jpeg(pixels, quality)
     if codec != "hevc":
         raise DepthError(f"unknown HEIC depth codec {codec!r}; expected hevc or jpeg (--heic-depth-codec)")
-    return "hvc1", *_encode_map(pixels, quality, _map_encoder_params(preset, threads))
+    if preset is None:
+        return "hvc1", *_encode_map(pixels, quality, _map_encoder_params(DEPTH_PRESET, threads))
+    return "hvc1", *_encode_x265(pixels, quality, _map_encoder_params(preset, threads), "depth map")
 
 
 def _encode_jpeg(pixels: np.ndarray, quality: int) -> tuple[list[tuple[str, bytes]], bytes]:

@@ -89,16 +89,17 @@ def test_debians_heif_convert_decodes_exactly_our_samples(photo, tmp_path):
         assert np.array_equal(np.asarray(Image.open(written).convert("L")), matte.pixels)
 
 
-@pytest.mark.parametrize("coder", ["ours", "x265"])
+@pytest.mark.parametrize("coder", ["ours", "x265", "x265 preset"])
 def test_the_lossless_depth_item_is_our_coders_and_decodes_exactly(photo, coder, monkeypatch, tmp_path):
-    # x265 codes it where the build has no C coder; heif-convert (Debian's libheif) is the second referee
+    # x265 codes it where the build has no C coder, or asked by its preset; heif-convert is the second referee
     if coder == "x265":
         monkeypatch.setattr(hevc_lossless, "AVAILABLE", False)
+    options = {"depth_preset": "superfast"} if coder == "x265 preset" else {}
     y, x = np.mgrid[0:72, 0:96]
     depth = DepthData.from_array(0.5 + 2 * x / 96 + 0.1 * np.sin(y / 4), "hdis")
     stored = heic.storage().stored(depth)[0].pixels
     path = tmp_path / "depth.heic"
-    path.write_bytes(heic.attach_depth(photo, depth))
+    path.write_bytes(heic.attach_depth(photo, depth, **options))
     heif = isobmff.parse_file(path.read_bytes())
     coded = isobmff.item_data(heif, heic.find_depth_item(heif.meta))
     assert (coded == hevc_lossless.encode(stored)[1]) == (coder == "ours")
