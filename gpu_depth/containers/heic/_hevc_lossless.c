@@ -297,13 +297,24 @@ static void angular(int mode, int n, const int *border, int16_t *out) {
         for (int x = 0; x < n; x++) out[x] = (int16_t)clip8(border[-1] + ((border[1 + x] - border[0]) >> 1));
 }
 
-/* The n x n intra prediction of `mode` from the (substituted) border (8.4.4.2.3-6, luma, no strong smoothing). */
+/* Whether `mode` predicts an n x n block from the filtered references (8.4.4.2.3, no strong smoothing). */
+static int uses_filtered(int mode, int n) {
+    int distance = abs(mode - 26) < abs(mode - 10) ? abs(mode - 26) : abs(mode - 10);
+    return mode != DC && n > 4 && distance > (n == 8 ? 7 : n == 16 ? 1 : 0);
+}
+
+/* The [1 2 1] filter of the 4n + 1 references, the two ends kept (8.4.4.2.3). */
+static void smooth(const int *border, int n, int *out) {
+    out[-2 * n] = border[-2 * n], out[2 * n] = border[2 * n];
+    for (int i = -2 * n + 1; i < 2 * n; i++) out[i] = (border[i + 1] + 2 * border[i] + border[i - 1] + 2) >> 2;
+}
+
+/* The n x n intra prediction of `mode` from the (substituted) border (8.4.4.2.3-6, luma). */
 static void predict(int mode, int n, const int *border, int log2, int16_t *out) {
-    int filtered[4 * 32 + 1], *f = filtered + 2 * n, distance = abs(mode - 26) < abs(mode - 10) ? abs(mode - 26) : abs(mode - 10);
-    if (mode != DC && n > 4 && distance > (n == 8 ? 7 : n == 16 ? 1 : 0)) { /* the [1 2 1] reference filter (8.4.4.2.3) */
-        f[-2 * n] = border[-2 * n], f[2 * n] = border[2 * n];
-        for (int i = -2 * n + 1; i < 2 * n; i++) f[i] = (border[i + 1] + 2 * border[i] + border[i - 1] + 2) >> 2;
-        border = f;
+    int filtered[4 * 32 + 1];
+    if (uses_filtered(mode, n)) {
+        smooth(border, n, filtered + 2 * n);
+        border = filtered + 2 * n;
     }
     if (mode == PLANAR) {
         for (int y = 0; y < n; y++)
@@ -327,17 +338,19 @@ static void predict(int mode, int n, const int *border, int log2, int16_t *out) 
     }
 }
 
+static inline int line_cost(const uint8_t *samples, const int16_t *predicted, int n) {
+    int total = 0;
+    for (int j = 0; j < n; j++) {
+        int d = samples[j] - predicted[j];
+        total += (d < 0 ? -d : d) + 3 * (d != 0);
+    }
+    return total;
+}
+
 /* The cost of a prediction, an estimate of its residual's bits: per sample |residual| + 3 where not 0. */
 static int cost(const Picture *p, int x, int y, int n, const int16_t *prediction) {
     int total = 0;
-    for (int r = 0; r < n; r++) {
-        const uint8_t *row = p->pixels + (size_t)(y + r) * p->width + x;
-        const int16_t *predicted = prediction + r * n;
-        for (int col = 0; col < n; col++) {
-            int d = row[col] - predicted[col];
-            total += (d < 0 ? -d : d) + 3 * (d != 0);
-        }
-    }
+    for (int r = 0; r < n; r++) total += line_cost(p->pixels + (size_t)(y + r) * p->width + x, prediction + r * n, n);
     return total;
 }
 
@@ -375,29 +388,18 @@ static void trial_block(const Picture *p, int x, int y, int log2, Trial *t) {
     int n = 1 << log2;
     t->n = n, t->log2 = log2, t->border = t->borders + 2 * n, t->filtered = t->filtered_borders + 2 * n;
     references(p, x, y, n, t->border);
-    int *b = t->border, *f = t->filtered;
-    f[-2 * n] = b[-2 * n], f[2 * n] = b[2 * n];
-    for (int i = -2 * n + 1; i < 2 * n; i++) f[i] = (b[i + 1] + 2 * b[i] + b[i - 1] + 2) >> 2;
+    smooth(t->border, n, t->filtered);
     for (int r = 0; r < n; r++) {
         memcpy(t->rows + r * n, p->pixels + (size_t)(y + r) * p->width + x, (size_t)n);
         for (int c = 0; c < n; c++) t->columns[c * n + r] = t->rows[r * n + c];
     }
 }
 
-static inline int line_cost(const uint8_t *samples, const int16_t *predicted, int n) {
-    int total = 0;
-    for (int j = 0; j < n; j++) {
-        int d = samples[j] - predicted[j];
-        total += (d < 0 ? -d : d) + 3 * (d != 0);
-    }
-    return total;
-}
-
 /* An estimate of `mode`'s residual bits (|residual| + 3 a non-zero sample) from every other line, without the
  * boundary filters of DC and modes 10 and 26: a trial's, not the coded prediction. */
 static int trial_cost(const Trial *t, int mode) {
-    int n = t->n, total = 0, distance = abs(mode - 26) < abs(mode - 10) ? abs(mode - 26) : abs(mode - 10);
-    const int *b = mode != DC && distance > (n == 8 ? 7 : n == 16 ? 1 : 0) ? t->filtered : t->border;
+    int n = t->n, total = 0;
+    const int *b = uses_filtered(mode, n) ? t->filtered : t->border;
     int16_t line[32];
     if (mode == DC || mode == PLANAR) {
         int dc = n;
@@ -443,11 +445,6 @@ static int best_mode(const Picture *p, int x, int y, int log2, const int *candid
     int n = 1 << log2;
     Trial t;
     trial_block(p, x, y, log2, &t);
-    if (flat(p, x, y, n, t.border)) {
-        memset(out, 0, sizeof *out * (size_t)(n * n));
-        *mode = DC;
-        return 0;
-    }
     int best = -1, chosen = DC;
     for (int i = 0; i < count && best; i++) consider(&t, candidates[i], &best, &chosen);
     for (int step = reach; step >= 1 && best && chosen >= 2; step--) {
@@ -493,15 +490,15 @@ static int flat_block(const Picture *p, int x, int y, int log2) {
 static int choose(Picture *p, int x, int y, int log2) {
     int n = 1 << log2, inside = x + n <= p->width && y + n <= p->height, mode = DC, bits;
     int16_t values[32 * 32];
-    if (inside && log2 == 3) {
-        bits = best_mode(p, x, y, log2, FIRST_MODES, 11, 2, &mode, values);
-        keep(p, x, y, log2, mode, bits, values);
-        return bits + 8;
-    }
     if (inside && flat_block(p, x, y, log2)) {
         memset(values, 0, sizeof *values * (size_t)(n * n));
         keep(p, x, y, log2, DC, 0, values);
         return 8;
+    }
+    if (inside && log2 == 3) {
+        bits = best_mode(p, x, y, log2, FIRST_MODES, 11, 2, &mode, values);
+        keep(p, x, y, log2, mode, bits, values);
+        return bits + 8;
     }
     int half = n >> 1, split = 0, candidates[6] = {DC, PLANAR}, count = 2;
     for (int i = 0; i < 4; i++) {

@@ -579,7 +579,7 @@ def _encode_map(
     pixels: np.ndarray, quality: int, params: dict[str, str], what: str = "depth map"
 ) -> tuple[list[tuple[str, bytes]], bytes]:
     """The map's (or a matte's: ``what``, its name in errors) monochrome 8-bit HEVC coding, its coding properties
-    and bytes: lossless by our coder (:mod:`.hevc_lossless`) where the build has it, else and lossy by x265 with
+    and bytes: by our coder (:mod:`.hevc_lossless`) where lossless and the build has it, else by x265 with
     ``params``."""
     if quality != -1 or not hevc_lossless.AVAILABLE:
         return _encode_x265(pixels, quality, params, what)
