@@ -157,6 +157,8 @@ def encode(pixels: np.ndarray) -> tuple[list[tuple[str, bytes]], bytes]:
     length-prefixed slice NAL unit)."""
     if _compiled is None:
         raise RuntimeError("gpu_depth was built without its C lossless HEVC coder")
+    if pixels.ndim != 2 or pixels.dtype != np.uint8 or not pixels.size:
+        raise ValueError(f"a lossless HEVC picture is a non-empty 2-D uint8 array, not {pixels.dtype} {pixels.shape}")
     height, width = pixels.shape
     coded_width, coded_height = -(-width // 8) * 8, -(-height // 8) * 8
     padded = np.pad(pixels, ((0, coded_height - height), (0, coded_width - width)), mode="edge")

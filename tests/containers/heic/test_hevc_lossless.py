@@ -158,6 +158,13 @@ def _photo_of(matte: Matte) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.parametrize("shape, dtype", [((4, 4), np.uint16), ((4, 4, 1), np.uint8), ((0, 4), np.uint8)])
+def test_only_2_d_uint8_pictures_are_coded(shape, dtype):
+    pixels = np.zeros(shape, dtype)
+    with pytest.raises(ValueError, match="non-empty 2-D uint8 array"):
+        hevc_lossless.encode(pixels)
+
+
 def test_a_matte_beyond_every_hevc_level_is_refused_by_name(photo):
     with pytest.raises(DepthError, match=r"cannot encode the 16900x8 hair matte: .*beyond every HEVC level"):
         heic.attach_auxiliary(photo, [Matte.of("hair", np.zeros((8, 16900), np.uint8))])
