@@ -32,6 +32,8 @@ AVAILABLE = _compiled is not None
 _VPS, _SPS, _PPS, _IDR_N_LP = 32, 33, 34, 20
 #: general_profile_space 0, tier 0, profile_idc 4 (Format Range Extensions), as x265 and iPhones write mattes.
 _PROFILE_IDC = 4
+#: general_profile_compatibility_flags: that profile's alone.
+_COMPATIBILITY = 1 << (31 - _PROFILE_IDC)
 #: progressive, non-packed, frame-only; max 12/10/8 bit, 4:2:2, 4:2:0 and monochrome, lower bit rate: the
 #: Monochrome profile's constraint flags (H.265 A.3.5), as the iPhone 14 writes its mattes' and map's.
 _CONSTRAINTS = 0xBFC8_0000_0000
@@ -81,7 +83,7 @@ def _level(width: int, height: int) -> int:
 
 
 def _profile_tier_level(bits: _Bits, level: int) -> _Bits:
-    bits.u(0, 2).u(0, 1).u(_PROFILE_IDC, 5).u(1 << (31 - _PROFILE_IDC), 32).u(_CONSTRAINTS, 48)
+    bits.u(0, 2).u(0, 1).u(_PROFILE_IDC, 5).u(_COMPATIBILITY, 32).u(_CONSTRAINTS, 48)
     return bits.u(level, 8)
 
 
@@ -144,7 +146,7 @@ def _slice(slice_data: bytes) -> bytes:
 
 def _hvcc(level: int, parameter_sets: list[tuple[int, bytes]]) -> bytes:
     """The ``hvcC`` property (ISO/IEC 14496-15 8.3.3): the profile, 4:0:0 8-bit, 4-byte lengths, the sets."""
-    record = bytes([1, _PROFILE_IDC]) + (1 << (31 - _PROFILE_IDC)).to_bytes(4, "big")
+    record = bytes([1, _PROFILE_IDC]) + _COMPATIBILITY.to_bytes(4, "big")
     record += _CONSTRAINTS.to_bytes(6, "big") + bytes([level]) + bytes.fromhex("f000fcfcf8f8") + b"\0\0"
     record += bytes([0x0F, len(parameter_sets)])  # one temporal layer, nested; lengthSizeMinusOne 3
     for kind, nal in parameter_sets:
@@ -163,8 +165,7 @@ def encode(pixels: np.ndarray) -> tuple[list[tuple[str, bytes]], bytes]:
     coded_width, coded_height = -(-width // 8) * 8, -(-height // 8) * 8
     padded = np.pad(pixels, ((0, coded_height - height), (0, coded_width - width)), mode="edge")
     level = _level(coded_width, coded_height)
-    slice_nal = _slice(_compiled.encode(np.ascontiguousarray(padded, np.uint8), coded_width, coded_height))
+    slice_nal = _slice(_compiled.encode(padded, coded_width, coded_height))
     sets = [(_VPS, _vps(level)), (_SPS, _sps(width, height, coded_width, coded_height, level)), (_PPS, _pps())]
-    ispe = isobmff.full_box_bytes("ispe", 0, 0, width.to_bytes(4, "big") + height.to_bytes(4, "big"))
-    pixi = isobmff.full_box_bytes("pixi", 0, 0, bytes([1, 8]))
-    return [("hvcC", _hvcc(level, sets)), ("ispe", ispe), ("pixi", pixi)], len(slice_nal).to_bytes(4, "big") + slice_nal
+    hvcc, ispe, pixi = _hvcc(level, sets), isobmff.ispe_bytes(width, height), isobmff.pixi_bytes(8)
+    return [("hvcC", hvcc), ("ispe", ispe), ("pixi", pixi)], len(slice_nal).to_bytes(4, "big") + slice_nal

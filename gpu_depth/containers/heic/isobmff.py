@@ -655,6 +655,16 @@ def parse_ispe(raw: bytes, where: str) -> tuple[int, int]:
     return reader.uint(4, "image_width"), reader.uint(4, "image_height")
 
 
+def ispe_bytes(width: int, height: int) -> bytes:
+    """An ``ispe`` property (what :func:`parse_ispe` reads)."""
+    return full_box_bytes("ispe", 0, 0, struct.pack(">II", width, height))
+
+
+def pixi_bytes(*bits: int) -> bytes:
+    """A ``pixi`` property: the bits of each channel."""
+    return full_box_bytes("pixi", 0, 0, bytes([len(bits), *bits]))
+
+
 def parse_clap(raw: bytes, where: str) -> tuple[int, int] | None:
     """The clean aperture's (width, height), rounded; None where a denominator is 0."""
     reader = property_reader(raw, where)

@@ -629,9 +629,7 @@ def _encode_jpeg(pixels: np.ndarray, quality: int) -> tuple[list[tuple[str, byte
     if quality != -1:
         raise DepthError(f"a jpeg depth item is always 16-bit lossless; depth_quality {quality} applies to hevc")
     height, width = pixels.shape
-    ispe = isobmff.full_box_bytes("ispe", 0, 0, width.to_bytes(4, "big") + height.to_bytes(4, "big"))
-    pixi = isobmff.full_box_bytes("pixi", 0, 0, bytes([1, 16]))  # one channel of 16 bits
-    return [("ispe", ispe), ("pixi", pixi)], ljpeg.encode(pixels)
+    return [("ispe", isobmff.ispe_bytes(width, height)), ("pixi", isobmff.pixi_bytes(16))], ljpeg.encode(pixels)
 
 
 def _map_encoder_params(preset: str, threads: int | None) -> dict[str, str]:
