@@ -1,7 +1,7 @@
 """The optional C parts: the lossless-JPEG codec (encoder and decoder), the area resampler's integral and the
-mattes' lossless HEVC coder; everything else is in pyproject.toml.  Without a C compiler the package installs
-without them and does the same in NumPy (slower, the same bytes, samples and values), and x265 codes the mattes
-(also lossless, other bytes)."""
+lossless HEVC coder of depth maps and mattes; everything else is in pyproject.toml.  Without a C compiler the
+package installs without them and does the same in NumPy (slower, the same bytes, samples and values), and x265
+codes the lossless maps and mattes (also lossless, other bytes)."""
 
 from setuptools import Extension, setup
 

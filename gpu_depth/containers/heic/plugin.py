@@ -400,7 +400,7 @@ def _attach(
     payload: list[bytes] = []
     new_ids: list[int] = []
     with ThreadPoolExecutor(max_workers=len(mattes)) if mattes else nullcontext() as pool:
-        # the mattes' encodes (x265 runs without the GIL) overlap the depth map's
+        # the mattes' encodes (both coders run without the GIL) overlap the depth map's
         matte_params = _map_encoder_params(MATTE_PRESET, threads) | MATTE_X265
         coded_mattes = [
             pool.submit(_encode_map, m.pixels, quality, matte_params, f"{m.kind.name} matte") for m in mattes
