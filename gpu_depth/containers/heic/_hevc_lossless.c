@@ -380,15 +380,15 @@ static const int FIRST_MODES[11] = {DC, PLANAR, HORIZONTAL, VERTICAL, 2, 18, 34,
 
 /* A block under mode trial: its samples as rows and as columns, its references plain and [1 2 1]-filtered. */
 typedef struct {
-    int n, log2, borders[4 * 32 + 1], filtered_borders[4 * 32 + 1], *border, *filtered;
+    int n, log2, filtered_borders[4 * 32 + 1], *filtered;
+    const int *border;
     uint8_t rows[32 * 32], columns[32 * 32];
 } Trial;
 
-static void trial_block(const Picture *p, int x, int y, int log2, Trial *t) {
+static void trial_block(const Picture *p, int x, int y, int log2, const int *border, Trial *t) {
     int n = 1 << log2;
-    t->n = n, t->log2 = log2, t->border = t->borders + 2 * n, t->filtered = t->filtered_borders + 2 * n;
-    references(p, x, y, n, t->border);
-    smooth(t->border, n, t->filtered);
+    t->n = n, t->log2 = log2, t->border = border, t->filtered = t->filtered_borders + 2 * n;
+    smooth(border, n, t->filtered);
     for (int r = 0; r < n; r++) {
         memcpy(t->rows + r * n, p->pixels + (size_t)(y + r) * p->width + x, (size_t)n);
         for (int c = 0; c < n; c++) t->columns[c * n + r] = t->rows[r * n + c];
@@ -438,13 +438,13 @@ static inline void consider(const Trial *t, int mode, int *best, int *chosen) {
     if (*best < 0 || cost < *best) *best = cost, *chosen = mode;
 }
 
-/* The mode of least trial cost for the block among `candidates` (the best angle then refined by its neighbours
- * `reach` and fewer apart), its residual in `out` (n x n) and its true cost. */
-static int best_mode(const Picture *p, int x, int y, int log2, const int *candidates, int count, int reach, int *mode,
-                     int16_t *out) {
+/* The mode of least trial cost for the block with references `border` among `candidates` (the best angle then
+ * refined by its neighbours `reach` and fewer apart), its residual in `out` (n x n) and its true cost. */
+static int best_mode(const Picture *p, int x, int y, int log2, const int *border, const int *candidates, int count,
+                     int reach, int *mode, int16_t *out) {
     int n = 1 << log2;
     Trial t;
-    trial_block(p, x, y, log2, &t);
+    trial_block(p, x, y, log2, border, &t);
     int best = -1, chosen = DC;
     for (int i = 0; i < count && best; i++) consider(&t, candidates[i], &best, &chosen);
     for (int step = reach; step >= 1 && best && chosen >= 2; step--) {
@@ -477,28 +477,26 @@ static void keep(Picture *p, int x, int y, int log2, int mode, int bits, const i
     for (int r = 0; r < n; r++) memcpy(p->residual + ((y & (CTB - 1)) + r) * CTB + (x & (CTB - 1)), values + r * n, sizeof *values * (size_t)n);
 }
 
-/* Whether the block is one value, and so are the references DC prediction reads (then DC codes it exactly). */
-static int flat_block(const Picture *p, int x, int y, int log2) {
-    int n = 1 << log2, borders[4 * 32 + 1], *border = borders + 2 * n;
-    references(p, x, y, n, border);
-    return flat(p, x, y, n, border);
-}
+/* The estimated bits of a CU's header. */
+#define CU_BITS 8
 
 /* Choose the CU tree of the block at (x, y), bottom-up: an 8x8 CU's mode from FIRST_MODES, a larger CU's from DC,
- * planar and its quarters' modes; the larger CU where its estimated bits (a CU's header counted as 8) are no more
- * than its quarters'.  Returns the bits. */
+ * planar and its quarters' modes; the larger CU where its estimated bits (CU_BITS its header) are no more than its
+ * quarters'.  Returns the bits. */
 static int choose(Picture *p, int x, int y, int log2) {
     int n = 1 << log2, inside = x + n <= p->width && y + n <= p->height, mode = DC, bits;
+    int borders[4 * 32 + 1], *border = borders + 2 * n;
     int16_t values[32 * 32];
-    if (inside && flat_block(p, x, y, log2)) {
+    if (inside) references(p, x, y, n, border);
+    if (inside && flat(p, x, y, n, border)) {
         memset(values, 0, sizeof *values * (size_t)(n * n));
         keep(p, x, y, log2, DC, 0, values);
-        return 8;
+        return CU_BITS;
     }
     if (inside && log2 == 3) {
-        bits = best_mode(p, x, y, log2, FIRST_MODES, 11, 2, &mode, values);
+        bits = best_mode(p, x, y, log2, border, FIRST_MODES, 11, 2, &mode, values);
         keep(p, x, y, log2, mode, bits, values);
-        return bits + 8;
+        return bits + CU_BITS;
     }
     int half = n >> 1, split = 0, candidates[6] = {DC, PLANAR}, count = 2;
     for (int i = 0; i < 4; i++) {
@@ -510,9 +508,9 @@ static int choose(Picture *p, int x, int y, int log2) {
         if (!known) candidates[count++] = quarter;
     }
     if (!inside) return split;
-    bits = best_mode(p, x, y, log2, candidates, count, 1, &mode, values) + 8;
+    bits = best_mode(p, x, y, log2, border, candidates, count, 1, &mode, values) + CU_BITS;
     if (bits > split) return split;
-    keep(p, x, y, log2, mode, bits - 8, values);
+    keep(p, x, y, log2, mode, bits - CU_BITS, values);
     return bits;
 }
 
