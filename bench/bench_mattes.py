@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 import pillow_heif
 from bench_heic_attach import DEPTH_SIZE, HEIGHT, WIDTH, depth, photo
-from common import SAMPLES, machine
+from common import SAMPLES, machine, timings
 
 from gpu_depth import Matte
 from gpu_depth.containers.heic import hevc_lossless
@@ -39,11 +39,11 @@ def by_x265(run: Callable[[], bytes]) -> Callable[[], bytes]:
     """``run`` with the map and the mattes coded by x265, as a build without the C coder codes them."""
 
     def with_x265() -> bytes:
-        hevc_lossless.AVAILABLE = False
+        saved, hevc_lossless.AVAILABLE = hevc_lossless.AVAILABLE, False
         try:
             return run()
         finally:
-            hevc_lossless.AVAILABLE = True
+            hevc_lossless.AVAILABLE = saved
 
     return with_x265
 
@@ -56,14 +56,11 @@ def iphone_mattes() -> None:
     x265 = heic._map_encoder_params(heic.MATTE_PRESET, None) | heic.MATTE_X265
     for matte in heic.read_mattes(path.read_bytes()):
         coders = {"ours": hevc_lossless.encode, "x265": lambda p: heic._encode_x265(p, -1, x265, "matte")}
-        cpu, size = {}, {}
-        for name, code in coders.items():
-            runs = []
-            for _ in range(5):
-                start = time.process_time()
-                size[name] = len(code(matte.pixels)[1])
-                runs.append(time.process_time() - start)
-            cpu[name] = statistics.median(runs)
+        size = {name: len(code(matte.pixels)[1]) for name, code in coders.items()}
+        cpu = {
+            name: statistics.median(timings(lambda c=code, m=matte.pixels: c(m), 5, False, time.process_time))
+            for name, code in coders.items()
+        }
         print(
             f"  iPhone 14 {matte.kind.name} {matte.width}x{matte.height}: ours {cpu['ours'] * 1e3:.1f} ms CPU "
             f"{size['ours']} B, x265 {cpu['x265'] * 1e3:.1f} ms {size['x265']} B; "
