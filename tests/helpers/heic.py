@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 
 import imagecodecs
+import numpy as np
+import pillow_heif
+from PIL import Image
 
 from gpu_depth import DepthData
 from gpu_depth.containers.heic import isobmff
@@ -49,6 +53,15 @@ def sample_mattes(path) -> dict[int, tuple[str, bytes]]:
             (xmp_id,) = meta.referencing("cdsc", item.item_id)
             found[item.item_id] = (urn, isobmff.item_data(heif, xmp_id))
     return found
+
+
+def random_photo(width: int, height: int, seed: int = 0, **options) -> bytes:
+    """A HEIC of random RGB pixels (pillow-heif, quality 60, x265 ultrafast); ``options`` go to its save."""
+    rng = np.random.default_rng(seed)
+    buffer = io.BytesIO()
+    image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    pillow_heif.from_pillow(image).save(buffer, quality=60, enc_params={"preset": "ultrafast"}, **options)
+    return buffer.getvalue()
 
 
 class _Bits:

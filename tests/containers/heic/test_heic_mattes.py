@@ -9,7 +9,7 @@ import numpy as np
 import pillow_heif
 import pytest
 from helpers import sample, tool
-from helpers.heic import sample_mattes
+from helpers.heic import random_photo, sample_mattes
 from helpers.maps import person
 from PIL import Image
 
@@ -23,25 +23,17 @@ from gpu_depth.errors import DepthError, ExistingDepth
 MATTES = "iphone14-front-mattes.heic"
 
 
-def encode(width: int, height: int, seed: int = 0, **options) -> bytes:
-    rng = np.random.default_rng(seed)
-    buffer = io.BytesIO()
-    image = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
-    pillow_heif.from_pillow(image).save(buffer, quality=60, enc_params={"preset": "ultrafast"}, **options)
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def rotated() -> bytes:
     """A photo whose primary has an irot, as the iPhone's grid has (its mattes share it)."""
     exif = Image.Exif()
     exif[0x0112] = 6
-    return encode(192, 144, exif=exif.tobytes())
+    return random_photo(192, 144, exif=exif.tobytes())
 
 
 @pytest.fixture(scope="module")
 def photo() -> bytes:
-    return encode(192, 144)
+    return random_photo(192, 144)
 
 
 def depth_map(width: int = 96, height: int = 72) -> DepthData:

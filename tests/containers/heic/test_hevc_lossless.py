@@ -10,7 +10,7 @@ import numpy as np
 import pillow_heif
 import pytest
 from helpers import sample, tool
-from helpers.heic import video_signal
+from helpers.heic import random_photo, video_signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -26,10 +26,7 @@ pytestmark = pytest.mark.skipif(not hevc_lossless.AVAILABLE, reason="built witho
 
 @pytest.fixture(scope="module")
 def photo() -> bytes:
-    buffer = io.BytesIO()
-    pixels = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    pillow_heif.from_pillow(Image.fromarray(pixels)).save(buffer, quality=60, enc_params={"preset": "ultrafast"})
-    return buffer.getvalue()
+    return random_photo(64, 48)
 
 
 def decoded(photo: bytes, pixels: np.ndarray) -> np.ndarray:
