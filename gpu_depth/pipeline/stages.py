@@ -53,12 +53,13 @@ class Item:
     stored: StoredDepth | None = None  # what the output's container stores of it, made by the conversion stage
     map_details: dict = field(default_factory=dict)  # the report's fields of the map, reported once ok
     temp: Path | None = None  # its output written there by encode(commit=False), not yet durable nor named
+    photo: Photo | None = None  # read whole by decode(whole=True), for encode in the same process
 
     def fail(self, error: Exception) -> Item:
         """Mark the item failed by ``error``: a DepthError's line, or any other exception's type and message."""
         text = str(error) if isinstance(error, DepthError) else f"unexpected {type(error).__name__}: {error}"
         self.status, self.error = "failed", " ".join(text.split()) or type(error).__name__
-        self.gray = self.depth = self.stored = None
+        self.gray = self.depth = self.stored = self.photo = None
         return self
 
     def report(self) -> dict:
@@ -70,6 +71,15 @@ class Item:
             **self.details,
         }
         return {**line, "error": self.error} if self.error else line
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo's bytes and their parse by its container (None: none of ours, or it does not parse), read and
+    parsed once where one process does every stage of its item."""
+
+    data: bytes
+    parsed: object | None
 
 
 def output_path(job: Job, options: Options) -> Path:
@@ -143,13 +153,20 @@ def plan(jobs: list[Job], options: Options, finish: Callable[[Item], None]) -> I
         yield item
 
 
-def decode(item: Item, options: Options) -> Item:
+def decode(item: Item, options: Options, whole: bool = False) -> Item:
     """Load the item's depth map and choose its stored size from the photo's header (which gives its
-    orientation and container too)."""
+    orientation and container too).  ``whole``: the photo is read and parsed whole, once, and kept in
+    ``item.photo`` for :func:`encode` in this process."""
     started = time.perf_counter()
     try:
         item.gray, item.intrinsics = load_depth_file(item.job.depth)
-        photo_size, item.turn, module = _photo_head(item.job.photo)
+        if whole:
+            data = read_file(item.job.photo)
+            module = containers.sniff(data)
+            photo_size, item.turn, parsed = _size_and_turn(item.job.photo, module, data)
+            item.photo = Photo(data, parsed)
+        else:
+            photo_size, item.turn, module = _photo_head(item.job.photo)
         item.container = module.NAME if module is not None else None
         shape = item.map_size = (item.gray.shape[1], item.gray.shape[0])
         try:
@@ -308,13 +325,17 @@ def encode(item: Item, options: Options, commit: bool = True) -> Item:
     :func:`committed` to make durable and name while the worker goes on with its next item."""
     started = time.perf_counter()
     try:
-        photo = read_file(item.job.photo)
+        if item.photo is not None:
+            photo, parsed = item.photo.data, item.photo.parsed
+            item.photo = None  # not sent back to the driver
+        else:
+            photo = read_file(item.job.photo)
+            parsed = _parsed(photo)
         target = containers.plugin(options.container) if options.container != "same" else containers.sniff(photo)
         if target is None:
             raise DepthError(f"{item.job.photo}: not a HEIC, JPEG or DNG photo; choose --container")
         if item.stored is None:
             raise DepthError(f"{item.job.photo}: was not a HEIC, JPEG or DNG photo when its map was stored")
-        parsed = _parsed(photo)
         matte_options, matte_details = matte_arguments(item.job, photo, target, options, parsed)
         result = attach(
             photo,
@@ -348,7 +369,7 @@ def encode(item: Item, options: Options, commit: bool = True) -> Item:
 def every_stage(item: Item, options: Options, commit: bool = True) -> Item:
     """Decode, convert and store, then encode one item, all in this process: a worker's, with the NumPy backend,
     where gathering maps into batches buys nothing and a driver converting for every worker limits them all."""
-    decode(item, options)
+    decode(item, options, whole=True)
     if not item.status:
         convert_batch([item], options, "numpy")
     return item if item.status else encode(item, options, commit)
@@ -405,25 +426,30 @@ def _photo_head(path: Path) -> tuple[tuple[int, int], int, containers.Plugin | N
     or Pillow for PNG and plain TIFF photos."""
     with read_ranges(path) as (read, size):
         module = containers.sniff(read(0, min(size, containers.SNIFF_BYTES)))
-        if hasattr(module, "head"):
+        if not hasattr(module, "head"):
+            data = read(0, size)
+        else:
             try:
-                return (*_size_and_turn(module, module.head(read, size)), module)
+                data = module.head(read, size)
             except DepthError as exc:
                 raise DepthError(f"{path}: cannot read the photo's size: {exc}") from exc
-        data = read(0, size)
+    return (*_size_and_turn(path, module, data)[:2], module)
+
+
+def _size_and_turn(
+    path: Path, module: containers.Plugin | None, data: bytes
+) -> tuple[tuple[int, int], int, object | None]:
+    """The photo's displayed (width, height) and Exif orientation from ``data`` (all of it, or the head its
+    container reads them from), and its parse by ``module`` (None where Pillow reads it: a PNG or plain TIFF)."""
     if module is None:
-        return (*_pillow_size(data, path), module)
+        return (*_pillow_size(data, path), None)
     try:
-        return (*_size_and_turn(module, data), module)
+        parsed = module.parse(data)
+        return module.displayed_size(data, parsed), module.orientation(data, parsed), parsed
     except DepthError as exc:
         if module.NAME != "dng":  # plain TIFFs sniff as DNG; Pillow reads them
             raise DepthError(f"{path}: cannot read the photo's size: {exc}") from exc
-    return (*_pillow_size(data, path), module)
-
-
-def _size_and_turn(module: containers.Plugin, data: bytes) -> tuple[tuple[int, int], int]:
-    parsed = module.parse(data)
-    return module.displayed_size(data, parsed), module.orientation(data, parsed)
+    return (*_pillow_size(data, path), None)
 
 
 def _pillow_size(data: bytes, path: Path) -> tuple[tuple[int, int], int]:

@@ -274,3 +274,39 @@ def test_the_report_gives_the_stored_maps_range_and_its_holes(tmp_path):
     values = array.astype(np.float64)
     assert (details["invalid_pixels"], details["min"], details["max"]) == (5, np.nanmin(values), 7.0)
     assert details["depth_m"] == [1 / 7.0, 1 / np.nanmin(values)]
+
+
+def test_a_worker_doing_every_stage_reads_and_parses_the_photo_once_and_sends_none_of_it_back(tmp_path, monkeypatch):
+    """Its decode parsed the photo's head for its size and orientation, and its encode the whole photo again;
+    now the photo read whole for the one parse is what both use (the same output as the driver's way)."""
+    import pickle
+
+    from helpers.pipeline import make_dataset
+    from PIL import Image
+    from pillow_heif import from_pillow
+
+    from gpu_depth.containers.heic import isobmff
+    from gpu_depth.pipeline.jobs import pair_folders
+
+    photos, depths = make_dataset(tmp_path, 1)
+    jpeg = next(photos.iterdir())
+    from_pillow(Image.open(jpeg)).save(jpeg.with_suffix(".heic"), quality=80)
+    jpeg.unlink()
+    outputs = []
+    for way in ("driver", "worker"):
+        options = Options(tmp_path / way, near=0.5, far=10)
+        options.out.mkdir()
+        [item] = stages.plan(pair_folders(photos, depths)[0], options, lambda done: None)
+        if way == "driver":
+            stages.convert_batch([stages.decode(item, options)], options, "numpy")
+            item = stages.encode(item, options)
+        else:
+            parse, read, parses, reads = isobmff.parse_file, stages.read_file, [], []
+            monkeypatch.setattr(isobmff, "parse_file", lambda data: parses.append(len(data)) or parse(data))
+            monkeypatch.setattr(stages, "read_file", lambda path: reads.append(path) or read(path))
+            item = stages.every_stage(item, options)
+            assert parses == [item.job.photo.stat().st_size] and reads == [item.job.photo]
+        assert item.status == "ok", item.error
+        assert item.photo is None and len(pickle.dumps(item)) < 4096  # what goes back to the driver
+        outputs.append(item.output.read_bytes())
+    assert outputs[0] == outputs[1]
