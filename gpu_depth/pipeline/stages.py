@@ -376,9 +376,10 @@ def every_stage(item: Item, options: Options, commit: bool = True) -> Item:
 
 
 def _reducible(values: np.ndarray) -> np.ndarray:
-    """The map's values as float32 where they are float16, the same values: NumPy emulates float16 arithmetic,
-    and isnan, nanmin and nanmax of a 768x576 map took ~10 ms, ~2 ms with the copy."""
-    return values.astype(np.float32) if values.dtype == np.float16 else values
+    """The map's values as float64 where they are float16, the same values: NumPy emulates float16 arithmetic,
+    and isnan, nanmin and nanmax of a 768x576 map took ~10 ms, ~1 ms with the copy (NumPy 2.4 casts float16 to
+    float64 twice as fast as to float32: 0.5 against 1.0-1.4 ms)."""
+    return values.astype(np.float64) if values.dtype == np.float16 else values
 
 
 def committed(item: Item) -> Item:
