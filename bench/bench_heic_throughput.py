@@ -2,11 +2,12 @@
 
 Attach-only workload: HEIC photos 4032×3024 (a 512-px grid, as iPhones tile them) and 768×576 16-bit depth
 PNGs; ``gpu-depth``'s local pipeline attaches each map to its photo (the photo's coded bytes are never
-re-encoded), with the default HEVC depth item and with the 16-bit lossless JPEG one.  For each, with 1 and 2
-worker processes, items/s per worker is set against 1 / (the depth encode alone: our lossless HEVC coder, or
-x265 through pillow-heif with the threads the runner gives each worker in a build without it, or our lossless
-JPEG encoder), measured in the same run on the same stored map; then 1 → 2 workers, JPEG against HEVC, and the
-peak RSS of a 2,000-item run against a 200-item one (the driver's and its largest worker's).
+re-encoded), with the default HEVC depth item, with the 16-bit lossless JPEG one, and with the HEVC item coded
+by x265 (``depth_preset`` ultrafast: session 9's default, an encode that dominates the item).  For each, with 1
+and 2 worker processes, items/s per worker is set against 1 / (the depth encode alone: our lossless HEVC coder,
+x265 through pillow-heif with the threads the runner gives each worker, or our lossless JPEG encoder), measured
+in the same run on the same stored map; then 1 → 2 workers, JPEG against HEVC, and the peak RSS of a 2,000-item
+run against a 200-item one (the driver's and its largest worker's).
 
 Each run is a fresh process (so its RSS is its own); items/s is counted in steady state, from the 8th item
 reported to the last (the workers' start-up, ~1-2 s of imports, is left out and printed apart).  Outputs are
@@ -15,8 +16,8 @@ are made once and cached in ``--cache``: 4 distinct encodes, each linked under m
 CHECKOUT`` runs each pipeline also with another checkout's ``gpu_depth`` (a baseline: its run right before
 this one's, on the same load), and prints this one's items/s and CPU per item against it.
 
-    PYTHONPATH=. python bench/bench_heic_throughput.py [--count 160] [--rss 2000,200] [--rss-size 4032x3024]
-        [--against ../main]
+    PYTHONPATH=. python bench/bench_heic_throughput.py [--count 160] [--items hevc,jpeg,x265] [--rss 2000,200]
+        [--rss-size 4032x3024] [--against ../main]
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ from gpu_depth.pipeline.jobs import pair_folders
 from gpu_depth.verify import verify
 
 DISTINCT = 4
+#: The depth items timed: the pipeline's attach options of each.
+ITEMS = {
+    "hevc": {"depth_codec": "hevc"},
+    "jpeg": {"depth_codec": "jpeg"},
+    "x265": {"depth_codec": "hevc", "depth_preset": heic.DEPTH_PRESET},
+}
 DEPTH_SIZE = (768, 576)
 #: Items reported before the steady-state clock starts.
 WARM_ITEMS = 8
@@ -93,23 +100,25 @@ def dataset(cache: Path, size: tuple[int, int], count: int) -> tuple[Path, Path]
 
 
 def hevc_coder(codec: str, threads: int) -> str:
-    """Which coder codes the depth item: ours, or x265 with the runner's threads (a build without C)."""
-    if codec != "hevc":
+    """Which coder codes the depth item: ours, or x265 with the runner's threads (asked, or a build without C)."""
+    if codec == "jpeg":
         return "our lossless JPEG"
-    return "our lossless HEVC" if hevc_lossless.AVAILABLE else f"x265 threads {threads}"
+    if codec == "hevc" and hevc_lossless.AVAILABLE:
+        return "our lossless HEVC"
+    return f"x265 {heic.DEPTH_PRESET} threads {threads}"
 
 
 def encode_alone(depth_png: Path, codec: str, threads: int, repeat: int) -> tuple[float, float]:
     """Median wall seconds and CPU seconds (all threads) of the depth encode alone of one stored map: the
-    codec call, nothing else (the default HEVC encode, with the runner's threads where x265 codes, or our lossless
-    JPEG)."""
+    codec call, nothing else (the default HEVC encode, x265 with the runner's threads, or our lossless JPEG)."""
     depth = convert(load_depth_map(depth_png), "hdis", DepthMapping("apple-gray", NEAR, FAR), backend="numpy")
     if codec == "jpeg":
         pixels = quantize(depth, StoredFormat.L016).pixels
         call = lambda: ljpeg.encode(pixels)  # noqa: E731
     else:
         pixels, params = quantize(depth).pixels, heic._map_encoder_params(heic.DEPTH_PRESET, threads)
-        call = lambda: heic._encode_map(pixels, -1, params)  # noqa: E731
+        coder = heic._encode_map if codec == "hevc" else heic._encode_x265
+        call = lambda: coder(pixels, -1, params, "depth map")  # noqa: E731
     cpu = []
     wall = timings(lambda: (start := time.process_time(), call(), cpu.append(time.process_time() - start)), repeat)
     return statistics.median(wall), statistics.median(cpu[1:])  # cpu[0] is the warm-up's
@@ -120,9 +129,7 @@ def child(args: argparse.Namespace) -> None:
     photos, depths = Path(args.photos), Path(args.depths)
     jobs, _ = pair_folders(photos, depths)
     out = Path(args.out)
-    options = Options(
-        out=out, near=NEAR, far=FAR, workers=args.workers, backend="numpy", attach={"depth_codec": args.codec}
-    )
+    options = Options(out=out, near=NEAR, far=FAR, workers=args.workers, backend="numpy", attach=ITEMS[args.codec])
     stamps: list[float] = []
     findings: list = []
     stages: dict[str, list[float]] = {"decode_s": [], "convert_s": [], "attach_s": []}
@@ -177,7 +184,8 @@ def main() -> None:
     parser.add_argument("--size", default="4032x3024", help="photo size of the throughput workload")
     parser.add_argument("--rss", default="2000,200", help="item counts whose peak RSS is compared ('' skips)")
     parser.add_argument("--rss-size", default="4032x3024", help="photo size of the RSS runs")
-    parser.add_argument("--rss-codec", choices=heic.DEPTH_CODECS, default="jpeg")
+    parser.add_argument("--items", default=",".join(ITEMS), help="depth items timed (of hevc, jpeg, x265)")
+    parser.add_argument("--rss-codec", choices=list(ITEMS), default="jpeg")
     parser.add_argument("--repeat", type=int, default=9, help="runs of the encode alone (median)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "gpu-depth-bench")
     parser.add_argument("--against", type=Path, help="a baseline checkout whose gpu_depth runs each pipeline too")
@@ -194,8 +202,8 @@ def main() -> None:
     out = args.cache / "out"
     megabytes = os.path.getsize(next(photos.iterdir())) / 1e6
     print(f"{args.count} HEIC {args.size} photos (~{megabytes:.1f} MB, 512-px grid), depth 768x576 16-bit PNG")
-    rates = {}
-    for codec in heic.DEPTH_CODECS:
+    rates, items = {}, args.items.split(",")
+    for codec in items:
         for workers in (1, 2):
             threads = max(1, cores // workers)  # as the local runner shares out the cores
             before = encode_alone(next(depths.iterdir()), codec, threads, args.repeat)
@@ -228,10 +236,13 @@ def main() -> None:
                     f"{base['attach_s'] * 1e3:.0f} ms, driver convert {base['convert_s'] * 1e3:.1f} ms; verify "
                     f"{'clean' if not base['problems'] else base['problems']}"
                 )
-    for codec in heic.DEPTH_CODECS:
+    for codec in items:
         print(f"{codec}: 1 -> 2 workers {rates[codec, 2] / rates[codec, 1]:.2f}x")
     for workers in (1, 2):
-        print(f"jpeg vs hevc items/s, {workers} worker(s): {rates['jpeg', workers] / rates['hevc', workers]:.1f}x")
+        for other in ("hevc", "x265"):
+            if ("jpeg", workers) in rates and (other, workers) in rates:
+                ratio = rates["jpeg", workers] / rates[other, workers]
+                print(f"jpeg vs {other} items/s, {workers} worker(s): {ratio:.1f}x")
     if args.rss:
         counts = [int(n) for n in args.rss.split(",")]
         rss_size = parse_size(args.rss_size)
