@@ -14,10 +14,12 @@ reported to the last (the workers' start-up, ~1-2 s of imports, is left out and 
 deleted as they are reported (the first of each run is verified first), so the disk stays flat.  The photos
 are made once and cached in ``--cache``: 4 distinct encodes, each linked under many names.  ``--against
 CHECKOUT`` runs each pipeline also with another checkout's ``gpu_depth`` (a baseline: its run right before
-this one's, on the same load), and prints this one's items/s and CPU per item against it.
+this one's, on the same load), and prints this one's items/s and CPU per item against it.  ``--stages N``
+prints instead where one worker's item spends its CPU: N items through ``every_stage`` in this process (as a
+worker of a NumPy run with several workers does them), each step's median CPU per item.
 
     PYTHONPATH=. python bench/bench_heic_throughput.py [--count 160] [--items hevc,jpeg,x265] [--rss 2000,200]
-        [--rss-size 4032x3024] [--against ../main]
+        [--rss-size 4032x3024] [--against ../main] [--stages 60]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,16 +41,18 @@ from PIL import Image
 from pillow_heif import from_pillow
 
 from gpu_depth import DepthMapping, convert
+from gpu_depth.backends import numpy_backend
 from gpu_depth.cli.convert import parse_size
-from gpu_depth.containers.heic import hevc_lossless
+from gpu_depth.containers.heic import hevc_lossless, isobmff
 from gpu_depth.containers.heic import plugin as heic
 from gpu_depth.containers.jpeg import ljpeg
 from gpu_depth.core.formats import StoredFormat
 from gpu_depth.core.quantize import quantize
 from gpu_depth.depthmaps import load_depth_map
-from gpu_depth.pipeline import Options, run
+from gpu_depth.pipeline import Options, run, stages
 from gpu_depth.pipeline.example import FAR, NEAR, gray_depth, render
 from gpu_depth.pipeline.jobs import pair_folders
+from gpu_depth.pipeline.local import keep_freed_memory
 from gpu_depth.verify import verify
 
 DISTINCT = 4
@@ -162,6 +167,67 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(figures))
 
 
+#: The steps of a worker's item timed by --stages, in the order an item meets them: (module, function, what).
+STEPS = (
+    (stages, "load_depth_file", "decode: load the depth map"),
+    (stages, "read_file", "decode: read the photo"),
+    (isobmff, "parse_file", "decode: parse it"),
+    (stages, "convert_maps", "convert"),
+    (stages, "_prepared", "store: range, holes, turn"),
+    (numpy_backend, "quantize", "store: quantise"),
+    (stages, "attach", "attach"),
+    (heic, "_encode_map", "  of it: our HEVC encode"),
+    (heic, "_encode_x265", "  of it: x265's encode"),
+    (ljpeg, "encode", "  of it: our JPEG encode"),
+    (isobmff, "rebuild", "  of it: the rebuild"),
+    (stages, "write_temp", "write"),
+    (stages, "commit_temp", "commit: fsync, rename"),
+)
+
+
+def stage_costs(photos: Path, depths: Path, codec: str, count: int) -> None:
+    """Print each step's median CPU per item over ``count`` items (after 10 unmeasured) that ``every_stage``
+    attaches and commits in this process, and the whole item's; outputs are deleted as they are written."""
+    keep_freed_memory()  # as a worker does
+    jobs, _ = pair_folders(photos, depths)
+    options = Options(out=Path(tempfile.mkdtemp()), near=NEAR, far=FAR, workers=2, backend="numpy", attach=ITEMS[codec])
+    spent: dict[str, list[float]] = {what: [] for _, _, what in STEPS}
+    originals = [getattr(module, name) for module, name, _ in STEPS]
+    for (module, name, what), func in zip(STEPS, originals, strict=True):
+        setattr(module, name, _timed(func, spent[what]))
+    try:
+        for batch in (jobs[:10], jobs[10 : 10 + count]):  # the first batch warms up
+            for values in spent.values():
+                values.clear()
+            started = time.process_time()
+            for item in stages.plan(batch, options, lambda done: None):
+                item = stages.committed(stages.every_stage(item, options, commit=False))
+                assert item.status == "ok", item.error
+                item.output.unlink()
+    finally:
+        for (module, name, _), func in zip(STEPS, originals, strict=True):
+            setattr(module, name, func)
+    whole = (time.process_time() - started) / count
+    print(f"{codec}: CPU per item {whole * 1e3:.1f} ms, {count} items through every_stage in one process")
+    for what, values in spent.items():
+        if values:
+            per_item = statistics.median(values) * len(values) / count
+            print(f"  {what:28} {per_item * 1e3:6.2f} ms ({per_item / whole:4.0%})")
+
+
+def _timed(func, spent: list[float]):
+    """``func``, adding the CPU seconds of each of its calls to ``spent``."""
+
+    def timed(*args, **kwargs):
+        started = time.process_time()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            spent.append(time.process_time() - started)
+
+    return timed
+
+
 def _cpu_seconds() -> float:
     """CPU time (user + system) of this process and of its children that have ended."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -189,6 +255,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=9, help="runs of the encode alone (median)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "gpu-depth-bench")
     parser.add_argument("--against", type=Path, help="a baseline checkout whose gpu_depth runs each pipeline too")
+    parser.add_argument("--stages", type=int, metavar="N", help="where one worker's item spends its CPU (N items)")
     parser.add_argument("--child", nargs=5, metavar=("PHOTOS", "DEPTHS", "OUT", "CODEC", "WORKERS"))
     args = parser.parse_args()
     if args.child:
@@ -198,7 +265,11 @@ def main() -> None:
     cores = os.cpu_count() or 1
     print(f"machine: {machine()}, load average {os.getloadavg()[0]:.1f} at start")
     size = parse_size(args.size)
-    photos, depths = dataset(args.cache, size, args.count)
+    photos, depths = dataset(args.cache, size, max(args.count, 10 + (args.stages or 0)))
+    if args.stages:
+        for codec in args.items.split(","):
+            stage_costs(photos, depths, codec, args.stages)
+        return
     out = args.cache / "out"
     megabytes = os.path.getsize(next(photos.iterdir())) / 1e6
     print(f"{args.count} HEIC {args.size} photos (~{megabytes:.1f} MB, 512-px grid), depth 768x576 16-bit PNG")
