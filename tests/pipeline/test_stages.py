@@ -292,21 +292,23 @@ def test_a_worker_doing_every_stage_reads_and_parses_the_photo_once_and_sends_no
     jpeg = next(photos.iterdir())
     from_pillow(Image.open(jpeg)).save(jpeg.with_suffix(".heic"), quality=80)
     jpeg.unlink()
-    outputs = []
-    for way in ("driver", "worker"):
+
+    def planned(way: str) -> tuple[stages.Item, Options]:
         options = Options(tmp_path / way, near=0.5, far=10)
         options.out.mkdir()
         [item] = stages.plan(pair_folders(photos, depths)[0], options, lambda done: None)
-        if way == "driver":
-            stages.convert_batch([stages.decode(item, options)], options, "numpy")
-            item = stages.encode(item, options)
-        else:
-            parse, read, parses, reads = isobmff.parse_file, stages.read_file, [], []
-            monkeypatch.setattr(isobmff, "parse_file", lambda data: parses.append(len(data)) or parse(data))
-            monkeypatch.setattr(stages, "read_file", lambda path: reads.append(path) or read(path))
-            item = stages.every_stage(item, options)
-            assert parses == [item.job.photo.stat().st_size] and reads == [item.job.photo]
-        assert item.status == "ok", item.error
-        assert item.photo is None and len(pickle.dumps(item)) < 4096  # what goes back to the driver
-        outputs.append(item.output.read_bytes())
-    assert outputs[0] == outputs[1]
+        return item, options
+
+    item, options = planned("driver")
+    stages.convert_batch([stages.decode(item, options)], options, "numpy")
+    by_driver = stages.encode(item, options)
+    item, options = planned("worker")
+    parse, read, parses, reads = isobmff.parse_file, stages.read_file, [], []
+    monkeypatch.setattr(isobmff, "parse_file", lambda data: parses.append(len(data)) or parse(data))
+    monkeypatch.setattr(stages, "read_file", lambda path: reads.append(path) or read(path))
+    by_worker = stages.every_stage(item, options)
+    assert parses == [item.job.photo.stat().st_size] and reads == [item.job.photo]
+    for done in (by_driver, by_worker):
+        assert done.status == "ok", done.error
+        assert done.photo is None and len(pickle.dumps(done)) < 4096  # what goes back to the driver
+    assert by_driver.output.read_bytes() == by_worker.output.read_bytes()
