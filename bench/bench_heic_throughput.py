@@ -15,8 +15,8 @@ deleted as they are reported (the first of each run is verified first), so the d
 are made once and cached in ``--cache``: 4 distinct encodes, each linked under many names.  ``--against
 CHECKOUT`` runs each pipeline also with another checkout's ``gpu_depth`` (a baseline: its run right before
 this one's, on the same load), and prints this one's items/s and CPU per item against it (a ``git worktree``
-needs its C extensions beside its sources: copied from this checkout where the C is unchanged, or built with
-``pip wheel``; without them it runs its fallbacks, x265 for the HEVC item).  ``--stages N``
+needs its C extensions beside its sources: copied from this checkout where the C is unchanged, or built by
+``setup.py build_ext --inplace`` under setuptools ≥ 77; without them it runs its fallbacks, x265 for the HEVC item).  ``--stages N``
 prints instead where one worker's item spends its CPU: N items through ``every_stage`` in this process (as a
 worker of a NumPy run with several workers does them), each step's median CPU per item.
 
