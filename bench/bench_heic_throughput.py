@@ -16,9 +16,9 @@ are made once and cached in ``--cache``: 4 distinct encodes, each linked under m
 CHECKOUT`` runs each pipeline also with another checkout's ``gpu_depth`` (a baseline: its run right before
 this one's, on the same load), and prints this one's items/s and CPU per item against it (a ``git worktree``
 needs its C extensions beside its sources: copied from this checkout where the C is unchanged, or built by
-``setup.py build_ext --inplace`` under setuptools ≥ 77; without them it runs its fallbacks, x265 for the HEVC item).  ``--stages N``
-prints instead where one worker's item spends its CPU: N items through ``every_stage`` in this process (as a
-worker of a NumPy run with several workers does them), each step's median CPU per item.
+``setup.py build_ext --inplace`` under setuptools ≥ 77; without them it runs its fallbacks, x265 for the HEVC
+item).  ``--stages N`` prints instead where one worker's item spends its CPU: N items through ``every_stage`` in
+this process (as a worker of a NumPy run with several workers does them), each step's median CPU per item.
 
     PYTHONPATH=. python bench/bench_heic_throughput.py [--count 160] [--items hevc,jpeg,x265] [--rss 2000,200]
         [--rss-size 4032x3024] [--against ../main] [--stages 60]
