@@ -69,19 +69,21 @@ class Reader:
     def fail(self, what: str) -> DepthError:
         return DepthError(f"{self.box}: {what} (at offset {self.pos})")
 
-    def take(self, size: int, what: str = "field") -> bytes:
-        if size < 0 or size > self.remaining:
+    def skip(self, size: int, what: str = "field") -> int:
+        """Move past ``size`` bytes of the box; where they start."""
+        start = self.pos
+        if size < 0 or size > self.end - start:
             raise self.fail(f"{what} of {size} bytes runs past the box end")
-        chunk = bytes(self.data[self.pos : self.pos + size])
-        self.pos += size
-        return chunk
+        self.pos = start + size
+        return start
+
+    def take(self, size: int, what: str = "field") -> bytes:
+        start = self.skip(size, what)
+        return bytes(self.data[start : self.pos])
 
     def uint(self, size: int, what: str = "field") -> int:
-        start, stop = self.pos, self.pos + size  # take's checks, without its copy: the tables' hot path
-        if size < 0 or stop > self.end:
-            raise self.fail(f"{what} of {size} bytes runs past the box end")
-        self.pos = stop
-        return int.from_bytes(self.data[start:stop], "big")
+        start = self.skip(size, what)  # read in place: the item tables' hot path
+        return int.from_bytes(self.data[start : self.pos], "big")
 
     def full_box(self) -> tuple[int, int]:
         """FullBox version and flags."""
