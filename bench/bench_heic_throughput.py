@@ -139,12 +139,12 @@ def child(args: argparse.Namespace) -> None:
     options = Options(out=out, near=NEAR, far=FAR, workers=args.workers, backend="numpy", attach=ITEMS[args.codec])
     stamps: list[float] = []
     findings: list = []
-    stages: dict[str, list[float]] = {"decode_s": [], "convert_s": [], "attach_s": []}
+    reported: dict[str, list[float]] = {"decode_s": [], "convert_s": [], "attach_s": []}
 
     def on_result(line: dict) -> None:
         assert line["status"] == "ok", line
         stamps.append(time.perf_counter())
-        for key, values in stages.items():
+        for key, values in reported.items():
             values.append(line[key])
         output = Path(line["output"])
         if len(stamps) == 1:
@@ -164,7 +164,7 @@ def child(args: argparse.Namespace) -> None:
         "driver_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
         "problems": [f"{f.severity} {f.rule}" for f in findings],
-        **{key: statistics.median(values) for key, values in stages.items()},
+        **{key: statistics.median(values) for key, values in reported.items()},
     }
     print(json.dumps(figures))
 
@@ -192,7 +192,8 @@ def stage_costs(photos: Path, depths: Path, codec: str, count: int) -> None:
     attaches and commits in this process, and the whole item's; outputs are deleted as they are written."""
     keep_freed_memory()  # as a worker does
     jobs, _ = pair_folders(photos, depths)
-    options = Options(out=Path(tempfile.mkdtemp()), near=NEAR, far=FAR, workers=2, backend="numpy", attach=ITEMS[codec])
+    out = tempfile.TemporaryDirectory()
+    options = Options(out=Path(out.name), near=NEAR, far=FAR, workers=2, backend="numpy", attach=ITEMS[codec])
     spent: dict[str, list[float]] = {what: [] for _, _, what in STEPS}
     originals = [getattr(module, name) for module, name, _ in STEPS]
     for (module, name, what), func in zip(STEPS, originals, strict=True):
@@ -209,6 +210,7 @@ def stage_costs(photos: Path, depths: Path, codec: str, count: int) -> None:
     finally:
         for (module, name, _), func in zip(STEPS, originals, strict=True):
             setattr(module, name, func)
+        out.cleanup()
     whole = (time.process_time() - started) / count
     print(f"{codec}: CPU per item {whole * 1e3:.1f} ms, {count} items through every_stage in one process")
     for what, values in spent.items():
